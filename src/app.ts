@@ -1,0 +1,143 @@
+import cors from '@fastify/cors'
+import formbody from '@fastify/formbody'
+import helmet from '@fastify/helmet'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import { AccessTokens } from './auth/jwt.js'
+import type { Broker } from './broker/broker.js'
+import type { Config } from './config/config.js'
+import { authRoutes } from './http/auth-routes.js'
+import { chatRoutes } from './http/chat-routes.js'
+import { opsRoutes } from './http/ops-routes.js'
+import { errorHandler, sendProblem } from './http/problem.js'
+import { userRoutes } from './http/user-routes.js'
+import { createMetrics, type Metrics } from './observability/metrics.js'
+import { AuthService } from './services/auth.js'
+import { ConversationService } from './services/conversations.js'
+import { MessageService } from './services/messages.js'
+import { MemoryRateLimiter, type RateLimiter } from './services/rate-limiter.js'
+import { UserService } from './services/users.js'
+import type { Database } from './store/db.js'
+import { registerGateway } from './ws/gateway.js'
+import { MemoryPresence, type Presence } from './ws/presence.js'
+import { MemoryTicketStore, type TicketStore } from './ws/tickets.js'
+
+export interface AppDeps {
+  config: Config
+  database: Database
+  broker: Broker
+  logger: Logger
+  /** Shared through Redis when configured; in-process otherwise. */
+  limiter?: RateLimiter
+  tickets?: TicketStore
+  presence?: Presence
+}
+
+export interface AppServices {
+  config: Config
+  database: Database
+  broker: Broker
+  metrics: Metrics
+  tokens: AccessTokens
+  users: UserService
+  auth: AuthService
+  conversations: ConversationService
+  messages: MessageService
+  limiter: RateLimiter
+  tickets: TicketStore
+  presence: Presence
+}
+
+export function createServices(deps: AppDeps): AppServices {
+  const { config, database, broker } = deps
+  const db = database.db
+  const metrics = createMetrics()
+  const tokens = new AccessTokens(config.jwt)
+  const users = new UserService(db)
+  const conversations = new ConversationService(db, broker, { groupMaxMembers: config.groupMaxMembers })
+  return {
+    config,
+    database,
+    broker,
+    metrics,
+    tokens,
+    users,
+    auth: new AuthService(db, users, tokens, config.jwt.refreshTtlSec),
+    conversations,
+    messages: new MessageService(db, broker, conversations, {
+      maxChars: config.messageMaxChars,
+      batchMax: config.messageBatchMax,
+    }),
+    limiter: deps.limiter ?? new MemoryRateLimiter(),
+    tickets: deps.tickets ?? new MemoryTicketStore(),
+    presence: deps.presence ?? new MemoryPresence(),
+  }
+}
+
+/** Builds the HTTP and WebSocket app without listening: what `server.ts` runs and tests `inject` into. */
+export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; services: AppServices }> {
+  const services = createServices(deps)
+  const { config } = deps
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: config.bodyLimitBytes,
+    trustProxy: true,
+    ajv: { customOptions: { allErrors: true, removeAdditional: false, coerceTypes: 'array' } },
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  app.decorateRequest('user', null)
+  app.decorateRequest('tokenExp', 0)
+  app.setErrorHandler(errorHandler)
+  app.setNotFoundHandler((req, reply) =>
+    sendProblem(req, reply, {
+      status: 404,
+      code: 'not_found',
+      detail: `no route for ${req.method} ${req.url.split('?')[0]}`,
+    }),
+  )
+  app.addHook('onResponse', async (req, reply) => {
+    services.metrics.httpDuration
+      .labels(req.method, req.routeOptions.url ?? 'unmatched', String(reply.statusCode))
+      .observe(reply.elapsedTime / 1000)
+  })
+
+  await app.register(helmet, {
+    // Swagger UI needs inline scripts and styles; everything else keeps helmet's defaults.
+    contentSecurityPolicy: {
+      directives: { 'script-src': ["'self'", "'unsafe-inline'"], 'style-src': ["'self'", "'unsafe-inline'"] },
+    },
+  })
+  await app.register(cors, {
+    origin: config.corsOrigins.length > 0 ? config.corsOrigins : false,
+    credentials: true,
+  })
+  await app.register(formbody, { bodyLimit: config.bodyLimitBytes })
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Chat API',
+        version: '1.0.0',
+        description: 'Real-time chat backend. WebSocket protocol: docs/asyncapi.yaml',
+      },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'oauth2', flows: { password: { tokenUrl: '/api/v1/auth/login', scopes: {} } } },
+        },
+      },
+    },
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+
+  const opts = { services }
+  await app.register(opsRoutes, opts)
+  await app.register(authRoutes, { ...opts, prefix: '/api/v1' })
+  await app.register(userRoutes, { ...opts, prefix: '/api/v1' })
+  await app.register(chatRoutes, { ...opts, prefix: '/api/v1/chat' })
+  await registerGateway(app, services)
+  return { app, services }
+}

@@ -1,0 +1,30 @@
+import type { ChatEvent } from './events.js'
+
+export type Listener = (event: ChatEvent, channel: string) => void
+
+/**
+ * Carries committed changes to every instance's sockets.
+ *
+ * Delivery choice: `publish` hands the event to this instance's own listeners at once,
+ * synchronously, and then to the other instances; an instance drops its own echo when it
+ * comes back. So same-instance delivery keeps working while Redis is down, and no event is
+ * delivered twice by one instance.
+ *
+ * Guarantee: live delivery is at most once and, across instances, not necessarily in commit
+ * order. Consumers repair gaps and order from the store by `seq` (messages are durable before
+ * they are published), which is why a lost publish is never a lost message.
+ */
+export interface Broker {
+  readonly kind: 'memory' | 'redis'
+  /** Delivers locally, then forwards to other instances. Never throws: failures are counted and logged. */
+  publish(event: ChatEvent): void
+  /**
+   * Adds a listener to a channel. Resolves once events published anywhere after this point
+   * will reach it (for Redis: the SUBSCRIBE is confirmed). The returned function removes it;
+   * the instance unsubscribes from the channel when its last listener leaves.
+   */
+  subscribe(channel: string, listener: Listener): Promise<() => void>
+  /** True when events reach other instances (always true for the in-process broker). */
+  healthy(): boolean
+  close(): Promise<void>
+}

@@ -1,0 +1,26 @@
+import type { Broker, Listener } from './broker.js'
+import type { ChatEvent } from './events.js'
+import { LocalHub } from './local-hub.js'
+
+/** The default broker: one process, no other instances to reach. */
+export class MemoryBroker implements Broker {
+  readonly kind = 'memory' as const
+  private readonly hub = new LocalHub()
+
+  publish(event: ChatEvent): void {
+    this.hub.deliver(event)
+  }
+
+  async subscribe(channel: string, listener: Listener): Promise<() => void> {
+    this.hub.add(channel, listener)
+    return () => {
+      this.hub.remove(channel, listener)
+    }
+  }
+
+  healthy(): boolean {
+    return true
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,33 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { AuthService } from '../services/auth.js'
+import { UnauthorizedError } from '../services/errors.js'
+import type { UserRow } from '../store/schema.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    user: UserRow | null
+    tokenExp: number
+  }
+}
+
+export function bearerToken(req: FastifyRequest): string | undefined {
+  const header = req.headers.authorization
+  if (!header) return undefined
+  const [scheme, token] = header.split(' ')
+  return scheme?.toLowerCase() === 'bearer' && token ? token : undefined
+}
+
+/** preHandler for authenticated routes: sets `req.user` or answers 401. */
+export const authenticate = (auth: AuthService) =>
+  async function requireUser(req: FastifyRequest, _reply: FastifyReply): Promise<void> {
+    const token = bearerToken(req)
+    if (!token) throw new UnauthorizedError('missing bearer token')
+    const { user, exp } = await auth.authenticate(token)
+    req.user = user
+    req.tokenExp = exp
+  }
+
+export function currentUser(req: FastifyRequest): UserRow {
+  if (!req.user) throw new UnauthorizedError()
+  return req.user
+}

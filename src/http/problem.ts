@@ -1,0 +1,98 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { AppError, type FieldError } from '../services/errors.js'
+import { isDatabaseUnavailable } from '../store/pg-errors.js'
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+}
+
+export interface ProblemInput {
+  status: number
+  code: string
+  detail?: string | undefined
+  errors?: FieldError[] | undefined
+}
+
+/** `type` is a relative URI naming the problem; docs/errors.md lists them. */
+export function sendProblem(req: FastifyRequest, reply: FastifyReply, p: ProblemInput): FastifyReply {
+  if (p.status === 401) reply.header('www-authenticate', 'Bearer')
+  return reply
+    .code(p.status)
+    .type('application/problem+json')
+    .send({
+      type: `/problems/${p.code}`,
+      title: TITLES[p.status] ?? 'Error',
+      status: p.status,
+      detail: p.detail,
+      instance: req.url.split('?')[0],
+      ...(p.errors ? { errors: p.errors } : {}),
+    })
+}
+
+interface AjvError {
+  instancePath: string
+  message?: string
+  keyword: string
+  params: Record<string, unknown>
+}
+
+/** Ajv's errors as `{path, message}` with a JSON pointer from the request root (`/body/email`). */
+function fieldErrors(err: FastifyError): FieldError[] {
+  const context = err.validationContext ?? 'body'
+  return (
+    (err.validation as AjvError[] | undefined)?.map((v) => {
+      const missing = v.keyword === 'required' ? `/${String(v.params.missingProperty)}` : ''
+      const extra = v.keyword === 'additionalProperties' ? `/${String(v.params.additionalProperty)}` : ''
+      return { path: `/${context}${v.instancePath}${missing}${extra}`, message: v.message ?? v.keyword }
+    }) ?? []
+  )
+}
+
+/** The one place errors become HTTP responses. */
+export function errorHandler(err: FastifyError, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (err instanceof AppError) {
+    if ('retryAfterSec' in err) reply.header('retry-after', String(err.retryAfterSec))
+    return sendProblem(req, reply, {
+      status: err.status,
+      code: err.code,
+      detail: err.message,
+      errors: err.errors,
+    })
+  }
+  if (err.validation) {
+    const errors = fieldErrors(err)
+    return sendProblem(req, reply, {
+      status: 422,
+      code: 'validation_failed',
+      detail: errors.map((e) => `${e.path} ${e.message}`).join('; '),
+      errors,
+    })
+  }
+  if (isDatabaseUnavailable(err)) {
+    req.log.warn({ err }, 'database unavailable')
+    return sendProblem(req, reply, {
+      status: 503,
+      code: 'unavailable',
+      detail: 'the database is unavailable; retry shortly',
+    })
+  }
+  const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500
+  if (status === 500) {
+    req.log.error({ err }, 'unhandled error')
+    return sendProblem(req, reply, { status, code: 'internal', detail: 'internal server error' })
+  }
+  const code =
+    err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'body_too_large' : (err.code ?? 'bad_request').toLowerCase()
+  return sendProblem(req, reply, { status, code, detail: err.message })
+}

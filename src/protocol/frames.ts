@@ -1,0 +1,179 @@
+import Type, { type Static, type TSchema } from 'typebox'
+import { Compile } from 'typebox/compile'
+
+/**
+ * Every WebSocket frame, both directions, defined once. Types come from these schemas, inbound
+ * frames are validated against them, and `docs/asyncapi.yaml` is generated from them
+ * (`npm run asyncapi`; a test fails when the document is stale).
+ *
+ * Versioning: additive only (new optional fields, new types); an existing name never changes meaning.
+ */
+export const PROTOCOL_VERSION = 1
+
+const Uuid = Type.String({ format: 'uuid' })
+const Seq = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
+const ClientMsgId = Type.String({ minLength: 1, maxLength: 128 })
+const OptionalConversation = Type.Optional(Uuid)
+
+const frame = <T extends string, P extends Record<string, TSchema>>(type: T, props: P, description: string) =>
+  Type.Object(
+    { type: Type.Literal(type), ...props },
+    { additionalProperties: false, description, title: type },
+  )
+
+// Client → server
+export const MessageSendFrame = frame(
+  'message.send',
+  {
+    content: Type.String({ maxLength: 65536 }),
+    client_msg_id: Type.Optional(ClientMsgId),
+    conversation_id: OptionalConversation,
+  },
+  'Send a message. Answered by `message.ack` once committed, or `error` with the same client_msg_id. ' +
+    '`conversation_id` is required on the user socket.',
+)
+export const MessageEditFrame = frame(
+  'message.edit',
+  { message_id: Uuid, content: Type.String({ maxLength: 65536 }) },
+  'Edit your message.',
+)
+export const MessageDeleteFrame = frame(
+  'message.delete',
+  { message_id: Uuid },
+  'Delete a message (sender or group admin).',
+)
+export const TypingFrame = frame(
+  'typing',
+  { state: Type.Union([Type.Literal('start'), Type.Literal('stop')]), conversation_id: OptionalConversation },
+  'Typing indicator; relayed, never stored; a start expires after TYPING_TTL_MS.',
+)
+export const ReadFrame = frame(
+  'read',
+  { seq: Seq, conversation_id: OptionalConversation },
+  'Move your read marker forward.',
+)
+export const SyncFrame = frame(
+  'sync',
+  { cursors: Type.Record(Uuid, Seq, { maxProperties: 10000 }) },
+  'Resume: deliver every message after each given seq, in order, then live ones, without gap or duplicate.',
+)
+export const PingFrame = frame('ping', {}, 'Application-level ping; answered by `pong`.')
+export const AuthFrame = frame(
+  'auth',
+  { access_token: Type.String({ minLength: 1, maxLength: 4096 }) },
+  'Present a fresh access token before the current one expires (else the socket closes with 4401).',
+)
+
+export const ClientFrame = Type.Union([
+  MessageSendFrame,
+  MessageEditFrame,
+  MessageDeleteFrame,
+  TypingFrame,
+  ReadFrame,
+  SyncFrame,
+  PingFrame,
+  AuthFrame,
+])
+export type ClientFrame = Static<typeof ClientFrame>
+export type ClientFrameType = ClientFrame['type']
+export const CLIENT_FRAMES = ClientFrame.anyOf
+
+const MessageSchema = Type.Object(
+  {
+    id: Uuid,
+    conversation_id: Uuid,
+    seq: Type.Integer({ minimum: 1 }),
+    sender_id: Type.Union([Uuid, Type.Null()]),
+    content: Type.String(),
+    client_msg_id: Type.Union([Type.String(), Type.Null()]),
+    created_at: Type.String({ format: 'date-time' }),
+    edited_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    deleted_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  },
+  { title: 'Message' },
+)
+
+// Server → client
+export const ServerFrames = [
+  frame(
+    'message.new',
+    { conversation_id: Uuid, message: MessageSchema },
+    'A committed message; every socket of every member gets it once, in seq order.',
+  ),
+  frame(
+    'message.ack',
+    { client_msg_id: Type.Union([ClientMsgId, Type.Null()]), message: MessageSchema },
+    'Your message.send was committed (or was a retry of this message).',
+  ),
+  frame('message.updated', { conversation_id: Uuid, message: MessageSchema }, 'A message was edited.'),
+  frame(
+    'message.deleted',
+    { conversation_id: Uuid, message: MessageSchema },
+    'A message was deleted (tombstone: content empty, seq kept).',
+  ),
+  frame('read', { conversation_id: Uuid, user_id: Uuid, seq: Seq }, "A member's read marker moved."),
+  frame(
+    'typing',
+    {
+      conversation_id: Uuid,
+      user_id: Uuid,
+      state: Type.Union([Type.Literal('start'), Type.Literal('stop')]),
+    },
+    'A member started or stopped typing.',
+  ),
+  frame(
+    'presence',
+    { user_id: Uuid, status: Type.Union([Type.Literal('online'), Type.Literal('offline')]) },
+    'A peer in a shared conversation came online or went offline.',
+  ),
+  frame('conversation.created', { conversation_id: Uuid }, 'You are in a new conversation (user socket).'),
+  frame(
+    'conversation.updated',
+    { conversation_id: Uuid, title: Type.Union([Type.String(), Type.Null()]) },
+    'A group was renamed.',
+  ),
+  frame(
+    'member.added',
+    { conversation_id: Uuid, user_id: Uuid, role: Type.String() },
+    'Someone joined a conversation.',
+  ),
+  frame(
+    'member.removed',
+    { conversation_id: Uuid, user_id: Uuid },
+    'Someone left or was removed; if it was you, nothing more arrives from it.',
+  ),
+  frame(
+    'error',
+    {
+      code: Type.String(),
+      message: Type.String(),
+      client_msg_id: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    },
+    'A frame was refused; the socket stays open.',
+  ),
+  frame('pong', {}, 'Answer to ping.'),
+  frame(
+    'ready',
+    { user_id: Uuid, protocol: Type.Integer(), conversation_id: Type.Optional(Uuid) },
+    'Sent first, once the socket is registered for delivery.',
+  ),
+] as const
+
+const clientCheck = Compile(ClientFrame)
+const byType = new Map(CLIENT_FRAMES.map((s) => [s.properties.type.const as string, Compile(s)]))
+
+export type FrameError = { code: 'invalid_frame' | 'unknown_type'; message: string }
+
+/** Validates a parsed inbound frame; on failure says which field is wrong. */
+export function checkClientFrame(value: unknown): ClientFrame | FrameError {
+  if (clientCheck.Check(value)) return value
+  const type = value && typeof value === 'object' ? (value as { type?: unknown }).type : undefined
+  const checker = typeof type === 'string' ? byType.get(type) : undefined
+  if (!checker)
+    return { code: 'unknown_type', message: `unknown frame type ${JSON.stringify(type)?.slice(0, 64)}` }
+  const [first] = checker.Errors(value)
+  return {
+    code: 'invalid_frame',
+    message: first ? `${first.instancePath || '/'} ${first.message}` : 'invalid frame',
+  }
+}

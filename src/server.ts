@@ -1,0 +1,37 @@
+import { ConfigError, loadConfig, loadDotEnv } from './config/config.js'
+import { createLogger } from './observability/logger.js'
+import { startRuntime } from './runtime.js'
+
+loadDotEnv()
+let config: ReturnType<typeof loadConfig>
+try {
+  config = loadConfig()
+} catch (err) {
+  if (err instanceof ConfigError) {
+    console.error(err.message)
+    process.exit(1)
+  }
+  throw err
+}
+
+const logger = createLogger(config.logLevel, config.env === 'development' && process.stdout.isTTY)
+const runtime = await startRuntime(config, logger)
+const address = await runtime.app.listen({ port: config.port, host: config.host })
+const shown = address.replace('0.0.0.0', 'localhost')
+logger.info(`listening on ${address}; API docs at ${shown}/docs`)
+
+let stopping = false
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (stopping) return
+    stopping = true
+    logger.info({ signal }, 'shutting down')
+    runtime
+      .stop()
+      .then(() => process.exit(0))
+      .catch((err) => {
+        logger.error({ err }, 'shutdown failed')
+        process.exit(1)
+      })
+  })
+}

@@ -1,0 +1,50 @@
+import { RateLimitedError } from './errors.js'
+
+/**
+ * Fixed-window counters for abuse limits (login failures, registrations, tickets). The memory
+ * implementation serves one instance; `broker/redis-rate-limiter.ts` shares counts across instances.
+ */
+export interface RateLimiter {
+  /** Counts one hit on `key` and returns how many the window holds now and when it resets. */
+  hit(key: string, windowSec: number): Promise<{ count: number; resetInSec: number }>
+  /** Current count without counting. */
+  peek(key: string): Promise<{ count: number; resetInSec: number }>
+  reset(key: string): Promise<void>
+}
+
+export class MemoryRateLimiter implements RateLimiter {
+  private readonly windows = new Map<string, { count: number; resetAt: number }>()
+
+  async hit(key: string, windowSec: number) {
+    const now = Date.now()
+    let w = this.windows.get(key)
+    if (!w || w.resetAt <= now) {
+      w = { count: 0, resetAt: now + windowSec * 1000 }
+      this.windows.set(key, w)
+      if (this.windows.size > 100_000) this.sweep(now)
+    }
+    w.count++
+    return { count: w.count, resetInSec: Math.ceil((w.resetAt - now) / 1000) }
+  }
+
+  async peek(key: string) {
+    const now = Date.now()
+    const w = this.windows.get(key)
+    if (!w || w.resetAt <= now) return { count: 0, resetInSec: 0 }
+    return { count: w.count, resetInSec: Math.ceil((w.resetAt - now) / 1000) }
+  }
+
+  async reset(key: string) {
+    this.windows.delete(key)
+  }
+
+  private sweep(now: number) {
+    for (const [k, w] of this.windows) if (w.resetAt <= now) this.windows.delete(k)
+  }
+}
+
+/** Throws 429 with Retry-After once `key` has reached `max` within its window. */
+export async function enforce(limiter: RateLimiter, key: string, max: number): Promise<void> {
+  const { count, resetInSec } = await limiter.peek(key)
+  if (count >= max) throw new RateLimitedError(Math.max(1, resetInSec))
+}

@@ -1,0 +1,31 @@
+import { type FieldError, ValidationError } from './errors.js'
+
+/**
+ * Checks user text that will be stored: trimmed length in code points, and nothing PostgreSQL
+ * cannot store byte for byte (NUL, unpaired UTF-16 surrogates).
+ */
+export function cleanText(value: string, path: string, max: number, min = 1): string {
+  const text = value.trim()
+  const problems: FieldError[] = []
+  if (!text.isWellFormed()) problems.push({ path, message: 'must not contain unpaired surrogates' })
+  if (text.includes('\u0000')) problems.push({ path, message: 'must not contain NUL characters' })
+  const length = codePointLength(text, max + 1)
+  if (length < min) problems.push({ path, message: `must be at least ${min} character(s) after trimming` })
+  if (length > max) problems.push({ path, message: `must be at most ${max} characters` })
+  if (problems.length > 0) throw new ValidationError(problems)
+  return text
+}
+
+function codePointLength(s: string, stopAt: number): number {
+  if (s.length < stopAt) {
+    let n = 0
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i)
+      if (c < 0xd800 || c > 0xdbff) n++
+    }
+    return n
+  }
+  let n = 0
+  for (const _ of s) if (++n >= stopAt) break
+  return n
+}

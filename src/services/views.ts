@@ -1,0 +1,56 @@
+import type { ConversationRow, MessageRow } from '../store/schema.js'
+
+/** A message as clients see it, over REST, over WebSocket and inside broker events. */
+export interface MessageView {
+  id: string
+  conversation_id: string
+  seq: number
+  sender_id: string | null
+  content: string
+  client_msg_id: string | null
+  created_at: string
+  edited_at: string | null
+  deleted_at: string | null
+}
+
+export const toMessageView = (m: MessageRow): MessageView => ({
+  id: m.id,
+  conversation_id: m.conversationId,
+  seq: m.seq,
+  sender_id: m.senderId,
+  content: m.content,
+  client_msg_id: m.clientMsgId,
+  created_at: m.createdAt.toISOString(),
+  edited_at: m.editedAt?.toISOString() ?? null,
+  deleted_at: m.deletedAt?.toISOString() ?? null,
+})
+
+export interface MemberView {
+  user_id: string
+  full_name: string
+  role: 'owner' | 'admin' | 'member'
+  last_read_seq: number
+}
+
+export interface ConversationView {
+  id: string
+  kind: 'direct' | 'group'
+  title: string | null
+  created_by: string | null
+  last_seq: number
+  last_activity_at: string
+  created_at: string
+  members: MemberView[]
+  last_message: MessageView | null
+  unread_count: number
+}
+
+export const baseConversationView = (c: ConversationRow) => ({
+  id: c.id,
+  kind: c.kind,
+  title: c.title,
+  created_by: c.createdBy,
+  last_seq: c.lastSeq,
+  last_activity_at: c.lastActivityAt.toISOString(),
+  created_at: c.createdAt.toISOString(),
+})

@@ -1,0 +1,88 @@
+import { mkdirSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { PGlite } from '@electric-sql/pglite'
+import { sql } from 'drizzle-orm'
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js'
+import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator'
+import postgres from 'postgres'
+import * as schema from './schema.js'
+
+/** One handle type for both drivers (a union of the two breaks Drizzle's overloads). */
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
+
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../drizzle', import.meta.url))
+
+export interface Database {
+  db: Db
+  driver: 'postgres' | 'pglite'
+  /** Where it points, without credentials: for the startup log. */
+  describe: string
+  migrate(): Promise<void>
+  ping(): Promise<void>
+  close(): Promise<void>
+  /** PGlite only: the data directory as a tarball (tests start from a migrated snapshot). */
+  dump?: () => Promise<Blob>
+}
+
+export interface DatabaseOptions {
+  databaseUrl?: string | undefined
+  dataDir?: string | undefined
+  poolSize?: number
+  /** Load a PGlite data directory dump instead of running initdb (tests use a migrated snapshot). */
+  pgliteSnapshot?: Blob | File | undefined
+}
+
+export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
+  return opts.databaseUrl ? openPostgres(opts.databaseUrl, opts.poolSize ?? 10) : openPglite(opts)
+}
+
+function openPostgres(url: string, poolSize: number): Database {
+  const client = postgres(url, {
+    max: poolSize,
+    onnotice: () => {},
+    // Fail fast while PostgreSQL is down instead of queueing requests behind a long connect.
+    connect_timeout: 5,
+  })
+  const db = drizzlePostgres(client, { schema }) as unknown as Db
+  const target = new URL(url)
+  return {
+    db,
+    driver: 'postgres',
+    describe: `postgresql://${target.host}${target.pathname}`,
+    migrate: async () => {
+      await migratePostgres(drizzlePostgres(client, { schema }), { migrationsFolder: MIGRATIONS_DIR })
+    },
+    ping: async () => {
+      await db.execute(sql`select 1`)
+    },
+    close: async () => {
+      await client.end({ timeout: 5 })
+    },
+  }
+}
+
+async function openPglite(opts: DatabaseOptions): Promise<Database> {
+  const dir =
+    opts.dataDir === undefined || opts.dataDir === 'memory://' ? 'memory://' : `${opts.dataDir}/pglite`
+  if (dir !== 'memory://') mkdirSync(dir, { recursive: true })
+  const client = await PGlite.create(dir, opts.pgliteSnapshot ? { loadDataDir: opts.pgliteSnapshot } : {})
+  const db = drizzlePglite(client, { schema }) as unknown as Db
+  return {
+    db,
+    driver: 'pglite',
+    describe: `pglite ${dir}`,
+    migrate: async () => {
+      await migratePglite(drizzlePglite(client, { schema }), { migrationsFolder: MIGRATIONS_DIR })
+    },
+    ping: async () => {
+      await client.query('select 1')
+    },
+    close: async () => {
+      await client.close()
+    },
+    dump: async () => client.dumpDataDir('gzip'),
+  }
+}

@@ -1,0 +1,441 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { RawData, WebSocket } from 'ws'
+import type { AppServices } from '../app.js'
+import type { Listener } from '../broker/broker.js'
+import { type ChatEvent, conversationChannel, userChannel } from '../broker/events.js'
+import { CloseCode } from '../protocol/close-codes.js'
+import { type ClientFrame, checkClientFrame, PROTOCOL_VERSION } from '../protocol/frames.js'
+import type { MessageView } from '../services/views.js'
+import type { UserRow } from '../store/schema.js'
+import { errorCode } from './errors.js'
+import { ConversationFeed } from './feed.js'
+import { errorFrame, eventFrame, messageNewFrame } from './outbound.js'
+import type { SendRateLimiter } from './send-rate.js'
+
+export interface ConnectionContext {
+  services: AppServices
+  log: FastifyBaseLogger
+  sendRate: SendRateLimiter | undefined
+}
+
+type Handlers = {
+  [K in ClientFrame['type']]: (frame: Extract<ClientFrame, { type: K }>) => Promise<void> | void
+}
+
+/**
+ * One client socket. It is created and subscribed *before* the upgrade completes (frames queue
+ * until `attach`), so a message sent the instant the client sees the socket open reaches it.
+ * `bound` is the conversation of the seed's per-conversation socket; undefined for the user socket.
+ */
+export class Connection {
+  alive = true
+  private socket: WebSocket | undefined
+  private readonly queued: string[] = []
+  private readonly feeds = new Map<string, ConversationFeed>()
+  private readonly early = new Map<string, MessageView[]>()
+  private readonly unsubscribe = new Map<string, () => void>()
+  private readonly peers = new Map<string, 'online' | 'offline'>()
+  private readonly typing = new Map<string, NodeJS.Timeout>()
+  private expiry: NodeJS.Timeout | undefined
+  private violations = 0
+  private closed = false
+  private counted = false
+  private readonly listener: Listener = (event, channel) => this.onEvent(event, channel)
+
+  constructor(
+    readonly user: UserRow,
+    private tokenExp: number,
+    readonly bound: string | undefined,
+    private readonly ctx: ConnectionContext,
+  ) {}
+
+  /** Subscribes and sets each conversation's starting point. Runs before the upgrade. */
+  async open(sinceSeq: number | undefined): Promise<void> {
+    const { conversations } = this.ctx.services
+    this.queue(
+      JSON.stringify({
+        type: 'ready',
+        user_id: this.user.id,
+        protocol: PROTOCOL_VERSION,
+        ...(this.bound ? { conversation_id: this.bound } : {}),
+      }),
+    )
+    if (this.bound) {
+      await this.subscribe(conversationChannel(this.bound))
+      const start = sinceSeq ?? (await conversations.lastSeq(this.bound))
+      this.addFeed(this.bound, start, sinceSeq !== undefined)
+      return
+    }
+    await this.subscribe(userChannel(this.user.id))
+    const ids = await conversations.memberships(this.user.id)
+    await Promise.all(ids.map((m) => this.subscribe(conversationChannel(m.conversationId))))
+    // Read the starting points only now: anything committed after them arrives live.
+    for (const m of await conversations.memberships(this.user.id))
+      this.addFeed(m.conversationId, m.lastSeq, false)
+  }
+
+  attach(socket: WebSocket): void {
+    this.socket = socket
+    socket.on('message', (data, isBinary) => this.onFrame(data, isBinary))
+    socket.on('pong', () => {
+      this.alive = true
+    })
+    socket.on('close', (code) => {
+      this.ctx.services.metrics.wsClosed.labels(String(code)).inc()
+      void this.dispose()
+    })
+    socket.on('error', (err) => this.ctx.log.debug({ err }, 'socket error'))
+    for (const s of this.queued.splice(0)) socket.send(s)
+    this.armExpiry()
+    this.ctx.services.metrics.wsConnections.inc()
+    this.counted = true
+    void this.announce('online').catch((err) => this.ctx.log.warn({ err }, 'presence update failed'))
+  }
+
+  /** Closes the socket (if attached) and releases everything. */
+  close(code: number, reason: string): void {
+    if (this.socket && this.socket.readyState <= 1) this.socket.close(code, reason)
+    else void this.dispose()
+  }
+
+  terminate(): void {
+    this.socket?.terminate()
+  }
+
+  ping(): void {
+    this.alive = false
+    this.socket?.ping()
+  }
+
+  /** Releases subscriptions, timers and presence. Safe to call twice. */
+  async dispose(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    clearTimeout(this.expiry)
+    for (const feed of this.feeds.values()) feed.close()
+    for (const off of this.unsubscribe.values()) off()
+    this.unsubscribe.clear()
+    for (const [conversationId, timer] of this.typing) {
+      clearTimeout(timer)
+      this.publishTyping(conversationId, 'stop')
+    }
+    if (this.counted) {
+      this.ctx.services.metrics.wsConnections.dec()
+      await this.announce('offline').catch((err) => this.ctx.log.warn({ err }, 'presence update failed'))
+    }
+  }
+
+  private async subscribe(channel: string): Promise<void> {
+    if (this.unsubscribe.has(channel) || this.closed) return
+    this.unsubscribe.set(channel, () => {})
+    const off = await this.ctx.services.broker.subscribe(channel, this.listener)
+    if (this.closed) off()
+    else this.unsubscribe.set(channel, off)
+  }
+
+  private unsubscribeFrom(channel: string): void {
+    this.unsubscribe.get(channel)?.()
+    this.unsubscribe.delete(channel)
+  }
+
+  private addFeed(conversationId: string, start: number, fill: boolean): ConversationFeed {
+    const { messages } = this.ctx.services
+    const feed = new ConversationFeed(
+      start,
+      { after: (seq, limit) => messages.after(conversationId, seq, limit) },
+      { deliver: (m) => this.sendPaced(messageNewFrame(m)), onError: (err) => this.reportFailure(err) },
+    )
+    this.feeds.set(conversationId, feed)
+    for (const m of this.early.get(conversationId) ?? []) feed.push(m)
+    this.early.delete(conversationId)
+    if (fill) void feed.fill()
+    return feed
+  }
+
+  // ---- events from the broker ----
+
+  private onEvent(event: ChatEvent, channel: string): void {
+    if (this.closed) return
+    const feed = this.feeds.get(event.conversation_id)
+    switch (event.type) {
+      case 'message.created':
+        if (feed) feed.push(event.message)
+        else if (this.unsubscribe.has(conversationChannel(event.conversation_id)))
+          this.stashEarly(event.message)
+        return
+      case 'message.updated':
+      case 'message.deleted':
+        if (feed && event.message.seq <= feed.position) this.sendEvent(event)
+        return
+      case 'typing':
+        if (feed && event.user_id !== this.user.id) this.sendEvent(event)
+        return
+      case 'presence':
+        if (event.user_id !== this.user.id && this.peers.get(event.user_id) !== event.status) {
+          this.peers.set(event.user_id, event.status)
+          this.sendEvent(event)
+        }
+        return
+      case 'conversation.created':
+        void this.join(event.conversation_id, 0, event)
+        return
+      case 'member.added':
+        if (event.user_id === this.user.id && !this.bound)
+          void this.join(event.conversation_id, event.seq, event)
+        else if (feed) this.sendEvent(event)
+        return
+      case 'member.removed':
+        if (event.user_id === this.user.id) this.leave(event.conversation_id, event.seq, event)
+        else if (feed && channel === conversationChannel(event.conversation_id)) this.sendEvent(event)
+        return
+      default:
+        if (feed) this.sendEvent(event)
+    }
+  }
+
+  private stashEarly(m: MessageView): void {
+    const list = this.early.get(m.conversation_id) ?? []
+    list.push(m)
+    this.early.set(m.conversation_id, list)
+  }
+
+  /** The user socket starts following a conversation the user just joined, from `seq`. */
+  private async join(conversationId: string, seq: number, event: ChatEvent): Promise<void> {
+    if (this.bound || this.feeds.has(conversationId)) return
+    this.sendEvent(event)
+    await this.subscribe(conversationChannel(conversationId))
+    if (!this.closed && !this.feeds.has(conversationId)) this.addFeed(conversationId, seq, true)
+  }
+
+  /** Removed from a conversation: nothing after `seq` reaches this socket. */
+  private leave(conversationId: string, seq: number, event: ChatEvent): void {
+    const feed = this.feeds.get(conversationId)
+    if (!feed) return
+    feed.stop(seq)
+    feed.close()
+    this.feeds.delete(conversationId)
+    this.unsubscribeFrom(conversationChannel(conversationId))
+    this.sendEvent(event)
+    if (this.bound === conversationId) this.close(CloseCode.Forbidden, 'removed from the conversation')
+  }
+
+  // ---- frames from the client ----
+
+  private onFrame(data: RawData, isBinary: boolean): void {
+    if (this.closed) return
+    if (isBinary) {
+      this.violation('invalid_frame', 'binary frames are not supported; send JSON text')
+      return
+    }
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(data.toString())
+    } catch {
+      this.violation('invalid_json', 'frame is not valid JSON')
+      return
+    }
+    const frame = checkClientFrame(parsed)
+    if ('code' in frame) {
+      const cmid = (parsed as { client_msg_id?: unknown } | null)?.client_msg_id
+      this.violation(frame.code, frame.message, typeof cmid === 'string' ? cmid : undefined)
+      return
+    }
+    this.ctx.services.metrics.wsFramesIn.labels(frame.type).inc()
+    const handler = this.handlers[frame.type] as (f: ClientFrame) => Promise<void> | void
+    Promise.resolve()
+      .then(() => handler(frame))
+      .catch((err) => {
+        const { code, message } = errorCode(err)
+        if (code === 'internal') this.ctx.log.error({ err }, 'frame handler failed')
+        const cmid = frame.type === 'message.send' ? (frame.client_msg_id ?? null) : undefined
+        this.send(errorFrame(code, message, cmid))
+      })
+  }
+
+  private violation(code: string, message: string, clientMsgId?: string): void {
+    this.send(errorFrame(code, message, clientMsgId))
+    if (++this.violations >= this.ctx.services.config.ws.maxViolations) {
+      this.close(CloseCode.PolicyViolation, 'too many invalid frames')
+    }
+  }
+
+  /** The conversation a frame addresses: the bound one, or the one it names (user socket). */
+  private target(named: string | undefined): string {
+    const id = named ?? this.bound
+    if (!id) throw Object.assign(new Error(), { code: 'validation_failed' })
+    return id
+  }
+
+  private readonly handlers: Handlers = {
+    'message.send': async (f) => {
+      const conversationId = this.resolveConversation(f.conversation_id, f.client_msg_id ?? null)
+      if (conversationId === undefined) return
+      const { config, messages } = this.ctx.services
+      if (config.rateLimits.enabled && this.ctx.sendRate && !this.ctx.sendRate.take(this.user.id)) {
+        this.send(errorFrame('rate_limited', 'sending too fast; slow down', f.client_msg_id ?? null))
+        return
+      }
+      const { message } = await messages.send(
+        this.user.id,
+        conversationId,
+        f.content,
+        f.client_msg_id ?? null,
+      )
+      this.send(JSON.stringify({ type: 'message.ack', client_msg_id: f.client_msg_id ?? null, message }))
+    },
+    'message.edit': async (f) => {
+      await this.ctx.services.messages.edit(this.user.id, f.message_id, f.content)
+    },
+    'message.delete': async (f) => {
+      await this.ctx.services.messages.delete(this.user.id, f.message_id)
+    },
+    typing: (f) => {
+      const conversationId = this.resolveConversation(f.conversation_id)
+      if (conversationId === undefined) return
+      clearTimeout(this.typing.get(conversationId))
+      this.typing.delete(conversationId)
+      if (f.state === 'start') {
+        const ttl = this.ctx.services.config.ws.typingTtlMs
+        this.typing.set(
+          conversationId,
+          setTimeout(() => {
+            this.typing.delete(conversationId)
+            this.publishTyping(conversationId, 'stop')
+          }, ttl),
+        )
+      }
+      this.publishTyping(conversationId, f.state)
+    },
+    read: async (f) => {
+      const conversationId = this.resolveConversation(f.conversation_id)
+      if (conversationId === undefined) return
+      await this.ctx.services.messages.markRead(this.user.id, conversationId, f.seq)
+    },
+    sync: async (f) => {
+      const unknown: string[] = []
+      const resumes: Promise<void>[] = []
+      for (const [conversationId, seq] of Object.entries(f.cursors)) {
+        const feed = this.feeds.get(conversationId)
+        if (feed) resumes.push(feed.resumeFrom(seq))
+        else unknown.push(conversationId)
+      }
+      if (unknown.length > 0) this.send(errorFrame('not_found', `not a member of: ${unknown.join(', ')}`))
+      await Promise.all(resumes)
+    },
+    ping: () => {
+      this.send('{"type":"pong"}')
+    },
+    auth: async (f) => {
+      const claims = await this.ctx.services.tokens.verify(f.access_token)
+      if (claims.sub !== this.user.id) {
+        this.send(errorFrame('unauthorized', 'the token belongs to another user'))
+        return
+      }
+      this.tokenExp = claims.exp
+      this.armExpiry()
+    },
+  }
+
+  /** Checks that the frame's conversation is one this socket follows; answers with an error frame otherwise. */
+  private resolveConversation(named: string | undefined, clientMsgId?: string | null): string | undefined {
+    let id: string
+    try {
+      id = this.target(named)
+    } catch {
+      this.send(
+        errorFrame('validation_failed', 'conversation_id is required on the user socket', clientMsgId),
+      )
+      return undefined
+    }
+    if ((this.bound && id !== this.bound) || !this.feeds.has(id)) {
+      this.send(errorFrame('not_found', 'conversation not found', clientMsgId))
+      return undefined
+    }
+    return id
+  }
+
+  private publishTyping(conversationId: string, state: 'start' | 'stop'): void {
+    this.ctx.services.broker.publish({
+      type: 'typing',
+      conversation_id: conversationId,
+      user_id: this.user.id,
+      state,
+    })
+  }
+
+  /** Tells peers in shared conversations when this user's first socket opens or last one closes. */
+  private async announce(status: 'online' | 'offline'): Promise<void> {
+    const { presence, conversations, broker } = this.ctx.services
+    const changed =
+      status === 'online' ? await presence.connect(this.user.id) : await presence.disconnect(this.user.id)
+    const ids = [...this.feeds.keys()]
+    const all = this.bound
+      ? (await conversations.memberships(this.user.id)).map((m) => m.conversationId)
+      : ids
+    if (changed) {
+      for (const conversationId of all)
+        broker.publish({ type: 'presence', conversation_id: conversationId, user_id: this.user.id, status })
+    }
+    if (status === 'online' && !this.closed) await this.sendPeerPresence()
+  }
+
+  /** Who is online among the people this socket can see, so the client starts with the full picture. */
+  private async sendPeerPresence(): Promise<void> {
+    const { presence, conversations } = this.ctx.services
+    const peers = await conversations.peers(this.user.id, this.bound)
+    for (const id of await presence.onlineAmong(peers)) {
+      if (this.peers.has(id)) continue
+      this.peers.set(id, 'online')
+      this.send(JSON.stringify({ type: 'presence', user_id: id, status: 'online' }))
+    }
+  }
+
+  private armExpiry(): void {
+    clearTimeout(this.expiry)
+    const ms = Math.max(0, this.tokenExp * 1000 - Date.now())
+    // setTimeout caps at ~24.8 days; access tokens live minutes.
+    this.expiry = setTimeout(
+      () => this.close(CloseCode.Unauthorized, 'access token expired'),
+      Math.min(ms, 2 ** 31 - 1),
+    )
+  }
+
+  private reportFailure(err: unknown): void {
+    const { code, message } = errorCode(err)
+    this.ctx.log.warn({ err }, 'resume failed')
+    this.send(errorFrame(code, `could not deliver missed messages: ${message}; send sync to retry`))
+  }
+
+  private sendEvent(event: ChatEvent): void {
+    const s = eventFrame(event)
+    if (s !== undefined) this.send(s)
+  }
+
+  private queue(s: string): void {
+    this.queued.push(s)
+  }
+
+  /** Never blocks: a client whose unsent backlog passes the bound is closed (1013) and resumes later. */
+  send(s: string): void {
+    const socket = this.socket
+    if (!socket) {
+      this.queue(s)
+      return
+    }
+    if (socket.readyState !== 1) return
+    socket.send(s)
+    if (socket.bufferedAmount > this.ctx.services.config.ws.maxBacklogBytes) {
+      this.close(CloseCode.TryAgainLater, 'backlog too large; reconnect and resume')
+    }
+  }
+
+  /** Like send, but resolves when written: replays use it to stay under the backlog bound. */
+  private sendPaced(s: string): Promise<void> | void {
+    const socket = this.socket
+    if (socket?.readyState !== 1 || socket.bufferedAmount < this.ctx.services.config.ws.maxBacklogBytes / 4) {
+      this.send(s)
+      return
+    }
+    return new Promise((resolve) => socket.send(s, () => resolve()))
+  }
+}

@@ -1,0 +1,181 @@
+import websocket from '@fastify/websocket'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import Type from 'typebox'
+import type { AppServices } from '../app.js'
+import { authenticate, bearerToken, currentUser } from '../http/authenticate.js'
+import { Problem } from '../http/schemas.js'
+import { isUuid } from '../lib/ids.js'
+import { CloseCode } from '../protocol/close-codes.js'
+import { ForbiddenError, NotFoundError, RateLimitedError, UnauthorizedError } from '../services/errors.js'
+import { enforce } from '../services/rate-limiter.js'
+import { Connection } from './connection.js'
+import { SendRateLimiter } from './send-rate.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    chatConnection?: Connection
+  }
+}
+
+/**
+ * The WebSocket gateway. Everything that can refuse a socket (token or ticket, Origin, membership,
+ * connection limit) runs in Fastify hooks *before* the upgrade, so a refusal is a plain HTTP
+ * status, and the socket is subscribed before the client sees it open.
+ */
+export async function registerGateway(app: FastifyInstance, services: AppServices): Promise<void> {
+  const { config } = services
+  const connections = new Set<Connection>()
+  const sendRate = new SendRateLimiter(config.rateLimits.messagePerSec, config.rateLimits.messageBurst)
+  const ctx = (req: FastifyRequest) => ({ services, log: req.log, sendRate })
+
+  await app.register(websocket, {
+    options: {
+      maxPayload: config.ws.maxFrameBytes,
+      // Browsers may pass the token as the subprotocol pair ['bearer', <jwt>]; echo only 'bearer'.
+      handleProtocols: (protocols: Set<string>) => (protocols.has('bearer') ? 'bearer' : false),
+    },
+  })
+
+  const heartbeat = setInterval(() => {
+    for (const c of connections) {
+      if (!c.alive) c.terminate()
+      else c.ping()
+    }
+  }, config.ws.heartbeatMs)
+  heartbeat.unref()
+
+  app.addHook('preClose', async () => {
+    clearInterval(heartbeat)
+    // In-flight sends commit (and are acked) before their sockets close.
+    await services.messages.flushed()
+    await new Promise((resolve) => setImmediate(resolve))
+    for (const c of connections) c.close(CloseCode.GoingAway, 'server shutting down')
+  })
+
+  const checkOrigin = async (req: FastifyRequest) => {
+    const origin = req.headers.origin
+    if (origin === undefined) return
+    if (config.wsOrigins.includes(origin) || config.wsOrigins.includes('*')) return
+    // Same-origin pages are always allowed; anything else must be listed (cross-site WebSocket hijacking).
+    let host: string | undefined
+    try {
+      host = new URL(origin).host
+    } catch {
+      host = undefined
+    }
+    if (host !== undefined && host === req.headers.host) return
+    throw new ForbiddenError(`origin ${origin} is not allowed`)
+  }
+
+  const authenticateUpgrade = async (req: FastifyRequest) => {
+    await checkOrigin(req)
+    const { ticket } = req.query as { ticket?: string }
+    if (ticket !== undefined) {
+      const userId = await services.tickets.redeem(ticket)
+      const user = userId === undefined ? undefined : await services.users.findActive(userId)
+      if (!user) throw new UnauthorizedError('invalid or expired ticket')
+      req.user = user
+      req.tokenExp = Math.floor(Date.now() / 1000) + config.jwt.accessTtlSec
+      return
+    }
+    const token = bearerToken(req) ?? protocolToken(req)
+    if (!token) throw new UnauthorizedError('missing bearer token or ticket')
+    const { user, exp } = await services.auth.authenticate(token)
+    req.user = user
+    req.tokenExp = exp
+  }
+
+  const prepare = (bound: boolean) => async (req: FastifyRequest, _reply: FastifyReply) => {
+    const user = currentUser(req)
+    const params = req.params as { conversation_id?: string }
+    const query = req.query as { since_seq?: number }
+    if (bound) {
+      if (!params.conversation_id || !isUuid(params.conversation_id)) throw new NotFoundError('conversation')
+      await services.conversations.requireMember(user.id, params.conversation_id)
+    }
+    if ((await services.presence.connections(user.id)) >= config.ws.maxConnectionsPerUser) {
+      throw new RateLimitedError(5)
+    }
+    const connection = new Connection(
+      user,
+      req.tokenExp,
+      bound ? params.conversation_id : undefined,
+      ctx(req),
+    )
+    req.chatConnection = connection
+    // If the client goes away before the upgrade finishes, nothing else would release it.
+    req.raw.socket.once('close', () => void connection.dispose())
+    await connection.open(query.since_seq)
+  }
+
+  const attach = (socket: import('ws').WebSocket, req: FastifyRequest) => {
+    const connection = req.chatConnection
+    if (!connection) return socket.close(CloseCode.PolicyViolation, 'not prepared')
+    connections.add(connection)
+    socket.once('close', () => connections.delete(connection))
+    connection.attach(socket)
+  }
+
+  const querystring = Type.Object({
+    ticket: Type.Optional(Type.String({ maxLength: 256 })),
+    since_seq: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+  })
+
+  app.get(
+    '/api/v1/chat/ws/conversations/:conversation_id',
+    {
+      websocket: true,
+      schema: { querystring },
+      preValidation: authenticateUpgrade,
+      preHandler: prepare(true),
+    },
+    attach,
+  )
+
+  app.get(
+    '/api/v1/chat/ws',
+    {
+      websocket: true,
+      schema: { querystring },
+      preValidation: authenticateUpgrade,
+      preHandler: prepare(false),
+    },
+    attach,
+  )
+
+  app.post(
+    '/api/v1/chat/ws-ticket',
+    {
+      preHandler: authenticate(services.auth),
+      schema: {
+        tags: ['chat'],
+        summary: 'A single-use ticket for opening a WebSocket from a browser (?ticket=), valid 30 s',
+        security: [{ bearer: [] }],
+        response: {
+          201: Type.Object({ ticket: Type.String(), expires_in: Type.Integer() }),
+          401: Problem,
+          429: Problem,
+        },
+      },
+    },
+    async (req, reply) => {
+      const user = currentUser(req)
+      const { rateLimits } = config
+      if (rateLimits.enabled) {
+        const key = `ticket:user:${user.id}`
+        await enforce(services.limiter, key, rateLimits.ticketMaxPerUser)
+        await services.limiter.hit(key, rateLimits.ticketWindowSec)
+      }
+      const ticket = await services.tickets.issue(user.id, config.ws.ticketTtlSec)
+      return reply.code(201).send({ ticket, expires_in: config.ws.ticketTtlSec })
+    },
+  )
+}
+
+/** `Sec-WebSocket-Protocol: bearer, <jwt>`: how a browser can send a token without a ticket. */
+function protocolToken(req: FastifyRequest): string | undefined {
+  const header = req.headers['sec-websocket-protocol']
+  if (typeof header !== 'string') return undefined
+  const parts = header.split(',').map((p) => p.trim())
+  return parts[0] === 'bearer' && parts[1] ? parts[1] : undefined
+}

@@ -1,0 +1,61 @@
+import type { ChatEvent } from '../broker/events.js'
+import type { MessageView } from '../services/views.js'
+
+/**
+ * Server frames serialized once and shared by every socket that receives them (a group of
+ * 1,000 costs one JSON.stringify, not 1,000).
+ */
+const messageFrames = new WeakMap<MessageView, string>()
+const eventFrames = new WeakMap<ChatEvent, string>()
+
+export function messageNewFrame(message: MessageView): string {
+  let s = messageFrames.get(message)
+  if (s === undefined) {
+    s = JSON.stringify({ type: 'message.new', conversation_id: message.conversation_id, message })
+    messageFrames.set(message, s)
+  }
+  return s
+}
+
+/** The frame a non-message event becomes on the wire, or undefined when clients do not see it. */
+export function eventFrame(event: ChatEvent): string | undefined {
+  let s = eventFrames.get(event)
+  if (s !== undefined) return s
+  const body = eventBody(event)
+  if (!body) return undefined
+  s = JSON.stringify(body)
+  eventFrames.set(event, s)
+  return s
+}
+
+function eventBody(e: ChatEvent): Record<string, unknown> | undefined {
+  switch (e.type) {
+    case 'message.updated':
+    case 'message.deleted':
+      return { type: e.type, conversation_id: e.conversation_id, message: e.message }
+    case 'read':
+      return { type: 'read', conversation_id: e.conversation_id, user_id: e.user_id, seq: e.seq }
+    case 'typing':
+      return { type: 'typing', conversation_id: e.conversation_id, user_id: e.user_id, state: e.state }
+    case 'presence':
+      return { type: 'presence', user_id: e.user_id, status: e.status }
+    case 'conversation.created':
+      return { type: 'conversation.created', conversation_id: e.conversation_id }
+    case 'conversation.updated':
+      return { type: 'conversation.updated', conversation_id: e.conversation_id, title: e.title }
+    case 'member.added':
+      return { type: 'member.added', conversation_id: e.conversation_id, user_id: e.user_id, role: e.role }
+    case 'member.removed':
+      return { type: 'member.removed', conversation_id: e.conversation_id, user_id: e.user_id }
+    default:
+      return undefined
+  }
+}
+
+export const errorFrame = (code: string, message: string, clientMsgId?: string | null): string =>
+  JSON.stringify({
+    type: 'error',
+    code,
+    message,
+    ...(clientMsgId !== undefined ? { client_msg_id: clientMsgId } : {}),
+  })

@@ -1,0 +1,107 @@
+import { readFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import { inject } from 'vitest'
+import { type AppServices, buildApp } from '../../src/app.js'
+import type { Broker } from '../../src/broker/broker.js'
+import { MemoryBroker } from '../../src/broker/memory.js'
+import { type Config, loadConfig } from '../../src/config/config.js'
+import { createLogger } from '../../src/observability/logger.js'
+import { type Database, openDatabase } from '../../src/store/db.js'
+import { createTestDatabase } from './pg.js'
+
+export type Driver = 'postgres' | 'pglite'
+export const DRIVERS: Driver[] = ['postgres', 'pglite']
+
+export const TEST_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789'
+
+/** A config as production would parse it, with test-friendly overrides. */
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({ NODE_ENV: 'test', JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', RATE_LIMITS: 'off', ...env })
+}
+
+/** A migrated database of the given driver, fresh for the caller; `close` drops it. */
+export async function openTestDatabase(driver: Driver): Promise<Database & { url?: string }> {
+  if (driver === 'pglite') {
+    const snapshot = new Blob([readFileSync(inject('pgliteSnapshot'))])
+    const db = await openDatabase({ dataDir: 'memory://', pgliteSnapshot: snapshot })
+    await db.migrate()
+    return db
+  }
+  const { url, drop } = await createTestDatabase()
+  const db = await openDatabase({ databaseUrl: url, poolSize: 10 })
+  await db.migrate()
+  const closeConnections = db.close
+  return Object.assign(db, {
+    url,
+    close: async () => {
+      await closeConnections()
+      await drop()
+    },
+  })
+}
+
+export interface TestApp {
+  app: FastifyInstance
+  services: AppServices
+  database: Database
+  /** Base URL once `listen()` was called (for WebSocket tests). */
+  url: string
+  listen(): Promise<string>
+  close(): Promise<void>
+}
+
+/**
+ * Builds the real app on a real database. Pass `database` to share one (e.g. one PGlite per
+ * file, or several instances on one PostgreSQL); the app then leaves it open on close.
+ */
+export async function startTestApp(
+  opts: { driver?: Driver; database?: Database; broker?: Broker; env?: Record<string, string> } = {},
+): Promise<TestApp> {
+  const database = opts.database ?? (await openTestDatabase(opts.driver ?? 'postgres'))
+  const broker = opts.broker ?? new MemoryBroker()
+  const config = testConfig(opts.env)
+  const { app, services } = await buildApp({ config, database, broker, logger: createLogger('silent') })
+  await app.ready()
+  const t: TestApp = {
+    app,
+    services,
+    database,
+    url: '',
+    listen: async () => {
+      await app.listen({ port: 0, host: '127.0.0.1' })
+      t.url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+      return t.url
+    },
+    close: async () => {
+      await app.close()
+      if (!opts.broker) await broker.close()
+      if (!opts.database) await database.close()
+    },
+  }
+  return t
+}
+
+let counter = 0
+/** Registers a user through the API and returns its id and tokens. */
+export async function registerUser(app: FastifyInstance, name = 'User') {
+  counter++
+  const email = `${name.toLowerCase().replace(/\W/g, '')}.${process.pid}.${Date.now()}.${counter}@example.com`
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/register',
+    payload: { email, password: 'Sup3r-secret!', full_name: `${name} ${counter}` },
+  })
+  if (res.statusCode !== 201) throw new Error(`register failed: ${res.statusCode} ${res.body}`)
+  const body = res.json()
+  return {
+    id: body.user.id as string,
+    email,
+    password: 'Sup3r-secret!',
+    token: body.access_token as string,
+    refresh: body.refresh_token as string,
+    auth: { authorization: `Bearer ${body.access_token}` },
+  }
+}
+
+export type TestUser = Awaited<ReturnType<typeof registerUser>>

@@ -1,0 +1,23 @@
+import { randomBytes } from 'node:crypto'
+import postgres from 'postgres'
+
+/** The server tests create their databases on (trust auth, user postgres, as on CI). */
+export const adminUrl = (): string => process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+
+/** A fresh, empty database for one test file; `drop` removes it. */
+export async function createTestDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `chat_test_${randomBytes(6).toString('hex')}`
+  const admin = postgres(adminUrl(), { max: 1, onnotice: () => {} })
+  await admin.unsafe(`create database ${name}`)
+  await admin.end()
+  const url = new URL(adminUrl())
+  url.pathname = `/${name}`
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const a = postgres(adminUrl(), { max: 1, onnotice: () => {} })
+      await a.unsafe(`drop database if exists ${name} with (force)`)
+      await a.end()
+    },
+  }
+}
