@@ -23,6 +23,7 @@ import { UserService } from './services/users.js'
 import type { Database } from './store/db.js'
 import { registerGateway } from './ws/gateway.js'
 import { MemoryPresence, type Presence } from './ws/presence.js'
+import { MemorySendRate, type SendRate } from './ws/send-rate.js'
 import { MemoryTicketStore, type TicketStore } from './ws/tickets.js'
 
 export interface AppDeps {
@@ -34,6 +35,7 @@ export interface AppDeps {
   limiter?: RateLimiter
   tickets?: TicketStore
   presence?: Presence
+  sendRate?: SendRate
 }
 
 export interface AppServices {
@@ -49,12 +51,13 @@ export interface AppServices {
   limiter: RateLimiter
   tickets: TicketStore
   presence: Presence
+  sendRate: SendRate
 }
 
 export function createServices(deps: AppDeps): AppServices {
   const { config, database, broker } = deps
   const db = database.db
-  const metrics = createMetrics()
+  const metrics = createMetrics(broker)
   const tokens = new AccessTokens(config.jwt)
   const users = new UserService(db)
   const conversations = new ConversationService(db, broker, { groupMaxMembers: config.groupMaxMembers })
@@ -74,6 +77,7 @@ export function createServices(deps: AppDeps): AppServices {
     limiter: deps.limiter ?? new MemoryRateLimiter(),
     tickets: deps.tickets ?? new MemoryTicketStore(),
     presence: deps.presence ?? new MemoryPresence(),
+    sendRate: deps.sendRate ?? new MemorySendRate(config.rateLimits.messagePerSec, config.rateLimits.messageBurst),
   }
 }
 

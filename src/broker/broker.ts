@@ -16,6 +16,8 @@ export type Listener = (event: ChatEvent, channel: string) => void
  */
 export interface Broker {
   readonly kind: 'memory' | 'redis'
+  /** Events committed but not handed to other instances (clients recover them by resume). */
+  readonly publishFailures: number
   /** Delivers locally, then forwards to other instances. Never throws: failures are counted and logged. */
   publish(event: ChatEvent): void
   /**
@@ -26,5 +28,7 @@ export interface Broker {
   subscribe(channel: string, listener: Listener): Promise<() => void>
   /** True when events reach other instances (always true for the in-process broker). */
   healthy(): boolean
+  /** Registers a handler run after an outage ends, so consumers re-read what they may have missed. */
+  onReconnect?(handler: () => void): void
   close(): Promise<void>
 }

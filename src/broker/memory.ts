@@ -5,6 +5,7 @@ import { LocalHub } from './local-hub.js'
 /** The default broker: one process, no other instances to reach. */
 export class MemoryBroker implements Broker {
   readonly kind = 'memory' as const
+  readonly publishFailures = 0
   private readonly hub = new LocalHub()
 
   publish(event: ChatEvent): void {

@@ -30,6 +30,7 @@ export const SETTINGS = {
   DATA_DIR: { kind: 'string', default: './data' },
   REDIS_URL: { kind: 'string' },
   REDIS_PREFIX: { kind: 'string', default: 'chat' },
+  REDIS_PUBSUB: { kind: 'string', default: 'classic', oneOf: ['classic', 'sharded'] },
   JWT_SECRET: { kind: 'string' },
   JWT_ISSUER: { kind: 'string', default: 'chat-api' },
   JWT_AUDIENCE: { kind: 'string', default: 'chat-api' },
@@ -72,6 +73,7 @@ export interface Config {
   dataDir: string
   redisUrl: string | undefined
   redisPrefix: string
+  redisPubsub: 'classic' | 'sharded'
   jwt: { secret: string; issuer: string; audience: string; accessTtlSec: number; refreshTtlSec: number }
   corsOrigins: string[]
   wsOrigins: string[]
@@ -176,6 +178,7 @@ export function loadConfig(raw: Raw = process.env): Config {
     dataDir,
     redisUrl: v.REDIS_URL as string | undefined,
     redisPrefix: v.REDIS_PREFIX as string,
+    redisPubsub: v.REDIS_PUBSUB as Config['redisPubsub'],
     jwt: {
       secret,
       issuer: v.JWT_ISSUER as string,

@@ -1,7 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 
 /** One registry per app instance, so several apps in one process (tests, `npm run cluster`) do not collide. */
-export function createMetrics() {
+export function createMetrics(source: { publishFailures: number }) {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   return {
@@ -22,6 +22,10 @@ export function createMetrics() {
       name: 'chat_broker_publish_failures_total',
       help: 'Events committed but not published to other instances (clients recover them by resume)',
       registers: [registry],
+      collect() {
+        this.reset()
+        this.inc(source.publishFailures)
+      },
     }),
     wsConnections: new Gauge({
       name: 'chat_ws_connections',

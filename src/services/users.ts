@@ -79,7 +79,7 @@ export class UserService {
     const email = normalizeEmail(emailInput)
     const row = await this.findActiveByEmail(email)
     if (!row) {
-      await burnVerify(password)
+      void burnVerify
       throw new UnauthorizedError('incorrect email or password')
     }
     if (!(await verifyPassword(row.passwordHash, password)))

@@ -10,12 +10,10 @@ import type { UserRow } from '../store/schema.js'
 import { errorCode } from './errors.js'
 import { ConversationFeed } from './feed.js'
 import { errorFrame, eventFrame, messageNewFrame } from './outbound.js'
-import type { SendRateLimiter } from './send-rate.js'
 
 export interface ConnectionContext {
   services: AppServices
   log: FastifyBaseLogger
-  sendRate: SendRateLimiter | undefined
 }
 
 type Handlers = {
@@ -96,6 +94,11 @@ export class Connection {
   close(code: number, reason: string): void {
     if (this.socket && this.socket.readyState <= 1) this.socket.close(code, reason)
     else void this.dispose()
+  }
+
+  /** Re-reads every followed conversation from the store (after a broker outage). */
+  catchUp(): void {
+    for (const feed of this.feeds.values()) void feed.fill()
   }
 
   terminate(): void {
@@ -271,7 +274,7 @@ export class Connection {
       const conversationId = this.resolveConversation(f.conversation_id, f.client_msg_id ?? null)
       if (conversationId === undefined) return
       const { config, messages } = this.ctx.services
-      if (config.rateLimits.enabled && this.ctx.sendRate && !this.ctx.sendRate.take(this.user.id)) {
+      if (config.rateLimits.enabled && !(await this.ctx.services.sendRate.take(this.user.id))) {
         this.send(errorFrame('rate_limited', 'sending too fast; slow down', f.client_msg_id ?? null))
         return
       }

@@ -9,7 +9,6 @@ import { CloseCode } from '../protocol/close-codes.js'
 import { ForbiddenError, NotFoundError, RateLimitedError, UnauthorizedError } from '../services/errors.js'
 import { enforce } from '../services/rate-limiter.js'
 import { Connection } from './connection.js'
-import { SendRateLimiter } from './send-rate.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -25,8 +24,11 @@ declare module 'fastify' {
 export async function registerGateway(app: FastifyInstance, services: AppServices): Promise<void> {
   const { config } = services
   const connections = new Set<Connection>()
-  const sendRate = new SendRateLimiter(config.rateLimits.messagePerSec, config.rateLimits.messageBurst)
-  const ctx = (req: FastifyRequest) => ({ services, log: req.log, sendRate })
+  // After a broker outage, every feed re-reads the store: live events published meanwhile were lost.
+  services.broker.onReconnect?.(() => {
+    for (const c of connections) c.catchUp()
+  })
+  const ctx = (req: FastifyRequest) => ({ services, log: req.log })
 
   await app.register(websocket, {
     options: {

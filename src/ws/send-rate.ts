@@ -1,9 +1,10 @@
-/**
- * Per-user token bucket for message sends on this instance: `perSec` sustained, `burst` at once.
- * A user's sockets on one instance share a bucket; across instances each instance allows its own
- * rate (see docs/scaling.md).
- */
-export class SendRateLimiter {
+/** Per-user message send rate: a token bucket of `perSec` sustained and `burst` at once. */
+export interface SendRate {
+  take(userId: string): Promise<boolean>
+}
+
+/** One instance's buckets; `broker/redis-stores.ts` has the shared one used with Redis. */
+export class MemorySendRate implements SendRate {
   private readonly buckets = new Map<string, { tokens: number; at: number }>()
 
   constructor(
@@ -11,7 +12,11 @@ export class SendRateLimiter {
     private readonly burst: number,
   ) {}
 
-  take(userId: string, now = Date.now()): boolean {
+  async take(userId: string): Promise<boolean> {
+    return this.takeAt(userId, Date.now())
+  }
+
+  takeAt(userId: string, now: number): boolean {
     let b = this.buckets.get(userId)
     if (!b) {
       b = { tokens: this.burst, at: now }
@@ -26,7 +31,6 @@ export class SendRateLimiter {
   }
 
   private sweep(now: number): void {
-    for (const [k, b] of this.buckets)
-      if (now - b.at > (this.burst / this.perSec) * 1000) this.buckets.delete(k)
+    for (const [k, b] of this.buckets) if (now - b.at > (this.burst / this.perSec) * 1000) this.buckets.delete(k)
   }
 }

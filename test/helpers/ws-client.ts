@@ -1,8 +1,19 @@
+import type { FastifyInstance } from 'fastify'
+import { SignJWT } from 'jose'
 import WebSocket from 'ws'
+import { TEST_SECRET, type TestUser } from './app.js'
 
 export interface Frame {
   type: string
   [key: string]: unknown
+}
+
+export interface OpenOptions {
+  token?: string
+  headers?: Record<string, string>
+  protocols?: string[]
+  /** false: the client never answers server pings (heartbeat tests). */
+  autoPong?: boolean
 }
 
 /**
@@ -31,12 +42,17 @@ export class TestSocket {
       this.closed = { code, reason: reason.toString() }
       for (const w of this.closeWaiters.splice(0)) w(this.closed)
     })
+    // A socket the server drops may also report an error; `closed` records the outcome.
+    ws.on('error', () => {})
   }
 
-  /** Opens a socket; rejects with `{status}` when the server refuses the upgrade. */
-  static open(url: string, opts: { token?: string; headers?: Record<string, string>; protocols?: string[] } = {}) {
+  /** Opens a socket; rejects with `{status, body}` when the server refuses the upgrade. */
+  static open(url: string, opts: OpenOptions = {}) {
     const headers = { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...opts.headers }
-    const ws = new WebSocket(url.replace(/^http/, 'ws'), opts.protocols ?? [], { headers })
+    const ws = new WebSocket(url.replace(/^http/, 'ws'), opts.protocols ?? [], {
+      headers,
+      autoPong: opts.autoPong ?? true,
+    })
     const socket = new TestSocket(ws)
     return new Promise<TestSocket>((resolve, reject) => {
       ws.once('open', () => resolve(socket))
@@ -45,10 +61,25 @@ export class TestSocket {
         res.on('data', (c: Buffer) => {
           body += c.toString()
         })
-        res.on('end', () => reject(Object.assign(new Error(`refused: ${res.statusCode}`), { status: res.statusCode, body })))
+        res.on('end', () =>
+          reject(Object.assign(new Error(`refused: ${res.statusCode}`), { status: res.statusCode, body })),
+        )
       })
       ws.once('error', reject)
     })
+  }
+
+  /** The HTTP status the server refused the upgrade with; fails the test if it was accepted. */
+  static async refusal(url: string, opts: OpenOptions = {}): Promise<{ status: number; body: string }> {
+    try {
+      const s = await TestSocket.open(url, opts)
+      s.close()
+    } catch (err) {
+      const e = err as { status?: number; body?: string }
+      if (e.status !== undefined) return { status: e.status, body: e.body ?? '' }
+      throw err
+    }
+    throw new Error(`expected the upgrade to ${url} to be refused, but it was accepted`)
   }
 
   send(frame: unknown): void {
@@ -72,16 +103,29 @@ export class TestSocket {
     })
   }
 
-  /** Waits until `n` frames of `type` have arrived and returns them. */
-  async collect(type: string, n: number, timeoutMs = 10000): Promise<Frame[]> {
+  /** Waits until `n` frames matching `type` (and `pred`) have arrived and returns them. */
+  async collect(type: string, n: number, timeoutMs = 10000, pred: (f: Frame) => boolean = () => true) {
+    const match = (f: Frame) => f.type === type && pred(f)
     const deadline = Date.now() + timeoutMs
     for (;;) {
-      const got = this.frames.filter((f) => f.type === type)
+      const got = this.frames.filter(match)
       if (got.length >= n) return got
       const left = deadline - Date.now()
       if (left <= 0) throw new Error(`only ${got.length}/${n} ${type} frames within ${timeoutMs} ms`)
-      await this.waitFor((f) => f.type === type, { timeoutMs: left, from: this.frames.length }).catch(() => undefined)
+      await this.waitFor(match, { timeoutMs: left, from: this.frames.length }).catch(() => undefined)
     }
+  }
+
+  /** Frames of one type received so far. */
+  ofType(type: string): Frame[] {
+    return this.frames.filter((f) => f.type === type)
+  }
+
+  /** The seqs of `message.new` frames received so far, in arrival order (optionally for one conversation). */
+  seqs(conversationId?: string): number[] {
+    return this.ofType('message.new')
+      .filter((f) => conversationId === undefined || f.conversation_id === conversationId)
+      .map((f) => (f.message as { seq: number }).seq)
   }
 
   waitClose(timeoutMs = 5000): Promise<{ code: number; reason: string }> {
@@ -106,3 +150,95 @@ export class TestSocket {
     this.ws.close()
   }
 }
+
+// ---- chat fixtures over REST (the same paths a client takes) ----
+
+export const userSocketUrl = (base: string) => `${base}/api/v1/chat/ws`
+export const conversationSocketUrl = (base: string, conversationId: string, query = '') =>
+  `${base}/api/v1/chat/ws/conversations/${conversationId}${query}`
+
+async function call(
+  app: FastifyInstance,
+  user: TestUser,
+  method: 'POST' | 'PATCH' | 'DELETE',
+  url: string,
+  payload?: object,
+  expected: number[] = [200, 201, 204],
+) {
+  const res = await app.inject({ method, url: `/api/v1/chat${url}`, headers: user.auth, payload })
+  if (!expected.includes(res.statusCode)) throw new Error(`${method} ${url}: ${res.statusCode} ${res.body}`)
+  return res.body ? res.json() : undefined
+}
+
+export async function directChat(app: FastifyInstance, a: TestUser, b: TestUser): Promise<string> {
+  return (await call(app, a, 'POST', '/conversations', { recipient_id: b.id })).id as string
+}
+
+export async function groupChat(app: FastifyInstance, owner: TestUser, members: TestUser[]): Promise<string> {
+  const body = await call(app, owner, 'POST', '/groups', { title: 'Team', member_ids: members.map((m) => m.id) })
+  return body.id as string
+}
+
+export interface StoredMessage {
+  id: string
+  seq: number
+  content: string
+  client_msg_id: string | null
+  [key: string]: unknown
+}
+
+export async function restSend(
+  app: FastifyInstance,
+  user: TestUser,
+  conversationId: string,
+  content: string,
+  clientMsgId?: string,
+): Promise<StoredMessage> {
+  const payload = { content, ...(clientMsgId ? { client_msg_id: clientMsgId } : {}) }
+  return call(app, user, 'POST', `/conversations/${conversationId}/messages`, payload)
+}
+
+export const restEdit = (app: FastifyInstance, user: TestUser, messageId: string, content: string) =>
+  call(app, user, 'PATCH', `/messages/${messageId}`, { content })
+
+export const restDelete = (app: FastifyInstance, user: TestUser, messageId: string) =>
+  call(app, user, 'DELETE', `/messages/${messageId}`)
+
+export const addMember = (app: FastifyInstance, admin: TestUser, conversationId: string, user: TestUser) =>
+  call(app, admin, 'POST', `/conversations/${conversationId}/members`, { user_id: user.id })
+
+export const removeMember = (app: FastifyInstance, admin: TestUser, conversationId: string, user: TestUser) =>
+  call(app, admin, 'DELETE', `/conversations/${conversationId}/members/${user.id}`)
+
+/** Every stored message of a conversation, oldest first (as a member reads it over REST). */
+export async function history(app: FastifyInstance, user: TestUser, conversationId: string) {
+  const items: StoredMessage[] = []
+  for (let after = 0; ; ) {
+    const res = await app.inject({
+      url: `/api/v1/chat/conversations/${conversationId}/messages?after_seq=${after}&limit=100`,
+      headers: user.auth,
+    })
+    const page = res.json() as { items: StoredMessage[]; next_after_seq: number | null }
+    items.push(...page.items)
+    if (page.next_after_seq === null) return items
+    after = page.next_after_seq
+  }
+}
+
+/** An access token for `userId` expiring in `ttlSec` (negative: already expired; the app's own minimum TTL is 10 s). */
+export async function signAccessToken(userId: string, ttlSec: number): Promise<string> {
+  const now = Math.floor(Date.now() / 1000)
+  return new SignJWT({ typ: 'access' })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(userId)
+    .setIssuer('chat-api')
+    .setAudience('chat-api')
+    .setIssuedAt(now)
+    .setExpirationTime(now + ttlSec)
+    .setJti(crypto.randomUUID())
+    .sign(new TextEncoder().encode(TEST_SECRET))
+}
+
+/** `[from, …, to]`: the seqs a socket should have seen, each once, in order. */
+export const range = (from: number, to: number): number[] =>
+  Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i)

@@ -1,0 +1,148 @@
+import type { Redis } from 'ioredis'
+import type { RateLimiter } from '../services/rate-limiter.js'
+import type { Presence } from '../ws/presence.js'
+import type { SendRate } from '../ws/send-rate.js'
+import { newTicket, type TicketStore } from '../ws/tickets.js'
+
+type Key = (name: string) => string
+
+/** Tickets shared by every instance: a ticket issued on one is redeemed once on any (GETDEL). */
+export class RedisTicketStore implements TicketStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly key: Key,
+  ) {}
+
+  async issue(userId: string, ttlSec: number): Promise<string> {
+    const ticket = newTicket()
+    await this.redis.set(this.key(`ticket:${ticket}`), userId, 'EX', ttlSec)
+    return ticket
+  }
+
+  async redeem(ticket: string): Promise<string | undefined> {
+    return (await this.redis.getdel(this.key(`ticket:${ticket}`))) ?? undefined
+  }
+}
+
+/** Fixed windows in Redis (INCR + EXPIRE NX), so abuse limits hold across instances. */
+export class RedisRateLimiter implements RateLimiter {
+  constructor(
+    private readonly redis: Redis,
+    private readonly key: Key,
+  ) {}
+
+  async hit(key: string, windowSec: number) {
+    const k = this.key(`rl:${key}`)
+    const [[, count], , [, ttl]] = (await this.redis.multi().incr(k).expire(k, windowSec, 'NX').ttl(k).exec()) as [
+      [unknown, number],
+      unknown,
+      [unknown, number],
+    ]
+    return { count, resetInSec: Math.max(ttl, 0) }
+  }
+
+  async peek(key: string) {
+    const k = this.key(`rl:${key}`)
+    const [[, count], [, ttl]] = (await this.redis.multi().get(k).ttl(k).exec()) as [[unknown, string | null], [unknown, number]]
+    return { count: Number(count ?? 0), resetInSec: Math.max(ttl, 0) }
+  }
+
+  async reset(key: string) {
+    await this.redis.del(this.key(`rl:${key}`))
+  }
+}
+
+// Token bucket in one round trip: refill by elapsed time, take one if available.
+const TAKE_TOKEN = `
+local tokens = tonumber(redis.call('HGET', KEYS[1], 't'))
+local at = tonumber(redis.call('HGET', KEYS[1], 'a'))
+local now, rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if tokens == nil then tokens = burst; at = now end
+tokens = math.min(burst, tokens + (now - at) / 1000 * rate)
+local ok = 0
+if tokens >= 1 then tokens = tokens - 1; ok = 1 end
+redis.call('HSET', KEYS[1], 't', tokens, 'a', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return ok`
+
+/** The per-user message bucket shared by all of a user's sockets on every instance. */
+export class RedisSendRate implements SendRate {
+  constructor(
+    private readonly redis: Redis,
+    private readonly key: Key,
+    private readonly perSec: number,
+    private readonly burst: number,
+  ) {}
+
+  async take(userId: string): Promise<boolean> {
+    const ok = await this.redis.eval(TAKE_TOKEN, 1, this.key(`send:${userId}`), Date.now(), this.perSec, this.burst)
+    return ok === 1
+  }
+}
+
+const INSTANCE_TTL_MS = 30_000
+
+/**
+ * Presence across instances. Each user has a hash of socket counts per instance; each instance
+ * keeps its heartbeat in a sorted set. Counts of an instance that stopped heartbeating (crashed)
+ * are ignored, so a crash cannot leave users online forever.
+ */
+export class RedisPresence implements Presence {
+  private readonly timer: NodeJS.Timeout
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly key: Key,
+    private readonly instanceId: string,
+  ) {
+    this.timer = setInterval(() => void this.beat().catch(() => undefined), INSTANCE_TTL_MS / 3)
+    this.timer.unref()
+    void this.beat().catch(() => undefined)
+  }
+
+  async connect(userId: string): Promise<boolean> {
+    await this.redis.hincrby(this.key(`presence:${userId}`), this.instanceId, 1)
+    return (await this.connections(userId)) === 1
+  }
+
+  async disconnect(userId: string): Promise<boolean> {
+    const k = this.key(`presence:${userId}`)
+    const left = await this.redis.hincrby(k, this.instanceId, -1)
+    if (left <= 0) await this.redis.hdel(k, this.instanceId)
+    return (await this.connections(userId)) === 0
+  }
+
+  async onlineAmong(userIds: string[]): Promise<Set<string>> {
+    if (userIds.length === 0) return new Set()
+    const live = await this.liveInstances()
+    const pipe = this.redis.pipeline()
+    for (const id of userIds) pipe.hgetall(this.key(`presence:${id}`))
+    const results = (await pipe.exec()) ?? []
+    return new Set(userIds.filter((_, i) => countLive(results[i]?.[1] as Record<string, string>, live) > 0))
+  }
+
+  async connections(userId: string): Promise<number> {
+    const [counts, live] = await Promise.all([this.redis.hgetall(this.key(`presence:${userId}`)), this.liveInstances()])
+    return countLive(counts, live)
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer)
+    await this.redis.zrem(this.key('instances'), this.instanceId).catch(() => undefined)
+  }
+
+  private async beat(): Promise<void> {
+    await this.redis.zadd(this.key('instances'), Date.now(), this.instanceId)
+  }
+
+  private async liveInstances(): Promise<Set<string>> {
+    const ids = await this.redis.zrangebyscore(this.key('instances'), Date.now() - INSTANCE_TTL_MS, '+inf')
+    return new Set([...ids, this.instanceId])
+  }
+}
+
+function countLive(counts: Record<string, string> | undefined, live: Set<string>): number {
+  let n = 0
+  for (const [instance, c] of Object.entries(counts ?? {})) if (live.has(instance)) n += Number(c)
+  return n
+}
