@@ -18,10 +18,18 @@ export interface Runtime {
  * `npm run cluster`, the benchmarks and multi-instance tests all start. Pass `database` to share
  * an already open one.
  */
-export async function startRuntime(config: Config, logger: Logger, shared?: { database?: Database }): Promise<Runtime> {
+export async function startRuntime(
+  config: Config,
+  logger: Logger,
+  shared?: { database?: Database },
+): Promise<Runtime> {
   const database =
     shared?.database ??
-    (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize }))
+    (await openDatabase({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      poolSize: config.databasePoolSize,
+    }))
   if (!shared?.database) await database.migrate()
   const deps = await brokerDeps(config, logger)
   const { app } = await buildApp({ ...deps, config, database, logger })
@@ -41,9 +49,17 @@ export async function startRuntime(config: Config, logger: Logger, shared?: { da
 }
 
 /** The in-process broker by default; with REDIS_URL, Redis carries events, presence, tickets and limits. */
-export async function brokerDeps(config: Config, logger: Logger): Promise<Omit<AppDeps, 'config' | 'database' | 'logger'>> {
+export async function brokerDeps(
+  config: Config,
+  logger: Logger,
+): Promise<Omit<AppDeps, 'config' | 'database' | 'logger'>> {
   if (!config.redisUrl) return { broker: new MemoryBroker() }
-  const broker = new RedisBroker({ url: config.redisUrl, prefix: config.redisPrefix, mode: config.redisPubsub, logger })
+  const broker = new RedisBroker({
+    url: config.redisUrl,
+    prefix: config.redisPrefix,
+    mode: config.redisPubsub,
+    logger,
+  })
   await broker.connect()
   const redis = broker.commands
   const key = (name: string) => broker.key(name)

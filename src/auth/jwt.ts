@@ -47,6 +47,8 @@ export class AccessTokens {
         issuer: this.settings.issuer,
         audience: this.settings.audience,
         requiredClaims: ['sub', 'exp', 'iat', 'jti'],
+        // Also refuses an iat in the future and a token older than the TTL, whatever its exp says.
+        maxTokenAge: this.settings.accessTtlSec,
         clockTolerance: 5,
       })
       if (payload.typ !== 'access') throw new UnauthorizedError('not an access token')

@@ -33,17 +33,21 @@ export class RedisRateLimiter implements RateLimiter {
 
   async hit(key: string, windowSec: number) {
     const k = this.key(`rl:${key}`)
-    const [[, count], , [, ttl]] = (await this.redis.multi().incr(k).expire(k, windowSec, 'NX').ttl(k).exec()) as [
-      [unknown, number],
-      unknown,
-      [unknown, number],
-    ]
+    const [[, count], , [, ttl]] = (await this.redis
+      .multi()
+      .incr(k)
+      .expire(k, windowSec, 'NX')
+      .ttl(k)
+      .exec()) as [[unknown, number], unknown, [unknown, number]]
     return { count, resetInSec: Math.max(ttl, 0) }
   }
 
   async peek(key: string) {
     const k = this.key(`rl:${key}`)
-    const [[, count], [, ttl]] = (await this.redis.multi().get(k).ttl(k).exec()) as [[unknown, string | null], [unknown, number]]
+    const [[, count], [, ttl]] = (await this.redis.multi().get(k).ttl(k).exec()) as [
+      [unknown, string | null],
+      [unknown, number],
+    ]
     return { count: Number(count ?? 0), resetInSec: Math.max(ttl, 0) }
   }
 
@@ -75,7 +79,14 @@ export class RedisSendRate implements SendRate {
   ) {}
 
   async take(userId: string): Promise<boolean> {
-    const ok = await this.redis.eval(TAKE_TOKEN, 1, this.key(`send:${userId}`), Date.now(), this.perSec, this.burst)
+    const ok = await this.redis.eval(
+      TAKE_TOKEN,
+      1,
+      this.key(`send:${userId}`),
+      Date.now(),
+      this.perSec,
+      this.burst,
+    )
     return ok === 1
   }
 }
@@ -122,7 +133,10 @@ export class RedisPresence implements Presence {
   }
 
   async connections(userId: string): Promise<number> {
-    const [counts, live] = await Promise.all([this.redis.hgetall(this.key(`presence:${userId}`)), this.liveInstances()])
+    const [counts, live] = await Promise.all([
+      this.redis.hgetall(this.key(`presence:${userId}`)),
+      this.liveInstances(),
+    ])
     return countLive(counts, live)
   }
 

@@ -52,8 +52,14 @@ export class RedisBroker implements Broker {
     }
     this.pub = new Redis(opts.url, { ...common, enableOfflineQueue: false, connectionName: 'chat-pub' })
     // Subscriptions are tracked by the hub and re-issued on 'ready', not by ioredis.
-    this.sub = new Redis(opts.url, { ...common, enableOfflineQueue: false, autoResubscribe: false, connectionName: 'chat-sub' })
-    const onMessage = (channel: Buffer, payload: Buffer) => this.onMessage(channel.toString(), payload.toString())
+    this.sub = new Redis(opts.url, {
+      ...common,
+      enableOfflineQueue: false,
+      autoResubscribe: false,
+      connectionName: 'chat-sub',
+    })
+    const onMessage = (channel: Buffer, payload: Buffer) =>
+      this.onMessage(channel.toString(), payload.toString())
     this.sub.on(opts.mode === 'sharded' ? 'smessageBuffer' : 'messageBuffer', onMessage)
     for (const conn of [this.pub, this.sub]) {
       conn.on('error', () => this.markDown())
@@ -124,7 +130,9 @@ export class RedisBroker implements Broker {
   }
 
   private redisUnsubscribe(channel: string): Promise<unknown> {
-    return this.opts.mode === 'sharded' ? this.sub.sunsubscribe(this.key(channel)) : this.sub.unsubscribe(this.key(channel))
+    return this.opts.mode === 'sharded'
+      ? this.sub.sunsubscribe(this.key(channel))
+      : this.sub.unsubscribe(this.key(channel))
   }
 
   private onMessage(channel: string, payload: string): void {
@@ -145,7 +153,9 @@ export class RedisBroker implements Broker {
   private markDown(): void {
     if (this.down || this.closing) return
     this.down = true
-    this.opts.logger.error('redis unavailable: cross-instance delivery paused; same-instance delivery and REST continue')
+    this.opts.logger.error(
+      'redis unavailable: cross-instance delivery paused; same-instance delivery and REST continue',
+    )
   }
 
   private async onReady(): Promise<void> {

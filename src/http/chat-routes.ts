@@ -101,15 +101,19 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = 
     {
       schema: {
         ...common,
-        summary: 'Add a member to a group (admins)',
+        summary: 'Add a member to a group (admins); 201 added, 200 already a member',
         params: IdParams,
         body: Type.Object({ user_id: Uuid }),
-        response: { 201: Member, 403: Problem, ...notMember },
+        response: { 200: Member, 201: Member, 403: Problem, ...notMember },
       },
     },
     async (req, reply) => {
-      const member = await conversations.addMember(currentUser(req).id, req.params.id, req.body.user_id)
-      return reply.code(201).send(member)
+      const { member, added } = await conversations.addMember(
+        currentUser(req).id,
+        req.params.id,
+        req.body.user_id,
+      )
+      return reply.code(added ? 201 : 200).send(member)
     },
   )
 

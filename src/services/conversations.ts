@@ -115,7 +115,12 @@ export class ConversationService {
     return this.view(me, await this.row(conversationId))
   }
 
-  async addMember(me: string, conversationId: string, userId: string): Promise<MemberView> {
+  /** Admins only. Adding someone who is already a member changes nothing (`added: false`). */
+  async addMember(
+    me: string,
+    conversationId: string,
+    userId: string,
+  ): Promise<{ member: MemberView; added: boolean }> {
     const actor = await this.requireMember(me, conversationId)
     const conv = await this.row(conversationId)
     if (conv.kind !== 'group')
@@ -153,7 +158,7 @@ export class ConversationService {
         seq: result.seq,
       })
     }
-    return this.memberView(conversationId, userId)
+    return { member: await this.memberView(conversationId, userId), added: result.added }
   }
 
   /** Admins remove anyone but the owner; anyone may remove themselves (leave). An owner who leaves hands ownership on. */
@@ -383,6 +388,8 @@ async function handOwnershipOn(tx: Db, conversationId: string): Promise<void> {
     .orderBy(
       sql`case when ${conversationMembers.role} = 'admin' then 0 else 1 end`,
       asc(conversationMembers.joinedAt),
+      // Members added together share joined_at; the id makes the choice deterministic.
+      asc(conversationMembers.userId),
     )
     .limit(1)
   if (!heir) return

@@ -99,13 +99,14 @@ export class MessageService {
   async delete(userId: string, messageId: string): Promise<MessageView> {
     const { row, changed } = await this.db.transaction(async (tx) => {
       const msg = await this.visibleMessage(userId, messageId, tx)
-      if (msg.deletedAt) return { row: msg, changed: false }
+      // Permission first, so deleting again answers the same as the first time (403 stays 403).
       if (msg.senderId !== userId) {
         const member = await this.conversations.requireMember(userId, msg.conversationId, tx)
         const [conv] = await tx.select().from(conversations).where(eq(conversations.id, msg.conversationId))
         const admin = conv?.kind === 'group' && (member.role === 'owner' || member.role === 'admin')
         if (!admin) throw new ForbiddenError('only the sender or a group admin may delete a message')
       }
+      if (msg.deletedAt) return { row: msg, changed: false }
       const [updated] = await tx
         .update(messages)
         .set({ content: '', deletedAt: new Date() })

@@ -1,7 +1,7 @@
 import { and, asc, eq, gt, isNull, like, or, sql } from 'drizzle-orm'
 import { burnVerify, hashPassword, passwordProblems, verifyPassword } from '../auth/passwords.js'
 import { decodeCursor, encodeCursor } from '../lib/cursor.js'
-import { newId } from '../lib/ids.js'
+import { isUuid, newId } from '../lib/ids.js'
 import type { Db } from '../store/db.js'
 import { isUniqueViolation } from '../store/pg-errors.js'
 import { refreshTokens, type UserRow, users } from '../store/schema.js'
@@ -79,7 +79,7 @@ export class UserService {
     const email = normalizeEmail(emailInput)
     const row = await this.findActiveByEmail(email)
     if (!row) {
-      void burnVerify
+      await burnVerify(password)
       throw new UnauthorizedError('incorrect email or password')
     }
     if (!(await verifyPassword(row.passwordHash, password)))
@@ -116,7 +116,7 @@ export class UserService {
    */
   async search(query: string, limit: number, cursor: string | undefined) {
     const q = query.trim().toLowerCase()
-    const after = cursor === undefined ? undefined : decodeCursor(cursor, '/querystring/cursor').id
+    const after = cursor === undefined ? undefined : decodeUserCursor(cursor)
     const pattern = `${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
     const match =
       q === ''
@@ -135,7 +135,7 @@ export class UserService {
           eq(users.isActive, true),
           isNull(users.deletedAt),
           match,
-          after === undefined ? undefined : gt(users.id, String(after)),
+          after === undefined ? undefined : gt(users.id, after),
         ),
       )
       .orderBy(asc(users.id))
@@ -164,7 +164,8 @@ export class UserService {
     if (patch.password !== undefined) problems.push(...passwordProblems(patch.password))
     if (problems.length > 0) throw new ValidationError(problems)
     const sensitive = patch.email !== undefined || patch.password !== undefined
-    if (sensitive && !actor.isSuperuser) {
+    // A superuser skips the check for others only: their own account needs the password too.
+    if (sensitive && (!actor.isSuperuser || actor.id === target.id)) {
       // Changing how one signs in requires proving one still can.
       const ok =
         patch.current_password !== undefined &&
@@ -193,7 +194,7 @@ export class UserService {
   async delete(actor: UserRow, targetId: string, password: string | undefined): Promise<void> {
     const target = actor.id === targetId ? actor : await this.targetFor(actor, targetId)
     if (
-      !actor.isSuperuser &&
+      (!actor.isSuperuser || actor.id === target.id) &&
       !(password !== undefined && (await verifyPassword(target.passwordHash, password)))
     ) {
       throw new ValidationError([{ path: '/body/password', message: 'is required and must be correct' }])
@@ -226,4 +227,13 @@ export class UserService {
       .set({ revokedAt: new Date() })
       .where(and(eq(refreshTokens.userId, userId), isNull(refreshTokens.revokedAt)))
   }
+}
+
+/** The last id seen; anything else is a forged cursor, refused before it reaches the database. */
+function decodeUserCursor(cursor: string): string {
+  const { id } = decodeCursor(cursor, '/querystring/cursor')
+  if (typeof id !== 'string' || !isUuid(id)) {
+    throw new ValidationError([{ path: '/querystring/cursor', message: 'is not a valid cursor' }])
+  }
+  return id
 }

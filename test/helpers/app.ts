@@ -2,11 +2,12 @@ import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { inject } from 'vitest'
-import { type AppServices, buildApp } from '../../src/app.js'
+import { type AppDeps, type AppServices, buildApp } from '../../src/app.js'
 import type { Broker } from '../../src/broker/broker.js'
 import { MemoryBroker } from '../../src/broker/memory.js'
 import { type Config, loadConfig } from '../../src/config/config.js'
 import { createLogger } from '../../src/observability/logger.js'
+import { brokerDeps } from '../../src/runtime.js'
 import { type Database, openDatabase } from '../../src/store/db.js'
 import { createTestDatabase } from './pg.js'
 
@@ -17,7 +18,13 @@ export const TEST_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789
 
 /** A config as production would parse it, with test-friendly overrides. */
 export function testConfig(env: Record<string, string> = {}): Config {
-  return loadConfig({ NODE_ENV: 'test', JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', RATE_LIMITS: 'off', ...env })
+  return loadConfig({
+    NODE_ENV: 'test',
+    JWT_SECRET: TEST_SECRET,
+    LOG_LEVEL: 'silent',
+    RATE_LIMITS: 'off',
+    ...env,
+  })
 }
 
 /** A migrated database of the given driver, fresh for the caller; `close` drops it. */
@@ -59,9 +66,16 @@ export async function startTestApp(
   opts: { driver?: Driver; database?: Database; broker?: Broker; env?: Record<string, string> } = {},
 ): Promise<TestApp> {
   const database = opts.database ?? (await openTestDatabase(opts.driver ?? 'postgres'))
-  const broker = opts.broker ?? new MemoryBroker()
   const config = testConfig(opts.env)
-  const { app, services } = await buildApp({ config, database, broker, logger: createLogger('silent') })
+  const logger = createLogger('silent')
+  // With REDIS_URL in env, the instance uses Redis exactly as production does (broker and shared stores).
+  const deps: Omit<AppDeps, 'config' | 'database' | 'logger'> = opts.broker
+    ? { broker: opts.broker }
+    : config.redisUrl
+      ? await brokerDeps(config, logger)
+      : { broker: new MemoryBroker() }
+  const broker = deps.broker
+  const { app, services } = await buildApp({ ...deps, config, database, logger })
   await app.ready()
   const t: TestApp = {
     app,
@@ -75,6 +89,7 @@ export async function startTestApp(
     },
     close: async () => {
       await app.close()
+      await deps.presence?.close()
       if (!opts.broker) await broker.close()
       if (!opts.database) await database.close()
     },
@@ -105,3 +120,10 @@ export async function registerUser(app: FastifyInstance, name = 'User') {
 }
 
 export type TestUser = Awaited<ReturnType<typeof registerUser>>
+
+/** The Redis tests use; CI points it at its own server. */
+export const redisUrl = (): string => process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/** A key prefix no other test (or run) shares. */
+export const uniquePrefix = (name: string): string =>
+  `test:${name}:${process.pid}:${Date.now().toString(36)}:${Math.random().toString(36).slice(2, 8)}`

@@ -20,6 +20,20 @@ export default async function setup(project: TestProject) {
   } finally {
     await sql.end()
   }
+  const { Redis } = await import('ioredis')
+  const redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  })
+  try {
+    await redis.connect()
+    await redis.ping()
+  } catch (err) {
+    throw new Error(`Redis is not reachable (set TEST_REDIS_URL): ${String(err)}`)
+  } finally {
+    redis.disconnect()
+  }
   const dir = mkdtempSync(join(tmpdir(), 'chat-pglite-'))
   const database = await openDatabase({ dataDir: 'memory://' })
   await database.migrate()

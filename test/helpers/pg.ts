@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto'
 import postgres from 'postgres'
 
 /** The server tests create their databases on (trust auth, user postgres, as on CI). */
-export const adminUrl = (): string => process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+export const adminUrl = (): string =>
+  process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 
 /** A fresh, empty database for one test file; `drop` removes it. */
 export async function createTestDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {

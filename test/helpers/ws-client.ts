@@ -93,7 +93,11 @@ export class TestSocket {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w.resolve !== done)
-        reject(new Error(`no matching frame within ${timeoutMs} ms; got: ${JSON.stringify(this.frames.slice(-5))}`))
+        reject(
+          new Error(
+            `no matching frame within ${timeoutMs} ms; got: ${JSON.stringify(this.frames.slice(-5))}`,
+          ),
+        )
       }, timeoutMs)
       const done = (f: Frame) => {
         clearTimeout(timer)
@@ -175,7 +179,10 @@ export async function directChat(app: FastifyInstance, a: TestUser, b: TestUser)
 }
 
 export async function groupChat(app: FastifyInstance, owner: TestUser, members: TestUser[]): Promise<string> {
-  const body = await call(app, owner, 'POST', '/groups', { title: 'Team', member_ids: members.map((m) => m.id) })
+  const body = await call(app, owner, 'POST', '/groups', {
+    title: 'Team',
+    member_ids: members.map((m) => m.id),
+  })
   return body.id as string
 }
 

@@ -1,0 +1,138 @@
+import { Redis } from 'ioredis'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { Broker } from '../../src/broker/broker.js'
+import { type ChatEvent, conversationChannel } from '../../src/broker/events.js'
+import { MemoryBroker } from '../../src/broker/memory.js'
+import { RedisBroker } from '../../src/broker/redis.js'
+import { createLogger } from '../../src/observability/logger.js'
+import { redisUrl, uniquePrefix } from '../helpers/app.js'
+
+/** Two "instances" of a broker kind sharing one transport (or, for memory, none). */
+type Factory = () => Promise<{ a: Broker; b: Broker | undefined; prefix: string }>
+
+const redisPair =
+  (mode: 'classic' | 'sharded'): Factory =>
+  async () => {
+    const prefix = uniquePrefix('broker')
+    const make = async () => {
+      const broker = new RedisBroker({ url: redisUrl(), prefix, mode, logger: createLogger('silent') })
+      await broker.connect()
+      return broker
+    }
+    return { a: await make(), b: await make(), prefix }
+  }
+
+const factories: [string, Factory][] = [
+  ['memory', async () => ({ a: new MemoryBroker(), b: undefined, prefix: '' })],
+  ['redis classic', redisPair('classic')],
+  ['redis sharded', redisPair('sharded')],
+]
+
+const event = (conversationId: string, seq: number): ChatEvent => ({
+  type: 'read',
+  conversation_id: conversationId,
+  user_id: '00000000-0000-4000-8000-000000000001',
+  seq,
+})
+
+/** Resolves with the first `n` events a listener gets; `extra` then catches duplicates. */
+function recorder() {
+  const got: ChatEvent[] = []
+  let wake: (() => void) | undefined
+  return {
+    got,
+    listener: (e: ChatEvent) => {
+      got.push(e)
+      wake?.()
+    },
+    async until(n: number, timeoutMs = 3000) {
+      const deadline = Date.now() + timeoutMs
+      while (got.length < n) {
+        if (Date.now() > deadline) throw new Error(`got ${got.length}/${n} events`)
+        await new Promise<void>((resolve) => {
+          wake = resolve
+          setTimeout(resolve, 50)
+        })
+      }
+    },
+  }
+}
+
+describe.each(factories)('broker: %s', (_name, factory) => {
+  const open: Broker[] = []
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((b) => b.close()))
+  })
+  const start = async () => {
+    const pair = await factory()
+    open.push(pair.a, ...(pair.b ? [pair.b] : []))
+    return pair
+  }
+
+  it('delivers a publish to local listeners synchronously, once', async () => {
+    const { a } = await start()
+    const r = recorder()
+    await a.subscribe(conversationChannel('c1'), r.listener)
+    a.publish(event('c1', 1))
+    expect(r.got).toHaveLength(1)
+  })
+
+  it('stops delivering after unsubscribe', async () => {
+    const { a } = await start()
+    const r = recorder()
+    const off = await a.subscribe(conversationChannel('c2'), r.listener)
+    off()
+    a.publish(event('c2', 1))
+    expect(r.got).toHaveLength(0)
+  })
+
+  it('reaches another instance exactly once, and never echoes back to the publisher', async () => {
+    const { a, b } = await start()
+    if (!b) return
+    const onA = recorder()
+    const onB = recorder()
+    await a.subscribe(conversationChannel('c3'), onA.listener)
+    // Resolving subscribe means the subscription is confirmed: a publish right after reaches it.
+    await b.subscribe(conversationChannel('c3'), onB.listener)
+    for (let seq = 1; seq <= 20; seq++) a.publish(event('c3', seq))
+    await onB.until(20)
+    // A marker published after the batch proves nothing more is in flight.
+    a.publish(event('c3', 21))
+    await onB.until(21)
+    expect(onB.got.map((e) => (e as { seq: number }).seq)).toEqual(
+      Array.from({ length: 21 }, (_, i) => i + 1),
+    )
+    expect(onA.got).toHaveLength(21)
+  })
+
+  it('unsubscribes from Redis when the last local listener leaves', async () => {
+    const { a, b, prefix } = await start()
+    if (!b) return
+    const redis = new Redis(redisUrl())
+    try {
+      const channel = `${prefix}:${conversationChannel('c4')}`
+      const count = async () => {
+        const classic = (await redis.pubsub('NUMSUB', channel)) as [string, number]
+        const sharded = (await redis.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number]
+        return Number(classic[1]) + Number(sharded[1])
+      }
+      const off1 = await b.subscribe(conversationChannel('c4'), () => {})
+      const off2 = await b.subscribe(conversationChannel('c4'), () => {})
+      expect(await count()).toBe(1)
+      off1()
+      expect(await count()).toBe(1)
+      off2()
+      // UNSUBSCRIBE travels on b's subscriber connection, which this client cannot order against:
+      // wait (with a deadline) until Redis reflects it.
+      for (let i = 0; i < 100 && (await count()) !== 0; i++) await new Promise((r) => setTimeout(r, 20))
+      expect(await count()).toBe(0)
+    } finally {
+      redis.disconnect()
+    }
+  })
+
+  it('reports healthy while connected', async () => {
+    const { a } = await start()
+    expect(a.healthy()).toBe(true)
+  })
+})
