@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import type { AppServices } from '../app.js'
+import { ValidationError } from '../services/errors.js'
 import { enforce } from '../services/rate-limiter.js'
 import { normalizeEmail, toPrivateUser } from '../services/users.js'
 import { authenticate, currentUser } from './authenticate.js'
@@ -65,7 +66,11 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = 
       },
     },
     async (req) => {
-      const email = normalizeEmail(req.body.email ?? req.body.username ?? '')
+      const given = req.body.email ?? req.body.username
+      if (given === undefined) {
+        throw new ValidationError([{ path: '/body/email', message: 'email (or the form field username) is required' }])
+      }
+      const email = normalizeEmail(given)
       const accountKey = `login:account:${email}`
       const ipKey = `login:ip:${req.ip}`
       if (limits.enabled) {

@@ -92,7 +92,22 @@ export function errorHandler(err: FastifyError, req: FastifyRequest, reply: Fast
     req.log.error({ err }, 'unhandled error')
     return sendProblem(req, reply, { status, code: 'internal', detail: 'internal server error' })
   }
-  const code =
-    err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'body_too_large' : (err.code ?? 'bad_request').toLowerCase()
-  return sendProblem(req, reply, { status, code, detail: err.message })
+  return sendProblem(req, reply, { status, code: clientErrorCode(err, status), detail: err.message })
+}
+
+// Fastify's own 4xx errors get our problem names, not its internal codes (FST_ERR_…).
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'body_too_large',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+}
+const STATUS_CODES: Record<number, string> = {
+  405: 'method_not_allowed',
+  413: 'body_too_large',
+  415: 'unsupported_media_type',
+}
+
+function clientErrorCode(err: FastifyError, status: number): string {
+  return FASTIFY_CODES[err.code] ?? STATUS_CODES[status] ?? 'bad_request'
 }

@@ -13,6 +13,9 @@ import * as schema from './schema.js'
 /** One handle type for both drivers (a union of the two breaks Drizzle's overloads). */
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
 
+/** Arbitrary constant naming the advisory lock that serializes migrations across instances. */
+const MIGRATION_LOCK_ID = 7_310_442_015
+
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../drizzle', import.meta.url))
 
 export interface Database {
@@ -53,7 +56,15 @@ function openPostgres(url: string, poolSize: number): Database {
     driver: 'postgres',
     describe: `postgresql://${target.host}${target.pathname}`,
     migrate: async () => {
-      await migratePostgres(drizzlePostgres(client, { schema }), { migrationsFolder: MIGRATIONS_DIR })
+      // Instances starting together would race on CREATE TABLE: one migrates at a time.
+      const lock = await client.reserve()
+      try {
+        await lock`select pg_advisory_lock(${MIGRATION_LOCK_ID})`
+        await migratePostgres(drizzlePostgres(client, { schema }), { migrationsFolder: MIGRATIONS_DIR })
+      } finally {
+        await lock`select pg_advisory_unlock(${MIGRATION_LOCK_ID})`.catch(() => undefined)
+        lock.release()
+      }
     },
     ping: async () => {
       await db.execute(sql`select 1`)

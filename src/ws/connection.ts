@@ -40,12 +40,19 @@ export class Connection {
   private counted = false
   private readonly listener: Listener = (event, channel) => this.onEvent(event, channel)
 
+  /**
+   * `awaitSync` (user socket opened with `?resume=true`): hold message delivery until the client's
+   * first frame, which should be its `sync`, so replayed and live messages cannot interleave.
+   */
   constructor(
     readonly user: UserRow,
     private tokenExp: number,
     readonly bound: string | undefined,
     private readonly ctx: ConnectionContext,
-  ) {}
+    private awaitSync = false,
+  ) {
+    if (bound) this.awaitSync = false
+  }
 
   /** Subscribes and sets each conversation's starting point. Runs before the upgrade. */
   async open(sinceSeq: number | undefined): Promise<void> {
@@ -60,16 +67,20 @@ export class Connection {
     )
     if (this.bound) {
       await this.subscribe(conversationChannel(this.bound))
-      const start = sinceSeq ?? (await conversations.lastSeq(this.bound))
-      this.addFeed(this.bound, start, sinceSeq !== undefined)
+      const last = await conversations.lastSeq(this.bound)
+      // A cursor past the end would silently swallow the next messages: clamp it.
+      const start = sinceSeq === undefined ? last : Math.min(sinceSeq, last)
+      this.addFeed(this.bound, start, start < last)
       return
     }
     await this.subscribe(userChannel(this.user.id))
     const ids = await conversations.memberships(this.user.id)
     await Promise.all(ids.map((m) => this.subscribe(conversationChannel(m.conversationId))))
     // Read the starting points only now: anything committed after them arrives live.
-    for (const m of await conversations.memberships(this.user.id))
-      this.addFeed(m.conversationId, m.lastSeq, false)
+    for (const m of await conversations.memberships(this.user.id)) {
+      // A conversation joined meanwhile (member.added) already has its feed, from its join point.
+      if (!this.feeds.has(m.conversationId)) this.addFeed(m.conversationId, m.lastSeq, false)
+    }
   }
 
   attach(socket: WebSocket): void {
@@ -147,6 +158,7 @@ export class Connection {
       start,
       { after: (seq, limit) => messages.after(conversationId, seq, limit) },
       { deliver: (m) => this.sendPaced(messageNewFrame(m)), onError: (err) => this.reportFailure(err) },
+      this.awaitSync,
     )
     this.feeds.set(conversationId, feed)
     for (const m of this.early.get(conversationId) ?? []) feed.push(m)
@@ -227,6 +239,7 @@ export class Connection {
   private onFrame(data: RawData, isBinary: boolean): void {
     if (this.closed) return
     if (isBinary) {
+      void this.startFeeds()
       this.violation('invalid_frame', 'binary frames are not supported; send JSON text')
       return
     }
@@ -234,10 +247,13 @@ export class Connection {
     try {
       parsed = JSON.parse(data.toString())
     } catch {
+      void this.startFeeds()
       this.violation('invalid_json', 'frame is not valid JSON')
       return
     }
     const frame = checkClientFrame(parsed)
+    // `sync` starts held feeds itself, once its cursors are applied.
+    if (!('type' in frame && frame.type === 'sync')) void this.startFeeds()
     if ('code' in frame) {
       const cmid = (parsed as { client_msg_id?: unknown } | null)?.client_msg_id
       this.violation(frame.code, frame.message, typeof cmid === 'string' ? cmid : undefined)
@@ -323,7 +339,7 @@ export class Connection {
         else unknown.push(conversationId)
       }
       if (unknown.length > 0) this.send(errorFrame('not_found', `not a member of: ${unknown.join(', ')}`))
-      await Promise.all(resumes)
+      await Promise.all([...resumes, this.startFeeds()])
     },
     ping: () => {
       this.send('{"type":"pong"}')
@@ -337,6 +353,13 @@ export class Connection {
       this.tokenExp = claims.exp
       this.armExpiry()
     },
+  }
+
+  /** Ends the `?resume=true` hold: every feed delivers from its position. */
+  private async startFeeds(): Promise<void> {
+    if (!this.awaitSync) return
+    this.awaitSync = false
+    await Promise.all([...this.feeds.values()].map((f) => f.start()))
   }
 
   /** Checks that the frame's conversation is one this socket follows; answers with an error frame otherwise. */

@@ -12,6 +12,8 @@ export interface FeedSink {
 }
 
 const PAGE = 100
+/** Fresh reads that may fail to find the gap before a held message before it is given up on. */
+const MAX_EMPTY_READS = 3
 
 /**
  * One socket's view of one conversation: delivers each message exactly once, in `seq` order,
@@ -21,11 +23,18 @@ const PAGE = 100
  * gap is filled from the store. That works because `seq` is assigned under the conversation's
  * row lock: once seq N is committed, every seq below N is committed too. Resume is the same
  * mechanism: start `lastSeq` at the client's cursor and fill.
+ *
+ * A paused feed (a user socket opened with `?resume=true`, waiting for the client's `sync`) drops
+ * live messages: they are committed, so `start` reads them back from the store in order.
  */
 export class ConversationFeed {
   private readonly held = new Map<number, MessageView>()
   private filling = false
   private closed = false
+  /** Set when the cursor moves back during a fill, so the fill reads again from there. */
+  private rewound = false
+  /** This socket has sent (or is sending) every seq in (floor, lastSeq], and none at or below floor. */
+  private floor: number
   /** Set when the member is removed: nothing after this seq is delivered. */
   private stopAfter = Number.POSITIVE_INFINITY
 
@@ -33,7 +42,10 @@ export class ConversationFeed {
     private lastSeq: number,
     private readonly source: FeedSource,
     private readonly sink: FeedSink,
-  ) {}
+    private paused = false,
+  ) {
+    this.floor = lastSeq
+  }
 
   get position(): number {
     return this.lastSeq
@@ -41,7 +53,7 @@ export class ConversationFeed {
 
   /** A live message from the broker. */
   push(message: MessageView): void {
-    if (this.closed || message.seq <= this.lastSeq || message.seq > this.stopAfter) return
+    if (this.closed || this.paused || message.seq <= this.lastSeq || message.seq > this.stopAfter) return
     if (message.seq === this.lastSeq + 1 && !this.filling) {
       void this.emit(message)
       this.release()
@@ -51,10 +63,30 @@ export class ConversationFeed {
     if (!this.filling) void this.fill()
   }
 
-  /** Moves the cursor back (a client's resume point) or leaves it; then delivers what is missing. */
-  resumeFrom(seq: number): Promise<void> {
-    if (seq < this.lastSeq) this.lastSeq = seq
+  /** Ends a pause: delivers everything committed since the feed's position, then live ones. */
+  start(): Promise<void> {
+    if (!this.paused) return Promise.resolve()
+    this.paused = false
     return this.fill()
+  }
+
+  /**
+   * The client has every message up to `seq`: delivers the ones after it that this socket has not
+   * sent, each once. When the socket has sent none yet, the cursor simply moves back and the feed
+   * catches up in order. When live messages already went out (they raced the client's `sync`), the
+   * older ones follow them rather than repeat them.
+   */
+  resumeFrom(seq: number): Promise<void> {
+    if (seq >= this.floor) return this.fill()
+    if (this.lastSeq === this.floor) {
+      this.lastSeq = seq
+      this.floor = seq
+      this.rewound = true
+      return this.fill()
+    }
+    const upTo = this.floor
+    this.floor = seq
+    return this.backfill(seq, upTo)
   }
 
   stop(afterSeq: number): void {
@@ -69,10 +101,12 @@ export class ConversationFeed {
 
   /** Reads from the store until caught up with everything held. Only one fill runs at a time. */
   async fill(): Promise<void> {
-    if (this.filling) return
+    if (this.filling || this.paused) return
     this.filling = true
+    let emptyReads = 0
     try {
-      for (let rounds = 0; !this.closed && rounds < 1_000_000; rounds++) {
+      while (!this.closed) {
+        this.rewound = false
         const page = await this.source.after(this.lastSeq, PAGE)
         let pending: Promise<void> | undefined
         for (const m of page) {
@@ -82,21 +116,46 @@ export class ConversationFeed {
         // Pace by the socket: wait for the page to be written before reading the next.
         if (pending) await pending
         this.release()
-        const more = page.length === PAGE || this.held.size > 0
-        if (!more) return
-        if (page.length === 0 && this.held.size > 0 && !this.held.has(this.lastSeq + 1)) {
-          // The store does not have the gap yet (should not happen: see the class comment); drop
-          // what is held rather than spin, the next live message or a resume will re-fill.
+        if (this.rewound || page.length === PAGE) continue
+        if (this.held.size === 0) return
+        // A held message is committed, and so is every seq below it; a read that started before
+        // its commit may have missed them, a fresh one will not.
+        emptyReads = page.length === 0 ? emptyReads + 1 : 0
+        if (emptyReads >= MAX_EMPTY_READS) {
           this.held.clear()
           return
         }
       }
     } catch (err) {
+      // The client is told to `sync`; retrying here could spin while the database is down.
+      this.held.clear()
       this.sink.onError(err)
     } finally {
       this.filling = false
       // A live message may have arrived past a gap while the last page was being written.
       if (this.held.size > 0 && !this.closed) queueMicrotask(() => void this.fill())
+    }
+  }
+
+  /** Sends (after, upTo] from the store: older messages this socket never sent. */
+  private async backfill(from: number, upTo: number): Promise<void> {
+    let after = from
+    try {
+      while (!this.closed && after < upTo) {
+        const page = await this.source.after(after, Math.min(PAGE, upTo - after))
+        if (page.length === 0) return
+        let pending: Promise<void> | undefined
+        for (const m of page) {
+          if (this.closed || m.seq > upTo || m.seq > this.stopAfter) return
+          pending = this.sink.deliver(m) ?? undefined
+          after = m.seq
+        }
+        if (pending) await pending
+      }
+    } catch (err) {
+      // Undo the claim so that a retried `sync` sends the range again: a repeat beats a gap.
+      if (this.floor === from) this.floor = upTo
+      this.sink.onError(err)
     }
   }
 

@@ -90,7 +90,7 @@ export async function registerGateway(app: FastifyInstance, services: AppService
   const prepare = (bound: boolean) => async (req: FastifyRequest, _reply: FastifyReply) => {
     const user = currentUser(req)
     const params = req.params as { conversation_id?: string }
-    const query = req.query as { since_seq?: number }
+    const query = req.query as { since_seq?: number; resume?: boolean }
     if (bound) {
       if (!params.conversation_id || !isUuid(params.conversation_id)) throw new NotFoundError('conversation')
       await services.conversations.requireMember(user.id, params.conversation_id)
@@ -103,6 +103,7 @@ export async function registerGateway(app: FastifyInstance, services: AppService
       req.tokenExp,
       bound ? params.conversation_id : undefined,
       ctx(req),
+      query.resume === true,
     )
     req.chatConnection = connection
     // If the client goes away before the upgrade finishes, nothing else would release it.
@@ -121,6 +122,9 @@ export async function registerGateway(app: FastifyInstance, services: AppService
   const querystring = Type.Object({
     ticket: Type.Optional(Type.String({ maxLength: 256 })),
     since_seq: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+    // User socket: hold messages until the client's first frame (its `sync`), so a resume never
+    // interleaves replayed and live messages.
+    resume: Type.Optional(Type.Boolean()),
   })
 
   app.get(

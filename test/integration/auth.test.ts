@@ -13,7 +13,8 @@ describe.each(DRIVERS)('auth on %s', (driver) => {
   })
   afterAll(async () => t?.close())
 
-  const post = (url: string, payload: object) => t.app.inject({ method: 'POST', url: `/api/v1${url}`, payload })
+  const post = (url: string, payload: object) =>
+    t.app.inject({ method: 'POST', url: `/api/v1${url}`, payload })
   const loginJson = (email: string, password: string) => post('/auth/login', { email, password })
   const refresh = (token: string) => post('/auth/refresh', { refresh_token: token })
   const me = (accessToken: string) =>
@@ -146,7 +147,11 @@ describe.each(DRIVERS)('auth on %s', (driver) => {
     expect(res.statusCode).toBe(422)
     expect(res.headers['content-type']).toContain('application/problem+json')
     const body = res.json()
-    expect(body).toMatchObject({ status: 422, title: expect.any(String), type: '/problems/validation_failed' })
+    expect(body).toMatchObject({
+      status: 422,
+      title: expect.any(String),
+      type: '/problems/validation_failed',
+    })
     expect(body.errors).toEqual([{ path: '/body/password', message: rule }])
     expect(body.detail).toContain(rule)
   })

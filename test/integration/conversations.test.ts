@@ -23,7 +23,8 @@ describe.each(DRIVERS)('conversations on %s', (driver) => {
 
   const call = (user: TestUser, method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: object) =>
     t.app.inject({ method, url: `${API}${url}`, headers: user.auth, ...(payload ? { payload } : {}) })
-  const users = (...names: string[]) => Promise.all(names.map((n) => registerUser(t.app, n)))
+  const users = <N extends string[]>(...names: N) =>
+    Promise.all(names.map((n) => registerUser(t.app, n))) as Promise<{ [K in keyof N]: TestUser }>
 
   async function record(channel: string): Promise<ChatEvent[]> {
     const events: ChatEvent[] = []
@@ -267,7 +268,7 @@ describe.each(DRIVERS)('conversations on %s', (driver) => {
     it('hands ownership to the longest-serving member when there is no admin', async () => {
       const [owner, x, y] = await users('Olga', 'X', 'Y')
       // The one who joins first has the larger id, so a tie broken by id would pick the other.
-      const [late, early] = [x, y].sort((p, q) => p.id.localeCompare(q.id))
+      const [late, early] = [x, y].sort((p, q) => p.id.localeCompare(q.id)) as [TestUser, TestUser]
       const group = await createGroup(owner, [early])
       await clockPast(group.created_at)
       expect(

@@ -3,7 +3,14 @@ import { eq } from 'drizzle-orm'
 import { decodeJwt, decodeProtectedHeader, type JWTPayload, SignJWT, UnsecuredJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { users } from '../../src/store/schema.js'
-import { DRIVERS, registerUser, startTestApp, TEST_SECRET, type TestApp, type TestUser } from '../helpers/app.js'
+import {
+  DRIVERS,
+  registerUser,
+  startTestApp,
+  TEST_SECRET,
+  type TestApp,
+  type TestUser,
+} from '../helpers/app.js'
 
 const now = () => Math.floor(Date.now() / 1000)
 const b64 = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url')

@@ -140,7 +140,10 @@ describe.each(DRIVERS)('users on %s', (driver) => {
           { path: '/body/current_password', message: 'is required and must be correct' },
         ])
       }
-      const ok = await call('PATCH', '/users/me', u, { email: ` ${email.toUpperCase()}`, current_password: PASSWORD })
+      const ok = await call('PATCH', '/users/me', u, {
+        email: ` ${email.toUpperCase()}`,
+        current_password: PASSWORD,
+      })
       expect(ok.statusCode).toBe(200)
       expect(ok.json().email).toBe(email)
       expect((await login(email, PASSWORD)).statusCode).toBe(200)
@@ -157,7 +160,10 @@ describe.each(DRIVERS)('users on %s', (driver) => {
       const u = await registerUser(t.app, 'Rekey')
       const next = 'An0ther-secret!'
       expect((await call('PATCH', '/users/me', u, { password: next })).statusCode).toBe(422)
-      const weak = await call('PATCH', '/users/me', u, { password: 'weakpassword', current_password: PASSWORD })
+      const weak = await call('PATCH', '/users/me', u, {
+        password: 'weakpassword',
+        current_password: PASSWORD,
+      })
       expect(weak.statusCode).toBe(422)
       expect(weak.json().errors.map((e: { path: string }) => e.path)).toContain('/body/password')
       const ok = await call('PATCH', '/users/me', u, { password: next, current_password: PASSWORD })

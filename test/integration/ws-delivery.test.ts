@@ -28,7 +28,8 @@ describe('WebSocket delivery', () => {
   })
   afterAll(async () => t?.close())
 
-  const userSocket = async (u: TestUser) => track(await TestSocket.open(userSocketUrl(t.url), { token: u.token }))
+  const userSocket = async (u: TestUser) =>
+    track(await TestSocket.open(userSocketUrl(t.url), { token: u.token }))
   const convSocket = async (u: TestUser, conv: string) =>
     track(await TestSocket.open(conversationSocketUrl(t.url, conv), { token: u.token }))
   const track = (s: TestSocket) => {
@@ -50,9 +51,19 @@ describe('WebSocket delivery', () => {
 
   it('delivers each message.new exactly once to every socket of every member, the sender included', async () => {
     const { a, b, conv } = await pair()
-    const [a1, a2, aConv, b1] = [await userSocket(a), await userSocket(a), await convSocket(a, conv), await userSocket(b)]
+    const [a1, a2, aConv, b1] = [
+      await userSocket(a),
+      await userSocket(a),
+      await convSocket(a, conv),
+      await userSocket(b),
+    ]
     aConv.send({ type: 'message.send', content: 'from the conversation socket', client_msg_id: 'm1' })
-    a1.send({ type: 'message.send', conversation_id: conv, content: 'from a user socket', client_msg_id: 'm2' })
+    a1.send({
+      type: 'message.send',
+      conversation_id: conv,
+      content: 'from a user socket',
+      client_msg_id: 'm2',
+    })
     await restSend(t.app, b, conv, 'over REST')
     for (const s of [a1, a2, aConv, b1]) await expectSeqs(s, conv, 3)
     // Acks go to the sending socket only.
@@ -105,12 +116,18 @@ describe('WebSocket delivery', () => {
     const err = await s.waitFor((f) => f.type === 'error')
     expect(err).toMatchObject({ code: 'validation_failed', client_msg_id: 'blank' })
     await Promise.all([s.settle(), peer.settle()])
-    expect([...s.ofType('message.ack'), ...s.ofType('message.new'), ...peer.ofType('message.new')]).toEqual([])
+    expect([...s.ofType('message.ack'), ...s.ofType('message.new'), ...peer.ofType('message.new')]).toEqual(
+      [],
+    )
     expect(await history(t.app, a, conv)).toEqual([])
   })
 
   it('keeps seq strictly increasing on every socket under concurrent senders on sockets and REST', async () => {
-    const [a, b, c] = [await registerUser(t.app, 'A'), await registerUser(t.app, 'B'), await registerUser(t.app, 'C')]
+    const [a, b, c] = [
+      await registerUser(t.app, 'A'),
+      await registerUser(t.app, 'B'),
+      await registerUser(t.app, 'C'),
+    ]
     const conv = await groupChat(t.app, a, [b, c])
     const aUser = await userSocket(a)
     const aConv = await convSocket(a, conv)
@@ -121,8 +138,18 @@ describe('WebSocket delivery', () => {
     const rest = Promise.all(range(1, perSender).map((i) => restSend(t.app, b, conv, `rest ${i}`)))
     for (const i of range(1, perSender)) {
       aConv.send({ type: 'message.send', content: `a-conv ${i}`, client_msg_id: `ac${i}` })
-      aUser.send({ type: 'message.send', conversation_id: conv, content: `a-user ${i}`, client_msg_id: `au${i}` })
-      bUser.send({ type: 'message.send', conversation_id: conv, content: `b-user ${i}`, client_msg_id: `bu${i}` })
+      aUser.send({
+        type: 'message.send',
+        conversation_id: conv,
+        content: `a-user ${i}`,
+        client_msg_id: `au${i}`,
+      })
+      bUser.send({
+        type: 'message.send',
+        conversation_id: conv,
+        content: `b-user ${i}`,
+        client_msg_id: `bu${i}`,
+      })
     }
     await rest
     const total = 4 * perSender
@@ -191,8 +218,17 @@ describe('WebSocket delivery', () => {
       const events = s.frames.filter((f) => f.type.startsWith('message.'))
       expect(events.map((f) => f.type)).toEqual(['message.new', 'message.updated', 'message.deleted'])
       expect(events.map((f) => f.conversation_id)).toEqual([conv, conv, conv])
-      expect(events[1]?.message).toMatchObject({ id: sent.id, content: 'final', edited_at: expect.any(String) })
-      expect(events[2]?.message).toMatchObject({ id: sent.id, seq: 1, content: '', deleted_at: expect.any(String) })
+      expect(events[1]?.message).toMatchObject({
+        id: sent.id,
+        content: 'final',
+        edited_at: expect.any(String),
+      })
+      expect(events[2]?.message).toMatchObject({
+        id: sent.id,
+        seq: 1,
+        content: '',
+        deleted_at: expect.any(String),
+      })
     }
     // The same three through socket frames.
     aConv.send({ type: 'message.send', content: 'second', client_msg_id: 'x' })
