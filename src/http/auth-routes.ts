@@ -68,7 +68,9 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = 
     async (req) => {
       const given = req.body.email ?? req.body.username
       if (given === undefined) {
-        throw new ValidationError([{ path: '/body/email', message: 'email (or the form field username) is required' }])
+        throw new ValidationError([
+          { path: '/body/email', message: 'email (or the form field username) is required' },
+        ])
       }
       const email = normalizeEmail(given)
       const accountKey = `login:account:${email}`

@@ -123,25 +123,24 @@ export class MessageService {
   /** Moves the caller's read marker forward (never back, never past the last message). */
   async markRead(userId: string, conversationId: string, seq: number): Promise<{ last_read_seq: number }> {
     await this.conversations.requireMember(userId, conversationId)
-    const before = await this.db
-      .select({ s: conversationMembers.lastReadSeq })
-      .from(conversationMembers)
-      .where(
-        and(eq(conversationMembers.conversationId, conversationId), eq(conversationMembers.userId, userId)),
-      )
+    const target = sql`least(${seq}::bigint, (select ${conversations.lastSeq} from ${conversations} where ${conversations.id} = ${conversationId}))`
+    // One statement decides and moves, so concurrent reads publish each forward move once.
     const [row] = await this.db
       .update(conversationMembers)
-      .set({
-        lastReadSeq: sql`greatest(${conversationMembers.lastReadSeq}, least(${seq}::bigint, (select ${conversations.lastSeq} from ${conversations} where ${conversations.id} = ${conversationId})))`,
-      })
+      .set({ lastReadSeq: target })
       .where(
-        and(eq(conversationMembers.conversationId, conversationId), eq(conversationMembers.userId, userId)),
+        and(
+          eq(conversationMembers.conversationId, conversationId),
+          eq(conversationMembers.userId, userId),
+          sql`${conversationMembers.lastReadSeq} < ${target}`,
+        ),
       )
       .returning({ s: conversationMembers.lastReadSeq })
-    if (!row) throw new NotFoundError('conversation')
-    if (row.s !== before[0]?.s) {
-      this.broker.publish({ type: 'read', conversation_id: conversationId, user_id: userId, seq: row.s })
+    if (!row) {
+      const current = await this.conversations.requireMember(userId, conversationId)
+      return { last_read_seq: current.lastReadSeq }
     }
+    this.broker.publish({ type: 'read', conversation_id: conversationId, user_id: userId, seq: row.s })
     return { last_read_seq: row.s }
   }
 

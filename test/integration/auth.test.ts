@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto'
+import { eq } from 'drizzle-orm'
 import type { LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { refreshTokens } from '../../src/store/schema.js'
 import { DRIVERS, registerUser, startTestApp, type TestApp } from '../helpers/app.js'
 
 const PASSWORD = 'Sup3r-secret!'
@@ -80,6 +82,22 @@ describe.each(DRIVERS)('auth on %s', (driver) => {
     // An attacker replays the first token: it is refused and the legitimate newest one dies with it.
     expect((await refresh(u.refresh)).statusCode).toBe(401)
     expect((await refresh(third.refresh_token)).statusCode).toBe(401)
+  })
+
+  it('two concurrent refreshes of one token: exactly one succeeds', async () => {
+    const u = await registerUser(t.app, 'Racer')
+    const results = await Promise.all([refresh(u.refresh), refresh(u.refresh)])
+    expect(results.map((r) => r.statusCode).sort()).toEqual([200, 401])
+  })
+
+  it('refuses an expired refresh token', async () => {
+    const u = await registerUser(t.app, 'Expired')
+    // Ages the token in place: the 60 s minimum TTL is too long to wait for.
+    await t.services.database.db
+      .update(refreshTokens)
+      .set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(eq(refreshTokens.userId, u.id))
+    expect((await refresh(u.refresh)).statusCode).toBe(401)
   })
 
   it('reuse detection revokes only that family, not the user’s other logins', async () => {

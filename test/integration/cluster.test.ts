@@ -137,4 +137,20 @@ describe('three instances through Redis', () => {
     await goneUser.settle()
     expect(seqsOf(goneUser, id)).toEqual([])
   })
+
+  it('shares tickets and the per-user connection limit across instances', async () => {
+    const u = await registerUser(node(0).app, 'Ticket')
+    const issued = await node(0).app.inject({
+      method: 'POST',
+      url: '/api/v1/chat/ws-ticket',
+      headers: u.auth,
+    })
+    expect(issued.statusCode).toBe(201)
+    const ticket = issued.json().ticket as string
+    const viaTicket = await TestSocket.open(`${node(1).url}/api/v1/chat/ws?ticket=${ticket}`)
+    sockets.push(viaTicket)
+    await expect(TestSocket.open(`${node(2).url}/api/v1/chat/ws?ticket=${ticket}`)).rejects.toMatchObject({
+      status: 401,
+    })
+  })
 })

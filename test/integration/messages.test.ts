@@ -369,5 +369,18 @@ describe.each(DRIVERS)('messages on %s', (driver) => {
       await call(a, 'DELETE', `/messages/${gone.id}`)
       expect(await unread(b)).toBe(0)
     })
+
+    it('publishes each forward move of concurrent reads once, ending at the highest', async () => {
+      const [a, b] = await users('Ann', 'Bob')
+      const id = await direct(a, b)
+      await sendMany(a, id, 10)
+      const events = await record(id)
+      const seqsRead = [...range(1, 10), ...range(1, 10)]
+      await Promise.all(seqsRead.map((seq) => call(b, 'POST', `/conversations/${id}/read`, { seq })))
+      const moves = events.flatMap((e) => (e.type === 'read' ? [e.seq] : []))
+      expect(new Set(moves).size).toBe(moves.length)
+      expect(Math.max(...moves)).toBe(10)
+      expect((await call(b, 'GET', `/conversations/${id}`)).json().unread_count).toBe(0)
+    })
   })
 })

@@ -39,8 +39,10 @@ async function forge(
 
 describe.each(DRIVERS)('access tokens on %s', (driver) => {
   let t: TestApp
+  let u: TestUser
   beforeAll(async () => {
     t = await startTestApp({ driver })
+    u = await registerUser(t.app, 'Holder')
   })
   afterAll(async () => t?.close())
 
@@ -54,11 +56,6 @@ describe.each(DRIVERS)('access tokens on %s', (driver) => {
     expect(res.headers['content-type']).toContain('application/problem+json')
     if (detail) expect(res.json().detail).toBe(detail)
   }
-
-  let u: TestUser
-  beforeAll(async () => {
-    u = await registerUser(t.app, 'Holder')
-  })
 
   it('carries sub, iat, exp, iss, aud and jti, signed with HS256', async () => {
     const claims = decodeJwt(u.token)

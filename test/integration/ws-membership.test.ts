@@ -1,0 +1,120 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { registerUser, startTestApp, type TestApp, type TestUser } from '../helpers/app.js'
+import {
+  addMember,
+  conversationSocketUrl,
+  directChat,
+  type Frame,
+  groupChat,
+  range,
+  removeMember,
+  restSend,
+  TestSocket,
+  userSocketUrl,
+} from '../helpers/ws-client.js'
+
+/** Membership changes reach sockets at once: a new member starts receiving, a removed one stops. */
+describe('WebSocket membership', () => {
+  let t: TestApp
+  const open: TestSocket[] = []
+
+  beforeAll(async () => {
+    t = await startTestApp()
+    await t.listen()
+  })
+  afterEach(() => {
+    for (const s of open.splice(0)) s.close()
+  })
+  afterAll(async () => t?.close())
+
+  const userSocket = async (u: TestUser) => track(await TestSocket.open(userSocketUrl(t.url), { token: u.token }))
+  const convSocket = async (u: TestUser, conv: string) =>
+    track(await TestSocket.open(conversationSocketUrl(t.url, conv), { token: u.token }))
+  const track = (s: TestSocket) => {
+    open.push(s)
+    return s
+  }
+  const users = async (...names: string[]) => Promise.all(names.map((n) => registerUser(t.app, n)))
+  const after = (s: TestSocket, pred: (f: Frame) => boolean) => s.frames.slice(s.frames.findIndex(pred) + 1)
+
+  it('makes a user socket follow a conversation its user was just added to', async () => {
+    const [a, b, c] = await users('Ann', 'Bob', 'Cid')
+    const conv = await groupChat(t.app, a, [b])
+    await restSend(t.app, a, conv, 'before C joined')
+    const [cUser, bUser] = [await userSocket(c), await userSocket(b)]
+    await addMember(t.app, a, conv, c)
+    // Sent the instant the add returns: it must still reach C's socket.
+    await restSend(t.app, a, conv, 'welcome')
+    const got = await cUser.waitFor((f) => f.type === 'message.new')
+    expect(got).toMatchObject({ conversation_id: conv, message: { seq: 2, content: 'welcome' } })
+    expect(await cUser.waitFor((f) => f.type === 'member.added')).toMatchObject({
+      conversation_id: conv,
+      user_id: c.id,
+    })
+    // Existing members hear about the newcomer.
+    expect(await bUser.waitFor((f) => f.type === 'member.added')).toMatchObject({
+      conversation_id: conv,
+      user_id: c.id,
+      role: 'member',
+    })
+    // And C can now talk there from the user socket.
+    cUser.send({ type: 'message.send', conversation_id: conv, content: 'hi all', client_msg_id: 'c1' })
+    await cUser.waitFor((f) => f.type === 'message.ack')
+    await Promise.all([cUser.settle(), bUser.settle()])
+    expect(cUser.seqs(conv)).toEqual([2, 3])
+    expect(bUser.seqs(conv)).toEqual([2, 3])
+  })
+
+  it('gives a user socket the conversations created after it opened', async () => {
+    const [a, b] = await users('Ann', 'Bob')
+    const bUser = await userSocket(b)
+    const conv = await directChat(t.app, a, b)
+    await restSend(t.app, a, conv, 'first words')
+    expect(await bUser.waitFor((f) => f.type === 'conversation.created')).toMatchObject({ conversation_id: conv })
+    await bUser.collect('message.new', 1)
+    await bUser.settle()
+    expect(bUser.seqs(conv)).toEqual([1])
+  })
+
+  it('stops a removed member at once: member.removed and nothing after it on the user socket, 4403 on the conversation socket', async () => {
+    const [a, b, c] = await users('Ann', 'Bob', 'Cid')
+    const conv = await groupChat(t.app, a, [b, c])
+    const direct = await directChat(t.app, a, b)
+    const [bUser, bConv, cConv] = [await userSocket(b), await convSocket(b, conv), await convSocket(c, conv)]
+    await restSend(t.app, a, conv, 'before')
+    // Sends racing the removal: whichever commit after it must not reach B.
+    const burst = Promise.all(range(1, 10).map((i) => restSend(t.app, a, conv, `during ${i}`)))
+    await removeMember(t.app, a, conv, b)
+    await burst
+    await restSend(t.app, a, conv, 'after')
+    cConv.send({ type: 'typing', state: 'start' })
+
+    expect(await bConv.waitClose()).toMatchObject({ code: 4403 })
+    const removed = await bUser.waitFor((f) => f.type === 'member.removed')
+    expect(removed).toMatchObject({ conversation_id: conv, user_id: b.id })
+    await cConv.collect('message.new', 12)
+    await bUser.settle()
+    const isRemoved = (f: Frame) => f.type === 'member.removed'
+    expect(after(bUser, isRemoved).filter((f) => f.conversation_id === conv)).toEqual([])
+    // What B got is an unbroken prefix: each message before the removal, once.
+    const seen = bUser.seqs(conv)
+    expect(seen).toEqual(range(1, seen.length))
+    expect(seen.length).toBeLessThan(12)
+    // The other members are told, and B's user socket keeps working for its other conversations.
+    expect(await cConv.waitFor(isRemoved)).toMatchObject({ conversation_id: conv, user_id: b.id })
+    await restSend(t.app, a, direct, 'still friends')
+    expect(await bUser.waitFor((f) => f.type === 'message.new' && f.conversation_id === direct)).toBeTruthy()
+  })
+
+  it('treats leaving like removal', async () => {
+    const [a, b] = await users('Ann', 'Bob')
+    const conv = await groupChat(t.app, a, [b])
+    const [bUser, bConv] = [await userSocket(b), await convSocket(b, conv)]
+    await removeMember(t.app, b, conv, b)
+    expect(await bConv.waitClose()).toMatchObject({ code: 4403 })
+    await bUser.waitFor((f) => f.type === 'member.removed')
+    await restSend(t.app, a, conv, 'gone')
+    await bUser.settle()
+    expect(bUser.seqs(conv)).toEqual([])
+  })
+})

@@ -1,0 +1,178 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { ConfigError, loadConfig, loadDotEnv, SETTINGS } from '../../src/config/config.js'
+
+const SECRET = 'x'.repeat(32)
+const ENV_EXAMPLE = new URL('../../.env.example', import.meta.url)
+
+const dirs: string[] = []
+const tmp = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'chat-config-'))
+  dirs.push(dir)
+  return dir
+}
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+
+/** The problems loadConfig reports, or a failure when it accepts the input. */
+function problemsOf(raw: Record<string, string>): string[] {
+  try {
+    loadConfig(raw)
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError)
+    return (err as ConfigError).problems
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(raw)}`)
+}
+
+/** `NAME=value` lines of .env.example (comments and blank lines skipped). */
+function envExample(): Map<string, string> {
+  const lines = readFileSync(ENV_EXAMPLE, 'utf8').split('\n')
+  const entries = lines
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'))
+    .map((l) => {
+      const at = l.indexOf('=')
+      return [l.slice(0, at), l.slice(at + 1)] as const
+    })
+  return new Map(entries)
+}
+
+describe('loadConfig', () => {
+  it('has the documented defaults', () => {
+    const config = loadConfig({ JWT_SECRET: SECRET })
+    expect(config).toMatchObject({
+      env: 'development',
+      host: '0.0.0.0',
+      port: 8000,
+      logLevel: 'info',
+      databaseUrl: undefined,
+      dataDir: './data',
+      redisUrl: undefined,
+      corsOrigins: [],
+      bodyLimitBytes: 65536,
+      jwt: {
+        secret: SECRET,
+        issuer: 'chat-api',
+        audience: 'chat-api',
+        accessTtlSec: 900,
+        refreshTtlSec: 2592000,
+      },
+    })
+    expect(config.rateLimits.enabled).toBe(true)
+  })
+
+  it('reads, trims and converts values', () => {
+    const config = loadConfig({
+      JWT_SECRET: SECRET,
+      PORT: ' 9000 ',
+      DATABASE_URL: 'postgres://db/chat',
+      CORS_ORIGINS: 'https://a.example, https://b.example,',
+      RATE_LIMITS: 'off',
+      NODE_ENV: 'production',
+    })
+    expect(config).toMatchObject({ port: 9000, databaseUrl: 'postgres://db/chat', env: 'production' })
+    expect(config.corsOrigins).toEqual(['https://a.example', 'https://b.example'])
+    expect(config.rateLimits.enabled).toBe(false)
+  })
+
+  it('treats an empty value as unset (what a copied .env.example holds)', () => {
+    const config = loadConfig({ JWT_SECRET: SECRET, PORT: '', DATABASE_URL: '', REDIS_URL: '  ' })
+    expect(config).toMatchObject({ port: 8000, databaseUrl: undefined, redisUrl: undefined })
+  })
+
+  it('reports every bad value, one line each', () => {
+    const problems = problemsOf({
+      JWT_SECRET: SECRET,
+      PORT: 'eighty',
+      ACCESS_TOKEN_TTL: '5',
+      BODY_LIMIT_BYTES: '1.5',
+      LOG_LEVEL: 'loud',
+      NODE_ENV: 'staging',
+    })
+    expect(problems).toHaveLength(5)
+    for (const name of ['PORT', 'ACCESS_TOKEN_TTL', 'BODY_LIMIT_BYTES', 'LOG_LEVEL', 'NODE_ENV']) {
+      expect(
+        problems.filter((p) => p.startsWith(`${name}: `)),
+        name,
+      ).toHaveLength(1)
+    }
+    expect(problems).toContain('PORT: "eighty" is not an integer')
+    expect(problems).toContain('ACCESS_TOKEN_TTL: 5 is outside 10..86400')
+    const message = new ConfigError(problems).message.split('\n')
+    expect(message).toHaveLength(1 + problems.length)
+    expect(message[0]).toBe('invalid configuration:')
+  })
+
+  it('refuses a port outside 0..65535', () => {
+    expect(problemsOf({ JWT_SECRET: SECRET, PORT: '70000' })).toEqual(['PORT: 70000 is outside 0..65535'])
+  })
+
+  it('stops production without JWT_SECRET, with a clear message, and writes no secret', () => {
+    const dataDir = tmp()
+    expect(problemsOf({ NODE_ENV: 'production', DATA_DIR: dataDir })).toEqual([
+      'JWT_SECRET: required when NODE_ENV=production (at least 32 random characters)',
+    ])
+    expect(readdirSync(dataDir)).toEqual([])
+  })
+
+  it.each(['production', 'development'])('refuses a JWT_SECRET shorter than 32 characters (%s)', (env) => {
+    expect(problemsOf({ NODE_ENV: env, JWT_SECRET: 'short' })).toEqual([
+      'JWT_SECRET: must be at least 32 characters',
+    ])
+  })
+
+  it('in development without JWT_SECRET, generates one secret in DATA_DIR and reuses it', () => {
+    const dataDir = join(tmp(), 'nested', 'data')
+    const first = loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir }).jwt.secret
+    expect(first.length).toBeGreaterThanOrEqual(32)
+    const file = join(dataDir, 'jwt-secret')
+    expect(readFileSync(file, 'utf8')).toBe(first)
+    // Owner-only: the file is a signing key.
+    expect(statSync(file).mode & 0o077).toBe(0)
+    expect(loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir }).jwt.secret).toBe(first)
+    const elsewhere = loadConfig({ NODE_ENV: 'development', DATA_DIR: tmp() }).jwt.secret
+    expect(elsewhere).not.toBe(first)
+  })
+})
+
+describe('.env.example', () => {
+  it('documents every setting, and nothing else', () => {
+    expect(existsSync(ENV_EXAMPLE), '.env.example is missing').toBe(true)
+    const documented = [...envExample().keys()].sort()
+    expect(documented).toEqual(Object.keys(SETTINGS).sort())
+  })
+
+  it('shows each setting’s default, so a copy of it changes nothing', () => {
+    for (const [name, value] of envExample()) {
+      const spec = SETTINGS[name as keyof typeof SETTINGS] as { default?: string } | undefined
+      expect(value, name).toBe(spec?.default ?? '')
+    }
+    const dataDir = tmp()
+    const copied = { ...Object.fromEntries(envExample()), JWT_SECRET: SECRET, DATA_DIR: dataDir }
+    expect(loadConfig(copied)).toEqual(loadConfig({ JWT_SECRET: SECRET, DATA_DIR: dataDir }))
+  })
+})
+
+describe('loadDotEnv', () => {
+  const names = ['CHAT_TEST_FROM_FILE', 'CHAT_TEST_FROM_ENV']
+  afterEach(() => {
+    for (const name of names) delete process.env[name]
+  })
+
+  it('reads .env when present, and real environment variables win', () => {
+    const file = join(tmp(), '.env')
+    writeFileSync(file, 'CHAT_TEST_FROM_FILE=file\nCHAT_TEST_FROM_ENV=file\n')
+    process.env.CHAT_TEST_FROM_ENV = 'env'
+    loadDotEnv(file)
+    expect(process.env.CHAT_TEST_FROM_FILE).toBe('file')
+    expect(process.env.CHAT_TEST_FROM_ENV).toBe('env')
+  })
+
+  it('does nothing when the file is absent', () => {
+    expect(() => loadDotEnv(join(tmp(), 'missing.env'))).not.toThrow()
+  })
+})
