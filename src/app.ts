@@ -85,10 +85,27 @@ export function createServices(deps: AppDeps): AppServices {
 export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; services: AppServices }> {
   const services = createServices(deps)
   const { config } = deps
+  if (!config.rateLimits.enabled) {
+    deps.logger.warn(
+      'RATE_LIMITS=off: login, registration, ticket and message rate limits are disabled (load tests only); size limits and authorization still apply',
+    )
+  }
+  const { http } = config
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: config.bodyLimitBytes,
-    trustProxy: true,
+    // Per-IP limits key on req.ip: X-Forwarded-For counts only when it comes from a trusted proxy.
+    trustProxy: http.trustProxy,
+    // Slow-loris: a client trickling its headers or body is answered 408 and cut off. Node checks
+    // these deadlines every connectionsCheckingInterval (30 s by default: too coarse to be a bound).
+    // Upgraded WebSockets leave these timers behind (ws clears the socket timeout).
+    requestTimeout: http.requestTimeoutMs,
+    connectionTimeout: http.idleTimeoutMs,
+    keepAliveTimeout: http.keepAliveTimeoutMs,
+    http: {
+      headersTimeout: http.headersTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, Math.ceil(http.headersTimeoutMs / 2)),
+    },
     ajv: { customOptions: { allErrors: true, removeAdditional: false, coerceTypes: 'array' } },
   }).withTypeProvider<TypeBoxTypeProvider>()
 

@@ -39,6 +39,11 @@ export const SETTINGS = {
   CORS_ORIGINS: { kind: 'list', default: '' },
   WS_ORIGINS: { kind: 'list', default: '' },
   BODY_LIMIT_BYTES: { kind: 'int', default: '65536', min: 1024, max: 10485760 },
+  TRUST_PROXY: { kind: 'string', default: 'loopback,linklocal,uniquelocal' },
+  HTTP_HEADERS_TIMEOUT_MS: { kind: 'int', default: '10000', min: 100, max: 600000 },
+  HTTP_REQUEST_TIMEOUT_MS: { kind: 'int', default: '30000', min: 100, max: 3600000 },
+  HTTP_IDLE_TIMEOUT_MS: { kind: 'int', default: '60000', min: 100, max: 3600000 },
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: { kind: 'int', default: '72000', min: 100, max: 3600000 },
   MESSAGE_MAX_CHARS: { kind: 'int', default: '4000', min: 1, max: 100000 },
   GROUP_MAX_MEMBERS: { kind: 'int', default: '1000', min: 2, max: 100000 },
   WS_MAX_FRAME_BYTES: { kind: 'int', default: '16384', min: 1024, max: 1048576 },
@@ -78,6 +83,14 @@ export interface Config {
   corsOrigins: string[]
   wsOrigins: string[]
   bodyLimitBytes: number
+  http: {
+    /** Which peers may set X-Forwarded-For: false, true (any), or addresses/CIDRs/proxy-addr names. */
+    trustProxy: boolean | string
+    headersTimeoutMs: number
+    requestTimeoutMs: number
+    idleTimeoutMs: number
+    keepAliveTimeoutMs: number
+  }
   messageMaxChars: number
   groupMaxMembers: number
   ws: {
@@ -165,6 +178,11 @@ export function loadConfig(raw: Raw = process.env): Config {
   if (secret === undefined && env === 'production') {
     problems.push('JWT_SECRET: required when NODE_ENV=production (at least 32 random characters)')
   }
+  const headersTimeout = v.HTTP_HEADERS_TIMEOUT_MS as number | undefined
+  const requestTimeout = v.HTTP_REQUEST_TIMEOUT_MS as number | undefined
+  if (headersTimeout !== undefined && requestTimeout !== undefined && headersTimeout > requestTimeout) {
+    problems.push('HTTP_HEADERS_TIMEOUT_MS: must not exceed HTTP_REQUEST_TIMEOUT_MS')
+  }
   if (problems.length > 0) throw new ConfigError(problems)
   secret ??= developmentSecret(dataDir)
   const int = (name: SettingName) => v[name] as number
@@ -189,6 +207,13 @@ export function loadConfig(raw: Raw = process.env): Config {
     corsOrigins: v.CORS_ORIGINS as string[],
     wsOrigins: v.WS_ORIGINS as string[],
     bodyLimitBytes: int('BODY_LIMIT_BYTES'),
+    http: {
+      trustProxy: parseTrustProxy(v.TRUST_PROXY as string),
+      headersTimeoutMs: int('HTTP_HEADERS_TIMEOUT_MS'),
+      requestTimeoutMs: int('HTTP_REQUEST_TIMEOUT_MS'),
+      idleTimeoutMs: int('HTTP_IDLE_TIMEOUT_MS'),
+      keepAliveTimeoutMs: int('HTTP_KEEP_ALIVE_TIMEOUT_MS'),
+    },
     messageMaxChars: int('MESSAGE_MAX_CHARS'),
     groupMaxMembers: int('GROUP_MAX_MEMBERS'),
     ws: {
@@ -214,6 +239,13 @@ export function loadConfig(raw: Raw = process.env): Config {
     },
     messageBatchMax: int('MESSAGE_BATCH_MAX'),
   }
+}
+
+/** `false`, `true`, or a comma-separated list of addresses, CIDRs and proxy-addr names (`loopback`…). */
+function parseTrustProxy(text: string): boolean | string {
+  if (text === 'false') return false
+  if (text === 'true') return true
+  return text
 }
 
 /**

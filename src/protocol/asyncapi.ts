@@ -33,7 +33,7 @@ export function asyncApiDocument() {
   const messages = Object.fromEntries(
     [...client, ...server].map(({ type, schema }) => [
       `${client.some((c) => c.type === type) && server.some((s) => s.schema === schema) ? 'server_' : ''}${name(type)}`,
-      { name: type, summary: schema.description, payload: JSON.parse(JSON.stringify(schema)) },
+      { name: type, summary: (schema as { description?: string }).description, payload: JSON.parse(JSON.stringify(schema)) },
     ]),
   )
   const serverKey = (type: string) =>

@@ -24,6 +24,7 @@ declare module 'fastify' {
 export async function registerGateway(app: FastifyInstance, services: AppServices): Promise<void> {
   const { config } = services
   const connections = new Set<Connection>()
+  const local = new UserCounts()
   // After a broker outage, every feed re-reads the store: live events published meanwhile were lost.
   services.broker.onReconnect?.(() => {
     for (const c of connections) c.catchUp()
@@ -95,9 +96,13 @@ export async function registerGateway(app: FastifyInstance, services: AppService
       if (!params.conversation_id || !isUuid(params.conversation_id)) throw new NotFoundError('conversation')
       await services.conversations.requireMember(user.id, params.conversation_id)
     }
-    if ((await services.presence.connections(user.id)) >= config.ws.maxConnectionsPerUser) {
+    const everywhere = await services.presence.connections(user.id)
+    // Presence counts a socket only once it is attached, so a burst of opens would all pass on it
+    // alone; the local count is taken synchronously here and is exact on this instance.
+    if (Math.max(everywhere, local.count(user.id)) >= config.ws.maxConnectionsPerUser) {
       throw new RateLimitedError(5)
     }
+    const release = local.hold(user.id)
     const connection = new Connection(
       user,
       req.tokenExp,
@@ -106,9 +111,20 @@ export async function registerGateway(app: FastifyInstance, services: AppService
       query.resume === true,
     )
     req.chatConnection = connection
-    // If the client goes away before the upgrade finishes, nothing else would release it.
-    req.raw.socket.once('close', () => void connection.dispose())
-    await connection.open(query.since_seq)
+    // The TCP socket outlives the upgrade: its close releases the connection however it ends,
+    // also when the client goes away before the upgrade finishes.
+    const done = () => {
+      release()
+      void connection.dispose()
+    }
+    if (req.raw.socket.destroyed) done()
+    else req.raw.socket.once('close', done)
+    try {
+      await connection.open(query.since_seq)
+    } catch (err) {
+      done()
+      throw err
+    }
   }
 
   const attach = (socket: import('ws').WebSocket, req: FastifyRequest) => {
@@ -184,4 +200,26 @@ function protocolToken(req: FastifyRequest): string | undefined {
   if (typeof header !== 'string') return undefined
   const parts = header.split(',').map((p) => p.trim())
   return parts[0] === 'bearer' && parts[1] ? parts[1] : undefined
+}
+
+/** Sockets per user on this instance, from the limit check until the TCP connection closes. */
+class UserCounts {
+  private readonly counts = new Map<string, number>()
+
+  count(userId: string): number {
+    return this.counts.get(userId) ?? 0
+  }
+
+  /** Counts one more; the returned function uncounts it (once, however often it is called). */
+  hold(userId: string): () => void {
+    this.counts.set(userId, this.count(userId) + 1)
+    let held = true
+    return () => {
+      if (!held) return
+      held = false
+      const n = this.count(userId) - 1
+      if (n > 0) this.counts.set(userId, n)
+      else this.counts.delete(userId)
+    }
+  }
 }
