@@ -16,6 +16,7 @@ export type ChatEvent =
   | { type: 'conversation.updated'; conversation_id: string; title: string | null }
   /** `seq`: the conversation's last seq when the member joined; they see messages after it. */
   | { type: 'member.added'; conversation_id: string; user_id: string; role: string; seq: number }
+  | { type: 'member.updated'; conversation_id: string; user_id: string; role: string }
   /** `seq`: the conversation's last seq at removal; nothing after it reaches the removed member. */
   | { type: 'member.removed'; conversation_id: string; user_id: string; seq: number }
 

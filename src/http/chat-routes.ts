@@ -133,6 +133,24 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = 
     },
   )
 
+  app.patch(
+    '/conversations/:id/members/:user_id',
+    {
+      schema: {
+        ...common,
+        summary: "Make a member an admin or an admin a member (the group's owner)",
+        params: Type.Object({ id: Uuid, user_id: Uuid }),
+        body: Type.Object(
+          { role: Type.Union([Type.Literal('admin'), Type.Literal('member')]) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Member, 403: Problem, ...notMember },
+      },
+    },
+    async (req) =>
+      conversations.setRole(currentUser(req).id, req.params.id, req.params.user_id, req.body.role),
+  )
+
   app.get(
     '/conversations/:id/messages',
     {

@@ -161,6 +161,43 @@ export class ConversationService {
     return { member: await this.memberView(conversationId, userId), added: result.added }
   }
 
+  /**
+   * The owner makes a member an admin or an admin a member. Ownership moves only when the owner
+   * leaves; the owner's own role cannot be changed here.
+   */
+  async setRole(
+    me: string,
+    conversationId: string,
+    userId: string,
+    role: 'admin' | 'member',
+  ): Promise<MemberView> {
+    const actor = await this.requireMember(me, conversationId)
+    const conv = await this.row(conversationId)
+    if (conv.kind !== 'group')
+      throw new ValidationError([{ path: '/body/role', message: 'a direct conversation has no roles' }])
+    if (actor.role !== 'owner') throw new ForbiddenError('only the owner may change roles')
+    const [updated] = await this.db
+      .update(conversationMembers)
+      .set({ role })
+      .where(
+        and(
+          eq(conversationMembers.conversationId, conversationId),
+          eq(conversationMembers.userId, userId),
+          ne(conversationMembers.role, 'owner'),
+        ),
+      )
+      .returning()
+    if (!updated) {
+      if (userId === me)
+        throw new ValidationError([
+          { path: '/params/user_id', message: "the owner's role cannot be changed" },
+        ])
+      throw new NotFoundError('member')
+    }
+    this.broker.publish({ type: 'member.updated', conversation_id: conversationId, user_id: userId, role })
+    return this.memberView(conversationId, userId)
+  }
+
   /** Admins remove anyone but the owner; anyone may remove themselves (leave). An owner who leaves hands ownership on. */
   async removeMember(me: string, conversationId: string, userId: string): Promise<void> {
     const actor = await this.requireMember(me, conversationId)

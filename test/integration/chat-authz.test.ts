@@ -31,6 +31,12 @@ const ROUTES: Route[] = [
   { method: 'POST', path: '/conversations/{id}/members', body: (t) => ({ user_id: t.caller.id }) },
   { method: 'DELETE', path: '/conversations/{id}/members/{user_id}', userId: (t) => t.memberId },
   { method: 'DELETE', path: '/conversations/{id}/members/{user_id}', userId: (t) => t.caller.id },
+  {
+    method: 'PATCH',
+    path: '/conversations/{id}/members/{user_id}',
+    userId: (t) => t.memberId,
+    body: () => ({ role: 'admin' }),
+  },
   { method: 'GET', path: '/conversations/{id}/messages' },
   { method: 'HEAD', path: '/conversations/{id}/messages' },
   { method: 'POST', path: '/conversations/{id}/messages', body: () => ({ content: 'let me in' }) },

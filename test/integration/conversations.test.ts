@@ -355,4 +355,23 @@ describe.each(DRIVERS)('conversations on %s', (driver) => {
       }
     })
   })
+  it('lets the owner appoint and demote admins, and nobody else', async () => {
+    const [owner, admin, member] = await users('Owner', 'Admin', 'Member')
+    const group = await createGroup(owner, [admin, member])
+    const url = (u: TestUser) => `/conversations/${group.id}/members/${u.id}`
+    expect((await call(member, 'PATCH', url(admin), { role: 'admin' })).statusCode).toBe(403)
+    const promoted = await call(owner, 'PATCH', url(admin), { role: 'admin' })
+    expect(promoted.statusCode).toBe(200)
+    expect(promoted.json()).toMatchObject({ user_id: admin.id, role: 'admin' })
+    // An admin may manage members but not roles.
+    expect((await call(admin, 'PATCH', url(member), { role: 'admin' })).statusCode).toBe(403)
+    expect((await call(owner, 'PATCH', url(owner), { role: 'member' })).statusCode).toBe(422)
+    expect((await call(owner, 'PATCH', url(admin), { role: 'owner' })).statusCode).toBe(422)
+    expect((await call(owner, 'PATCH', url(admin), { role: 'member' })).json().role).toBe('member')
+    expect(await roles(group.id)).toMatchObject({
+      [owner.id]: 'owner',
+      [admin.id]: 'member',
+      [member.id]: 'member',
+    })
+  })
 })
