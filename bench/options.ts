@@ -176,7 +176,8 @@ export function parseOptions(argv: string[]): Options {
     const v = take(name)
     if (v === undefined) return undefined
     const n = Number(v)
-    if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name}: expected a number ≥ ${min}, got ${v}`)
+    if (!Number.isFinite(n) || n < min)
+      throw new UsageError(`--${name}: expected a number ≥ ${min}, got ${v}`)
     return n
   }
   flag('smoke')

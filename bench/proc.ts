@@ -64,20 +64,16 @@ export class Child {
   static start(name: string, script: string, args: string[], opts: ChildOptions): Child {
     mkdirSync(dirname(opts.log), { recursive: true })
     const fd = openSync(opts.log, 'a')
-    const profDir = join(RESULTS_DIR, 'prof')
-    if (opts.cpuProf) mkdirSync(profDir, { recursive: true })
-    const nodeArgs = [
-      '--import',
-      'tsx',
-      '--expose-gc',
-      ...(opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : []),
-      join(BENCH_DIR, script),
-      ...args,
-    ]
+    const nodeArgs = ['--import', 'tsx', '--expose-gc', join(BENCH_DIR, script), ...args]
+    // The child profiles its main thread itself (node:inspector) and writes it when asked to stop.
+    const stamp = new Date().toISOString().replace(/[:.]/g, '')
+    const env = opts.cpuProf
+      ? { ...opts.env, BENCH_CPU_PROFILE: join(RESULTS_DIR, 'prof', `${stamp}-${name}.cpuprofile`) }
+      : opts.env
     const proc = spawn(
       '/bin/sh',
       ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', process.execPath, ...nodeArgs],
-      { cwd: ROOT_DIR, env: opts.env, stdio: ['ignore', fd, fd, 'ipc'] },
+      { cwd: ROOT_DIR, env, stdio: ['ignore', fd, fd, 'ipc'] },
     )
     closeSync(fd)
     return new Child(name, proc)
@@ -107,7 +103,10 @@ export class Child {
   /** Resolves with the first event named `event`; rejects if the child exits or the time runs out. */
   waitFor(event: string, timeoutMs: number): Promise<Reply> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.name}: no '${event}' within ${timeoutMs} ms`)), timeoutMs)
+      const timer = setTimeout(
+        () => reject(new Error(`${this.name}: no '${event}' within ${timeoutMs} ms`)),
+        timeoutMs,
+      )
       this.onEvent((m) => {
         if (m.event !== event) return
         clearTimeout(timer)
@@ -150,11 +149,39 @@ export function killAll(): void {
   for (const c of children) c.kill()
 }
 
+/** With BENCH_CPU_PROFILE set, profiles this process's main thread; the returned function writes the file. */
+async function startProfile(): Promise<() => Promise<void>> {
+  const file = process.env.BENCH_CPU_PROFILE
+  if (!file) return async () => {}
+  const { Session } = await import('node:inspector')
+  const { writeFileSync } = await import('node:fs')
+  const session = new Session()
+  session.connect()
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) =>
+      session.post(method, params ?? {}, (err, result) => (err ? reject(err) : resolve(result))),
+    )
+  await post('Profiler.enable')
+  await post('Profiler.setSamplingInterval', { interval: 500 })
+  await post('Profiler.start')
+  return async () => {
+    const { profile } = (await post('Profiler.stop')) as { profile: unknown }
+    mkdirSync(dirname(file), { recursive: true })
+    writeFileSync(file, JSON.stringify(profile))
+    session.disconnect()
+  }
+}
+
 /** The IPC side of a child entry: answers requests with `handle`, and `stop` with `onStop` then exit. */
-export function serveIpc(
+export async function serveIpc(
   handle: (op: string, msg: Record<string, unknown>) => Promise<unknown>,
-  onStop: () => Promise<void>,
-): void {
+  stopped: () => Promise<void>,
+): Promise<void> {
+  const writeProfile = await startProfile()
+  const onStop = async () => {
+    await writeProfile().catch((err) => console.error('profile failed', err))
+    await stopped()
+  }
   let stopping = false
   process.on('message', (msg: Record<string, unknown> & { id: number; op: string }) => {
     if (msg.op === 'stop') {
@@ -167,7 +194,8 @@ export function serveIpc(
     }
     handle(msg.op, msg).then(
       (result) => process.send?.({ id: msg.id, ok: true, result }),
-      (err: unknown) => process.send?.({ id: msg.id, ok: false, error: err instanceof Error ? err.message : String(err) }),
+      (err: unknown) =>
+        process.send?.({ id: msg.id, ok: false, error: err instanceof Error ? err.message : String(err) }),
     )
   })
   // The parent went away (killed or crashed): do not linger.

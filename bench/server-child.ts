@@ -33,7 +33,7 @@ let passwordHash: Promise<string> | undefined
 const rows = (result: unknown): Record<string, unknown>[] =>
   Array.isArray(result) ? result : ((result as { rows?: Record<string, unknown>[] }).rows ?? [])
 
-serveIpc(
+await serveIpc(
   async (op, msg) => {
     switch (op) {
       case 'seedUsers': {

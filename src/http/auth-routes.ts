@@ -125,7 +125,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = 
   app.get(
     '/auth/me',
     {
-      preHandler: authenticate(auth),
+      onRequest: authenticate(auth),
       schema: {
         tags: ['auth'],
         summary: 'The signed-in user',

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import type { AppServices } from '../app.js'
+import { RateLimitedError } from '../services/errors.js'
 import { HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT } from '../services/messages.js'
 import { authenticate, currentUser } from './authenticate.js'
 import { authErrors, Conversation, IdParams, Member, Message, Page, Problem, Uuid } from './schemas.js'
@@ -12,7 +13,7 @@ const notMember = { 404: Problem, ...authErrors }
 
 export const chatRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
   const { conversations, messages, auth, config } = services
-  app.addHook('preHandler', authenticate(auth))
+  app.addHook('onRequest', authenticate(auth))
   const common = { tags: ['chat'], security: [{ bearer: [] }] }
 
   app.post(
@@ -198,6 +199,10 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = 
       },
     },
     async (req, reply) => {
+      // The same per-user bucket as WebSocket sends, so REST is no way around the message rate.
+      if (config.rateLimits.enabled && !(await services.sendRate.take(currentUser(req).id))) {
+        throw new RateLimitedError(1)
+      }
       const { message, created } = await messages.send(
         currentUser(req).id,
         req.params.id,

@@ -18,7 +18,7 @@ const DeleteBody = Type.Object({ password: Type.Optional(Type.String({ maxLength
 
 export const userRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
   const { users, auth } = services
-  app.addHook('preHandler', authenticate(auth))
+  app.addHook('onRequest', authenticate(auth))
   const common = { tags: ['users'], security: [{ bearer: [] }] }
 
   app.get(

@@ -6,7 +6,8 @@ const SOCKETS = {
     address: '/api/v1/chat/ws',
     description:
       "One socket for all of the user's conversations; frames carry conversation_id. Also receives conversation.* and member.* events. " +
-      'Resume with a `sync` frame.',
+      'Resume with a `sync` frame; open it with `?resume=true` and send `sync` first to get the missed messages ' +
+      'strictly before live ones (messages are held until the first frame).',
     parameters: {},
   },
   conversationSocket: {
@@ -33,7 +34,11 @@ export function asyncApiDocument() {
   const messages = Object.fromEntries(
     [...client, ...server].map(({ type, schema }) => [
       `${client.some((c) => c.type === type) && server.some((s) => s.schema === schema) ? 'server_' : ''}${name(type)}`,
-      { name: type, summary: (schema as { description?: string }).description, payload: JSON.parse(JSON.stringify(schema)) },
+      {
+        name: type,
+        summary: (schema as { description?: string }).description,
+        payload: JSON.parse(JSON.stringify(schema)),
+      },
     ]),
   )
   const serverKey = (type: string) =>

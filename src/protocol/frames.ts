@@ -55,7 +55,9 @@ export const ReadFrame = frame(
 export const SyncFrame = frame(
   'sync',
   { cursors: Type.Record(Uuid, Seq, { maxProperties: 10000 }) },
-  'Resume: deliver every message after each given seq, in order, then live ones, without gap or duplicate.',
+  'Resume: deliver every message after each given seq, then live ones, without gap or duplicate (never ' +
+    'repeating what this socket already sent). Strictly in order when it is the first frame on a user socket ' +
+    'opened with `?resume=true`; otherwise live messages that beat it come first.',
 )
 export const PingFrame = frame('ping', {}, 'Application-level ping; answered by `pong`.')
 export const AuthFrame = frame(

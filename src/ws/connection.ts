@@ -16,6 +16,9 @@ export interface ConnectionContext {
   log: FastifyBaseLogger
 }
 
+/** Frames that change stored state: refused once shutdown has begun. */
+const WRITES = new Set<ClientFrame['type']>(['message.send', 'message.edit', 'message.delete', 'read'])
+
 type Handlers = {
   [K in ClientFrame['type']]: (frame: Extract<ClientFrame, { type: K }>) => Promise<void> | void
 }
@@ -36,6 +39,9 @@ export class Connection {
   private readonly typing = new Map<string, NodeJS.Timeout>()
   private expiry: NodeJS.Timeout | undefined
   private violations = 0
+  /** Writes being handled; shutdown waits for them (a send is acked before its socket closes). */
+  private readonly inflight = new Set<Promise<void>>()
+  private draining = false
   private closed = false
   private counted = false
   private readonly listener: Listener = (event, channel) => this.onEvent(event, channel)
@@ -157,7 +163,10 @@ export class Connection {
     const feed = new ConversationFeed(
       start,
       { after: (seq, limit) => messages.after(conversationId, seq, limit) },
-      { deliver: (m) => this.sendPaced(messageNewFrame(m)), onError: (err) => this.reportFailure(err) },
+      {
+        deliver: (m, replay) => (replay ? this.sendPaced(messageNewFrame(m)) : this.send(messageNewFrame(m))),
+        onError: (err) => this.reportFailure(err),
+      },
       this.awaitSync,
     )
     this.feeds.set(conversationId, feed)
@@ -180,7 +189,7 @@ export class Connection {
         return
       case 'message.updated':
       case 'message.deleted':
-        if (feed && event.message.seq <= feed.position) this.sendEvent(event)
+        if (feed?.amend(event.message)) this.sendEvent(event)
         return
       case 'typing':
         if (feed && event.user_id !== this.user.id) this.sendEvent(event)
@@ -260,15 +269,29 @@ export class Connection {
       return
     }
     this.ctx.services.metrics.wsFramesIn.labels(frame.type).inc()
+    const cmid = frame.type === 'message.send' ? (frame.client_msg_id ?? null) : undefined
+    if (this.draining && WRITES.has(frame.type)) {
+      this.send(errorFrame('unavailable', 'the server is shutting down; reconnect and retry', cmid))
+      return
+    }
     const handler = this.handlers[frame.type] as (f: ClientFrame) => Promise<void> | void
-    Promise.resolve()
+    const run = Promise.resolve()
       .then(() => handler(frame))
       .catch((err) => {
         const { code, message } = errorCode(err)
         if (code === 'internal') this.ctx.log.error({ err }, 'frame handler failed')
-        const cmid = frame.type === 'message.send' ? (frame.client_msg_id ?? null) : undefined
         this.send(errorFrame(code, message, cmid))
       })
+    // Only writes are waited for at shutdown: a replay to a client that stopped reading never ends.
+    if (!WRITES.has(frame.type)) return
+    this.inflight.add(run)
+    void run.finally(() => this.inflight.delete(run))
+  }
+
+  /** Graceful shutdown: refuses new writes, and resolves once every write being handled is answered. */
+  async drain(): Promise<void> {
+    this.draining = true
+    while (this.inflight.size > 0) await Promise.all(this.inflight)
   }
 
   private violation(code: string, message: string, clientMsgId?: string): void {
@@ -345,12 +368,13 @@ export class Connection {
       this.send('{"type":"pong"}')
     },
     auth: async (f) => {
-      const claims = await this.ctx.services.tokens.verify(f.access_token)
-      if (claims.sub !== this.user.id) {
+      // The same check as the upgrade: a deleted or deactivated account cannot extend its socket.
+      const { user, exp } = await this.ctx.services.auth.authenticate(f.access_token)
+      if (user.id !== this.user.id) {
         this.send(errorFrame('unauthorized', 'the token belongs to another user'))
         return
       }
-      this.tokenExp = claims.exp
+      this.tokenExp = exp
       this.armExpiry()
     },
   }
@@ -455,11 +479,16 @@ export class Connection {
     }
   }
 
-  /** Like send, but resolves when written: replays use it to stay under the backlog bound. */
+  /**
+   * For replays, which the server paces itself: never closes for backlog (one large message may
+   * pass the bound on its own), and past a quarter of the bound resolves only once written, so
+   * the next page is read when the client has taken this one.
+   */
   private sendPaced(s: string): Promise<void> | void {
     const socket = this.socket
-    if (socket?.readyState !== 1 || socket.bufferedAmount < this.ctx.services.config.ws.maxBacklogBytes / 4) {
-      this.send(s)
+    if (socket?.readyState !== 1) return this.send(s)
+    if (socket.bufferedAmount < this.ctx.services.config.ws.maxBacklogBytes / 4) {
+      socket.send(s)
       return
     }
     return new Promise((resolve) => socket.send(s, () => resolve()))

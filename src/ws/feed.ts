@@ -6,14 +6,19 @@ export interface FeedSource {
 }
 
 export interface FeedSink {
-  /** Delivers one message; resolves when the socket has written it (paces large replays). */
-  deliver(message: MessageView): Promise<void> | void
+  /**
+   * Delivers one message. A `replay` (read from the store) may return a promise that resolves
+   * when the socket has written it, to pace large replays; a live one is never waited for.
+   */
+  deliver(message: MessageView, replay: boolean): Promise<void> | void
   onError(err: unknown): void
 }
 
 const PAGE = 100
 /** Fresh reads that may fail to find the gap before a held message before it is given up on. */
 const MAX_EMPTY_READS = 3
+/** Live messages held while a fill runs; past this they are dropped and read back from the store. */
+const MAX_HELD = 1000
 
 /**
  * One socket's view of one conversation: delivers each message exactly once, in `seq` order,
@@ -29,10 +34,12 @@ const MAX_EMPTY_READS = 3
  */
 export class ConversationFeed {
   private readonly held = new Map<number, MessageView>()
+  /** Edits and deletes of messages not delivered yet: the newer version goes out in their place. */
+  private readonly amended = new Map<number, MessageView>()
   private filling = false
   private closed = false
-  /** Set when the cursor moves back during a fill, so the fill reads again from there. */
-  private rewound = false
+  /** Set when the cursor moves back or held messages are dropped during a fill: read again. */
+  private reread = false
   /** This socket has sent (or is sending) every seq in (floor, lastSeq], and none at or below floor. */
   private floor: number
   /** Set when the member is removed: nothing after this seq is delivered. */
@@ -55,8 +62,14 @@ export class ConversationFeed {
   push(message: MessageView): void {
     if (this.closed || this.paused || message.seq <= this.lastSeq || message.seq > this.stopAfter) return
     if (message.seq === this.lastSeq + 1 && !this.filling) {
-      void this.emit(message)
-      this.release()
+      void this.emit(message, false)
+      this.release(false)
+      return
+    }
+    if (this.held.size >= MAX_HELD) {
+      // A fill is stuck behind a slow socket: keep memory flat, the store has them all.
+      this.held.clear()
+      this.reread = true
       return
     }
     this.held.set(message.seq, message)
@@ -81,12 +94,26 @@ export class ConversationFeed {
     if (this.lastSeq === this.floor) {
       this.lastSeq = seq
       this.floor = seq
-      this.rewound = true
+      this.reread = true
       return this.fill()
     }
     const upTo = this.floor
     this.floor = seq
     return this.backfill(seq, upTo)
+  }
+
+  /**
+   * An edit or delete. Returns true when the socket already has the message (send the event now);
+   * otherwise the message will go out in its newest version when its turn comes, since a copy held
+   * or read before the change would be stale.
+   */
+  amend(m: MessageView): boolean {
+    if (m.seq <= this.lastSeq) return true
+    if (this.closed || m.seq > this.stopAfter) return false
+    const held = this.held.get(m.seq)
+    if (held) this.held.set(m.seq, newest(held, m))
+    else this.amended.set(m.seq, newest(this.amended.get(m.seq), m))
+    return false
   }
 
   stop(afterSeq: number): void {
@@ -97,6 +124,7 @@ export class ConversationFeed {
   close(): void {
     this.closed = true
     this.held.clear()
+    this.amended.clear()
   }
 
   /** Reads from the store until caught up with everything held. Only one fill runs at a time. */
@@ -106,17 +134,17 @@ export class ConversationFeed {
     let emptyReads = 0
     try {
       while (!this.closed) {
-        this.rewound = false
+        this.reread = false
         const page = await this.source.after(this.lastSeq, PAGE)
         let pending: Promise<void> | undefined
         for (const m of page) {
           if (this.closed || m.seq > this.stopAfter) return
-          if (m.seq === this.lastSeq + 1) pending = this.emit(m) ?? undefined
+          if (m.seq === this.lastSeq + 1) pending = this.emit(m, true) ?? undefined
         }
         // Pace by the socket: wait for the page to be written before reading the next.
         if (pending) await pending
-        this.release()
-        if (this.rewound || page.length === PAGE) continue
+        this.release(true)
+        if (this.reread || page.length === PAGE) continue
         if (this.held.size === 0) return
         // A held message is committed, and so is every seq below it; a read that started before
         // its commit may have missed them, a fresh one will not.
@@ -147,7 +175,7 @@ export class ConversationFeed {
         let pending: Promise<void> | undefined
         for (const m of page) {
           if (this.closed || m.seq > upTo || m.seq > this.stopAfter) return
-          pending = this.sink.deliver(m) ?? undefined
+          pending = this.sink.deliver(m, true) ?? undefined
           after = m.seq
         }
         if (pending) await pending
@@ -159,18 +187,28 @@ export class ConversationFeed {
     }
   }
 
-  private emit(m: MessageView): Promise<void> | void {
+  private emit(m: MessageView, replay: boolean): Promise<void> | void {
     this.lastSeq = m.seq
     this.held.delete(m.seq)
-    return this.sink.deliver(m)
+    const latest = newest(this.amended.get(m.seq), m)
+    this.amended.delete(m.seq)
+    return this.sink.deliver(latest, replay)
   }
 
-  /** Delivers held messages that are now next in line. */
-  private release(): void {
+  /** Delivers held messages that are now next in line (`replay`: as part of a fill). */
+  private release(replay: boolean): void {
     for (let next = this.held.get(this.lastSeq + 1); next; next = this.held.get(this.lastSeq + 1)) {
       if (next.seq > this.stopAfter) break
-      void this.emit(next)
+      void this.emit(next, replay)
     }
     for (const s of this.held.keys()) if (s <= this.lastSeq) this.held.delete(s)
   }
+}
+
+/** The later version of one message: a delete is final, else the later edit wins. */
+function newest(a: MessageView | undefined, b: MessageView): MessageView {
+  if (!a) return b
+  if (a.deleted_at) return a
+  if (b.deleted_at) return b
+  return (a.edited_at ?? '') > (b.edited_at ?? '') ? a : b
 }

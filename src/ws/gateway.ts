@@ -31,7 +31,21 @@ export async function registerGateway(app: FastifyInstance, services: AppService
   })
   const ctx = (req: FastifyRequest) => ({ services, log: req.log })
 
+  let shuttingDown = false
   await app.register(websocket, {
+    // Replaces the plugin's own preClose, which closes every socket at once without a code.
+    preClose: async () => {
+      shuttingDown = true
+      clearInterval(heartbeat)
+      // No new sockets (an upgrade now gets 503); the open ones finish what they are doing.
+      app.websocketServer.close()
+      await Promise.all([...connections].map((c) => c.drain()))
+      // REST sends in flight commit too, so their events are out before the sockets close.
+      await services.messages.flushed()
+      for (const c of connections) c.close(CloseCode.GoingAway, 'server shutting down')
+      for (const ws of app.websocketServer.clients)
+        if (ws.readyState === ws.OPEN) ws.close(CloseCode.GoingAway, 'server shutting down')
+    },
     options: {
       maxPayload: config.ws.maxFrameBytes,
       // Browsers may pass the token as the subprotocol pair ['bearer', <jwt>]; echo only 'bearer'.
@@ -46,14 +60,6 @@ export async function registerGateway(app: FastifyInstance, services: AppService
     }
   }, config.ws.heartbeatMs)
   heartbeat.unref()
-
-  app.addHook('preClose', async () => {
-    clearInterval(heartbeat)
-    // In-flight sends commit (and are acked) before their sockets close.
-    await services.messages.flushed()
-    await new Promise((resolve) => setImmediate(resolve))
-    for (const c of connections) c.close(CloseCode.GoingAway, 'server shutting down')
-  })
 
   const checkOrigin = async (req: FastifyRequest) => {
     const origin = req.headers.origin
@@ -130,6 +136,7 @@ export async function registerGateway(app: FastifyInstance, services: AppService
   const attach = (socket: import('ws').WebSocket, req: FastifyRequest) => {
     const connection = req.chatConnection
     if (!connection) return socket.close(CloseCode.PolicyViolation, 'not prepared')
+    if (shuttingDown) return socket.close(CloseCode.GoingAway, 'server shutting down')
     connections.add(connection)
     socket.once('close', () => connections.delete(connection))
     connection.attach(socket)
@@ -168,7 +175,7 @@ export async function registerGateway(app: FastifyInstance, services: AppService
   app.post(
     '/api/v1/chat/ws-ticket',
     {
-      preHandler: authenticate(services.auth),
+      onRequest: authenticate(services.auth),
       schema: {
         tags: ['chat'],
         summary: 'A single-use ticket for opening a WebSocket from a browser (?ticket=), valid 30 s',

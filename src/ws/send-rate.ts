@@ -31,6 +31,7 @@ export class MemorySendRate implements SendRate {
   }
 
   private sweep(now: number): void {
-    for (const [k, b] of this.buckets) if (now - b.at > (this.burst / this.perSec) * 1000) this.buckets.delete(k)
+    for (const [k, b] of this.buckets)
+      if (now - b.at > (this.burst / this.perSec) * 1000) this.buckets.delete(k)
   }
 }

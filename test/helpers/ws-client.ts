@@ -246,6 +246,18 @@ export async function signAccessToken(userId: string, ttlSec: number): Promise<s
     .sign(new TextEncoder().encode(TEST_SECRET))
 }
 
+/**
+ * Waits for a condition the server reaches on its own, with no event to await (a socket released
+ * after its close), checking once per event-loop turn until the deadline.
+ */
+export async function eventually(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}
+
 /** `[from, …, to]`: the seqs a socket should have seen, each once, in order. */
 export const range = (from: number, to: number): number[] =>
   Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i)

@@ -72,6 +72,31 @@ describe('WebSocket delivery', () => {
     expect(a2.ofType('message.ack')).toEqual([])
   })
 
+  it('delivers a message sent the instant a socket opens (registered before the upgrade completes)', async () => {
+    const { a, b, conv } = await pair()
+    const opened = await Promise.all(
+      [userSocketUrl(t.url), conversationSocketUrl(t.url, conv)].map(async (url) => {
+        const s = track(await TestSocket.open(url, { token: a.token }))
+        await t.services.messages.send(b.id, conv, 'right away')
+        return s
+      }),
+    )
+    for (const s of opened) await expectSeqs(s, conv, 2)
+  })
+
+  it("relays a member's read marker to the other members", async () => {
+    const { a, b, conv } = await pair()
+    const [aUser, bConv] = [await userSocket(a), await convSocket(b, conv)]
+    await restSend(t.app, a, conv, 'read me')
+    bConv.send({ type: 'read', seq: 1 })
+    expect(await aUser.waitFor((f) => f.type === 'read')).toEqual({
+      type: 'read',
+      conversation_id: conv,
+      user_id: b.id,
+      seq: 1,
+    })
+  })
+
   it('acks only once the message is committed, with the stored message', async () => {
     const { a, conv } = await pair()
     const s = await convSocket(a, conv)

@@ -27,18 +27,24 @@ describe('WebSocket membership', () => {
   })
   afterAll(async () => t?.close())
 
-  const userSocket = async (u: TestUser) => track(await TestSocket.open(userSocketUrl(t.url), { token: u.token }))
+  const userSocket = async (u: TestUser) =>
+    track(await TestSocket.open(userSocketUrl(t.url), { token: u.token }))
   const convSocket = async (u: TestUser, conv: string) =>
     track(await TestSocket.open(conversationSocketUrl(t.url, conv), { token: u.token }))
   const track = (s: TestSocket) => {
     open.push(s)
     return s
   }
-  const users = async (...names: string[]) => Promise.all(names.map((n) => registerUser(t.app, n)))
+  const trio = async () =>
+    [
+      await registerUser(t.app, 'Ann'),
+      await registerUser(t.app, 'Bob'),
+      await registerUser(t.app, 'Cid'),
+    ] as const
   const after = (s: TestSocket, pred: (f: Frame) => boolean) => s.frames.slice(s.frames.findIndex(pred) + 1)
 
   it('makes a user socket follow a conversation its user was just added to', async () => {
-    const [a, b, c] = await users('Ann', 'Bob', 'Cid')
+    const [a, b, c] = await trio()
     const conv = await groupChat(t.app, a, [b])
     await restSend(t.app, a, conv, 'before C joined')
     const [cUser, bUser] = [await userSocket(c), await userSocket(b)]
@@ -66,18 +72,20 @@ describe('WebSocket membership', () => {
   })
 
   it('gives a user socket the conversations created after it opened', async () => {
-    const [a, b] = await users('Ann', 'Bob')
+    const [a, b] = await trio()
     const bUser = await userSocket(b)
     const conv = await directChat(t.app, a, b)
     await restSend(t.app, a, conv, 'first words')
-    expect(await bUser.waitFor((f) => f.type === 'conversation.created')).toMatchObject({ conversation_id: conv })
+    expect(await bUser.waitFor((f) => f.type === 'conversation.created')).toMatchObject({
+      conversation_id: conv,
+    })
     await bUser.collect('message.new', 1)
     await bUser.settle()
     expect(bUser.seqs(conv)).toEqual([1])
   })
 
   it('stops a removed member at once: member.removed and nothing after it on the user socket, 4403 on the conversation socket', async () => {
-    const [a, b, c] = await users('Ann', 'Bob', 'Cid')
+    const [a, b, c] = await trio()
     const conv = await groupChat(t.app, a, [b, c])
     const direct = await directChat(t.app, a, b)
     const [bUser, bConv, cConv] = [await userSocket(b), await convSocket(b, conv), await convSocket(c, conv)]
@@ -107,7 +115,7 @@ describe('WebSocket membership', () => {
   })
 
   it('treats leaving like removal', async () => {
-    const [a, b] = await users('Ann', 'Bob')
+    const [a, b] = await trio()
     const conv = await groupChat(t.app, a, [b])
     const [bUser, bConv] = [await userSocket(b), await convSocket(b, conv)]
     await removeMember(t.app, b, conv, b)

@@ -4,6 +4,7 @@ import { registerUser, startTestApp, type TestApp, type TestUser } from '../help
 import {
   conversationSocketUrl,
   directChat,
+  eventually,
   type OpenOptions,
   signAccessToken,
   TestSocket,
@@ -68,9 +69,9 @@ describe('WebSocket refusals before the upgrade', () => {
     const foreign = { token: a.token, headers: { origin: 'https://evil.example' } }
     for (const url of bothSockets()) expect(await statusOf(url, foreign)).toBe(403)
     // A page on another port of the same host is another origin too.
-    expect(await statusOf(userSocketUrl(t.url), { token: a.token, headers: { origin: 'http://127.0.0.1:1' } })).toBe(
-      403,
-    )
+    expect(
+      await statusOf(userSocketUrl(t.url), { token: a.token, headers: { origin: 'http://127.0.0.1:1' } }),
+    ).toBe(403)
     await accepts(userSocketUrl(t.url), { token: a.token, headers: { origin: ALLOWED_ORIGIN } })
     await accepts(conversationSocketUrl(t.url, conv), { token: b.token, headers: { origin: t.url } })
   })
@@ -110,7 +111,7 @@ describe('WebSocket refusals before the upgrade', () => {
     await accepts(userSocketUrl(t.url), { token: d.token })
     first.close()
     await first.waitClose()
-    await until(async () => (await t.services.presence.connections(c.id)) === 1)
+    await eventually(async () => (await t.services.presence.connections(c.id)) === 1)
     await accepts(userSocketUrl(t.url), { token: c.token })
   })
 
@@ -121,17 +122,10 @@ describe('WebSocket refusals before the upgrade', () => {
     )
     const opened = attempts.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
     open.push(...opened)
-    const refused = attempts.flatMap((r) => (r.status === 'rejected' ? [(r.reason as { status?: number }).status] : []))
+    const refused = attempts.flatMap((r) =>
+      r.status === 'rejected' ? [(r.reason as { status?: number }).status] : [],
+    )
     expect(opened).toHaveLength(2)
     expect(refused).toEqual([429, 429, 429, 429])
   })
 })
-
-/** Waits for a condition the server reaches on its own (a socket released after a close), with a deadline. */
-async function until(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
-    await new Promise((resolve) => setImmediate(resolve))
-  }
-}

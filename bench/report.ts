@@ -1,0 +1,142 @@
+import { mkdirSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { dirname } from 'node:path'
+import type { Correctness, StepResult } from './messaging.js'
+import type { Target } from './targets.js'
+
+export interface Machine {
+  cpu: string
+  cores: number
+  memory_gib: number
+  kernel: string
+  node: string
+  postgres?: string
+  load_average_at_start: number[]
+}
+
+export async function machineInfo(target?: Target): Promise<Machine> {
+  const m: Machine = {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    memory_gib: Math.round(os.totalmem() / 2 ** 30),
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    load_average_at_start: os.loadavg().map((l) => Math.round(l * 100) / 100),
+  }
+  if (target?.sql && target.describe.database.startsWith('postgresql')) {
+    const [row] = await target.sql('select version() as v').catch(() => [])
+    if (row?.v) m.postgres = String(row.v).split(' on ')[0]
+  }
+  return m
+}
+
+export interface Result {
+  scenario: string
+  smoke: boolean
+  command: string
+  started_at: string
+  duration_s: number
+  machine: Machine
+  target: Target['describe'] | Record<string, unknown>
+  options: Record<string, unknown>
+  /** Ramp scenarios: one entry per series (ceiling has the relay and the server). */
+  series?: { name: string; steps: StepResult[] }[]
+  summary: Record<string, number | string | boolean | null>
+  correctness: Correctness | null
+  details?: unknown
+  /** Every correctness counter is zero (and nothing failed). */
+  ok: boolean
+  chart?: string
+}
+
+export function correct(c: Correctness | null): boolean {
+  if (!c) return true
+  return c.lost === 0 && c.duplicated === 0 && c.out_of_order === 0 && c.seq_gaps === 0
+}
+
+export function writeJson(path: string, value: unknown): void {
+  mkdirSync(dirname(path), { recursive: true })
+  writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`)
+}
+
+/** A plain aligned table (numbers right-aligned). */
+export function table(headers: string[], rows: (string | number)[][]): string {
+  const cells = [
+    headers,
+    ...rows.map((r) => r.map((c) => (typeof c === 'number' ? c.toLocaleString('en-US') : c))),
+  ]
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => String(r[i] ?? '').length)))
+  const line = (r: (string | number)[], raw: (string | number)[]) =>
+    r
+      .map((c, i) => {
+        const s = String(c ?? '')
+        return typeof raw[i] === 'number' ? s.padStart(widths[i] ?? 0) : s.padEnd(widths[i] ?? 0)
+      })
+      .join('  ')
+      .trimEnd()
+  const out = [line(cells[0] as string[], headers), widths.map((w) => '-'.repeat(w)).join('  ')]
+  rows.forEach((r, i) => {
+    out.push(line(cells[i + 1] as (string | number)[], r))
+  })
+  return out.join('\n')
+}
+
+export function stepsTable(steps: StepResult[], unit: 'messages' | 'deliveries'): string {
+  return table(
+    [
+      'offered/s',
+      'sent/s',
+      'acked/s',
+      unit === 'messages' ? 'delivered/s' : 'deliveries/s',
+      'p50 ms',
+      'p90 ms',
+      'p99 ms',
+      'p99.9 ms',
+      'max ms',
+      'drain ms',
+      'cpu gen/srv/pg/redis/all %',
+    ],
+    steps.map((s) => [
+      s.offered_per_sec,
+      s.send_rate,
+      s.acked_per_sec,
+      unit === 'messages' ? s.messages_per_sec : s.deliveries_per_sec,
+      s.latency.p50_ms,
+      s.latency.p90_ms,
+      s.latency.p99_ms,
+      s.latency.p999_ms,
+      s.latency.max_ms,
+      s.drain_ms,
+      `${s.cpu_percent.bench}/${s.cpu_percent.server}/${s.cpu_percent.postgres}/${s.cpu_percent.redis}/${s.cpu_percent.machine}${s.saturated ? ' saturated' : ''}`,
+    ]),
+  )
+}
+
+export function correctnessLine(c: Correctness | null): string {
+  if (!c) return ''
+  const errors = Object.entries(c.errors)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ')
+  return (
+    `correctness: sent ${c.sent}, acked ${c.acked}, lost ${c.lost}, duplicated ${c.duplicated}, ` +
+    `out-of-order ${c.out_of_order}, seq gaps ${c.seq_gaps}, unexpected closes ${c.unexpected_closes}` +
+    `${errors ? `, error frames: ${errors}` : ''} → ${correct(c) ? 'OK' : 'FAILED'}`
+  )
+}
+
+/** The step with the highest delivered rate, and the highest offered rate whose p99 stayed ≤ bound. */
+export function rampSummary(steps: StepResult[], unit: 'messages' | 'deliveries', p99BoundMs = 50) {
+  const rate = (s: StepResult) => (unit === 'messages' ? s.messages_per_sec : s.deliveries_per_sec)
+  const best = steps.reduce<StepResult | undefined>((b, s) => (!b || rate(s) > rate(b) ? s : b), undefined)
+  const within = steps.filter((s) => s.latency.p99_ms <= p99BoundMs && !s.saturated)
+  const bestWithin = within.reduce<StepResult | undefined>(
+    (b, s) => (!b || rate(s) > rate(b) ? s : b),
+    undefined,
+  )
+  return {
+    [`max_${unit}_per_sec`]: best ? rate(best) : 0,
+    max_at_offered: best?.offered_per_sec ?? 0,
+    p99_at_max_ms: best?.latency.p99_ms ?? null,
+    [`max_${unit}_per_sec_p99_le_${p99BoundMs}ms`]: bestWithin ? rate(bestWithin) : 0,
+  }
+}

@@ -1,0 +1,174 @@
+import postgres from 'postgres'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { registerUser, startTestApp, type TestApp, type TestUser } from '../helpers/app.js'
+import {
+  conversationSocketUrl,
+  directChat,
+  type OpenOptions,
+  restSend,
+  signAccessToken,
+  TestSocket,
+  userSocketUrl,
+} from '../helpers/ws-client.js'
+
+/** How a socket ends: heartbeat, token expiry (and its extension), graceful shutdown. */
+describe('WebSocket heartbeat and token expiry', () => {
+  let t: TestApp
+  const open: TestSocket[] = []
+
+  beforeAll(async () => {
+    t = await startTestApp({ env: { WS_HEARTBEAT_MS: '200' } })
+    await t.listen()
+  })
+  afterEach(() => {
+    for (const s of open.splice(0)) s.close()
+  })
+  afterAll(async () => t?.close())
+
+  const socket = async (url: string, opts: OpenOptions) => {
+    const s = await TestSocket.open(url, opts)
+    open.push(s)
+    return s
+  }
+  const pair = async () => {
+    const a = await registerUser(t.app, 'Ann')
+    const b = await registerUser(t.app, 'Bob')
+    return { a, b, conv: await directChat(t.app, a, b) }
+  }
+
+  it('terminates a client that does not answer pings, and keeps one that does', async () => {
+    const { a, b } = await pair()
+    const watcher = await socket(userSocketUrl(t.url), { token: b.token })
+    const deaf = await socket(userSocketUrl(t.url), { token: a.token, autoPong: false })
+    const healthy = await socket(userSocketUrl(t.url), { token: b.token })
+    // Terminated, not closed: no close frame, so the client sees 1006.
+    expect((await deaf.waitClose(5000)).code).toBe(1006)
+    await pings(healthy, 3)
+    await healthy.settle()
+    expect(healthy.closed).toBeUndefined()
+    // Its user went offline with it.
+    await watcher.waitFor((f) => f.type === 'presence' && f.user_id === a.id && f.status === 'offline')
+  })
+
+  it('closes with 4401 when the access token expires', async () => {
+    const { a, conv } = await pair()
+    const s = await socket(conversationSocketUrl(t.url, conv), { token: await signAccessToken(a.id, 2) })
+    expect(await s.waitClose(8000)).toMatchObject({ code: 4401 })
+  })
+
+  it('keeps a socket open past the first expiry once an `auth` frame brought a fresh token', async () => {
+    const { a, b, conv } = await pair()
+    const short = await signAccessToken(a.id, 2)
+    const renewed = await socket(conversationSocketUrl(t.url, conv), { token: short })
+    const control = await socket(userSocketUrl(t.url), { token: short })
+    renewed.send({ type: 'auth', access_token: a.token })
+    await renewed.settle()
+    // Same expiry as `renewed` had: once it has gone, `renewed` would have gone too.
+    expect((await control.waitClose(8000)).code).toBe(4401)
+    await renewed.settle()
+    expect(renewed.closed).toBeUndefined()
+    expect(renewed.ofType('error')).toEqual([])
+    await restSend(t.app, b, conv, 'still here?')
+    await renewed.waitFor((f) => f.type === 'message.new')
+  })
+
+  it("refuses an `auth` frame with another user's token or a bad one, and the socket stays open", async () => {
+    const { a, b } = await pair()
+    const s = await socket(userSocketUrl(t.url), { token: a.token })
+    s.send({ type: 'auth', access_token: b.token })
+    expect(await s.waitFor((f) => f.type === 'error')).toMatchObject({ code: 'unauthorized' })
+    s.send({ type: 'auth', access_token: 'garbage' })
+    await s.collect('error', 2)
+    expect(s.ofType('error').map((f) => f.code)).toEqual(['unauthorized', 'unauthorized'])
+    await s.settle()
+    expect(s.closed).toBeUndefined()
+  })
+})
+
+describe('WebSocket graceful shutdown', () => {
+  let t: TestApp
+  let a: TestUser
+  let b: TestUser
+  let conv: string
+
+  beforeAll(async () => {
+    t = await startTestApp()
+    await t.listen()
+    a = await registerUser(t.app, 'Ann')
+    b = await registerUser(t.app, 'Bob')
+    conv = await directChat(t.app, a, b)
+  })
+  afterAll(async () => t?.close())
+
+  it('acks in-flight sends, then closes every socket with 1001', async () => {
+    const sender = await TestSocket.open(conversationSocketUrl(t.url, conv), { token: a.token })
+    const peer = await TestSocket.open(userSocketUrl(t.url), { token: b.token })
+    const url = (t.database as { url?: string }).url
+    if (!url) throw new Error('this test needs the PostgreSQL driver')
+    const pg = postgres(url, { max: 2, onnotice: () => {} })
+    let stored: string[] = []
+    try {
+      // Hold the conversation lock so the sends are certainly still in flight when shutdown starts.
+      const lock = await holdConversationLock(pg, conv)
+      for (const i of [1, 2, 3])
+        sender.send({ type: 'message.send', content: `m${i}`, client_msg_id: `g${i}` })
+      await sender.settle()
+      const closing = t.app.close()
+      // A send that arrives once shutdown has begun is answered too: acked, or refused as unavailable.
+      sender.send({ type: 'message.send', content: 'late', client_msg_id: 'late' })
+      lock.release()
+      await lock.done
+      await closing
+      stored = (await pg`select content from messages where conversation_id = ${conv} order by seq`).map(
+        (r) => r.content as string,
+      )
+    } finally {
+      await pg.end()
+    }
+    expect(await sender.waitClose()).toMatchObject({ code: 1001 })
+    expect(await peer.waitClose()).toMatchObject({ code: 1001 })
+    // The acks came before the close frame, and the messages are stored.
+    const acked = sender.ofType('message.ack').map((f) => f.client_msg_id)
+    expect(acked.slice(0, 3)).toEqual(['g1', 'g2', 'g3'])
+    const late = sender.frames.filter((f) => f.client_msg_id === 'late')
+    expect(late).toHaveLength(1)
+    expect(late[0]?.type === 'message.ack' || late[0]?.code === 'unavailable').toBe(true)
+    expect(stored).toEqual(late[0]?.type === 'message.ack' ? ['m1', 'm2', 'm3', 'late'] : ['m1', 'm2', 'm3'])
+    expect(peer.seqs(conv)).toEqual(stored.map((_, i) => i + 1))
+  })
+})
+
+/** Waits until the socket has answered `n` server pings (the heartbeat is alive). */
+function pings(s: TestSocket, n: number, timeoutMs = 5000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = 0
+    const timer = setTimeout(
+      () => reject(new Error(`only ${seen}/${n} pings within ${timeoutMs} ms`)),
+      timeoutMs,
+    )
+    s.ws.on('ping', () => {
+      if (++seen < n) return
+      clearTimeout(timer)
+      resolve()
+    })
+  })
+}
+
+/** Locks a conversation row in its own transaction until `release` is called. */
+async function holdConversationLock(pg: postgres.Sql, conversationId: string) {
+  let release = () => {}
+  const released = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  let locked = () => {}
+  const isLocked = new Promise<void>((resolve) => {
+    locked = resolve
+  })
+  const done = pg.begin(async (tx) => {
+    await tx`select id from conversations where id = ${conversationId} for update`
+    locked()
+    await released
+  })
+  await isLocked
+  return { release, done }
+}

@@ -1,0 +1,132 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { registerUser, startTestApp, type TestApp, type TestUser } from '../helpers/app.js'
+import {
+  conversationSocketUrl,
+  directChat,
+  eventually,
+  history,
+  TestSocket,
+  userSocketUrl,
+} from '../helpers/ws-client.js'
+
+const TYPING_TTL_MS = 300
+
+/** Ephemeral state: typing is relayed (never stored) and expires; presence follows open sockets. */
+describe('WebSocket typing and presence', () => {
+  let t: TestApp
+  const open: TestSocket[] = []
+
+  beforeAll(async () => {
+    t = await startTestApp({ env: { TYPING_TTL_MS: String(TYPING_TTL_MS) } })
+    await t.listen()
+  })
+  afterEach(() => {
+    for (const s of open.splice(0)) s.close()
+  })
+  afterAll(async () => t?.close())
+
+  const userSocket = async (u: TestUser) =>
+    track(await TestSocket.open(userSocketUrl(t.url), { token: u.token }))
+  const convSocket = async (u: TestUser, conv: string) =>
+    track(await TestSocket.open(conversationSocketUrl(t.url, conv), { token: u.token }))
+  const track = (s: TestSocket) => {
+    open.push(s)
+    return s
+  }
+  const pair = async () => {
+    const a = await registerUser(t.app, 'Ann')
+    const b = await registerUser(t.app, 'Bob')
+    return { a, b, conv: await directChat(t.app, a, b) }
+  }
+  const typingOf = (s: TestSocket) => s.ofType('typing').map((f) => f.state)
+  const presenceOf = (s: TestSocket, userId: string) =>
+    s
+      .ofType('presence')
+      .filter((f) => f.user_id === userId)
+      .map((f) => f.status)
+  /** The server releases a socket when its close arrives; presence counts it until then. */
+  const released = (userId: string, sockets: number) =>
+    eventually(async () => (await t.services.presence.connections(userId)) === sockets)
+
+  it('relays typing to the peers only, stores nothing, and sends stop by itself after TYPING_TTL_MS', async () => {
+    const { a, b, conv } = await pair()
+    const [aConv, aOther, bUser, bConv] = [
+      await convSocket(a, conv),
+      await userSocket(a),
+      await userSocket(b),
+      await convSocket(b, conv),
+    ]
+    const started = Date.now()
+    aConv.send({ type: 'typing', state: 'start' })
+    for (const s of [bUser, bConv]) {
+      expect(await s.waitFor((f) => f.type === 'typing')).toEqual({
+        type: 'typing',
+        conversation_id: conv,
+        user_id: a.id,
+        state: 'start',
+      })
+    }
+    // Nobody sent stop: the server does, once the TTL has run out.
+    await bUser.waitFor((f) => f.type === 'typing' && f.state === 'stop', { timeoutMs: 5000 })
+    expect(Date.now() - started).toBeGreaterThanOrEqual(TYPING_TTL_MS - 20)
+    await Promise.all([aConv.settle(), aOther.settle(), bUser.settle(), bConv.settle()])
+    expect(typingOf(bUser)).toEqual(['start', 'stop'])
+    expect(typingOf(bConv)).toEqual(['start', 'stop'])
+    // The typist's own sockets hear nothing of it, and nothing was stored.
+    expect([...typingOf(aConv), ...typingOf(aOther)]).toEqual([])
+    expect(await history(t.app, a, conv)).toEqual([])
+  })
+
+  it('relays an explicit stop at once, and a stop when the typist disconnects', async () => {
+    const { a, b, conv } = await pair()
+    const [aUser, bConv] = [await userSocket(a), await convSocket(b, conv)]
+    aUser.send({ type: 'typing', conversation_id: conv, state: 'start' })
+    aUser.send({ type: 'typing', conversation_id: conv, state: 'stop' })
+    await bConv.collect('typing', 2)
+    expect(typingOf(bConv)).toEqual(['start', 'stop'])
+    aUser.send({ type: 'typing', conversation_id: conv, state: 'start' })
+    await bConv.collect('typing', 3)
+    aUser.close()
+    await bConv.collect('typing', 4)
+    expect(typingOf(bConv)).toEqual(['start', 'stop', 'start', 'stop'])
+  })
+
+  it('requires conversation_id for typing on the user socket', async () => {
+    const { a } = await pair()
+    const s = await userSocket(a)
+    s.send({ type: 'typing', state: 'start' })
+    expect(await s.waitFor((f) => f.type === 'error')).toMatchObject({ code: 'validation_failed' })
+  })
+
+  it('shows a user online while at least one of their sockets is open, to peers only', async () => {
+    const { a, b, conv } = await pair()
+    const stranger = await registerUser(t.app, 'Eve')
+    const [bUser, eve] = [await userSocket(b), await userSocket(stranger)]
+    const first = await userSocket(a)
+    await bUser.waitFor((f) => f.type === 'presence' && f.user_id === a.id && f.status === 'online')
+    const second = await convSocket(a, conv)
+    first.close()
+    await released(a.id, 1)
+    await bUser.settle()
+    // A second socket announces nothing; closing one of two takes nobody offline.
+    expect(presenceOf(bUser, a.id)).toEqual(['online'])
+    second.close()
+    await bUser.waitFor((f) => f.type === 'presence' && f.user_id === a.id && f.status === 'offline')
+    await Promise.all([bUser.settle(), eve.settle()])
+    expect(presenceOf(bUser, a.id)).toEqual(['online', 'offline'])
+    // Someone sharing no conversation with A hears nothing about A.
+    expect(presenceOf(eve, a.id)).toEqual([])
+  })
+
+  it('tells a socket who among its peers is already online when it opens', async () => {
+    const { a, b, conv } = await pair()
+    await userSocket(a)
+    await released(a.id, 1)
+    const bConv = await convSocket(b, conv)
+    expect(await bConv.waitFor((f) => f.type === 'presence')).toEqual({
+      type: 'presence',
+      user_id: a.id,
+      status: 'online',
+    })
+  })
+})
