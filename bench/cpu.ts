@@ -6,6 +6,13 @@ import { readdirSync, readFileSync } from 'node:fs'
  */
 export type CpuGroups = Record<string, number>
 
+export interface CpuSample {
+  at: number
+  /** pid → [group, ticks] */
+  procs: Map<number, [string, number]>
+  machine: number
+}
+
 const TICK_MS = 10 // USER_HZ is 100 on Linux
 
 function procTicks(pid: number): { comm: string; ticks: number } | undefined {
@@ -20,19 +27,19 @@ function procTicks(pid: number): { comm: string; ticks: number } | undefined {
   }
 }
 
-function machineBusyTicks(): number | undefined {
+function machineBusyTicks(): number {
   try {
     const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? ''
     const v = line.trim().split(/\s+/).slice(1).map(Number)
     // user nice system idle iowait irq softirq steal
     return (v[0] ?? 0) + (v[1] ?? 0) + (v[2] ?? 0) + (v[5] ?? 0) + (v[6] ?? 0) + (v[7] ?? 0)
   } catch {
-    return undefined
+    return 0
   }
 }
 
-export function cpuSample(serverPids: number[]): { at: number; ticks: CpuGroups } {
-  const ticks: CpuGroups = { bench: 0, server: 0, postgres: 0, redis: 0 }
+export function cpuSample(serverPids: number[]): CpuSample {
+  const procs = new Map<number, [string, number]>()
   const servers = new Set(serverPids)
   let pids: number[] = []
   try {
@@ -40,26 +47,33 @@ export function cpuSample(serverPids: number[]): { at: number; ticks: CpuGroups 
       .filter((d) => /^\d+$/.test(d))
       .map(Number)
   } catch {
-    return { at: performance.now(), ticks }
+    return { at: performance.now(), procs, machine: 0 }
   }
   for (const pid of pids) {
     const p = procTicks(pid)
     if (!p) continue
-    if (pid === process.pid) ticks.bench = (ticks.bench ?? 0) + p.ticks
-    else if (servers.has(pid)) ticks.server = (ticks.server ?? 0) + p.ticks
-    else if (p.comm === 'postgres') ticks.postgres = (ticks.postgres ?? 0) + p.ticks
-    else if (p.comm.startsWith('redis-server')) ticks.redis = (ticks.redis ?? 0) + p.ticks
+    const group =
+      pid === process.pid
+        ? 'bench'
+        : servers.has(pid)
+          ? 'server'
+          : p.comm === 'postgres'
+            ? 'postgres'
+            : p.comm.startsWith('redis-server')
+              ? 'redis'
+              : undefined
+    if (group) procs.set(pid, [group, p.ticks])
   }
-  ticks.machine = machineBusyTicks() ?? 0
-  return { at: performance.now(), ticks }
+  return { at: performance.now(), procs, machine: machineBusyTicks() }
 }
 
-/** Percent of one core per group between two samples. */
-export function cpuPercent(a: ReturnType<typeof cpuSample>, b: ReturnType<typeof cpuSample>): CpuGroups {
+/** Percent of one core per group between two samples (processes that exited meanwhile are not counted). */
+export function cpuPercent(a: CpuSample, b: CpuSample): CpuGroups {
   const ms = b.at - a.at
+  const ticks: CpuGroups = { bench: 0, server: 0, postgres: 0, redis: 0 }
+  for (const [pid, [group, t]] of b.procs) ticks[group] = (ticks[group] ?? 0) + t - (a.procs.get(pid)?.[1] ?? 0)
+  ticks.machine = b.machine - a.machine
   const out: CpuGroups = {}
-  for (const k of Object.keys(b.ticks)) {
-    out[k] = ms <= 0 ? 0 : Math.round((((b.ticks[k] ?? 0) - (a.ticks[k] ?? 0)) * TICK_MS * 100) / ms)
-  }
+  for (const [k, v] of Object.entries(ticks)) out[k] = ms <= 0 ? 0 : Math.round((v * TICK_MS * 100) / ms)
   return out
 }

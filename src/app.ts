@@ -77,7 +77,8 @@ export function createServices(deps: AppDeps): AppServices {
     limiter: deps.limiter ?? new MemoryRateLimiter(),
     tickets: deps.tickets ?? new MemoryTicketStore(),
     presence: deps.presence ?? new MemoryPresence(),
-    sendRate: deps.sendRate ?? new MemorySendRate(config.rateLimits.messagePerSec, config.rateLimits.messageBurst),
+    sendRate:
+      deps.sendRate ?? new MemorySendRate(config.rateLimits.messagePerSec, config.rateLimits.messageBurst),
   }
 }
 
@@ -107,6 +108,10 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
       connectionsCheckingInterval: Math.min(1000, Math.ceil(http.headersTimeoutMs / 2)),
     },
     ajv: { customOptions: { allErrors: true, removeAdditional: false, coerceTypes: 'array' } },
+    // Errors Fastify raises before routing (a malformed percent-encoding in the URL) are problem documents too.
+    frameworkErrors: (err, req, reply) => {
+      errorHandler(err, req, reply)
+    },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.decorateRequest('user', null)

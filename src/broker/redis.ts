@@ -43,6 +43,7 @@ export class RedisBroker implements Broker {
   private closing = false
   private readonly reconnectHandlers: (() => void)[] = []
   publishFailures = 0
+  private readonly echo = Buffer.from(`{"o":"${this.instanceId}"`)
 
   constructor(private readonly opts: RedisBrokerOptions) {
     const common = {
@@ -50,7 +51,14 @@ export class RedisBroker implements Broker {
       maxRetriesPerRequest: 1,
       retryStrategy: (times: number) => Math.min(times * 100, 2000),
     }
-    this.pub = new Redis(opts.url, { ...common, enableOfflineQueue: false, connectionName: 'chat-pub' })
+    // Auto-pipelining sends the commands issued in one event-loop turn (a committed batch's
+    // publishes) in one write: one PUBLISH syscall per message was a measured cost.
+    this.pub = new Redis(opts.url, {
+      ...common,
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      connectionName: 'chat-pub',
+    })
     // Subscriptions are tracked by the hub and re-issued on 'ready', not by ioredis.
     this.sub = new Redis(opts.url, {
       ...common,
@@ -58,8 +66,11 @@ export class RedisBroker implements Broker {
       autoResubscribe: false,
       connectionName: 'chat-sub',
     })
-    const onMessage = (channel: Buffer, payload: Buffer) =>
+    const onMessage = (channel: Buffer, payload: Buffer) => {
+      // Our own echo is dropped before it is decoded (JSON.stringify puts `o` first).
+      if (payload.subarray(0, this.echo.length).equals(this.echo)) return
       this.onMessage(channel.toString(), payload.toString())
+    }
     this.sub.on(opts.mode === 'sharded' ? 'smessageBuffer' : 'messageBuffer', onMessage)
     for (const conn of [this.pub, this.sub]) {
       conn.on('error', () => this.markDown())

@@ -140,6 +140,11 @@ export const ServerFrames = [
     'Someone joined a conversation.',
   ),
   frame(
+    'member.updated',
+    { conversation_id: Uuid, user_id: Uuid, role: Type.String() },
+    "A member's role changed (the owner appointed or demoted an admin).",
+  ),
+  frame(
     'member.removed',
     { conversation_id: Uuid, user_id: Uuid },
     'Someone left or was removed; if it was you, nothing more arrives from it.',

@@ -29,3 +29,11 @@ function codePointLength(s: string, stopAt: number): number {
   for (const _ of s) if (++n >= stopAt) break
   return n
 }
+
+/** Why PostgreSQL could not store `value` byte for byte (NUL, unpaired surrogates); empty when it can. */
+export function storableProblems(value: string, path: string): FieldError[] {
+  const problems: FieldError[] = []
+  if (!value.isWellFormed()) problems.push({ path, message: 'must not contain unpaired surrogates' })
+  if (value.includes('\u0000')) problems.push({ path, message: 'must not contain NUL characters' })
+  return problems
+}

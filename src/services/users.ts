@@ -6,6 +6,7 @@ import type { Db } from '../store/db.js'
 import { isUniqueViolation } from '../store/pg-errors.js'
 import { refreshTokens, type UserRow, users } from '../store/schema.js'
 import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError, ValidationError } from './errors.js'
+import { storableProblems } from './text.js'
 
 /** What anyone signed in may see of a user. */
 export interface PublicUser {
@@ -41,7 +42,7 @@ export const normalizeEmail = (email: string): string => email.trim().toLowerCas
 const EMAIL_RE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
 
 export function emailProblems(email: string, path = '/body/email') {
-  return EMAIL_RE.test(email) && email.length <= 254
+  return EMAIL_RE.test(email) && email.length <= 254 && storableProblems(email, path).length === 0
     ? []
     : [{ path, message: 'must be a valid email address' }]
 }
@@ -60,6 +61,7 @@ export class UserService {
     const email = normalizeEmail(input.email)
     const problems = [...emailProblems(email), ...passwordProblems(input.password)]
     if (input.fullName.trim() === '') problems.push({ path: '/body/full_name', message: 'must not be blank' })
+    problems.push(...storableProblems(input.fullName, '/body/full_name'))
     if (problems.length > 0) throw new ValidationError(problems)
     const passwordHash = await hashPassword(input.password)
     try {
@@ -77,7 +79,8 @@ export class UserService {
   /** Same answer and about the same time for an unknown email and a wrong password. */
   async checkCredentials(emailInput: string, password: string): Promise<UserRow> {
     const email = normalizeEmail(emailInput)
-    const row = await this.findActiveByEmail(email)
+    // No account can have an address PostgreSQL cannot store: answer as for any unknown email.
+    const row = storableProblems(email, '').length === 0 ? await this.findActiveByEmail(email) : undefined
     if (!row) {
       await burnVerify(password)
       throw new UnauthorizedError('incorrect email or password')
@@ -116,6 +119,8 @@ export class UserService {
    */
   async search(query: string, limit: number, cursor: string | undefined) {
     const q = query.trim().toLowerCase()
+    const unstorable = storableProblems(q, '/querystring/query')
+    if (unstorable.length > 0) throw new ValidationError(unstorable)
     const after = cursor === undefined ? undefined : decodeUserCursor(cursor)
     const pattern = `${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
     const match =
@@ -155,6 +160,7 @@ export class UserService {
     if (patch.full_name !== undefined) {
       if (patch.full_name.trim() === '')
         problems.push({ path: '/body/full_name', message: 'must not be blank' })
+      problems.push(...storableProblems(patch.full_name, '/body/full_name'))
       set.fullName = patch.full_name.trim()
     }
     if (patch.email !== undefined) {

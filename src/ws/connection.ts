@@ -9,7 +9,7 @@ import type { MessageView } from '../services/views.js'
 import type { UserRow } from '../store/schema.js'
 import { errorCode } from './errors.js'
 import { ConversationFeed } from './feed.js'
-import { errorFrame, eventFrame, messageNewFrame } from './outbound.js'
+import { corkForThisTurn, errorFrame, eventFrame, messageNewFrame } from './outbound.js'
 
 export interface ConnectionContext {
   services: AppServices
@@ -473,6 +473,7 @@ export class Connection {
       return
     }
     if (socket.readyState !== 1) return
+    corkForThisTurn(socket)
     socket.send(s)
     if (socket.bufferedAmount > this.ctx.services.config.ws.maxBacklogBytes) {
       this.close(CloseCode.TryAgainLater, 'backlog too large; reconnect and resume')
@@ -491,6 +492,7 @@ export class Connection {
       socket.send(s)
       return
     }
+    corkForThisTurn(socket)
     return new Promise((resolve) => socket.send(s, () => resolve()))
   }
 }

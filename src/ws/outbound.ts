@@ -45,6 +45,8 @@ function eventBody(e: ChatEvent): Record<string, unknown> | undefined {
       return { type: 'conversation.updated', conversation_id: e.conversation_id, title: e.title }
     case 'member.added':
       return { type: 'member.added', conversation_id: e.conversation_id, user_id: e.user_id, role: e.role }
+    case 'member.updated':
+      return { type: 'member.updated', conversation_id: e.conversation_id, user_id: e.user_id, role: e.role }
     case 'member.removed':
       return { type: 'member.removed', conversation_id: e.conversation_id, user_id: e.user_id }
     default:
@@ -59,3 +61,27 @@ export const errorFrame = (code: string, message: string, clientMsgId?: string |
     message,
     ...(clientMsgId !== undefined ? { client_msg_id: clientMsgId } : {}),
   })
+
+interface Corkable {
+  cork(): void
+  uncork(): void
+}
+const corked = new Set<Corkable>()
+const uncorkAll = () => {
+  for (const s of corked) s.uncork()
+  corked.clear()
+}
+
+/**
+ * Holds a socket's writes until the end of this event-loop turn, so the frames it gets in one
+ * turn (a message.new and its ack, or every message of a group-committed batch) leave in one
+ * write instead of one syscall each. `ws` exposes no cork, so this reaches its TCP socket.
+ * Profiled: per-frame writev was the largest cost of delivery (docs/performance.md).
+ */
+export function corkForThisTurn(socket: import('ws').WebSocket): void {
+  const raw = (socket as unknown as { _socket?: Corkable })._socket
+  if (!raw || corked.has(raw)) return
+  if (corked.size === 0) setImmediate(uncorkAll)
+  raw.cork()
+  corked.add(raw)
+}

@@ -74,14 +74,15 @@ describe('WebSocket delivery', () => {
 
   it('delivers a message sent the instant a socket opens (registered before the upgrade completes)', async () => {
     const { a, b, conv } = await pair()
-    const opened = await Promise.all(
-      [userSocketUrl(t.url), conversationSocketUrl(t.url, conv)].map(async (url) => {
-        const s = track(await TestSocket.open(url, { token: a.token }))
-        await t.services.messages.send(b.id, conv, 'right away')
-        return s
-      }),
-    )
-    for (const s of opened) await expectSeqs(s, conv, 2)
+    const send = (content: string) => t.services.messages.send(b.id, conv, content)
+    const userSock = await userSocket(a)
+    await send('the instant the user socket opened')
+    const convSock = await convSocket(a, conv)
+    await send('the instant the conversation socket opened')
+    await expectSeqs(userSock, conv, 2)
+    await convSock.collect('message.new', 1)
+    await convSock.settle()
+    expect(convSock.seqs(conv)).toEqual([2])
   })
 
   it("relays a member's read marker to the other members", async () => {

@@ -52,13 +52,13 @@ describe('WebSocket heartbeat and token expiry', () => {
 
   it('closes with 4401 when the access token expires', async () => {
     const { a, conv } = await pair()
-    const s = await socket(conversationSocketUrl(t.url, conv), { token: await signAccessToken(a.id, 2) })
+    const s = await socket(conversationSocketUrl(t.url, conv), { token: await signAccessToken(a.id, 3) })
     expect(await s.waitClose(8000)).toMatchObject({ code: 4401 })
   })
 
   it('keeps a socket open past the first expiry once an `auth` frame brought a fresh token', async () => {
     const { a, b, conv } = await pair()
-    const short = await signAccessToken(a.id, 2)
+    const short = await signAccessToken(a.id, 3)
     const renewed = await socket(conversationSocketUrl(t.url, conv), { token: short })
     const control = await socket(userSocketUrl(t.url), { token: short })
     renewed.send({ type: 'auth', access_token: a.token })

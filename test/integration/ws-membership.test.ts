@@ -71,6 +71,24 @@ describe('WebSocket membership', () => {
     expect(bUser.seqs(conv)).toEqual([2, 3])
   })
 
+  it('tells members when the owner changes a role', async () => {
+    const [a, b, c] = await trio()
+    const conv = await groupChat(t.app, a, [b, c])
+    const cUser = await userSocket(c)
+    const res = await t.app.inject({
+      method: 'PATCH',
+      url: `/api/v1/chat/conversations/${conv}/members/${b.id}`,
+      headers: a.auth,
+      payload: { role: 'admin' },
+    })
+    expect(res.statusCode).toBe(200)
+    expect(await cUser.waitFor((f) => f.type === 'member.updated')).toMatchObject({
+      conversation_id: conv,
+      user_id: b.id,
+      role: 'admin',
+    })
+  })
+
   it('gives a user socket the conversations created after it opened', async () => {
     const [a, b] = await trio()
     const bUser = await userSocket(b)

@@ -178,7 +178,9 @@ describe('authorization matrix: every route and socket of the API documents', ()
           failures.push(`${where}: expected ${cell.status}, got ${res.statusCode} ${res.body.slice(0, 200)}`)
         }
         if (JSON.stringify(after) !== JSON.stringify(before)) {
-          failures.push(`${where}: the database changed: ${JSON.stringify(before)} -> ${JSON.stringify(after)}`)
+          failures.push(
+            `${where}: the database changed: ${JSON.stringify(before)} -> ${JSON.stringify(after)}`,
+          )
         }
         if (cell.status >= 400 && op.method !== 'HEAD') {
           if (!String(res.headers['content-type']).startsWith('application/problem+json')) {
@@ -204,13 +206,17 @@ describe('authorization matrix: every route and socket of the API documents', ()
         continue
       }
       const url = `${t.url}${fill(channel.address)}`
-      const cells: { who: string; opts: Parameters<typeof TestSocket.open>[1]; url?: string; status: number }[] =
-        [
-          { who: 'no token', opts: {}, status: 401 },
-          { who: 'expired token', opts: { token: expired }, status: 401 },
-          { who: 'expired token as subprotocol', opts: { protocols: ['bearer', expired] }, status: 401 },
-          { who: 'unknown ticket', opts: {}, url: `${url}?ticket=${'A'.repeat(32)}`, status: 401 },
-        ]
+      const cells: {
+        who: string
+        opts: Parameters<typeof TestSocket.open>[1]
+        url?: string
+        status: number
+      }[] = [
+        { who: 'no token', opts: {}, status: 401 },
+        { who: 'expired token', opts: { token: expired }, status: 401 },
+        { who: 'expired token as subprotocol', opts: { protocols: ['bearer', expired] }, status: 401 },
+        { who: 'unknown ticket', opts: {}, url: `${url}?ticket=${'A'.repeat(32)}`, status: 401 },
+      ]
       if (access === 'member') {
         cells.push({ who: 'stranger', opts: { token: w.stranger.token }, status: 404 })
         cells.push({ who: 'removed member', opts: { token: w.removed.token }, status: 404 })
@@ -250,11 +256,13 @@ describe('authorization matrix: every route and socket of the API documents', ()
         s.send(frame)
         const where = `frame ${type} from ${i === 0 ? 'stranger' : 'removed member'}`
         const answer = await s.waitFor((f) => f.type === 'error', { from }).catch(() => undefined)
-        if (answer?.code !== code) failures.push(`${where}: expected error ${code}, got ${JSON.stringify(answer)}`)
+        if (answer?.code !== code)
+          failures.push(`${where}: expected error ${code}, got ${JSON.stringify(answer)}`)
       }
     }
     const after = await databaseDigest(t.database)
-    if (JSON.stringify(after) !== JSON.stringify(before)) failures.push('frames from outsiders changed the database')
+    if (JSON.stringify(after) !== JSON.stringify(before))
+      failures.push('frames from outsiders changed the database')
 
     // Live traffic of the group reaches a member's socket, and not the outsiders'.
     const watcher = await TestSocket.open(`${t.url}/api/v1/chat/ws`, { token: w.member.token })

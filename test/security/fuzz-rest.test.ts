@@ -4,8 +4,24 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { messages } from '../../src/store/schema.js'
 import { DRIVERS, registerUser, startTestApp, type TestApp, type TestUser } from '../helpers/app.js'
 import { directChat } from '../helpers/ws-client.js'
-import { deepJsonText, hostileBody, hostileString, invalidBody, roundTripText, toJson } from './arbitraries.js'
-import { buildWorld, type Operation, openApi, operations, resolve, type Schema, type World } from './fixtures.js'
+import {
+  deepJsonText,
+  fuzzRuns,
+  hostileBody,
+  hostileString,
+  invalidBody,
+  roundTripText,
+  toJson,
+} from './arbitraries.js'
+import {
+  buildWorld,
+  type Operation,
+  openApi,
+  operations,
+  resolve,
+  type Schema,
+  type World,
+} from './fixtures.js'
 
 type Res = Awaited<ReturnType<TestApp['app']['inject']>>
 
@@ -78,7 +94,7 @@ describe('REST fuzzing: every request body of the OpenAPI document', () => {
         fc.asyncProperty(invalidBody(schema, { uuid: w.other.id }), async (body) => {
           expectClientError(await send(op, toJson(body)), op.key)
         }),
-        { numRuns: 25 },
+        fuzzRuns(25),
       )
     }
     await healthy()
@@ -91,7 +107,7 @@ describe('REST fuzzing: every request body of the OpenAPI document', () => {
         fc.asyncProperty(hostileBody(schema, { uuid: w.other.id }), async (body) => {
           expectNoCrash(await send(op, toJson(body)), op.key)
         }),
-        { numRuns: 25 },
+        fuzzRuns(25),
       )
     }
     await healthy()
@@ -104,11 +120,57 @@ describe('REST fuzzing: every request body of the OpenAPI document', () => {
     expect(login.statusCode).toBe(200)
   })
 
+  it('text PostgreSQL cannot store (NUL, lone surrogates) is refused with 422 wherever a user sends text', async () => {
+    const bad = ['a\u0000b', 'a\uD800b', '\uDC00']
+    for (const v of bad) {
+      const cases: [string, string, object][] = [
+        [
+          'POST',
+          '/api/v1/auth/register',
+          { email: `x${v}@example.com`, password: 'Sup3r-secret!', full_name: 'X' },
+        ],
+        [
+          'POST',
+          '/api/v1/auth/register',
+          { email: `${crypto.randomUUID()}@example.com`, password: 'Sup3r-secret!', full_name: v },
+        ],
+        ['PATCH', '/api/v1/users/me', { full_name: v }],
+        ['PATCH', '/api/v1/users/me', { email: `x${v}@example.com`, current_password: w.owner.password }],
+        ['POST', '/api/v1/chat/groups', { title: v }],
+        ['PATCH', `/api/v1/chat/conversations/${w.group}`, { title: v }],
+        ['POST', `/api/v1/chat/conversations/${w.group}/messages`, { content: v }],
+        ['POST', `/api/v1/chat/conversations/${w.group}/messages`, { content: 'ok', client_msg_id: v }],
+        ['PATCH', `/api/v1/chat/messages/${w.message}`, { content: v }],
+      ]
+      for (const [method, url, body] of cases) {
+        const res = await t.app.inject({
+          method: method as 'POST',
+          url,
+          headers: w.owner.auth,
+          payload: body,
+        })
+        expect(res.statusCode, `${method} ${url} ${JSON.stringify(body)}`).toBe(422)
+      }
+      const search = await t.app.inject({
+        url: `/api/v1/users?query=${encodeURIComponent(v.toWellFormed()).replace('%EF%BF%BD', '%00')}`,
+        headers: w.owner.auth,
+      })
+      expect(search.statusCode).toBe(422)
+      // At login such an address matches no account: the same 401 as any unknown email.
+      const login = await t.app.inject({
+        method: 'POST',
+        url: '/api/v1/auth/login',
+        payload: { email: `${w.owner.email}${v}`, password: w.owner.password },
+      })
+      expect(login.statusCode).toBe(401)
+    }
+  })
+
   it('raw bytes that are not JSON, truncated JSON, deep nesting and wrong media types get a 4xx', async () => {
     const raw = fc.oneof(
       fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
       fc.string({ unit: 'binary', maxLength: 50 }).map((s) => `{"content": ${s}`),
-      fc.constantFrom('', '{', '{"a":1}}', '[1,2', 'nul', '{"a":"\\ud800"', '\uFEFF{}', 'NaN', '{"a":01}'),
+      fc.constantFrom('', '{', '{"a":1}}', '[1,2', 'nul', '{"a":"\\ud800"', '\uFEFF{"a":', 'NaN', '{"a":01}'),
       deepJsonText,
     )
     for (const { op } of bodyOps) {
@@ -116,7 +178,7 @@ describe('REST fuzzing: every request body of the OpenAPI document', () => {
         fc.asyncProperty(raw, async (payload) => {
           expectClientError(await send(op, payload as string), op.key)
         }),
-        { numRuns: 15 },
+        fuzzRuns(15),
       )
       for (const type of ['text/plain', 'application/xml', 'multipart/form-data; boundary=x']) {
         expectClientError(await send(op, '{}', { 'content-type': type }), `${op.key} as ${type}`)
@@ -128,17 +190,22 @@ describe('REST fuzzing: every request body of the OpenAPI document', () => {
   it('form-encoded login bodies with hostile fields never cause a 5xx', async () => {
     const field = fc.oneof(hostileString, fc.string({ maxLength: 20 }))
     await fc.assert(
-      fc.asyncProperty(fc.dictionary(fc.constantFrom('username', 'password', 'email', '__proto__'), field), async (f) => {
-        const res = await t.app.inject({
-          method: 'POST',
-          url: '/api/v1/auth/login',
-          headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          payload: new URLSearchParams(Object.entries(f).map(([k, v]) => [k, v.toWellFormed()])).toString(),
-        })
-        expectNoCrash(res, 'form login')
-        expect(res.statusCode).not.toBe(200)
-      }),
-      { numRuns: 40 },
+      fc.asyncProperty(
+        fc.dictionary(fc.constantFrom('username', 'password', 'email', '__proto__'), field),
+        async (f) => {
+          const res = await t.app.inject({
+            method: 'POST',
+            url: '/api/v1/auth/login',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            payload: new URLSearchParams(
+              Object.entries(f).map(([k, v]): [string, string] => [k, v.toWellFormed()]),
+            ).toString(),
+          })
+          expectNoCrash(res, 'form login')
+          expect(res.statusCode).not.toBe(200)
+        },
+      ),
+      fuzzRuns(40),
     )
   })
 
@@ -151,13 +218,18 @@ describe('REST fuzzing: every request body of the OpenAPI document', () => {
     for (const op of gets) {
       const names = (op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name)
       await fc.assert(
-        fc.asyncProperty(fc.constantFrom(...names, 'cursor', 'limit'), piece, piece, async (name, value, id) => {
-          const path = op.path.includes('{') ? op.path.replace(/\{[^}]+\}/g, id) : op.path
-          for (const url of [`${urlOf(op.path)}?${name}=${value}`, path]) {
-            expectNoCrash(await t.app.inject({ url, headers: w.owner.auth }), `GET ${url}`)
-          }
-        }),
-        { numRuns: 20 },
+        fc.asyncProperty(
+          fc.constantFrom(...names, 'cursor', 'limit'),
+          piece,
+          piece,
+          async (name, value, id) => {
+            const path = op.path.includes('{') ? op.path.replace(/\{[^}]+\}/g, id) : op.path
+            for (const url of [`${urlOf(op.path)}?${name}=${value}`, path]) {
+              expectNoCrash(await t.app.inject({ url, headers: w.owner.auth }), `GET ${url}`)
+            }
+          },
+        ),
+        fuzzRuns(20),
       )
     }
     await healthy()
@@ -173,7 +245,7 @@ describe('REST fuzzing: every request body of the OpenAPI document', () => {
           expect(res.statusCode, value).toBe(401)
         },
       ),
-      { numRuns: 60 },
+      fuzzRuns(60),
     )
   })
 })
@@ -210,7 +282,7 @@ describe.each(DRIVERS)('stored text round-trips byte for byte over REST on %s', 
         const [row] = await t.database.db.select().from(messages).where(eq(messages.id, id))
         expect(Buffer.from(row?.content ?? '', 'utf8').equals(Buffer.from(expected, 'utf8'))).toBe(true)
       }),
-      { numRuns: 40 },
+      fuzzRuns(40),
     )
   })
 })

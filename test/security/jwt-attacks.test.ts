@@ -73,7 +73,10 @@ describe('JWT attacks', () => {
       { name: 'expired', token: await hs256(claims(victim.id, { iat: now() - 700, exp: now() - 60 })) },
       { name: 'not yet valid (nbf in 1 h)', token: await hs256(claims(victim.id, { nbf: now() + 3600 })) },
       { name: 'issued in the future', token: await hs256(claims(victim.id, { iat: now() + 3600 })) },
-      { name: 'not an access token (typ refresh)', token: await hs256(claims(victim.id, { typ: 'refresh' })) },
+      {
+        name: 'not an access token (typ refresh)',
+        token: await hs256(claims(victim.id, { typ: 'refresh' })),
+      },
       { name: 'no jti', token: await hs256(claims(victim.id, { jti: undefined })) },
       { name: 'no exp', token: await hs256(claims(victim.id, { exp: undefined })) },
       { name: 'unknown user', token: await hs256(claims(crypto.randomUUID())) },
@@ -119,7 +122,8 @@ describe('JWT attacks', () => {
         const { status } = await TestSocket.refusal(`${t.url}/api/v1/chat/ws`, opts).catch((err) => ({
           status: `accepted or failed: ${String(err)}`,
         }))
-        if (status !== 401) accepted.push(`${name} (${'token' in opts ? 'header' : 'subprotocol'}): ${status}`)
+        if (status !== 401)
+          accepted.push(`${name} (${'token' in opts ? 'header' : 'subprotocol'}): ${status}`)
       }
     }
     expect(accepted).toEqual([])

@@ -72,7 +72,12 @@ async function burst(s: TestSocket, conversationId: string, n: number) {
   const from = s.frames.length
   const tag = crypto.randomUUID().slice(0, 8)
   for (let i = 0; i < n; i++) {
-    s.send({ type: 'message.send', conversation_id: conversationId, content: `m${i}`, client_msg_id: `${tag}-${i}` })
+    s.send({
+      type: 'message.send',
+      conversation_id: conversationId,
+      content: `m${i}`,
+      client_msg_id: `${tag}-${i}`,
+    })
   }
   const answered = (f: { type: string; client_msg_id?: unknown }) =>
     (f.type === 'message.ack' || f.type === 'error') && String(f.client_msg_id).startsWith(tag)
@@ -213,7 +218,11 @@ describe('abuse limits (RATE_LIMITS=on, small limits)', () => {
       t.app.inject({
         method: 'OPTIONS',
         url: '/api/v1/auth/me',
-        headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
+        headers: {
+          origin,
+          'access-control-request-method': 'GET',
+          'access-control-request-headers': 'authorization',
+        },
       })
     const allowed = await preflight('https://app.example.com')
     expect(allowed.statusCode).toBe(204)
