@@ -1,3 +1,5 @@
+import { once } from 'node:events'
+import { createServer } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { SignJWT } from 'jose'
 import WebSocket from 'ws'
@@ -256,6 +258,15 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs = 5000
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
     await new Promise((resolve) => setImmediate(resolve))
   }
+}
+
+/** A TCP port nobody listens on right now (for servers a test starts itself). */
+export async function freePort(): Promise<number> {
+  const srv = createServer().listen(0, '127.0.0.1')
+  await once(srv, 'listening')
+  const { port } = srv.address() as { port: number }
+  srv.close()
+  return port
 }
 
 /** `[from, …, to]`: the seqs a socket should have seen, each once, in order. */

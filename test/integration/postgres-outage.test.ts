@@ -1,27 +1,8 @@
-import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openDatabase } from '../../src/store/db.js'
 import { registerUser, startTestApp, type TestApp } from '../helpers/app.js'
 import { PrivatePostgres } from '../helpers/private-postgres.js'
-import { TestSocket } from '../helpers/ws-client.js'
-
-async function freePort(): Promise<number> {
-  const srv = createServer().listen(0, '127.0.0.1')
-  await once(srv, 'listening')
-  const { port } = srv.address() as { port: number }
-  srv.close()
-  return port
-}
-
-/** Polls for a state that has no event to await (an HTTP status after a restart). */
-async function eventually(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time')
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
+import { eventually, freePort, TestSocket } from '../helpers/ws-client.js'
 
 describe('PostgreSQL stopped and restarted', () => {
   let pg: PrivatePostgres
@@ -77,7 +58,10 @@ describe('PostgreSQL stopped and restarted', () => {
     expect((await t.app.inject({ method: 'GET', url: '/ready' })).statusCode).toBe(503)
 
     pg.start()
-    await eventually(async () => (await t.app.inject({ method: 'GET', url: '/ready' })).statusCode === 200)
+    await eventually(
+      async () => (await t.app.inject({ method: 'GET', url: '/ready' })).statusCode === 200,
+      20_000,
+    )
     sock.send({ type: 'message.send', content: 'after', client_msg_id: 'after' })
     const ack = await sock.waitFor((f) => f.type === 'message.ack' && f.client_msg_id === 'after', {
       timeoutMs: 15_000,

@@ -1,22 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Database } from '../../src/store/db.js'
 import { openTestDatabase, registerUser, startTestApp, type TestApp, uniquePrefix } from '../helpers/app.js'
-import { type Frame, TestSocket } from '../helpers/ws-client.js'
-
-async function freePort(): Promise<number> {
-  const srv = createServer()
-  srv.listen(0, '127.0.0.1')
-  await once(srv, 'listening')
-  const { port } = srv.address() as { port: number }
-  srv.close()
-  return port
-}
+import { eventually, type Frame, freePort, TestSocket } from '../helpers/ws-client.js'
 
 /** A Redis of the test's own, on its own port, so stopping it disturbs nobody else. */
 async function startRedis(port: number): Promise<ChildProcess> {
@@ -47,15 +37,6 @@ async function startRedis(port: number): Promise<ChildProcess> {
 async function stopRedis(proc: ChildProcess): Promise<void> {
   proc.kill('SIGKILL')
   await once(proc, 'exit')
-}
-
-/** Polls `check` until it holds; for state that has no event to await (an HTTP status). */
-async function eventually(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time')
-    await new Promise((r) => setTimeout(r, 50))
-  }
 }
 
 const ready = async (node: TestApp) => (await node.app.inject({ method: 'GET', url: '/ready' })).statusCode
@@ -110,7 +91,7 @@ describe('Redis stopped and restarted mid-conversation', () => {
     await bRemote.waitFor((f) => f.type === 'message.new')
 
     await stopRedis(redis)
-    await eventually(async () => (await ready(n0)) === 503)
+    await eventually(async () => (await ready(n0)) === 503, 15_000)
     expect((await n0.app.inject({ method: 'GET', url: '/ready' })).json()).toMatchObject({
       broker: 'down',
       database: 'up',
@@ -127,7 +108,7 @@ describe('Redis stopped and restarted mid-conversation', () => {
     expect(rest.json().items).toHaveLength(4)
 
     redis = await startRedis(port)
-    await eventually(async () => (await ready(n0)) === 200 && (await ready(n1)) === 200)
+    await eventually(async () => (await ready(n0)) === 200 && (await ready(n1)) === 200, 15_000)
     // The remote socket catches up by itself after the reconnect (feeds re-read the store)...
     await bRemote.collect('message.new', 4, 15_000)
     // ...and live delivery across instances is back without restarting anything.

@@ -1,8 +1,8 @@
 import postgres from 'postgres'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { registerUser, startTestApp, type TestApp, type TestUser } from '../helpers/app.js'
+import { describe, expect, it } from 'vitest'
+import { registerUser } from '../helpers/app.js'
+import { useSocketApp } from '../helpers/socket-app.js'
 import {
-  conversationSocketUrl,
   directChat,
   groupChat,
   history,
@@ -10,37 +10,12 @@ import {
   restDelete,
   restEdit,
   restSend,
-  TestSocket,
-  userSocketUrl,
+  type TestSocket,
 } from '../helpers/ws-client.js'
 
 /** Live delivery: exactly once, in seq order, acks after commit, idempotent retries, REST and socket alike. */
 describe('WebSocket delivery', () => {
-  let t: TestApp
-  const open: TestSocket[] = []
-
-  beforeAll(async () => {
-    t = await startTestApp()
-    await t.listen()
-  })
-  afterEach(() => {
-    for (const s of open.splice(0)) s.close()
-  })
-  afterAll(async () => t?.close())
-
-  const userSocket = async (u: TestUser) =>
-    track(await TestSocket.open(userSocketUrl(t.url), { token: u.token }))
-  const convSocket = async (u: TestUser, conv: string) =>
-    track(await TestSocket.open(conversationSocketUrl(t.url, conv), { token: u.token }))
-  const track = (s: TestSocket) => {
-    open.push(s)
-    return s
-  }
-  const pair = async () => {
-    const a = await registerUser(t.app, 'Ann')
-    const b = await registerUser(t.app, 'Bob')
-    return { a, b, conv: await directChat(t.app, a, b) }
-  }
+  const h = useSocketApp()
 
   /** Waits for `n` message.new frames, then checks nothing more (no duplicate) and their order. */
   const expectSeqs = async (s: TestSocket, conv: string, n: number) => {
@@ -50,12 +25,12 @@ describe('WebSocket delivery', () => {
   }
 
   it('delivers each message.new exactly once to every socket of every member, the sender included', async () => {
-    const { a, b, conv } = await pair()
+    const { a, b, conv } = await h.pair()
     const [a1, a2, aConv, b1] = [
-      await userSocket(a),
-      await userSocket(a),
-      await convSocket(a, conv),
-      await userSocket(b),
+      await h.userSocket(a),
+      await h.userSocket(a),
+      await h.convSocket(a, conv),
+      await h.userSocket(b),
     ]
     aConv.send({ type: 'message.send', content: 'from the conversation socket', client_msg_id: 'm1' })
     a1.send({
@@ -64,7 +39,7 @@ describe('WebSocket delivery', () => {
       content: 'from a user socket',
       client_msg_id: 'm2',
     })
-    await restSend(t.app, b, conv, 'over REST')
+    await restSend(h.t.app, b, conv, 'over REST')
     for (const s of [a1, a2, aConv, b1]) await expectSeqs(s, conv, 3)
     // Acks go to the sending socket only.
     expect(aConv.ofType('message.ack').map((f) => f.client_msg_id)).toEqual(['m1'])
@@ -73,11 +48,11 @@ describe('WebSocket delivery', () => {
   })
 
   it('delivers a message sent the instant a socket opens (registered before the upgrade completes)', async () => {
-    const { a, b, conv } = await pair()
-    const send = (content: string) => t.services.messages.send(b.id, conv, content)
-    const userSock = await userSocket(a)
+    const { a, b, conv } = await h.pair()
+    const send = (content: string) => h.t.services.messages.send(b.id, conv, content)
+    const userSock = await h.userSocket(a)
     await send('the instant the user socket opened')
-    const convSock = await convSocket(a, conv)
+    const convSock = await h.convSocket(a, conv)
     await send('the instant the conversation socket opened')
     await expectSeqs(userSock, conv, 2)
     await convSock.collect('message.new', 1)
@@ -86,9 +61,9 @@ describe('WebSocket delivery', () => {
   })
 
   it("relays a member's read marker to the other members", async () => {
-    const { a, b, conv } = await pair()
-    const [aUser, bConv] = [await userSocket(a), await convSocket(b, conv)]
-    await restSend(t.app, a, conv, 'read me')
+    const { a, b, conv } = await h.pair()
+    const [aUser, bConv] = [await h.userSocket(a), await h.convSocket(b, conv)]
+    await restSend(h.t.app, a, conv, 'read me')
     bConv.send({ type: 'read', seq: 1 })
     expect(await aUser.waitFor((f) => f.type === 'read')).toEqual({
       type: 'read',
@@ -99,9 +74,9 @@ describe('WebSocket delivery', () => {
   })
 
   it('acks only once the message is committed, with the stored message', async () => {
-    const { a, conv } = await pair()
-    const s = await convSocket(a, conv)
-    const url = (t.database as { url?: string }).url
+    const { a, conv } = await h.pair()
+    const s = await h.convSocket(a, conv)
+    const url = (h.t.database as { url?: string }).url
     if (!url) throw new Error('this test needs the PostgreSQL driver')
     const pg = postgres(url, { max: 1, onnotice: () => {} })
     try {
@@ -123,11 +98,11 @@ describe('WebSocket delivery', () => {
       s.send({ type: 'message.send', content: 'waits for the lock', client_msg_id: 'c-lock' })
       await s.settle()
       expect(s.ofType('message.ack')).toEqual([])
-      expect(await history(t.app, a, conv)).toEqual([])
+      expect(await history(h.t.app, a, conv)).toEqual([])
       release()
       await holder
       const ack = await s.waitFor((f) => f.type === 'message.ack')
-      const [stored] = await history(t.app, a, conv)
+      const [stored] = await history(h.t.app, a, conv)
       expect(ack).toEqual({ type: 'message.ack', client_msg_id: 'c-lock', message: stored })
       expect(stored).toMatchObject({ seq: 1, content: 'waits for the lock', sender_id: a.id })
     } finally {
@@ -136,8 +111,8 @@ describe('WebSocket delivery', () => {
   })
 
   it('answers a send that fails with an error carrying its client_msg_id, and stores nothing', async () => {
-    const { a, b, conv } = await pair()
-    const [s, peer] = [await convSocket(a, conv), await userSocket(b)]
+    const { a, b, conv } = await h.pair()
+    const [s, peer] = [await h.convSocket(a, conv), await h.userSocket(b)]
     s.send({ type: 'message.send', content: '   ', client_msg_id: 'blank' })
     const err = await s.waitFor((f) => f.type === 'error')
     expect(err).toMatchObject({ code: 'validation_failed', client_msg_id: 'blank' })
@@ -145,23 +120,23 @@ describe('WebSocket delivery', () => {
     expect([...s.ofType('message.ack'), ...s.ofType('message.new'), ...peer.ofType('message.new')]).toEqual(
       [],
     )
-    expect(await history(t.app, a, conv)).toEqual([])
+    expect(await history(h.t.app, a, conv)).toEqual([])
   })
 
   it('keeps seq strictly increasing on every socket under concurrent senders on sockets and REST', async () => {
     const [a, b, c] = [
-      await registerUser(t.app, 'A'),
-      await registerUser(t.app, 'B'),
-      await registerUser(t.app, 'C'),
+      await registerUser(h.t.app, 'A'),
+      await registerUser(h.t.app, 'B'),
+      await registerUser(h.t.app, 'C'),
     ]
-    const conv = await groupChat(t.app, a, [b, c])
-    const aUser = await userSocket(a)
-    const aConv = await convSocket(a, conv)
-    const bUser = await userSocket(b)
-    const bConv = await convSocket(b, conv)
-    const cUser = await userSocket(c)
+    const conv = await groupChat(h.t.app, a, [b, c])
+    const aUser = await h.userSocket(a)
+    const aConv = await h.convSocket(a, conv)
+    const bUser = await h.userSocket(b)
+    const bConv = await h.convSocket(b, conv)
+    const cUser = await h.userSocket(c)
     const perSender = 20
-    const rest = Promise.all(range(1, perSender).map((i) => restSend(t.app, b, conv, `rest ${i}`)))
+    const rest = Promise.all(range(1, perSender).map((i) => restSend(h.t.app, b, conv, `rest ${i}`)))
     for (const i of range(1, perSender)) {
       aConv.send({ type: 'message.send', content: `a-conv ${i}`, client_msg_id: `ac${i}` })
       aUser.send({
@@ -181,12 +156,12 @@ describe('WebSocket delivery', () => {
     const total = 4 * perSender
     for (const s of [aUser, aConv, bUser, bConv, cUser]) await expectSeqs(s, conv, total)
     for (const s of [aConv, aUser, bUser]) expect(s.ofType('message.ack')).toHaveLength(perSender)
-    expect((await history(t.app, a, conv)).map((m) => m.seq)).toEqual(range(1, total))
+    expect((await history(h.t.app, a, conv)).map((m) => m.seq)).toEqual(range(1, total))
   })
 
   it("accepts the seed's frame as is on the conversation socket", async () => {
-    const { a, b, conv } = await pair()
-    const [s, peer] = [await convSocket(a, conv), await convSocket(b, conv)]
+    const { a, b, conv } = await h.pair()
+    const [s, peer] = [await h.convSocket(a, conv), await h.convSocket(b, conv)]
     s.send('{"type":"message.send","content":"hello"}')
     const ack = await s.waitFor((f) => f.type === 'message.ack')
     expect(ack).toMatchObject({ client_msg_id: null, message: { content: 'hello', seq: 1, sender_id: a.id } })
@@ -195,10 +170,10 @@ describe('WebSocket delivery', () => {
   })
 
   it('requires conversation_id on the user socket, and membership of it', async () => {
-    const { a, b, conv } = await pair()
-    const stranger = await registerUser(t.app, 'Eve')
-    const other = await directChat(t.app, b, stranger)
-    const s = await userSocket(a)
+    const { a, b, conv } = await h.pair()
+    const stranger = await registerUser(h.t.app, 'Eve')
+    const other = await directChat(h.t.app, b, stranger)
+    const s = await h.userSocket(a)
     s.send({ type: 'message.send', content: 'where to?', client_msg_id: 'no-conv' })
     expect(await s.waitFor((f) => f.type === 'error')).toMatchObject({
       code: 'validation_failed',
@@ -210,13 +185,13 @@ describe('WebSocket delivery', () => {
     })
     await s.settle()
     expect(s.ofType('message.ack')).toEqual([])
-    expect(await history(t.app, a, conv)).toEqual([])
-    expect(await history(t.app, b, other)).toEqual([])
+    expect(await history(h.t.app, a, conv)).toEqual([])
+    expect(await history(h.t.app, b, other)).toEqual([])
   })
 
   it('answers a retried send with the original message: one row, one broadcast', async () => {
-    const { a, b, conv } = await pair()
-    const [s, mine, peer] = [await convSocket(a, conv), await userSocket(a), await userSocket(b)]
+    const { a, b, conv } = await h.pair()
+    const [s, mine, peer] = [await h.convSocket(a, conv), await h.userSocket(a), await h.userSocket(b)]
     const send = () => s.send({ type: 'message.send', content: 'once', client_msg_id: 'retry-1' })
     send()
     const first = await s.waitFor((f) => f.type === 'message.ack')
@@ -225,20 +200,24 @@ describe('WebSocket delivery', () => {
     send()
     send()
     const acks = await s.collect('message.ack', 4)
-    const again = await restSend(t.app, a, conv, 'once', 'retry-1')
+    const again = await restSend(h.t.app, a, conv, 'once', 'retry-1')
     for (const ack of acks) expect(ack.message).toEqual(first.message)
     expect(again).toEqual(first.message)
     for (const x of [s, mine, peer]) await x.settle()
     for (const x of [s, mine, peer]) expect(x.seqs(conv)).toEqual([1])
-    expect(await history(t.app, a, conv)).toHaveLength(1)
+    expect(await history(h.t.app, a, conv)).toHaveLength(1)
   })
 
   it('carries REST and socket sends, edits and deletes to sockets through one event path', async () => {
-    const { a, b, conv } = await pair()
-    const [bUser, bConv, aConv] = [await userSocket(b), await convSocket(b, conv), await convSocket(a, conv)]
-    const sent = await restSend(t.app, a, conv, 'draft')
-    await restEdit(t.app, a, sent.id, 'final')
-    await restDelete(t.app, a, sent.id)
+    const { a, b, conv } = await h.pair()
+    const [bUser, bConv, aConv] = [
+      await h.userSocket(b),
+      await h.convSocket(b, conv),
+      await h.convSocket(a, conv),
+    ]
+    const sent = await restSend(h.t.app, a, conv, 'draft')
+    await restEdit(h.t.app, a, sent.id, 'final')
+    await restDelete(h.t.app, a, sent.id)
     for (const s of [bUser, bConv]) {
       await s.collect('message.deleted', 1)
       const events = s.frames.filter((f) => f.type.startsWith('message.'))

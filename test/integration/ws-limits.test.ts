@@ -1,53 +1,21 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type WebSocket from 'ws'
-import { registerUser, startTestApp, type TestApp, type TestUser } from '../helpers/app.js'
-import {
-  conversationSocketUrl,
-  directChat,
-  history,
-  range,
-  TestSocket,
-  userSocketUrl,
-} from '../helpers/ws-client.js'
-
-/** One app per group of limits, so each test sees only the limit it is about. */
-function useApp(env: Record<string, string>) {
-  const ctx = { t: undefined as unknown as TestApp, open: [] as TestSocket[] }
-  beforeAll(async () => {
-    ctx.t = await startTestApp({ env })
-    await ctx.t.listen()
-  })
-  afterEach(() => {
-    for (const s of ctx.open.splice(0)) s.close()
-  })
-  afterAll(async () => ctx.t?.close())
-  const pair = async () => {
-    const a = await registerUser(ctx.t.app, 'Ann')
-    const b = await registerUser(ctx.t.app, 'Bob')
-    return { a, b, conv: await directChat(ctx.t.app, a, b) }
-  }
-  const socket = async (u: TestUser, conv?: string) => {
-    const url = conv ? conversationSocketUrl(ctx.t.url, conv) : userSocketUrl(ctx.t.url)
-    const s = await TestSocket.open(url, { token: u.token })
-    ctx.open.push(s)
-    return s
-  }
-  return { ctx, pair, socket }
-}
+import { useSocketApp } from '../helpers/socket-app.js'
+import { conversationSocketUrl, history, range, TestSocket } from '../helpers/ws-client.js'
 
 describe('WebSocket frame limits and violations', () => {
-  const { pair, socket } = useApp({ WS_MAX_FRAME_BYTES: '2048', WS_MAX_VIOLATIONS: '3' })
+  const ctx = useSocketApp({ WS_MAX_FRAME_BYTES: '2048', WS_MAX_VIOLATIONS: '3' })
 
   it('closes with 1009 on a frame over WS_MAX_FRAME_BYTES', async () => {
-    const { a, conv } = await pair()
-    const s = await socket(a, conv)
+    const { a, conv } = await ctx.pair()
+    const s = await ctx.socket(a, conv)
     s.send({ type: 'message.send', content: 'x'.repeat(3000) })
     expect((await s.waitClose()).code).toBe(1009)
   })
 
   it('answers malformed JSON, an unknown type and a schema violation with error frames and stays open', async () => {
-    const { a, conv } = await pair()
-    const s = await socket(a, conv)
+    const { a, conv } = await ctx.pair()
+    const s = await ctx.socket(a, conv)
     s.send('{"type": "message.send", ')
     expect(await s.waitFor((f) => f.type === 'error')).toMatchObject({ code: 'invalid_json' })
     s.send({ type: 'launch.rockets' })
@@ -65,8 +33,8 @@ describe('WebSocket frame limits and violations', () => {
   })
 
   it('answers a binary frame with an error frame', async () => {
-    const { a, conv } = await pair()
-    const s = await socket(a, conv)
+    const { a, conv } = await ctx.pair()
+    const s = await ctx.socket(a, conv)
     s.ws.send(Buffer.from('{"type":"ping"}'), { binary: true })
     expect(await s.waitFor((f) => f.type === 'error')).toMatchObject({ code: 'invalid_frame' })
     await s.settle()
@@ -74,8 +42,8 @@ describe('WebSocket frame limits and violations', () => {
   })
 
   it('closes with 1008 after WS_MAX_VIOLATIONS invalid frames', async () => {
-    const { a } = await pair()
-    const s = await socket(a)
+    const { a } = await ctx.pair()
+    const s = await ctx.socket(a)
     for (const bad of ['nope', '{"type":"nope"}', '{"type":"ping","extra":1}']) s.send(bad)
     expect((await s.waitClose()).code).toBe(1008)
     expect(s.ofType('error')).toHaveLength(3)
@@ -83,15 +51,15 @@ describe('WebSocket frame limits and violations', () => {
 })
 
 describe('WebSocket send rate limit', () => {
-  const { ctx, pair, socket } = useApp({
+  const ctx = useSocketApp({
     RATE_LIMITS: 'on',
     MESSAGE_RATE_PER_SEC: '1',
     MESSAGE_RATE_BURST: '2',
   })
 
   it('refuses sends past the burst with rate_limited and the client_msg_id, storing nothing for them', async () => {
-    const { a, conv } = await pair()
-    const s = await socket(a, conv)
+    const { a, conv } = await ctx.pair()
+    const s = await ctx.socket(a, conv)
     for (const i of range(1, 4)) s.send({ type: 'message.send', content: `m${i}`, client_msg_id: `r${i}` })
     await s.collect('message.ack', 2)
     const errors = await s.collect('error', 2)
@@ -102,8 +70,8 @@ describe('WebSocket send rate limit', () => {
   })
 
   it('shares the bucket between the sockets of one user', async () => {
-    const { a, conv } = await pair()
-    const [s1, s2] = [await socket(a, conv), await socket(a)]
+    const { a, conv } = await ctx.pair()
+    const [s1, s2] = [await ctx.socket(a, conv), await ctx.socket(a)]
     s1.send({ type: 'message.send', content: 'one', client_msg_id: 'x1' })
     s1.send({ type: 'message.send', content: 'two', client_msg_id: 'x2' })
     await s1.collect('message.ack', 2)
@@ -116,14 +84,14 @@ describe('WebSocket send rate limit', () => {
 })
 
 describe('WebSocket slow consumer', () => {
-  const { ctx, pair, socket } = useApp({ WS_MAX_BACKLOG_BYTES: '1024', MESSAGE_MAX_CHARS: '60000' })
+  const ctx = useSocketApp({ WS_MAX_BACKLOG_BYTES: '1024', MESSAGE_MAX_CHARS: '60000' })
 
   /** The server's side of the client sockets, to see when one was told to close. */
   const serverSockets = () => [...(ctx.t.app.websocketServer.clients as Set<WebSocket>)]
 
   it('closes a reader that stopped reading with 1013 once its backlog passes the bound; it resumes on reconnect', async () => {
-    const { a, b, conv } = await pair()
-    const slow = await socket(a, conv)
+    const { a, b, conv } = await ctx.pair()
+    const slow = await ctx.socket(a, conv)
     await slow.waitFor((f) => f.type === 'ready')
     const raw = (slow.ws as unknown as { _socket: import('node:net').Socket })._socket
     raw.pause()
@@ -145,7 +113,7 @@ describe('WebSocket slow consumer', () => {
     const again = await TestSocket.open(conversationSocketUrl(ctx.t.url, conv, `?since_seq=${last}`), {
       token: a.token,
     })
-    ctx.open.push(again)
+    ctx.track(again)
     await again.collect('message.new', total - last, 30_000)
     await again.settle()
     expect(again.seqs(conv)).toEqual(range(last + 1, total))

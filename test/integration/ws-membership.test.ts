@@ -1,56 +1,29 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { registerUser, startTestApp, type TestApp, type TestUser } from '../helpers/app.js'
+import { describe, expect, it } from 'vitest'
+import { useSocketApp } from '../helpers/socket-app.js'
 import {
   addMember,
-  conversationSocketUrl,
   directChat,
   type Frame,
   groupChat,
   range,
   removeMember,
   restSend,
-  TestSocket,
-  userSocketUrl,
+  type TestSocket,
 } from '../helpers/ws-client.js'
 
 /** Membership changes reach sockets at once: a new member starts receiving, a removed one stops. */
 describe('WebSocket membership', () => {
-  let t: TestApp
-  const open: TestSocket[] = []
-
-  beforeAll(async () => {
-    t = await startTestApp()
-    await t.listen()
-  })
-  afterEach(() => {
-    for (const s of open.splice(0)) s.close()
-  })
-  afterAll(async () => t?.close())
-
-  const userSocket = async (u: TestUser) =>
-    track(await TestSocket.open(userSocketUrl(t.url), { token: u.token }))
-  const convSocket = async (u: TestUser, conv: string) =>
-    track(await TestSocket.open(conversationSocketUrl(t.url, conv), { token: u.token }))
-  const track = (s: TestSocket) => {
-    open.push(s)
-    return s
-  }
-  const trio = async () =>
-    [
-      await registerUser(t.app, 'Ann'),
-      await registerUser(t.app, 'Bob'),
-      await registerUser(t.app, 'Cid'),
-    ] as const
+  const h = useSocketApp()
   const after = (s: TestSocket, pred: (f: Frame) => boolean) => s.frames.slice(s.frames.findIndex(pred) + 1)
 
   it('makes a user socket follow a conversation its user was just added to', async () => {
-    const [a, b, c] = await trio()
-    const conv = await groupChat(t.app, a, [b])
-    await restSend(t.app, a, conv, 'before C joined')
-    const [cUser, bUser] = [await userSocket(c), await userSocket(b)]
-    await addMember(t.app, a, conv, c)
+    const [a, b, c] = await h.trio()
+    const conv = await groupChat(h.t.app, a, [b])
+    await restSend(h.t.app, a, conv, 'before C joined')
+    const [cUser, bUser] = [await h.userSocket(c), await h.userSocket(b)]
+    await addMember(h.t.app, a, conv, c)
     // Sent the instant the add returns: it must still reach C's socket.
-    await restSend(t.app, a, conv, 'welcome')
+    await restSend(h.t.app, a, conv, 'welcome')
     const got = await cUser.waitFor((f) => f.type === 'message.new')
     expect(got).toMatchObject({ conversation_id: conv, message: { seq: 2, content: 'welcome' } })
     expect(await cUser.waitFor((f) => f.type === 'member.added')).toMatchObject({
@@ -72,10 +45,10 @@ describe('WebSocket membership', () => {
   })
 
   it('tells members when the owner changes a role', async () => {
-    const [a, b, c] = await trio()
-    const conv = await groupChat(t.app, a, [b, c])
-    const cUser = await userSocket(c)
-    const res = await t.app.inject({
+    const [a, b, c] = await h.trio()
+    const conv = await groupChat(h.t.app, a, [b, c])
+    const cUser = await h.userSocket(c)
+    const res = await h.t.app.inject({
       method: 'PATCH',
       url: `/api/v1/chat/conversations/${conv}/members/${b.id}`,
       headers: a.auth,
@@ -90,10 +63,10 @@ describe('WebSocket membership', () => {
   })
 
   it('gives a user socket the conversations created after it opened', async () => {
-    const [a, b] = await trio()
-    const bUser = await userSocket(b)
-    const conv = await directChat(t.app, a, b)
-    await restSend(t.app, a, conv, 'first words')
+    const [a, b] = await h.trio()
+    const bUser = await h.userSocket(b)
+    const conv = await directChat(h.t.app, a, b)
+    await restSend(h.t.app, a, conv, 'first words')
     expect(await bUser.waitFor((f) => f.type === 'conversation.created')).toMatchObject({
       conversation_id: conv,
     })
@@ -103,16 +76,20 @@ describe('WebSocket membership', () => {
   })
 
   it('stops a removed member at once: member.removed and nothing after it on the user socket, 4403 on the conversation socket', async () => {
-    const [a, b, c] = await trio()
-    const conv = await groupChat(t.app, a, [b, c])
-    const direct = await directChat(t.app, a, b)
-    const [bUser, bConv, cConv] = [await userSocket(b), await convSocket(b, conv), await convSocket(c, conv)]
-    await restSend(t.app, a, conv, 'before')
+    const [a, b, c] = await h.trio()
+    const conv = await groupChat(h.t.app, a, [b, c])
+    const direct = await directChat(h.t.app, a, b)
+    const [bUser, bConv, cConv] = [
+      await h.userSocket(b),
+      await h.convSocket(b, conv),
+      await h.convSocket(c, conv),
+    ]
+    await restSend(h.t.app, a, conv, 'before')
     // Sends racing the removal: whichever commit after it must not reach B.
-    const burst = Promise.all(range(1, 10).map((i) => restSend(t.app, a, conv, `during ${i}`)))
-    await removeMember(t.app, a, conv, b)
+    const burst = Promise.all(range(1, 10).map((i) => restSend(h.t.app, a, conv, `during ${i}`)))
+    await removeMember(h.t.app, a, conv, b)
     await burst
-    await restSend(t.app, a, conv, 'after')
+    await restSend(h.t.app, a, conv, 'after')
     cConv.send({ type: 'typing', state: 'start' })
 
     expect(await bConv.waitClose()).toMatchObject({ code: 4403 })
@@ -128,18 +105,18 @@ describe('WebSocket membership', () => {
     expect(seen.length).toBeLessThan(12)
     // The other members are told, and B's user socket keeps working for its other conversations.
     expect(await cConv.waitFor(isRemoved)).toMatchObject({ conversation_id: conv, user_id: b.id })
-    await restSend(t.app, a, direct, 'still friends')
+    await restSend(h.t.app, a, direct, 'still friends')
     expect(await bUser.waitFor((f) => f.type === 'message.new' && f.conversation_id === direct)).toBeTruthy()
   })
 
   it('treats leaving like removal', async () => {
-    const [a, b] = await trio()
-    const conv = await groupChat(t.app, a, [b])
-    const [bUser, bConv] = [await userSocket(b), await convSocket(b, conv)]
-    await removeMember(t.app, b, conv, b)
+    const [a, b] = await h.trio()
+    const conv = await groupChat(h.t.app, a, [b])
+    const [bUser, bConv] = [await h.userSocket(b), await h.convSocket(b, conv)]
+    await removeMember(h.t.app, b, conv, b)
     expect(await bConv.waitClose()).toMatchObject({ code: 4403 })
     await bUser.waitFor((f) => f.type === 'member.removed')
-    await restSend(t.app, a, conv, 'gone')
+    await restSend(h.t.app, a, conv, 'gone')
     await bUser.settle()
     expect(bUser.seqs(conv)).toEqual([])
   })

@@ -1,43 +1,13 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { registerUser, startTestApp, type TestApp, type TestUser } from '../helpers/app.js'
-import {
-  conversationSocketUrl,
-  directChat,
-  eventually,
-  history,
-  TestSocket,
-  userSocketUrl,
-} from '../helpers/ws-client.js'
+import { describe, expect, it } from 'vitest'
+import { registerUser } from '../helpers/app.js'
+import { useSocketApp } from '../helpers/socket-app.js'
+import { eventually, history, type TestSocket } from '../helpers/ws-client.js'
 
 const TYPING_TTL_MS = 300
 
 /** Ephemeral state: typing is relayed (never stored) and expires; presence follows open sockets. */
 describe('WebSocket typing and presence', () => {
-  let t: TestApp
-  const open: TestSocket[] = []
-
-  beforeAll(async () => {
-    t = await startTestApp({ env: { TYPING_TTL_MS: String(TYPING_TTL_MS) } })
-    await t.listen()
-  })
-  afterEach(() => {
-    for (const s of open.splice(0)) s.close()
-  })
-  afterAll(async () => t?.close())
-
-  const userSocket = async (u: TestUser) =>
-    track(await TestSocket.open(userSocketUrl(t.url), { token: u.token }))
-  const convSocket = async (u: TestUser, conv: string) =>
-    track(await TestSocket.open(conversationSocketUrl(t.url, conv), { token: u.token }))
-  const track = (s: TestSocket) => {
-    open.push(s)
-    return s
-  }
-  const pair = async () => {
-    const a = await registerUser(t.app, 'Ann')
-    const b = await registerUser(t.app, 'Bob')
-    return { a, b, conv: await directChat(t.app, a, b) }
-  }
+  const h = useSocketApp({ TYPING_TTL_MS: String(TYPING_TTL_MS) })
   const typingOf = (s: TestSocket) => s.ofType('typing').map((f) => f.state)
   const presenceOf = (s: TestSocket, userId: string) =>
     s
@@ -46,15 +16,15 @@ describe('WebSocket typing and presence', () => {
       .map((f) => f.status)
   /** The server releases a socket when its close arrives; presence counts it until then. */
   const released = (userId: string, sockets: number) =>
-    eventually(async () => (await t.services.presence.connections(userId)) === sockets)
+    eventually(async () => (await h.t.services.presence.connections(userId)) === sockets)
 
   it('relays typing to the peers only, stores nothing, and sends stop by itself after TYPING_TTL_MS', async () => {
-    const { a, b, conv } = await pair()
+    const { a, b, conv } = await h.pair()
     const [aConv, aOther, bUser, bConv] = [
-      await convSocket(a, conv),
-      await userSocket(a),
-      await userSocket(b),
-      await convSocket(b, conv),
+      await h.convSocket(a, conv),
+      await h.userSocket(a),
+      await h.userSocket(b),
+      await h.convSocket(b, conv),
     ]
     const started = Date.now()
     aConv.send({ type: 'typing', state: 'start' })
@@ -74,12 +44,12 @@ describe('WebSocket typing and presence', () => {
     expect(typingOf(bConv)).toEqual(['start', 'stop'])
     // The typist's own sockets hear nothing of it, and nothing was stored.
     expect([...typingOf(aConv), ...typingOf(aOther)]).toEqual([])
-    expect(await history(t.app, a, conv)).toEqual([])
+    expect(await history(h.t.app, a, conv)).toEqual([])
   })
 
   it('relays an explicit stop at once, and a stop when the typist disconnects', async () => {
-    const { a, b, conv } = await pair()
-    const [aUser, bConv] = [await userSocket(a), await convSocket(b, conv)]
+    const { a, b, conv } = await h.pair()
+    const [aUser, bConv] = [await h.userSocket(a), await h.convSocket(b, conv)]
     aUser.send({ type: 'typing', conversation_id: conv, state: 'start' })
     aUser.send({ type: 'typing', conversation_id: conv, state: 'stop' })
     await bConv.collect('typing', 2)
@@ -92,19 +62,19 @@ describe('WebSocket typing and presence', () => {
   })
 
   it('requires conversation_id for typing on the user socket', async () => {
-    const { a } = await pair()
-    const s = await userSocket(a)
+    const { a } = await h.pair()
+    const s = await h.userSocket(a)
     s.send({ type: 'typing', state: 'start' })
     expect(await s.waitFor((f) => f.type === 'error')).toMatchObject({ code: 'validation_failed' })
   })
 
   it('shows a user online while at least one of their sockets is open, to peers only', async () => {
-    const { a, b, conv } = await pair()
-    const stranger = await registerUser(t.app, 'Eve')
-    const [bUser, eve] = [await userSocket(b), await userSocket(stranger)]
-    const first = await userSocket(a)
+    const { a, b, conv } = await h.pair()
+    const stranger = await registerUser(h.t.app, 'Eve')
+    const [bUser, eve] = [await h.userSocket(b), await h.userSocket(stranger)]
+    const first = await h.userSocket(a)
     await bUser.waitFor((f) => f.type === 'presence' && f.user_id === a.id && f.status === 'online')
-    const second = await convSocket(a, conv)
+    const second = await h.convSocket(a, conv)
     first.close()
     await released(a.id, 1)
     await bUser.settle()
@@ -119,10 +89,10 @@ describe('WebSocket typing and presence', () => {
   })
 
   it('tells a socket who among its peers is already online when it opens', async () => {
-    const { a, b, conv } = await pair()
-    await userSocket(a)
+    const { a, b, conv } = await h.pair()
+    await h.userSocket(a)
     await released(a.id, 1)
-    const bConv = await convSocket(b, conv)
+    const bConv = await h.convSocket(b, conv)
     expect(await bConv.waitFor((f) => f.type === 'presence')).toEqual({
       type: 'presence',
       user_id: a.id,
