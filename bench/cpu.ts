@@ -71,7 +71,8 @@ export function cpuSample(serverPids: number[]): CpuSample {
 export function cpuPercent(a: CpuSample, b: CpuSample): CpuGroups {
   const ms = b.at - a.at
   const ticks: CpuGroups = { bench: 0, server: 0, postgres: 0, redis: 0 }
-  for (const [pid, [group, t]] of b.procs) ticks[group] = (ticks[group] ?? 0) + t - (a.procs.get(pid)?.[1] ?? 0)
+  for (const [pid, [group, t]] of b.procs)
+    ticks[group] = (ticks[group] ?? 0) + t - (a.procs.get(pid)?.[1] ?? 0)
   ticks.machine = b.machine - a.machine
   const out: CpuGroups = {}
   for (const [k, v] of Object.entries(ticks)) out[k] = ms <= 0 ? 0 : Math.round((v * TICK_MS * 100) / ms)

@@ -149,10 +149,13 @@ export function killAll(): void {
   for (const c of children) c.kill()
 }
 
-/** With BENCH_CPU_PROFILE set, profiles this process's main thread; the returned function writes the file. */
-async function startProfile(): Promise<() => Promise<void>> {
+/**
+ * With BENCH_CPU_PROFILE set, profiles this process's main thread from the `profileStart` request
+ * (sent when the measured load begins, so setup is left out); the returned function writes the file.
+ */
+async function profiler(): Promise<{ start: () => Promise<void>; write: () => Promise<void> }> {
   const file = process.env.BENCH_CPU_PROFILE
-  if (!file) return async () => {}
+  if (!file) return { start: async () => {}, write: async () => {} }
   const { Session } = await import('node:inspector')
   const { writeFileSync } = await import('node:fs')
   const session = new Session()
@@ -161,14 +164,22 @@ async function startProfile(): Promise<() => Promise<void>> {
     new Promise<unknown>((resolve, reject) =>
       session.post(method, params ?? {}, (err, result) => (err ? reject(err) : resolve(result))),
     )
-  await post('Profiler.enable')
-  await post('Profiler.setSamplingInterval', { interval: 500 })
-  await post('Profiler.start')
-  return async () => {
-    const { profile } = (await post('Profiler.stop')) as { profile: unknown }
-    mkdirSync(dirname(file), { recursive: true })
-    writeFileSync(file, JSON.stringify(profile))
-    session.disconnect()
+  let started = false
+  return {
+    start: async () => {
+      if (started) return
+      started = true
+      await post('Profiler.enable')
+      await post('Profiler.setSamplingInterval', { interval: 500 })
+      await post('Profiler.start')
+    },
+    write: async () => {
+      if (!started) return
+      const { profile } = (await post('Profiler.stop')) as { profile: unknown }
+      mkdirSync(dirname(file), { recursive: true })
+      writeFileSync(file, JSON.stringify(profile))
+      session.disconnect()
+    },
   }
 }
 
@@ -177,9 +188,9 @@ export async function serveIpc(
   handle: (op: string, msg: Record<string, unknown>) => Promise<unknown>,
   stopped: () => Promise<void>,
 ): Promise<void> {
-  const writeProfile = await startProfile()
+  const profile = await profiler()
   const onStop = async () => {
-    await writeProfile().catch((err) => console.error('profile failed', err))
+    await profile.write().catch((err) => console.error('profile failed', err))
     await stopped()
   }
   let stopping = false
@@ -192,7 +203,8 @@ export async function serveIpc(
         .finally(() => process.exit(0))
       return
     }
-    handle(msg.op, msg).then(
+    const work = msg.op === 'profileStart' ? profile.start() : handle(msg.op, msg)
+    work.then(
       (result) => process.send?.({ id: msg.id, ok: true, result }),
       (err: unknown) =>
         process.send?.({ id: msg.id, ok: false, error: err instanceof Error ? err.message : String(err) }),

@@ -31,6 +31,8 @@ export interface Target {
   stats(instance: number, gc: boolean): Promise<{ rss: number } | undefined>
   /** Server process ids, for the CPU breakdown. */
   pids(): number[]
+  /** With --cpu-prof: the servers start profiling now (the measured load begins). */
+  profileStart(): Promise<void>
   stop(): Promise<void>
 }
 
@@ -172,6 +174,9 @@ export async function startChat(o: Options, id: string, needsRedis: boolean): Pr
     sql: (text) => admin.request('sql', { text }),
     stats: async (i, gc) => instances[i]?.child?.request('stats', { gc }),
     pids: () => instances.map((i) => i.child?.pid ?? -1).filter((p) => p > 0),
+    profileStart: async () => {
+      await Promise.all(instances.map((i) => i.child?.request('profileStart')))
+    },
     stop: async () => {
       await Promise.all(instances.map((i) => i.child?.stop()))
       for (const c of cleanups) await c()
@@ -234,6 +239,7 @@ export function urlTarget(o: Options): Target {
     ...(db ? { sql: async (text: string) => [...(await db.unsafe(text))] as Record<string, unknown>[] } : {}),
     stats: async () => undefined,
     pids: () => [],
+    profileStart: async () => {},
     stop: async () => {
       await db?.end()
     },
@@ -251,6 +257,9 @@ export async function startRelay(o: Options, id: string): Promise<Target> {
       Array.from({ length: count }, () => ({ id: crypto.randomUUID(), token: '' })),
     stats: async (_i, _gc) => inst.child.request('stats'),
     pids: () => [inst.child.pid],
+    profileStart: async () => {
+      await inst.child.request('profileStart')
+    },
     stop: () => inst.child.stop(),
   }
 }

@@ -41,6 +41,7 @@ export async function connections(ctx: Context): Promise<ScenarioOutput> {
     await closeAll(warmSockets)
     await new Promise((r) => setTimeout(r, 500))
     const before = await Promise.all(target.instances.map((_, i) => target.stats(i, true)))
+    await target.profileStart()
 
     const workerCount = Math.max(1, Math.ceil(o.sockets / PER_WORKER))
     const share = Math.ceil(o.sockets / workerCount)

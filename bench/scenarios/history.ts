@@ -57,6 +57,7 @@ export async function history(ctx: Context): Promise<ScenarioOutput> {
     const seedSeconds = (performance.now() - t0) / 1000
     progress.log(`  ${n} messages inserted in ${seedSeconds.toFixed(1)} s`)
 
+    await target.profileStart()
     const depths = o.depths.filter((d) => d < n)
     const plan: { mode: 'keyset' | 'skip'; depth: number; requests: number }[] = depths.flatMap((depth) => [
       { mode: 'keyset' as const, depth, requests: o.requests },

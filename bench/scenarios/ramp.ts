@@ -14,6 +14,7 @@ export async function runRamp(
   progress.log(`${label}: setting up ${spec.users} users, ${spec.conversations.length} conversations`)
   ctx.status = () => ({ fraction: 0, text: `${label}: setting up` })
   const load = await MessagingLoad.setup(target, spec, o.size, progress)
+  await target.profileStart()
   let step = 0
   let stepStart = performance.now()
   ctx.status = () => {

@@ -24,6 +24,10 @@ export class RedisTicketStore implements TicketStore {
   }
 }
 
+const RELEASE_HIT = `
+if (tonumber(redis.call('GET', KEYS[1]) or '0') > 0) then return redis.call('DECR', KEYS[1]) end
+return 0`
+
 /** Fixed windows in Redis (INCR + EXPIRE NX), so abuse limits hold across instances. */
 export class RedisRateLimiter implements RateLimiter {
   constructor(
@@ -49,6 +53,11 @@ export class RedisRateLimiter implements RateLimiter {
       [unknown, number],
     ]
     return { count: Number(count ?? 0), resetInSec: Math.max(ttl, 0) }
+  }
+
+  async release(key: string) {
+    // DECR on a key that expired meanwhile would create it at -1 with no TTL.
+    await this.redis.eval(RELEASE_HIT, 1, this.key(`rl:${key}`))
   }
 
   async reset(key: string) {

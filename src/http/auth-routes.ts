@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import type { AppServices } from '../app.js'
-import { ValidationError } from '../services/errors.js'
-import { enforce } from '../services/rate-limiter.js'
+import { UnauthorizedError, ValidationError } from '../services/errors.js'
+import { consume } from '../services/rate-limiter.js'
 import { normalizeEmail, toPrivateUser } from '../services/users.js'
 import { authenticate, currentUser } from './authenticate.js'
 import { PrivateUser, Problem, TokenPair } from './schemas.js'
@@ -37,9 +37,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = 
     },
     async (req, reply) => {
       if (limits.enabled) {
-        const key = `register:ip:${req.ip}`
-        await enforce(limiter, key, limits.registerMaxPerIp)
-        await limiter.hit(key, limits.registerWindowSec)
+        await consume(limiter, `register:ip:${req.ip}`, limits.registerMaxPerIp, limits.registerWindowSec)
       }
       const { user, tokens } = await auth.register({
         email: req.body.email,
@@ -73,20 +71,27 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = 
         ])
       }
       const email = normalizeEmail(given)
+      if (!limits.enabled) return auth.login(email, req.body.password)
+      // Every attempt is counted as a failure before the password is tried, so parallel guesses
+      // cannot all pass the limit; one that turns out not to be a failure is taken back.
       const accountKey = `login:account:${email}`
       const ipKey = `login:ip:${req.ip}`
-      if (limits.enabled) {
-        await enforce(limiter, accountKey, limits.loginMaxFailures)
-        await enforce(limiter, ipKey, limits.loginMaxFailuresPerIp)
+      await consume(limiter, accountKey, limits.loginMaxFailures, limits.loginWindowSec)
+      try {
+        await consume(limiter, ipKey, limits.loginMaxFailuresPerIp, limits.loginWindowSec)
+      } catch (err) {
+        await limiter.release(accountKey)
+        throw err
       }
       try {
         const tokens = await auth.login(email, req.body.password)
-        if (limits.enabled) await limiter.reset(accountKey)
+        await limiter.reset(accountKey)
+        await limiter.release(ipKey)
         return tokens
       } catch (err) {
-        if (limits.enabled) {
-          await limiter.hit(accountKey, limits.loginWindowSec)
-          await limiter.hit(ipKey, limits.loginWindowSec)
+        if (!(err instanceof UnauthorizedError)) {
+          await limiter.release(accountKey)
+          await limiter.release(ipKey)
         }
         throw err
       }

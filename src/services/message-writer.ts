@@ -28,18 +28,27 @@ interface Pending {
 type Outcome = SendResult | AppError
 
 /**
- * Group commit for messages. Sends queue up while one transaction is in flight; the next
+ * Transactions in flight at once. With one, the server's CPU work and PostgreSQL's alternate
+ * instead of overlapping: profiled at 6,000 messages/s the server sat 40% idle while sends queued
+ * (docs/performance.md). Two batches that share a conversation still run one after the other,
+ * on its row lock.
+ */
+const IN_FLIGHT = 2
+
+/**
+ * Group commit for messages. Sends queue up while transactions are in flight; the next
  * transaction stores the whole queue (up to `maxBatch`) across conversations at once. A caller's
  * promise settles only after the transaction holding its message has committed, so an ack is
  * never ahead of the database.
  *
  * Per conversation, `seq` is assigned under the conversation row's lock (`FOR UPDATE`, taken
- * in id order so batches on several instances cannot deadlock) and written with the messages,
- * so it is gapless and strictly increasing whatever the batch size or instance count.
+ * in id order so concurrent batches, here or on other instances, cannot deadlock) and written
+ * with the messages, so it is gapless and strictly increasing whatever the batch size or
+ * instance count.
  */
 export class MessageWriter {
   private queue: Pending[] = []
-  private running = false
+  private inFlight = 0
   private idle: (() => void)[] = []
 
   constructor(
@@ -52,26 +61,25 @@ export class MessageWriter {
   append(req: SendRequest): Promise<SendResult> {
     return new Promise((resolve, reject) => {
       this.queue.push({ req, resolve, reject })
-      if (!this.running) void this.drain()
+      this.pump()
     })
   }
 
   /** Resolves once every queued send has settled (graceful shutdown). */
   async flushed(): Promise<void> {
-    if (!this.running && this.queue.length === 0) return
+    if (this.inFlight === 0 && this.queue.length === 0) return
     await new Promise<void>((resolve) => this.idle.push(resolve))
   }
 
-  private async drain(): Promise<void> {
-    this.running = true
-    try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.maxBatch)
-        await this.commitBatch(batch)
-      }
-    } finally {
-      this.running = false
-      for (const done of this.idle.splice(0)) done()
+  private pump(): void {
+    while (this.inFlight < IN_FLIGHT && this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.maxBatch)
+      this.inFlight++
+      void this.commitBatch(batch).finally(() => {
+        this.inFlight--
+        this.pump()
+        if (this.inFlight === 0 && this.queue.length === 0) for (const done of this.idle.splice(0)) done()
+      })
     }
   }
 
@@ -113,29 +121,34 @@ export class MessageWriter {
  * The batch's statements are raw SQL whose rows travel as one JSON parameter: the text is the
  * same whatever the batch size (prepared once), and building it costs nothing per row. Building
  * the same statements with the query builder, one bound parameter per value, took about a fifth
- * of the server's CPU at 3,000 messages/s (docs/performance.md).
+ * of the server's CPU at 3,000 messages/s (docs/performance.md). Lookups are written as
+ * `= any(array(...))` and `lateral ... limit 1` so that each key is an index probe: a join against
+ * a JSON function is otherwise planned as a hash join over a sequential scan of the whole table.
  */
 async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<Outcome[]> {
   const convIds = [...new Set(reqs.map((r) => r.conversationId))].sort()
   const pairs = new Map<string, { c: string; u: string }>()
   for (const r of reqs) pairs.set(`${r.conversationId}/${r.senderId}`, { c: r.conversationId, u: r.senderId })
-  const locked = rowsOf(
-    await tx.execute(sql`
+  // Issued together, in this order, so postgres.js pipelines them in one round trip (PGlite runs
+  // them in turn): the reads run after the lock is granted and see what committed before it.
+  // (Drizzle's queries start when awaited, so Promise.all starts them in array order.)
+  const [locked, memberRows, earlierRows] = await Promise.all([
+    tx.execute(sql`
       select id, last_seq from ${conversations}
-      where id in (select value::uuid from json_array_elements_text(${JSON.stringify(convIds)}::json))
+      where id = any(array(select value::uuid from json_array_elements_text(${JSON.stringify(convIds)}::json)))
       order by id
       for update`),
-  )
-  const lastSeq = new Map(locked.map((c) => [c.id as string, Number(c.last_seq)]))
-  const memberRows = rowsOf(
-    await tx.execute(sql`
-      select m.conversation_id as c, m.user_id as u
-      from ${conversationMembers} m
-      join json_to_recordset(${JSON.stringify([...pairs.values()])}::json) as x(c uuid, u uuid)
-        on m.conversation_id = x.c and m.user_id = x.u`),
-  )
-  const members = new Set(memberRows.map((m) => `${m.c}/${m.u}`))
-  const earlier = await findEarlier(tx, reqs)
+    tx.execute(sql`
+      select x.c, x.u
+      from json_to_recordset(${JSON.stringify([...pairs.values()])}::json) as x(c uuid, u uuid)
+      cross join lateral (
+        select 1 from ${conversationMembers} m where m.conversation_id = x.c and m.user_id = x.u limit 1
+      ) m`),
+    earlierQuery(tx, reqs) ?? [],
+  ])
+  const earlier = earlierMessages(earlierRows)
+  const lastSeq = new Map(rowsOf(locked).map((c) => [c.id as string, Number(c.last_seq)]))
+  const members = new Set(rowsOf(memberRows).map((m) => `${m.c}/${m.u}`))
 
   const outcomes: (Outcome | { pending: MessageRow } | { sameAs: string })[] = []
   const rows: MessageRow[] = []
@@ -210,21 +223,26 @@ const idempotencyKey = (r: {
 
 const toDate = (v: unknown): Date | null => (v === null || v === undefined ? null : new Date(v as string))
 
-/** Messages already stored under the batch's client_msg_ids, keyed like `idempotencyKey`. */
-async function findEarlier(tx: Db, reqs: SendRequest[]): Promise<Map<string, MessageRow>> {
+/** Messages already stored under the batch's client_msg_ids (undefined when it has none). */
+function earlierQuery(tx: Db, reqs: SendRequest[]) {
   const keys = reqs
     .filter((r) => r.clientMsgId !== null)
     .map((r) => ({ c: r.conversationId, s: r.senderId, k: r.clientMsgId }))
-  if (keys.length === 0) return new Map()
-  const found = rowsOf(
-    await tx.execute(sql`
-      select m.id, m.conversation_id, m.seq, m.sender_id, m.content, m.client_msg_id,
-             m.created_at, m.edited_at, m.deleted_at
-      from ${messages} m
-      join json_to_recordset(${JSON.stringify(keys)}::json) as x(c uuid, s uuid, k text)
-        on m.conversation_id = x.c and m.sender_id = x.s and m.client_msg_id = x.k
-      where m.client_msg_id is not null`),
-  ).map(
+  if (keys.length === 0) return undefined
+  return tx.execute(sql`
+      select m.*
+      from json_to_recordset(${JSON.stringify(keys)}::json) as x(c uuid, s uuid, k text)
+      cross join lateral (
+        select id, conversation_id, seq, sender_id, content, client_msg_id, created_at, edited_at, deleted_at
+        from ${messages}
+        where conversation_id = x.c and sender_id = x.s and client_msg_id = x.k and client_msg_id is not null
+        limit 1
+      ) m`)
+}
+
+/** The rows of `earlierQuery`, keyed like `idempotencyKey`. */
+function earlierMessages(result: unknown): Map<string, MessageRow> {
+  const found = rowsOf(result).map(
     (m): MessageRow => ({
       id: m.id as string,
       conversationId: m.conversation_id as string,

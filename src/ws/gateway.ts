@@ -7,7 +7,7 @@ import { Problem } from '../http/schemas.js'
 import { isUuid } from '../lib/ids.js'
 import { CloseCode } from '../protocol/close-codes.js'
 import { ForbiddenError, NotFoundError, RateLimitedError, UnauthorizedError } from '../services/errors.js'
-import { enforce } from '../services/rate-limiter.js'
+import { consume } from '../services/rate-limiter.js'
 import { Connection } from './connection.js'
 
 declare module 'fastify' {
@@ -192,8 +192,7 @@ export async function registerGateway(app: FastifyInstance, services: AppService
       const { rateLimits } = config
       if (rateLimits.enabled) {
         const key = `ticket:user:${user.id}`
-        await enforce(services.limiter, key, rateLimits.ticketMaxPerUser)
-        await services.limiter.hit(key, rateLimits.ticketWindowSec)
+        await consume(services.limiter, key, rateLimits.ticketMaxPerUser, rateLimits.ticketWindowSec)
       }
       const ticket = await services.tickets.issue(user.id, config.ws.ticketTtlSec)
       return reply.code(201).send({ ticket, expires_in: config.ws.ticketTtlSec })

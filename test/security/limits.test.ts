@@ -125,6 +125,25 @@ describe('abuse limits (RATE_LIMITS=on, small limits)', () => {
     expect((await login(t.app, u.email, u.password, newIp())).statusCode).toBe(200)
   })
 
+  it('holds the login limits when guesses arrive all at once (no check-then-count race)', async () => {
+    const email = (await signUp(t.app, newIp())).json().user.email as string
+    const guesses = await Promise.all(Array.from({ length: 20 }, () => login(t.app, email, 'wrong', newIp())))
+    const statuses = guesses.map((r) => r.statusCode)
+    // Exactly LOGIN_MAX_FAILURES passwords were tried; every other guess was refused untried.
+    expect(statuses.filter((s) => s === 401)).toHaveLength(3)
+    expect(statuses.filter((s) => s === 429)).toHaveLength(17)
+    const ip = newIp()
+    const fromOneIp = await Promise.all(
+      Array.from({ length: 20 }, () => login(t.app, newEmail(), 'wrong', ip)),
+    )
+    expect(fromOneIp.filter((r) => r.statusCode === 401)).toHaveLength(5)
+    const registrations = await Promise.all(Array.from({ length: 10 }, () => signUp(t.app, ip)))
+    expect(registrations.filter((r) => r.statusCode === 201)).toHaveLength(3)
+    const v = await newUser(t.app)
+    const tickets = await Promise.all(Array.from({ length: 10 }, () => ticket(t.app, v)))
+    expect(tickets.filter((r) => r.statusCode === 201)).toHaveLength(2)
+  })
+
   it('a successful login resets the account counter', async () => {
     const email = (await signUp(t.app, newIp())).json().user.email as string
     for (let round = 0; round < 2; round++) {
@@ -138,6 +157,13 @@ describe('abuse limits (RATE_LIMITS=on, small limits)', () => {
     for (let i = 0; i < 5; i++) expect((await login(t.app, newEmail(), 'wrong', ip)).statusCode).toBe(401)
     expectLimited(await login(t.app, u.email, u.password, ip), 900)
     expect((await login(t.app, u.email, u.password, newIp())).statusCode).toBe(200)
+  })
+
+  it('successful logins do not count against the per-IP failure limit', async () => {
+    const ip = newIp()
+    for (let i = 0; i < 8; i++) expect((await login(t.app, u.email, u.password, ip)).statusCode).toBe(200)
+    for (let i = 0; i < 5; i++) expect((await login(t.app, newEmail(), 'wrong', ip)).statusCode).toBe(401)
+    expectLimited(await login(t.app, u.email, u.password, ip), 900)
   })
 
   it('X-Forwarded-For from an untrusted peer is ignored, so it cannot dodge the per-IP limit', async () => {
@@ -260,6 +286,26 @@ describe('abuse limits shared across two instances through Redis', () => {
     for (let i = 0; i < 2; i++) expect((await signUp(a.app, ip)).statusCode).toBe(201)
     expectLimited(await signUp(b.app, ip), 600)
     expect((await signUp(b.app, newIp())).statusCode).toBe(201)
+  })
+
+  it('holds when attempts race on both instances at once', async () => {
+    const ip = newIp()
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => signUp(i % 2 === 0 ? a.app : b.app, ip)),
+    )
+    expect(results.filter((r) => r.statusCode === 201)).toHaveLength(2)
+    expect(results.filter((r) => r.statusCode === 429)).toHaveLength(10)
+    const email = (await signUp(a.app, newIp())).json().user.email as string
+    const guesses = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => login(i % 2 === 0 ? a.app : b.app, email, 'wrong', newIp())),
+    )
+    expect(guesses.filter((r) => r.statusCode === 401)).toHaveLength(2)
+    // Refused and successful attempts are taken back in Redis too: the IP has no failures counted.
+    const ip2 = newIp()
+    const user = (await signUp(b.app, newIp())).json().user as { email: string }
+    for (let i = 0; i < 8; i++) {
+      expect((await login(i % 2 ? a.app : b.app, user.email, PASSWORD, ip2)).statusCode).toBe(200)
+    }
   })
 
   it('login failures on A lock the account on B; tickets issued on A count on B', async () => {
