@@ -59,7 +59,7 @@ export function createServices(deps: AppDeps): AppServices {
   const db = database.db
   const metrics = createMetrics(broker)
   const tokens = new AccessTokens(config.jwt)
-  const users = new UserService(db)
+  const users = new UserService(db, broker)
   const conversations = new ConversationService(db, broker, { groupMaxMembers: config.groupMaxMembers })
   return {
     config,

@@ -5,7 +5,15 @@ import type { MessageView } from '../services/views.js'
  * Channel naming lives here too: conversation-scoped events go to `conv:<id>`, events a user
  * must see before they are subscribed to the conversation go to `user:<id>`.
  */
-export type ChatEvent =
+export type ChatEvent = ConversationEvent | AccountEvent
+
+/** The account was deleted or deactivated: its sockets close. */
+export interface AccountEvent {
+  type: 'account.closed'
+  user_id: string
+}
+
+export type ConversationEvent =
   | { type: 'message.created'; conversation_id: string; message: MessageView }
   | { type: 'message.updated'; conversation_id: string; message: MessageView }
   | { type: 'message.deleted'; conversation_id: string; message: MessageView }
@@ -25,6 +33,7 @@ export const userChannel = (id: string): string => `user:${id}`
 
 /** Where an event is published. */
 export function channelsOf(event: ChatEvent): string[] {
+  if (event.type === 'account.closed') return [userChannel(event.user_id)]
   const conv = conversationChannel(event.conversation_id)
   switch (event.type) {
     case 'conversation.created':

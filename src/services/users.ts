@@ -1,5 +1,6 @@
 import { and, asc, eq, gt, isNull, like, or, sql } from 'drizzle-orm'
 import { burnVerify, hashPassword, passwordProblems, verifyPassword } from '../auth/passwords.js'
+import type { Broker } from '../broker/broker.js'
 import { decodeCursor, encodeCursor } from '../lib/cursor.js'
 import { isUuid, newId } from '../lib/ids.js'
 import type { Db } from '../store/db.js'
@@ -55,7 +56,10 @@ export interface UserPatch {
 }
 
 export class UserService {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly broker: Broker,
+  ) {}
 
   async create(input: { email: string; password: string; fullName: string }): Promise<UserRow> {
     const email = normalizeEmail(input.email)
@@ -219,6 +223,8 @@ export class UserService {
         .where(eq(users.id, target.id))
       await tx.update(refreshTokens).set({ revokedAt: new Date() }).where(eq(refreshTokens.userId, target.id))
     })
+    // Open sockets of the account close at once (4403), on every instance.
+    this.broker.publish({ type: 'account.closed', user_id: target.id })
   }
 
   private async targetFor(actor: UserRow, targetId: string): Promise<UserRow> {

@@ -72,6 +72,8 @@ export class Connection {
       }),
     )
     if (this.bound) {
+      // The user channel too: it carries the account's own events (account.closed, removal).
+      await this.subscribe(userChannel(this.user.id))
       await this.subscribe(conversationChannel(this.bound))
       const last = await conversations.lastSeq(this.bound)
       // A cursor past the end would silently swallow the next messages: clamp it.
@@ -180,6 +182,10 @@ export class Connection {
 
   private onEvent(event: ChatEvent, channel: string): void {
     if (this.closed) return
+    if (event.type === 'account.closed') {
+      if (event.user_id === this.user.id) this.close(CloseCode.Forbidden, 'account closed')
+      return
+    }
     const feed = this.feeds.get(event.conversation_id)
     switch (event.type) {
       case 'message.created':

@@ -62,6 +62,23 @@ describe('WebSocket membership', () => {
     })
   })
 
+  it('closes every socket of an account when it is deleted (4403)', async () => {
+    const { a, b, conv } = await h.pair()
+    const [userSock, convSock] = [await h.userSocket(b), await h.convSocket(b, conv)]
+    const res = await h.t.app.inject({
+      method: 'DELETE',
+      url: '/api/v1/users/me',
+      headers: b.auth,
+      payload: { password: b.password },
+    })
+    expect(res.statusCode).toBe(204)
+    expect((await userSock.waitClose()).code).toBe(4403)
+    expect((await convSock.waitClose()).code).toBe(4403)
+    // The peer is unaffected.
+    const peer = await h.userSocket(a)
+    expect((await peer.waitFor((f) => f.type === 'ready')).user_id).toBe(a.id)
+  })
+
   it('gives a user socket the conversations created after it opened', async () => {
     const [a, b] = await h.trio()
     const bUser = await h.userSocket(b)
