@@ -46,6 +46,8 @@ export interface Options {
   /** Use DATABASE_URL's database as it is instead of a scratch database on the same server. */
   reuseDb: boolean
   logLevel: string
+  /** Server processes' allocator: the system's (glibc) or jemalloc through LD_PRELOAD. */
+  malloc: 'system' | 'jemalloc'
 }
 
 type Defaults = Partial<Omit<Options, 'scenario' | 'smoke' | 'url' | 'out'>>
@@ -63,7 +65,7 @@ const base: Omit<Options, 'scenario' | 'smoke' | 'url' | 'out'> = {
   perUser: 10,
   sourceIps: 4,
   concurrency: 200,
-  holdSeconds: 5,
+  holdSeconds: 20,
   instances: 1,
   messages: 1_000_000,
   depths: [0, 10_000, 500_000],
@@ -73,6 +75,7 @@ const base: Omit<Options, 'scenario' | 'smoke' | 'url' | 'out'> = {
   cpuProf: false,
   reuseDb: false,
   logLevel: 'warn',
+  malloc: 'system',
 }
 
 const perScenario: Record<Scenario, Defaults> = {
@@ -121,6 +124,7 @@ options:
   --cpu-prof              write V8 CPU profiles of the servers to bench/results/prof/
   --reuse-db              use DATABASE_URL's database itself, not a scratch one beside it
   --log-level LEVEL       server log level (warn)   --quiet   no progress bar
+  --malloc jemalloc       run the servers on jemalloc (LD_PRELOAD; Debian: libjemalloc2) instead of glibc malloc
 
 environment: DATABASE_URL (PostgreSQL; unset: embedded PGlite), REDIS_URL (unset: in-process broker),
   JWT_SECRET (with --url: sign tokens instead of registering users), MESSAGE_BATCH_MAX, DATABASE_POOL_SIZE.`
@@ -212,6 +216,9 @@ export function parseOptions(argv: string[]): Options {
   o.cpuProf = flag('cpu-prof')
   o.reuseDb = flag('reuse-db')
   o.logLevel = take('log-level') ?? o.logLevel
+  const malloc = take('malloc') ?? o.malloc
+  if (malloc !== 'system' && malloc !== 'jemalloc') throw new UsageError('--malloc: system or jemalloc')
+  o.malloc = malloc
   if (flags.size > 0) throw new UsageError(`unknown option: --${[...flags.keys()][0]}`)
   if (o.steps.length === 0 || o.steps.some((r) => r <= 0)) throw new UsageError('--steps must be positive')
   if (o.senders > o.members && s === 'fanout') throw new UsageError('--senders cannot exceed --members')

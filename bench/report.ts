@@ -124,7 +124,10 @@ export function correctnessLine(c: Correctness | null): string {
   )
 }
 
-/** The step with the highest delivered rate, and the highest offered rate whose p99 stayed ≤ bound. */
+/**
+ * The highest rate any step delivered; the highest of the steps that kept up (sustained: delivered
+ * ≥ 90% of offered, p99 ≤ 2 s, drained in time); and the highest with p99 ≤ the bound.
+ */
 export function rampSummary(steps: StepResult[], unit: 'messages' | 'deliveries', p99BoundMs = 50) {
   const rate = (s: StepResult) => (unit === 'messages' ? s.messages_per_sec : s.deliveries_per_sec)
   const best = steps.reduce<StepResult | undefined>((b, s) => (!b || rate(s) > rate(b) ? s : b), undefined)
@@ -133,7 +136,15 @@ export function rampSummary(steps: StepResult[], unit: 'messages' | 'deliveries'
     (b, s) => (!b || rate(s) > rate(b) ? s : b),
     undefined,
   )
+  const steady = steps.filter((s) => !s.saturated)
+  const bestSteady = steady.reduce<StepResult | undefined>(
+    (b, s) => (!b || rate(s) > rate(b) ? s : b),
+    undefined,
+  )
   return {
+    [`sustained_${unit}_per_sec`]: bestSteady ? rate(bestSteady) : 0,
+    sustained_at_offered: bestSteady?.offered_per_sec ?? 0,
+    p99_at_sustained_ms: bestSteady?.latency.p99_ms ?? null,
     [`max_${unit}_per_sec`]: best ? rate(best) : 0,
     max_at_offered: best?.offered_per_sec ?? 0,
     p99_at_max_ms: best?.latency.p99_ms ?? null,

@@ -64,7 +64,19 @@ await serveIpc(
           globalThis.gc()
         }
         const m = process.memoryUsage()
-        return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers }
+        return {
+          rss: m.rss,
+          heapTotal: m.heapTotal,
+          heapUsed: m.heapUsed,
+          external: m.external,
+          arrayBuffers: m.arrayBuffers,
+        }
+      }
+      case 'heapSnapshot': {
+        // For memory investigations (connections): a V8 heap snapshot in bench/results/.
+        const { writeHeapSnapshot } = await import('node:v8')
+        globalThis.gc?.()
+        return writeHeapSnapshot(msg.file as string)
       }
       default:
         throw new Error(`unknown op ${op}`)

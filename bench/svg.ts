@@ -31,7 +31,12 @@ function niceStep(max: number, ticks: number): number {
 
 const fmt = (v: number) => (v >= 1000 ? `${+(v / 1000).toFixed(1)}k` : `${+v.toFixed(2)}`)
 
-export function rampChart(title: string, series: ChartSeries[], unit = 'messages/s'): string {
+export function rampChart(
+  title: string,
+  series: ChartSeries[],
+  unit = 'messages/s',
+  latencyBoundMs = 50,
+): string {
   const all = series.flatMap((s) => s.points)
   const xMax = Math.max(1, ...all.map((p) => p.offered))
   const yMaxRaw = Math.max(1, ...all.map((p) => Math.max(p.delivered, p.offered)))
@@ -77,6 +82,12 @@ export function rampChart(title: string, series: ChartSeries[], unit = 'messages
     // delivered == offered
     `<line x1="${x(0)}" y1="${y(0)}" x2="${x(Math.min(xTop, yTop))}" y2="${y(Math.min(xTop, yTop))}" stroke="#bbb" stroke-dasharray="2 4"/>`,
   )
+  if (latencyBoundMs >= lMin && latencyBoundMs <= lMax) {
+    out.push(
+      `<line x1="${M.left}" x2="${M.left + pw}" y1="${yl(latencyBoundMs)}" y2="${yl(latencyBoundMs)}" stroke="#c33" stroke-width="1" stroke-dasharray="1 3"/>`,
+      `<text x="${M.left + pw - 6}" y="${yl(latencyBoundMs) - 5}" text-anchor="end" fill="#c33" font-size="11">p99 bound ${latencyBoundMs} ms</text>`,
+    )
+  }
   const path = (pts: [number, number][]) =>
     pts.map(([a, b], i) => `${i === 0 ? 'M' : 'L'}${a.toFixed(1)},${b.toFixed(1)}`).join(' ')
   series.forEach((s, i) => {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import postgres from 'postgres'
 import { AccessTokens } from '../src/auth/jwt.js'
@@ -21,14 +22,20 @@ export interface BenchUser {
 export interface Target {
   kind: 'chat' | 'relay'
   /** For the report: where the data lives and what carries events. */
-  describe: { database: string; broker: string; instances: number; started_by_bench: boolean }
+  describe: {
+    database: string
+    broker: string
+    instances: number
+    started_by_bench: boolean
+    malloc?: string
+  }
   instances: Instance[]
   /** Users that can sign in, with access tokens. */
   createUsers(count: number): Promise<BenchUser[]>
   /** Raw SQL on the target's database (history seed); undefined when the bench cannot reach it. */
   sql?: (text: string) => Promise<Record<string, unknown>[]>
   /** Server memory (after a GC when `gc`); undefined for servers the bench did not start. */
-  stats(instance: number, gc: boolean): Promise<{ rss: number } | undefined>
+  stats(instance: number, gc: boolean): Promise<{ rss: number; heapUsed?: number } | undefined>
   /** Server process ids, for the CPU breakdown. */
   pids(): number[]
   /** With --cpu-prof: the servers start profiling now (the measured load begins). */
@@ -37,6 +44,21 @@ export interface Target {
 }
 
 const LISTEN_TIMEOUT_MS = 180_000
+
+const JEMALLOC = [
+  '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2',
+  '/usr/lib/aarch64-linux-gnu/libjemalloc.so.2',
+  '/usr/lib/libjemalloc.so.2',
+]
+
+/** LD_PRELOAD for --malloc jemalloc; fails loudly when the library is missing. */
+function allocatorEnv(o: Options): NodeJS.ProcessEnv {
+  if (o.malloc !== 'jemalloc') return {}
+  const lib = JEMALLOC.find((p) => existsSync(p))
+  if (!lib)
+    throw new Error('--malloc jemalloc: libjemalloc.so.2 not found (Debian: apt-get install libjemalloc2)')
+  return { LD_PRELOAD: lib }
+}
 
 export const runId = (): string => randomBytes(4).toString('hex')
 
@@ -140,6 +162,7 @@ export async function startChat(o: Options, id: string, needsRedis: boolean): Pr
     REDIS_PREFIX: redisPrefix,
     HOST: '127.0.0.1',
     PORT: '0',
+    ...allocatorEnv(o),
   }
   if (databaseUrl) env.DATABASE_URL = databaseUrl
   else delete env.DATABASE_URL
@@ -167,7 +190,7 @@ export async function startChat(o: Options, id: string, needsRedis: boolean): Pr
   const admin = instances[0]?.child as Child
   return {
     kind: 'chat',
-    describe: { ...describe, instances: instances.length, started_by_bench: true },
+    describe: { ...describe, instances: instances.length, started_by_bench: true, malloc: o.malloc },
     instances,
     createUsers: async (count) =>
       signAll(signer, await admin.request<string[]>('seedUsers', { count, tag: `u${id}-${runId()}` })),
@@ -248,10 +271,10 @@ export function urlTarget(o: Options): Target {
 
 /** The `ceiling` relay as a child process. */
 export async function startRelay(o: Options, id: string): Promise<Target> {
-  const inst = await startChild('relay', 'relay-child.ts', { ...process.env }, o, id)
+  const inst = await startChild('relay', 'relay-child.ts', { ...process.env, ...allocatorEnv(o) }, o, id)
   return {
     kind: 'relay',
-    describe: { database: 'none', broker: 'none', instances: 1, started_by_bench: true },
+    describe: { database: 'none', broker: 'none', instances: 1, started_by_bench: true, malloc: o.malloc },
     instances: [inst],
     createUsers: async (count) =>
       Array.from({ length: count }, () => ({ id: crypto.randomUUID(), token: '' })),

@@ -114,6 +114,11 @@ export async function connections(ctx: Context): Promise<ScenarioOutput> {
         sockets,
         rss_before_mib: b === undefined ? null : Math.round((b / 2 ** 20) * 10) / 10,
         rss_after_mib: a === undefined ? null : Math.round((a / 2 ** 20) * 10) / 10,
+        heap_used_per_socket_kib:
+          after[i]?.heapUsed === undefined || before[i]?.heapUsed === undefined || sockets === 0
+            ? null
+            : Math.round((((after[i]?.heapUsed ?? 0) - (before[i]?.heapUsed ?? 0)) / sockets / 1024) * 100) /
+              100,
         rss_per_socket_kib:
           a === undefined || b === undefined || sockets === 0
             ? null
@@ -121,6 +126,7 @@ export async function connections(ctx: Context): Promise<ScenarioOutput> {
       }
     })
     const kib = perInstance.map((p) => p.rss_per_socket_kib).filter((v): v is number => v !== null)
+    const heap = perInstance.map((p) => p.heap_used_per_socket_kib).filter((v): v is number => v !== null)
     for (const w of workers) await w.stop()
     return {
       target: target.describe,
@@ -134,6 +140,9 @@ export async function connections(ctx: Context): Promise<ScenarioOutput> {
         rss_per_socket_kib: kib.length
           ? Math.round((kib.reduce((a, b) => a + b, 0) / kib.length) * 100) / 100
           : null,
+        heap_used_per_socket_kib: heap.length
+          ? Math.round((heap.reduce((a, b) => a + b, 0) / heap.length) * 100) / 100
+          : null,
         max_sockets_per_instance: Math.max(...perInstance.map((p) => p.sockets)),
       },
       correctness: null,
@@ -145,13 +154,14 @@ export async function connections(ctx: Context): Promise<ScenarioOutput> {
         per_user: o.perUser,
       },
       text: table(
-        ['instance', 'sockets', 'RSS before MiB', 'RSS after MiB', 'RSS/socket KiB'],
+        ['instance', 'sockets', 'RSS before MiB', 'RSS after MiB', 'RSS/socket KiB', 'JS heap/socket KiB'],
         perInstance.map((p) => [
           p.instance,
           p.sockets,
           p.rss_before_mib ?? 'n/a',
           p.rss_after_mib ?? 'n/a',
           p.rss_per_socket_kib ?? 'n/a',
+          p.heap_used_per_socket_kib ?? 'n/a',
         ]),
       ),
     }

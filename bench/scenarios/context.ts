@@ -44,3 +44,14 @@ export const chartSeries = (
     p99: s.latency.p99_ms,
   })),
 })
+
+/** "PostgreSQL + Redis", "embedded PGlite + in-process broker", ... for titles. */
+export function setupLabel(d: Target['describe']): string {
+  const db = d.database.startsWith('postgresql')
+    ? 'PostgreSQL'
+    : d.database.startsWith('pglite')
+      ? 'embedded PGlite'
+      : d.database
+  const broker = d.broker === 'redis' ? 'Redis' : d.broker === 'memory' ? 'in-process broker' : d.broker
+  return `${db} + ${broker}`
+}

@@ -1,7 +1,7 @@
 import { dmWorld, groupWorld, type StepResult } from '../messaging.js'
 import { rampSummary, stepsTable } from '../report.js'
 import { startRelay, startTarget, type Target } from '../targets.js'
-import { type Context, chartSeries, type ScenarioOutput } from './context.js'
+import { type Context, chartSeries, type ScenarioOutput, setupLabel } from './context.js'
 import { runRamp } from './ramp.js'
 
 async function withTarget<T>(target: Target, fn: (t: Target) => Promise<T>): Promise<T> {
@@ -29,7 +29,7 @@ export async function dm(ctx: Context): Promise<ScenarioOutput> {
       summary: { ...rampSummary(steps, 'messages'), p99_at_10000_ms: p99At(steps, 10000) },
       correctness,
       chart: {
-        title: `${label}: ${o.users} users, ${o.users / 2} direct conversations (${t.describe.database})`,
+        title: `${label}: ${o.users} users, ${o.users / 2} direct conversations (${setupLabel(t.describe)})`,
         unit: 'messages/s',
         series: [chartSeries(label, steps, 'messages')],
       },
@@ -54,7 +54,7 @@ export async function hot(ctx: Context): Promise<ScenarioOutput> {
       },
       correctness,
       chart: {
-        title: `hot: ${o.senders} senders into one conversation (${t.describe.database})`,
+        title: `hot: ${o.senders} senders into one conversation (${setupLabel(t.describe)})`,
         unit: 'messages/s',
         series: [chartSeries('hot', steps, 'messages')],
       },
@@ -80,7 +80,7 @@ export async function fanout(ctx: Context): Promise<ScenarioOutput> {
       summary: rampSummary(steps, 'deliveries'),
       correctness,
       chart: {
-        title: `fanout: group of ${o.members}, ${o.senders} sender(s) (${t.describe.database})`,
+        title: `fanout: group of ${o.members}, ${o.senders} sender(s) (${setupLabel(t.describe)})`,
         unit: 'deliveries/s',
         series: [chartSeries('fanout', steps, 'deliveries')],
       },
@@ -138,7 +138,7 @@ export async function ceiling(ctx: Context): Promise<ScenarioOutput> {
     },
     details: { relay: relayRun.correctness, chat: chatRun.correctness },
     chart: {
-      title: `dm vs ceiling: ${o.users} users, ${o.users / 2} direct conversations (${describe.database})`,
+      title: `dm vs ceiling: ${o.users} users, ${o.users / 2} direct conversations (${setupLabel(describe)})`,
       unit: 'messages/s',
       series: [
         chartSeries('dm (chat server)', chatRun.steps, 'messages'),

@@ -30,8 +30,8 @@ type Outcome = SendResult | AppError
 /**
  * Transactions in flight at once. With one, the server's CPU work and PostgreSQL's alternate
  * instead of overlapping: profiled at 6,000 messages/s the server sat 40% idle while sends queued
- * (docs/performance.md). Two batches that share a conversation still run one after the other,
- * on its row lock.
+ * (docs/performance.md). A conversation is in at most one of them, so its messages still commit
+ * in the order they were sent.
  */
 const IN_FLIGHT = 2
 
@@ -42,13 +42,17 @@ const IN_FLIGHT = 2
  * never ahead of the database.
  *
  * Per conversation, `seq` is assigned under the conversation row's lock (`FOR UPDATE`, taken
- * in id order so concurrent batches, here or on other instances, cannot deadlock) and written
+ * in id order so batches on several instances cannot deadlock) and written
  * with the messages, so it is gapless and strictly increasing whatever the batch size or
  * instance count.
  */
 export class MessageWriter {
   private queue: Pending[] = []
   private inFlight = 0
+  /** Conversations with a batch in flight. */
+  private readonly busy = new Set<string>()
+  /** The last scan of the queue found nothing it could start. */
+  private stalled = false
   private idle: (() => void)[] = []
 
   constructor(
@@ -61,7 +65,8 @@ export class MessageWriter {
   append(req: SendRequest): Promise<SendResult> {
     return new Promise((resolve, reject) => {
       this.queue.push({ req, resolve, reject })
-      this.pump()
+      // After a scan found only busy conversations, a send to a busy one cannot start either.
+      if (!(this.stalled && this.busy.has(req.conversationId))) this.pump()
     })
   }
 
@@ -73,14 +78,41 @@ export class MessageWriter {
 
   private pump(): void {
     while (this.inFlight < IN_FLIGHT && this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.maxBatch)
+      const batch = this.takeBatch()
+      this.stalled = batch.length === 0
+      if (this.stalled) return
+      const convs = new Set(batch.map((p) => p.req.conversationId))
+      for (const c of convs) this.busy.add(c)
       this.inFlight++
       void this.commitBatch(batch).finally(() => {
+        for (const c of convs) this.busy.delete(c)
+        this.stalled = false
         this.inFlight--
         this.pump()
         if (this.inFlight === 0 && this.queue.length === 0) for (const done of this.idle.splice(0)) done()
       })
     }
+  }
+
+  /**
+   * The oldest queued sends (up to `maxBatch`) whose conversation has no batch in flight. A send
+   * left behind keeps every later send of its conversation behind it, so per conversation the
+   * queue stays first in, first out.
+   */
+  private takeBatch(): Pending[] {
+    const batch: Pending[] = []
+    const rest: Pending[] = []
+    const blocked = new Set<string>()
+    for (const p of this.queue) {
+      const c = p.req.conversationId
+      if (batch.length < this.maxBatch && !this.busy.has(c) && !blocked.has(c)) batch.push(p)
+      else {
+        rest.push(p)
+        blocked.add(c)
+      }
+    }
+    this.queue = rest
+    return batch
   }
 
   private async commitBatch(batch: Pending[]): Promise<void> {

@@ -20,7 +20,10 @@ export interface ConnectionContext {
 const WRITES = new Set<ClientFrame['type']>(['message.send', 'message.edit', 'message.delete', 'read'])
 
 type Handlers = {
-  [K in ClientFrame['type']]: (frame: Extract<ClientFrame, { type: K }>) => Promise<void> | void
+  [K in ClientFrame['type']]: (
+    c: Connection,
+    frame: Extract<ClientFrame, { type: K }>,
+  ) => Promise<void> | void
 }
 
 /**
@@ -50,13 +53,17 @@ export class Connection {
    * `awaitSync` (user socket opened with `?resume=true`): hold message delivery until the client's
    * first frame, which should be its `sync`, so replayed and live messages cannot interleave.
    */
+  /** Only the id: the row (hash, e-mail, dates) would cost every idle socket about 1 KB. */
+  readonly user: { readonly id: string }
+
   constructor(
-    readonly user: UserRow,
+    user: UserRow,
     private tokenExp: number,
     readonly bound: string | undefined,
     private readonly ctx: ConnectionContext,
     private awaitSync = false,
   ) {
+    this.user = { id: user.id }
     if (bound) this.awaitSync = false
   }
 
@@ -93,6 +100,7 @@ export class Connection {
 
   attach(socket: WebSocket): void {
     this.socket = socket
+    releaseUpgrade(socket)
     socket.on('message', (data, isBinary) => this.onFrame(data, isBinary))
     socket.on('pong', () => {
       this.alive = true
@@ -280,9 +288,9 @@ export class Connection {
       this.send(errorFrame('unavailable', 'the server is shutting down; reconnect and retry', cmid))
       return
     }
-    const handler = this.handlers[frame.type] as (f: ClientFrame) => Promise<void> | void
+    const handler = Connection.handlers[frame.type] as (c: Connection, f: ClientFrame) => Promise<void> | void
     const run = Promise.resolve()
-      .then(() => handler(frame))
+      .then(() => handler(this, frame))
       .catch((err) => {
         const { code, message } = errorCode(err)
         if (code === 'internal') this.ctx.log.error({ err }, 'frame handler failed')
@@ -314,74 +322,70 @@ export class Connection {
     return id
   }
 
-  private readonly handlers: Handlers = {
-    'message.send': async (f) => {
-      const conversationId = this.resolveConversation(f.conversation_id, f.client_msg_id ?? null)
+  /** One table for every connection (per-instance closures cost each idle socket about 2 KB). */
+  private static readonly handlers: Handlers = {
+    'message.send': async (c, f) => {
+      const conversationId = c.resolveConversation(f.conversation_id, f.client_msg_id ?? null)
       if (conversationId === undefined) return
-      const { config, messages } = this.ctx.services
-      if (config.rateLimits.enabled && !(await this.ctx.services.sendRate.take(this.user.id))) {
-        this.send(errorFrame('rate_limited', 'sending too fast; slow down', f.client_msg_id ?? null))
+      const { config, messages } = c.ctx.services
+      if (config.rateLimits.enabled && !(await c.ctx.services.sendRate.take(c.user.id))) {
+        c.send(errorFrame('rate_limited', 'sending too fast; slow down', f.client_msg_id ?? null))
         return
       }
-      const { message } = await messages.send(
-        this.user.id,
-        conversationId,
-        f.content,
-        f.client_msg_id ?? null,
-      )
-      this.send(JSON.stringify({ type: 'message.ack', client_msg_id: f.client_msg_id ?? null, message }))
+      const { message } = await messages.send(c.user.id, conversationId, f.content, f.client_msg_id ?? null)
+      c.send(JSON.stringify({ type: 'message.ack', client_msg_id: f.client_msg_id ?? null, message }))
     },
-    'message.edit': async (f) => {
-      await this.ctx.services.messages.edit(this.user.id, f.message_id, f.content)
+    'message.edit': async (c, f) => {
+      await c.ctx.services.messages.edit(c.user.id, f.message_id, f.content)
     },
-    'message.delete': async (f) => {
-      await this.ctx.services.messages.delete(this.user.id, f.message_id)
+    'message.delete': async (c, f) => {
+      await c.ctx.services.messages.delete(c.user.id, f.message_id)
     },
-    typing: (f) => {
-      const conversationId = this.resolveConversation(f.conversation_id)
+    typing: (c, f) => {
+      const conversationId = c.resolveConversation(f.conversation_id)
       if (conversationId === undefined) return
-      clearTimeout(this.typing.get(conversationId))
-      this.typing.delete(conversationId)
+      clearTimeout(c.typing.get(conversationId))
+      c.typing.delete(conversationId)
       if (f.state === 'start') {
-        const ttl = this.ctx.services.config.ws.typingTtlMs
-        this.typing.set(
+        const ttl = c.ctx.services.config.ws.typingTtlMs
+        c.typing.set(
           conversationId,
           setTimeout(() => {
-            this.typing.delete(conversationId)
-            this.publishTyping(conversationId, 'stop')
+            c.typing.delete(conversationId)
+            c.publishTyping(conversationId, 'stop')
           }, ttl),
         )
       }
-      this.publishTyping(conversationId, f.state)
+      c.publishTyping(conversationId, f.state)
     },
-    read: async (f) => {
-      const conversationId = this.resolveConversation(f.conversation_id)
+    read: async (c, f) => {
+      const conversationId = c.resolveConversation(f.conversation_id)
       if (conversationId === undefined) return
-      await this.ctx.services.messages.markRead(this.user.id, conversationId, f.seq)
+      await c.ctx.services.messages.markRead(c.user.id, conversationId, f.seq)
     },
-    sync: async (f) => {
+    sync: async (c, f) => {
       const unknown: string[] = []
       const resumes: Promise<void>[] = []
       for (const [conversationId, seq] of Object.entries(f.cursors)) {
-        const feed = this.feeds.get(conversationId)
+        const feed = c.feeds.get(conversationId)
         if (feed) resumes.push(feed.resumeFrom(seq))
         else unknown.push(conversationId)
       }
-      if (unknown.length > 0) this.send(errorFrame('not_found', `not a member of: ${unknown.join(', ')}`))
-      await Promise.all([...resumes, this.startFeeds()])
+      if (unknown.length > 0) c.send(errorFrame('not_found', `not a member of: ${unknown.join(', ')}`))
+      await Promise.all([...resumes, c.startFeeds()])
     },
-    ping: () => {
-      this.send('{"type":"pong"}')
+    ping: (c) => {
+      c.send('{"type":"pong"}')
     },
-    auth: async (f) => {
+    auth: async (c, f) => {
       // The same check as the upgrade: a deleted or deactivated account cannot extend its socket.
-      const { user, exp } = await this.ctx.services.auth.authenticate(f.access_token)
-      if (user.id !== this.user.id) {
-        this.send(errorFrame('unauthorized', 'the token belongs to another user'))
+      const { user, exp } = await c.ctx.services.auth.authenticate(f.access_token)
+      if (user.id !== c.user.id) {
+        c.send(errorFrame('unauthorized', 'the token belongs to another user'))
         return
       }
-      this.tokenExp = exp
-      this.armExpiry()
+      c.tokenExp = exp
+      c.armExpiry()
     },
   }
 
@@ -500,5 +504,24 @@ export class Connection {
     }
     corkForThisTurn(socket)
     return new Promise((resolve) => socket.send(s, () => resolve()))
+  }
+}
+
+/**
+ * Lets go of the upgrade's HTTP objects, which would otherwise live as long as the socket: the
+ * TCP socket still points at the upgrade's ServerResponse (and so at the request, its headers
+ * and the token), and @fastify/websocket's 'error' listener holds the Fastify request and reply.
+ * Measured: about half of an idle socket's heap (docs/performance.md, `connections`). Errors are
+ * then handled by the listener `attach` adds.
+ */
+function releaseUpgrade(socket: WebSocket): void {
+  socket.removeAllListeners('error')
+  const raw = (
+    socket as unknown as { _socket?: { _httpMessage?: { detachSocket?(s: unknown): void } | null } }
+  )._socket
+  const response = raw?._httpMessage
+  if (raw && response) {
+    response.detachSocket?.(raw)
+    raw._httpMessage = null
   }
 }
