@@ -36,6 +36,8 @@ interface Envelope {
 export class RedisBroker implements Broker {
   readonly kind = 'redis' as const
   readonly instanceId = randomUUID()
+  /** How this instance's envelopes start: `JSON.stringify` keeps the key order `o`, `e`. */
+  private readonly echoPrefix = `{"o":${JSON.stringify(this.instanceId)},`
   private readonly hub = new LocalHub()
   private readonly pub: Redis
   private readonly sub: Redis
@@ -147,6 +149,9 @@ export class RedisBroker implements Broker {
   }
 
   private onMessage(channel: string, payload: string): void {
+    // Our own echo comes back for every channel we publish on and subscribe to: recognise it by
+    // its first bytes instead of parsing it.
+    if (payload.startsWith(this.echoPrefix)) return
     let envelope: Envelope
     try {
       envelope = JSON.parse(payload) as Envelope
