@@ -49,6 +49,10 @@ function stamp(d: Date): string {
 }
 
 async function main(): Promise<number> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    console.log(USAGE)
+    return 0
+  }
   let o: Options
   try {
     o = parseOptions(process.argv.slice(2))

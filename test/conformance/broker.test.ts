@@ -86,53 +86,68 @@ describe.each(factories)('broker: %s', (_name, factory) => {
     expect(r.got).toHaveLength(0)
   })
 
-  it('reaches another instance exactly once, and never echoes back to the publisher', async () => {
-    const { a, b } = await start()
-    if (!b) return
-    const onA = recorder()
-    const onB = recorder()
-    await a.subscribe(conversationChannel('c3'), onA.listener)
-    // Resolving subscribe means the subscription is confirmed: a publish right after reaches it.
-    await b.subscribe(conversationChannel('c3'), onB.listener)
-    for (let seq = 1; seq <= 20; seq++) a.publish(event('c3', seq))
-    await onB.until(20)
-    // A marker published after the batch proves nothing more is in flight.
-    a.publish(event('c3', 21))
-    await onB.until(21)
-    expect(onB.got.map((e) => (e as { seq: number }).seq)).toEqual(
-      Array.from({ length: 21 }, (_, i) => i + 1),
-    )
-    expect(onA.got).toHaveLength(21)
-  })
-
-  it('unsubscribes from Redis when the last local listener leaves', async () => {
-    const { a, b, prefix } = await start()
-    if (!b) return
-    const redis = new Redis(redisUrl())
-    try {
-      const channel = `${prefix}:${conversationChannel('c4')}`
-      const count = async () => {
-        const classic = (await redis.pubsub('NUMSUB', channel)) as [string, number]
-        const sharded = (await redis.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number]
-        return Number(classic[1]) + Number(sharded[1])
-      }
-      const off1 = await b.subscribe(conversationChannel('c4'), () => {})
-      const off2 = await b.subscribe(conversationChannel('c4'), () => {})
-      expect(await count()).toBe(1)
-      off1()
-      expect(await count()).toBe(1)
-      off2()
-      // UNSUBSCRIBE travels on b's subscriber connection, which this client cannot order against:
-      // wait (with a deadline) until Redis reflects it.
-      for (let i = 0; i < 100 && (await count()) !== 0; i++) await new Promise((r) => setTimeout(r, 20))
-      expect(await count()).toBe(0)
-    } finally {
-      redis.disconnect()
-    }
-  })
-
   it('reports healthy while connected', async () => {
     const { a } = await start()
     expect(a.healthy()).toBe(true)
   })
 })
+
+/** What only a broker between instances can do: two RedisBrokers on one Redis. */
+describe.each(factories.filter(([name]) => name.startsWith('redis')))(
+  'broker across instances: %s',
+  (_name, factory) => {
+    const open: Broker[] = []
+    afterEach(async () => {
+      await Promise.all(open.splice(0).map((b) => b.close()))
+    })
+    const start = async () => {
+      const pair = await factory()
+      if (!pair.b) throw new Error('this factory makes a single instance')
+      open.push(pair.a, pair.b)
+      return { ...pair, b: pair.b }
+    }
+
+    it('reaches another instance exactly once, and never echoes back to the publisher', async () => {
+      const { a, b } = await start()
+      const onA = recorder()
+      const onB = recorder()
+      await a.subscribe(conversationChannel('c3'), onA.listener)
+      // Resolving subscribe means the subscription is confirmed: a publish right after reaches it.
+      await b.subscribe(conversationChannel('c3'), onB.listener)
+      for (let seq = 1; seq <= 20; seq++) a.publish(event('c3', seq))
+      await onB.until(20)
+      // A marker published after the batch proves nothing more is in flight.
+      a.publish(event('c3', 21))
+      await onB.until(21)
+      expect(onB.got.map((e) => (e as { seq: number }).seq)).toEqual(
+        Array.from({ length: 21 }, (_, i) => i + 1),
+      )
+      expect(onA.got).toHaveLength(21)
+    })
+
+    it('unsubscribes from Redis when the last local listener leaves', async () => {
+      const { b, prefix } = await start()
+      const redis = new Redis(redisUrl())
+      try {
+        const channel = `${prefix}:${conversationChannel('c4')}`
+        const count = async () => {
+          const classic = (await redis.pubsub('NUMSUB', channel)) as [string, number]
+          const sharded = (await redis.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number]
+          return Number(classic[1]) + Number(sharded[1])
+        }
+        const off1 = await b.subscribe(conversationChannel('c4'), () => {})
+        const off2 = await b.subscribe(conversationChannel('c4'), () => {})
+        expect(await count()).toBe(1)
+        off1()
+        expect(await count()).toBe(1)
+        off2()
+        // UNSUBSCRIBE travels on b's subscriber connection, which this client cannot order against:
+        // wait (with a deadline) until Redis reflects it.
+        for (let i = 0; i < 100 && (await count()) !== 0; i++) await new Promise((r) => setTimeout(r, 20))
+        expect(await count()).toBe(0)
+      } finally {
+        redis.disconnect()
+      }
+    })
+  },
+)

@@ -14,18 +14,32 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 interface BenchResult {
   ok: boolean
-  correctness: { sent: number; acked: number; lost: number; duplicated: number; out_of_order: number; seq_gaps: number } | null
+  correctness: {
+    sent: number
+    acked: number
+    lost: number
+    duplicated: number
+    out_of_order: number
+    seq_gaps: number
+  } | null
   summary: Record<string, unknown>
 }
 
-function runBench(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string; result: BenchResult }> {
+function runBench(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; output: string; result: BenchResult }> {
   const out = join(dir, `${args.join('-')}-${Date.now()}.json`)
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/cli.ts', ...args, '--smoke', '--quiet', '--out', out], {
-      cwd: join(import.meta.dirname, '..', '..'),
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'bench/cli.ts', ...args, '--smoke', '--quiet', '--out', out],
+      {
+        cwd: join(import.meta.dirname, '..', '..'),
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
     let output = ''
     child.stdout.on('data', (c: Buffer) => {
       output += c.toString()
@@ -57,7 +71,12 @@ describe('bench --smoke', () => {
       const { code, output, result } = await runBench([scenario], onServers)
       expect(result.correctness, output).not.toBeNull()
       expect(result.correctness?.acked, output).toBeGreaterThan(0)
-      expect(result.correctness, output).toMatchObject({ lost: 0, duplicated: 0, out_of_order: 0, seq_gaps: 0 })
+      expect(result.correctness, output).toMatchObject({
+        lost: 0,
+        duplicated: 0,
+        out_of_order: 0,
+        seq_gaps: 0,
+      })
       expect(code, output).toBe(0)
     },
     180_000,

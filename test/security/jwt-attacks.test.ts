@@ -1,5 +1,7 @@
+import { eq } from 'drizzle-orm'
 import { exportJWK, exportSPKI, generateKeyPair, type JWTPayload, SignJWT, UnsecuredJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { users } from '../../src/store/schema.js'
 import { registerUser, startTestApp, TEST_SECRET, type TestApp, type TestUser } from '../helpers/app.js'
 import { TestSocket } from '../helpers/ws-client.js'
 
@@ -185,9 +187,18 @@ describe('JWT attacks', () => {
     })
     expect(login.statusCode).toBe(401)
     expect((await TestSocket.refusal(`${t.url}/api/v1/chat/ws`, { token: doomed.token })).status).toBe(401)
-    // A socket opened before the deletion cannot renew itself with the old token.
+    // A socket opened before the deletion is closed at once.
+    expect((await socket.waitClose()).code).toBe(4403)
+  })
+
+  it("does not let a deactivated user's open socket renew itself", async () => {
+    const parked = await registerUser(t.app, 'Parked')
+    const socket = await TestSocket.open(`${t.url}/api/v1/chat/ws`, { token: parked.token })
+    await socket.waitFor((f) => f.type === 'ready')
+    // Deactivated by an operator in the database: no event reaches the socket.
+    await t.database.db.update(users).set({ isActive: false }).where(eq(users.id, parked.id))
     const from = socket.frames.length
-    socket.send({ type: 'auth', access_token: doomed.token })
+    socket.send({ type: 'auth', access_token: parked.token })
     expect((await socket.waitFor((f) => f.type === 'error', { from })).code).toBe('unauthorized')
     socket.close()
   })
