@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, lt, sql } from 'drizzle-orm'
+import { and, asc, desc, eq, gt, lt, type SQL, sql } from 'drizzle-orm'
 import type { Broker } from '../broker/broker.js'
 import { decodeCursor, encodeCursor } from '../lib/cursor.js'
 import { isUuid } from '../lib/ids.js'
@@ -151,7 +151,17 @@ export class MessageService {
    * - `skip`/`limit` (the seed's form): counted from the oldest message; costs O(skip).
    */
   async history(userId: string, conversationId: string, q: HistoryQuery): Promise<HistoryPage> {
-    await this.conversations.requireMember(userId, conversationId)
+    if (!isUuid(conversationId)) throw new NotFoundError('conversation')
+    try {
+      return await this.historyPage(userId, conversationId, q)
+    } catch (err) {
+      // A non-member learns nothing, not even that their query was malformed: 404 comes first.
+      if (err instanceof ValidationError) await this.conversations.requireMember(userId, conversationId)
+      throw err
+    }
+  }
+
+  private async historyPage(userId: string, conversationId: string, q: HistoryQuery): Promise<HistoryPage> {
     const limit = q.limit ?? HISTORY_DEFAULT_LIMIT
     const fromCursor = q.cursor === undefined ? undefined : decodeHistoryCursor(q.cursor)
     const after = fromCursor?.after ?? q.after_seq
@@ -166,14 +176,17 @@ export class MessageService {
         { path: '/querystring/skip', message: 'skip cannot be combined with a seq bound' },
       ])
     }
-    if (q.skip !== undefined) {
-      const rows = await this.page(conversationId, undefined, 'asc', limit + 1, q.skip)
-      return forwardPage(rows, limit)
+    // The membership check rides in the page query (one round trip); an empty page may mean
+    // "not a member", which the explicit check then turns into 404.
+    const member = memberOf(conversationId, userId)
+    const read = async (cond: SQL | undefined, dir: 'asc' | 'desc', offset = 0) => {
+      const rows = await this.page(conversationId, and(member, cond), dir, limit + 1, offset)
+      if (rows.length === 0) await this.conversations.requireMember(userId, conversationId)
+      return rows
     }
-    if (after !== undefined)
-      return forwardPage(await this.page(conversationId, gt(messages.seq, after), 'asc', limit + 1), limit)
-    const cond = before === undefined ? undefined : lt(messages.seq, before)
-    const rows = await this.page(conversationId, cond, 'desc', limit + 1)
+    if (q.skip !== undefined) return forwardPage(await read(undefined, 'asc', q.skip), limit)
+    if (after !== undefined) return forwardPage(await read(gt(messages.seq, after), 'asc'), limit)
+    const rows = await read(before === undefined ? undefined : lt(messages.seq, before), 'desc')
     const items = rows.slice(0, limit).reverse()
     const first = items[0]
     const more = rows.length > limit && first !== undefined
@@ -198,7 +211,7 @@ export class MessageService {
 
   private page(
     conversationId: string,
-    cond: ReturnType<typeof gt> | undefined,
+    cond: SQL | undefined,
     dir: 'asc' | 'desc',
     limit: number,
     offset = 0,
@@ -252,3 +265,7 @@ function decodeHistoryCursor(cursor: string): { after?: number; before?: number 
   }
   return c.after === undefined ? { before: c.before as number } : { after: c.after as number }
 }
+
+/** `exists(membership)`: true for every row when the user is in the conversation. */
+const memberOf = (conversationId: string, userId: string): SQL =>
+  sql`exists (select 1 from ${conversationMembers} where ${conversationMembers.conversationId} = ${conversationId} and ${conversationMembers.userId} = ${userId})`
