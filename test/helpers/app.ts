@@ -127,3 +127,26 @@ export const redisUrl = (): string => process.env.TEST_REDIS_URL ?? 'redis://127
 /** A key prefix no other test (or run) shares. */
 export const uniquePrefix = (name: string): string =>
   `test:${name}:${process.pid}:${Date.now().toString(36)}:${Math.random().toString(36).slice(2, 8)}`
+
+/**
+ * `count` listening instances sharing one fresh PostgreSQL database and one Redis (as behind a
+ * load balancer). `close` stops them all and drops the database.
+ */
+export async function startInstances(count: number, redis: { url: string; prefix: string }) {
+  const database = await openTestDatabase('postgres')
+  const env = { REDIS_URL: redis.url, REDIS_PREFIX: redis.prefix }
+  const nodes: TestApp[] = []
+  for (let i = 0; i < count; i++) {
+    const node = await startTestApp({ database, env })
+    await node.listen()
+    nodes.push(node)
+  }
+  return {
+    nodes,
+    node: (i: number) => nodes[i] as TestApp,
+    close: async () => {
+      for (const n of nodes) await n.close()
+      await database.close()
+    },
+  }
+}

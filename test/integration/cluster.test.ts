@@ -1,14 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Database } from '../../src/store/db.js'
-import {
-  openTestDatabase,
-  redisUrl,
-  registerUser,
-  startTestApp,
-  type TestApp,
-  type TestUser,
-  uniquePrefix,
-} from '../helpers/app.js'
+import { redisUrl, registerUser, startInstances, type TestUser, uniquePrefix } from '../helpers/app.js'
 import { type Frame, TestSocket } from '../helpers/ws-client.js'
 
 /**
@@ -16,26 +7,18 @@ import { type Frame, TestSocket } from '../helpers/ws-client.js'
  * balancer: every real-time guarantee must hold for users connected to different instances.
  */
 describe('three instances through Redis', () => {
-  let database: Database
-  const nodes: TestApp[] = []
+  let cluster: Awaited<ReturnType<typeof startInstances>>
   const sockets: TestSocket[] = []
 
   beforeAll(async () => {
-    database = await openTestDatabase('postgres')
-    const env = { REDIS_URL: redisUrl(), REDIS_PREFIX: uniquePrefix('cluster') }
-    for (let i = 0; i < 3; i++) {
-      const node = await startTestApp({ database, env })
-      await node.listen()
-      nodes.push(node)
-    }
+    cluster = await startInstances(3, { url: redisUrl(), prefix: uniquePrefix('cluster') })
   })
   afterAll(async () => {
     for (const s of sockets) s.close()
-    for (const n of nodes) await n.close()
-    await database?.close()
+    await cluster?.close()
   })
 
-  const node = (i: number) => nodes[i] as TestApp
+  const node = (i: number) => cluster.node(i)
   const open = async (i: number, path: string, user: TestUser) => {
     const s = await TestSocket.open(`${node(i).url}${path}`, { token: user.token })
     sockets.push(s)

@@ -4,8 +4,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Database } from '../../src/store/db.js'
-import { openTestDatabase, registerUser, startTestApp, type TestApp, uniquePrefix } from '../helpers/app.js'
+import { registerUser, startInstances, type TestApp, uniquePrefix } from '../helpers/app.js'
 import { eventually, type Frame, freePort, TestSocket } from '../helpers/ws-client.js'
 
 /** A Redis of the test's own, on its own port, so stopping it disturbs nobody else. */
@@ -42,32 +41,24 @@ async function stopRedis(proc: ChildProcess): Promise<void> {
 const ready = async (node: TestApp) => (await node.app.inject({ method: 'GET', url: '/ready' })).statusCode
 
 describe('Redis stopped and restarted mid-conversation', () => {
-  let database: Database
+  let cluster: Awaited<ReturnType<typeof startInstances>>
   let redis: ChildProcess
   let port: number
-  const nodes: TestApp[] = []
   const sockets: TestSocket[] = []
 
   beforeAll(async () => {
     port = await freePort()
     redis = await startRedis(port)
-    database = await openTestDatabase('postgres')
-    const env = { REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_PREFIX: uniquePrefix('outage') }
-    for (let i = 0; i < 2; i++) {
-      const node = await startTestApp({ database, env })
-      await node.listen()
-      nodes.push(node)
-    }
+    cluster = await startInstances(2, { url: `redis://127.0.0.1:${port}`, prefix: uniquePrefix('outage') })
   })
   afterAll(async () => {
     for (const s of sockets) s.close()
-    for (const n of nodes) await n.close()
-    await database?.close()
+    await cluster?.close()
     if (redis.exitCode === null) await stopRedis(redis)
   })
 
   it('keeps REST and same-instance chat up, reports 503, and loses no acked message', async () => {
-    const [n0, n1] = nodes as [TestApp, TestApp]
+    const [n0, n1] = [cluster.node(0), cluster.node(1)]
     const a = await registerUser(n0.app, 'OutA')
     const b = await registerUser(n0.app, 'OutB')
     const conv = await n0.app.inject({
