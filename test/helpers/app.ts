@@ -5,6 +5,7 @@ import { inject } from 'vitest'
 import { type AppDeps, type AppServices, buildApp } from '../../src/app.js'
 import type { Broker } from '../../src/broker/broker.js'
 import { MemoryBroker } from '../../src/broker/memory.js'
+import { RedisBroker } from '../../src/broker/redis.js'
 import { type Config, loadConfig } from '../../src/config/config.js'
 import { createLogger } from '../../src/observability/logger.js'
 import { brokerDeps } from '../../src/runtime.js'
@@ -90,6 +91,7 @@ export async function startTestApp(
     close: async () => {
       await app.close()
       await deps.presence?.close()
+      if (broker instanceof RedisBroker) await deleteKeys(broker, config.redisPrefix)
       if (!opts.broker) await broker.close()
       if (!opts.database) await database.close()
     },
@@ -149,4 +151,16 @@ export async function startInstances(count: number, redis: { url: string; prefix
       await database.close()
     },
   }
+}
+
+/** Leaves the shared Redis as it was: every key under the test's own prefix goes. */
+async function deleteKeys(broker: RedisBroker, prefix: string): Promise<void> {
+  const redis = broker.commands
+  if (redis.status !== 'ready') return
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500)
+    cursor = next
+    if (keys.length > 0) await redis.del(...keys)
+  } while (cursor !== '0')
 }
