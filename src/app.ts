@@ -4,6 +4,8 @@ import helmet from '@fastify/helmet'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Ajv } from 'ajv'
+import addFormats from 'ajv-formats'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { AccessTokens } from './auth/jwt.js'
@@ -107,13 +109,13 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
       headersTimeout: http.headersTimeoutMs,
       connectionsCheckingInterval: Math.min(1000, Math.ceil(http.headersTimeoutMs / 2)),
     },
-    ajv: { customOptions: { allErrors: true, removeAdditional: false, coerceTypes: 'array' } },
     // Errors Fastify raises before routing (a malformed percent-encoding in the URL) are problem documents too.
     frameworkErrors: (err, req, reply) => {
       errorHandler(err, req, reply)
     },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
+  app.setValidatorCompiler(validatorCompiler())
   app.decorateRequest('user', null)
   app.decorateRequest('tokenExp', 0)
   app.setErrorHandler(errorHandler)
@@ -166,4 +168,23 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
   await app.register(chatRoutes, { ...opts, prefix: '/api/v1/chat' })
   await registerGateway(app, services)
   return { app, services }
+}
+
+/**
+ * Querystrings and path parameters arrive as text, so they are coerced to the schema's types
+ * (`?limit=20`); bodies are JSON and are not: `{"seq": "5"}` is a 422, not a 5.
+ */
+function validatorCompiler() {
+  const options = {
+    allErrors: true,
+    useDefaults: true,
+    removeAdditional: false,
+    addUsedSchema: false,
+    strict: false,
+  } as const
+  const coercing = new Ajv({ ...options, coerceTypes: 'array' })
+  const exact = new Ajv({ ...options, coerceTypes: false })
+  for (const ajv of [coercing, exact]) addFormats.default(ajv)
+  return ({ schema, httpPart }: { schema: object; httpPart?: string }) =>
+    (httpPart === 'body' ? exact : coercing).compile(schema)
 }
