@@ -198,9 +198,17 @@ export class MessageService {
     }
   }
 
-  /** Messages after `afterSeq`, ascending, for socket resume. The caller has checked membership. */
-  async after(conversationId: string, afterSeq: number, limit: number): Promise<MessageView[]> {
-    const rows = await this.page(conversationId, gt(messages.seq, afterSeq), 'asc', limit)
+  /** Messages after `afterSeq`, ascending, for socket resume and gap fill; none unless `userId` is a member. */
+  async after(
+    conversationId: string,
+    afterSeq: number,
+    limit: number,
+    userId: string,
+  ): Promise<MessageView[]> {
+    // Membership is re-checked on every read: a socket whose user was just removed reads nothing,
+    // even if the removal's event has not reached this instance yet.
+    const cond = and(memberOf(conversationId, userId), gt(messages.seq, afterSeq))
+    const rows = await this.page(conversationId, cond, 'asc', limit)
     return rows.map(toMessageView)
   }
 

@@ -172,7 +172,7 @@ export class Connection {
     const { messages } = this.ctx.services
     const feed = new ConversationFeed(
       start,
-      { after: (seq, limit) => messages.after(conversationId, seq, limit) },
+      { after: (seq, limit) => messages.after(conversationId, seq, limit, this.user.id) },
       {
         deliver: (m, replay) => (replay ? this.sendPaced(messageNewFrame(m)) : this.send(messageNewFrame(m))),
         onError: (err) => this.reportFailure(err),

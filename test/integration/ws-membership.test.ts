@@ -126,6 +126,19 @@ describe('WebSocket membership', () => {
     expect(await bUser.waitFor((f) => f.type === 'message.new' && f.conversation_id === direct)).toBeTruthy()
   })
 
+  it('gives a removed member nothing from the store either (gap fill re-checks membership)', async () => {
+    const [a, b, c] = await h.trio()
+    const conv = await groupChat(h.t.app, a, [b, c])
+    await restSend(h.t.app, a, conv, 'before')
+    const { messages } = h.t.services
+    expect((await messages.after(conv, 0, 100, c.id)).map((m) => m.content)).toEqual(['before'])
+    await removeMember(h.t.app, a, conv, c)
+    await restSend(h.t.app, a, conv, 'after')
+    // What a feed of C's (on an instance the removal has not reached yet) would read to fill a gap.
+    expect(await messages.after(conv, 0, 100, c.id)).toEqual([])
+    expect((await messages.after(conv, 0, 100, b.id)).map((m) => m.content)).toEqual(['before', 'after'])
+  })
+
   it('treats leaving like removal', async () => {
     const [a, b] = await h.trio()
     const conv = await groupChat(h.t.app, a, [b])
