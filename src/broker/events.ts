@@ -14,7 +14,8 @@ export interface AccountEvent {
 }
 
 export type ConversationEvent =
-  | { type: 'message.created'; conversation_id: string; message: MessageView }
+  /** `members_version`: the conversation's membership version when the message was stored. */
+  | { type: 'message.created'; conversation_id: string; message: MessageView; members_version: number }
   | { type: 'message.updated'; conversation_id: string; message: MessageView }
   | { type: 'message.deleted'; conversation_id: string; message: MessageView }
   | { type: 'read'; conversation_id: string; user_id: string; seq: number }
@@ -26,7 +27,7 @@ export type ConversationEvent =
   | { type: 'member.added'; conversation_id: string; user_id: string; role: string; seq: number }
   | { type: 'member.updated'; conversation_id: string; user_id: string; role: string }
   /** `seq`: the conversation's last seq at removal; nothing after it reaches the removed member. */
-  | { type: 'member.removed'; conversation_id: string; user_id: string; seq: number }
+  | { type: 'member.removed'; conversation_id: string; user_id: string; seq: number; members_version: number }
 
 export const conversationChannel = (id: string): string => `conv:${id}`
 export const userChannel = (id: string): string => `user:${id}`

@@ -205,8 +205,8 @@ export class ConversationService {
     if (conv.kind !== 'group')
       throw new ValidationError([{ path: '/params/user_id', message: 'cannot leave a direct conversation' }])
     if (me !== userId) requireAdmin(actor)
-    const seq = await this.db.transaction(async (tx) => {
-      const seq = await lockConversation(tx, conversationId)
+    const removal = await this.db.transaction(async (tx) => {
+      const removal = await lockForRemoval(tx, conversationId)
       const [target] = await tx
         .delete(conversationMembers)
         .where(
@@ -216,9 +216,15 @@ export class ConversationService {
       if (!target) throw new NotFoundError('member')
       if (target.role === 'owner' && me !== userId) throw new ForbiddenError('the owner cannot be removed')
       if (target.role === 'owner') await handOwnershipOn(tx, conversationId)
-      return seq
+      return removal
     })
-    this.broker.publish({ type: 'member.removed', conversation_id: conversationId, user_id: userId, seq })
+    this.broker.publish({
+      type: 'member.removed',
+      conversation_id: conversationId,
+      user_id: userId,
+      seq: removal.seq,
+      members_version: removal.membersVersion,
+    })
   }
 
   async get(me: string, conversationId: string): Promise<ConversationView> {
@@ -258,9 +264,15 @@ export class ConversationService {
   }
 
   /** Ids of the conversations a user is in: what a user socket subscribes to. */
-  async memberships(userId: string): Promise<{ conversationId: string; lastSeq: number }[]> {
+  async memberships(
+    userId: string,
+  ): Promise<{ conversationId: string; lastSeq: number; membersVersion: number }[]> {
     return this.db
-      .select({ conversationId: conversations.id, lastSeq: conversations.lastSeq })
+      .select({
+        conversationId: conversations.id,
+        lastSeq: conversations.lastSeq,
+        membersVersion: conversations.membersVersion,
+      })
       .from(conversationMembers)
       .innerJoin(conversations, eq(conversations.id, conversationMembers.conversationId))
       .where(eq(conversationMembers.userId, userId))
@@ -285,6 +297,15 @@ export class ConversationService {
       )
       .limit(cap)
     return rows.map((r) => r.id)
+  }
+
+  /** Where a socket starts following a conversation: its last seq and membership version. */
+  async position(conversationId: string): Promise<{ lastSeq: number; membersVersion: number }> {
+    const [row] = await this.db
+      .select({ lastSeq: conversations.lastSeq, membersVersion: conversations.membersVersion })
+      .from(conversations)
+      .where(eq(conversations.id, conversationId))
+    return row ?? { lastSeq: 0, membersVersion: 0 }
   }
 
   async lastSeq(conversationId: string): Promise<number> {
@@ -414,6 +435,20 @@ export async function lockConversation(tx: Db, conversationId: string): Promise<
     .returning({ lastSeq: conversations.lastSeq })
   if (!row) throw new NotFoundError('conversation')
   return row.lastSeq
+}
+
+/** Like lockConversation, and bumps the membership version (see `conversations.membersVersion`). */
+async function lockForRemoval(
+  tx: Db,
+  conversationId: string,
+): Promise<{ seq: number; membersVersion: number }> {
+  const [row] = await tx
+    .update(conversations)
+    .set({ updatedAt: new Date(), membersVersion: sql`${conversations.membersVersion} + 1` })
+    .where(eq(conversations.id, conversationId))
+    .returning({ seq: conversations.lastSeq, membersVersion: conversations.membersVersion })
+  if (!row) throw new NotFoundError('conversation')
+  return row
 }
 
 /** The longest-serving admin becomes owner, else the longest-serving member. */

@@ -26,6 +26,8 @@ interface Pending {
 }
 
 type Outcome = SendResult | AppError
+/** One outcome per request, plus each locked conversation's membership version. */
+type BatchOutcomes = Outcome[] & { membersVersion: Map<string, number> }
 
 /**
  * Transactions in flight at once. With one, the server's CPU work and PostgreSQL's alternate
@@ -59,7 +61,7 @@ export class MessageWriter {
     private readonly db: Db,
     private readonly maxBatch: number,
     /** Called after each commit with the newly created messages in commit (seq) order. */
-    private readonly onCommitted: (created: MessageRow[]) => void,
+    private readonly onCommitted: (created: MessageRow[], membersVersion: Map<string, number>) => void,
   ) {}
 
   append(req: SendRequest): Promise<SendResult> {
@@ -116,7 +118,7 @@ export class MessageWriter {
   }
 
   private async commitBatch(batch: Pending[]): Promise<void> {
-    let outcomes: Outcome[]
+    let outcomes: BatchOutcomes
     try {
       outcomes = await this.db.transaction((tx) =>
         storeBatch(
@@ -140,7 +142,7 @@ export class MessageWriter {
     const created = outcomes
       .filter((o): o is SendResult => !(o instanceof AppError) && o.created)
       .map((o) => o.message)
-    if (created.length > 0) this.onCommitted(created)
+    if (created.length > 0) this.onCommitted(created, outcomes.membersVersion)
     batch.forEach((p, i) => {
       const o = outcomes[i]
       if (o instanceof AppError) p.reject(o)
@@ -157,7 +159,7 @@ export class MessageWriter {
  * `= any(array(...))` and `lateral ... limit 1` so that each key is an index probe: a join against
  * a JSON function is otherwise planned as a hash join over a sequential scan of the whole table.
  */
-async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<Outcome[]> {
+async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutcomes> {
   const convIds = [...new Set(reqs.map((r) => r.conversationId))].sort()
   const pairs = new Map<string, { c: string; u: string }>()
   for (const r of reqs) pairs.set(`${r.conversationId}/${r.senderId}`, { c: r.conversationId, u: r.senderId })
@@ -166,7 +168,7 @@ async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<Outcome[]> {
   // (Drizzle's queries start when awaited, so Promise.all starts them in array order.)
   const [locked, memberRows, earlierRows] = await Promise.all([
     tx.execute(sql`
-      select id, last_seq from ${conversations}
+      select id, last_seq, members_version from ${conversations}
       where id = any(array(select value::uuid from json_array_elements_text(${JSON.stringify(convIds)}::json)))
       order by id
       for update`),
@@ -180,6 +182,7 @@ async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<Outcome[]> {
   ])
   const earlier = earlierMessages(earlierRows)
   const lastSeq = new Map(rowsOf(locked).map((c) => [c.id as string, Number(c.last_seq)]))
+  const membersVersion = new Map(rowsOf(locked).map((c) => [c.id as string, Number(c.members_version)]))
   const members = new Set(rowsOf(memberRows).map((m) => `${m.c}/${m.u}`))
 
   const outcomes: (Outcome | { pending: MessageRow } | { sameAs: string })[] = []
@@ -239,7 +242,7 @@ async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<Outcome[]> {
       from json_to_recordset(${JSON.stringify(touched)}::json) as v(id uuid, seq bigint)
       where c.id = v.id`)
   }
-  return outcomes as Outcome[]
+  return Object.assign(outcomes as Outcome[], { membersVersion })
 }
 
 /** `execute` gives an array of rows on postgres.js and `{ rows }` on PGlite. */

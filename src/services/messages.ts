@@ -48,12 +48,13 @@ export class MessageService {
     private readonly conversations: ConversationService,
     private readonly limits: MessageLimits,
   ) {
-    this.writer = new MessageWriter(db, limits.batchMax, (created) => {
+    this.writer = new MessageWriter(db, limits.batchMax, (created, membersVersion) => {
       for (const m of created) {
         this.broker.publish({
           type: 'message.created',
           conversation_id: m.conversationId,
           message: toMessageView(m),
+          members_version: membersVersion.get(m.conversationId) ?? 0,
         })
       }
     })

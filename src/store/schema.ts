@@ -68,6 +68,11 @@ export const conversations = pgTable(
     directKey: text('direct_key'),
     createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
     lastSeq: bigint('last_seq', { mode: 'number' }).notNull().default(0),
+    /**
+     * Bumped by every removal, under the same row lock as `seq`. Message events carry it, so a
+     * socket that sees a version it does not know re-checks membership before delivering.
+     */
+    membersVersion: bigint('members_version', { mode: 'number' }).notNull().default(0),
     lastActivityAt: ts('last_activity_at').notNull().defaultNow(),
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),

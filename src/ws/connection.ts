@@ -5,6 +5,7 @@ import type { Listener } from '../broker/broker.js'
 import { type ChatEvent, conversationChannel, userChannel } from '../broker/events.js'
 import { CloseCode } from '../protocol/close-codes.js'
 import { type ClientFrame, checkClientFrame, PROTOCOL_VERSION } from '../protocol/frames.js'
+import { NotFoundError } from '../services/errors.js'
 import type { MessageView } from '../services/views.js'
 import type { UserRow } from '../store/schema.js'
 import { errorCode } from './errors.js'
@@ -37,6 +38,10 @@ export class Connection {
   private readonly queued: string[] = []
   private readonly feeds = new Map<string, ConversationFeed>()
   private readonly early = new Map<string, MessageView[]>()
+  /** Membership version per followed conversation, as far as this socket knows (see `pushChecked`). */
+  private readonly knownVersion = new Map<string, number>()
+  /** Messages waiting for a membership re-check, by conversation. */
+  private readonly unverified = new Map<string, MessageView[]>()
   private readonly unsubscribe = new Map<string, () => void>()
   private readonly peers = new Map<string, 'online' | 'offline'>()
   private readonly typing = new Map<string, NodeJS.Timeout>()
@@ -82,7 +87,8 @@ export class Connection {
       // The user channel too: it carries the account's own events (account.closed, removal).
       await this.subscribe(userChannel(this.user.id))
       await this.subscribe(conversationChannel(this.bound))
-      const last = await conversations.lastSeq(this.bound)
+      const { lastSeq: last, membersVersion } = await conversations.position(this.bound)
+      this.knownVersion.set(this.bound, membersVersion)
       // A cursor past the end would silently swallow the next messages: clamp it.
       const start = sinceSeq === undefined ? last : Math.min(sinceSeq, last)
       this.addFeed(this.bound, start, start < last)
@@ -94,7 +100,10 @@ export class Connection {
     // Read the starting points only now: anything committed after them arrives live.
     for (const m of await conversations.memberships(this.user.id)) {
       // A conversation joined meanwhile (member.added) already has its feed, from its join point.
-      if (!this.feeds.has(m.conversationId)) this.addFeed(m.conversationId, m.lastSeq, false)
+      if (!this.feeds.has(m.conversationId)) {
+        this.knownVersion.set(m.conversationId, m.membersVersion)
+        this.addFeed(m.conversationId, m.lastSeq, false)
+      }
     }
   }
 
@@ -197,7 +206,7 @@ export class Connection {
     const feed = this.feeds.get(event.conversation_id)
     switch (event.type) {
       case 'message.created':
-        if (feed) feed.push(event.message)
+        if (feed) this.pushChecked(feed, event)
         else if (this.unsubscribe.has(conversationChannel(event.conversation_id)))
           this.stashEarly(event.message)
         return
@@ -224,11 +233,65 @@ export class Connection {
         return
       case 'member.removed':
         if (event.user_id === this.user.id) this.leave(event.conversation_id, event.seq, event)
-        else if (feed && channel === conversationChannel(event.conversation_id)) this.sendEvent(event)
+        else if (feed && channel === conversationChannel(event.conversation_id)) {
+          this.learnVersion(event.conversation_id, event.members_version)
+          this.sendEvent(event)
+        }
         return
       default:
         if (feed) this.sendEvent(event)
     }
+  }
+
+  /**
+   * A message stored under a membership version this socket has not seen means a removal it has
+   * not heard of yet (its event can be overtaken by another instance's publish). Re-check
+   * membership before delivering; on the same instance versions always arrive in order, so this
+   * costs a query only after a removal, or on a conversation joined after the socket opened.
+   */
+  private pushChecked(
+    feed: ConversationFeed,
+    event: { conversation_id: string; message: MessageView; members_version: number },
+  ): void {
+    const conversationId = event.conversation_id
+    const known = this.knownVersion.get(conversationId)
+    const waiting = this.unverified.get(conversationId)
+    if (waiting === undefined && known !== undefined && event.members_version <= known) {
+      feed.push(event.message)
+      return
+    }
+    if (waiting) {
+      waiting.push(event.message)
+      return
+    }
+    this.unverified.set(conversationId, [event.message])
+    this.ctx.services.conversations
+      .requireMember(this.user.id, conversationId)
+      .then(
+        () => {
+          this.learnVersion(conversationId, event.members_version)
+          for (const m of this.unverified.get(conversationId) ?? []) feed.push(m)
+        },
+        (err) => {
+          if (err instanceof NotFoundError) {
+            this.leave(conversationId, feed.position, {
+              type: 'member.removed',
+              conversation_id: conversationId,
+              user_id: this.user.id,
+              seq: feed.position,
+              members_version: event.members_version,
+            })
+          }
+          // Otherwise (database unavailable) drop them: the feed's next store read re-checks
+          // membership in its query and delivers them if the user is still a member.
+        },
+      )
+      .finally(() => this.unverified.delete(conversationId))
+  }
+
+  private learnVersion(conversationId: string, version: number): void {
+    if (version > (this.knownVersion.get(conversationId) ?? -1))
+      this.knownVersion.set(conversationId, version)
   }
 
   private stashEarly(m: MessageView): void {

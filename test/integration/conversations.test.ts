@@ -243,8 +243,9 @@ describe.each(DRIVERS)('conversations on %s', (driver) => {
       expect((await call(admin, 'DELETE', `/conversations/${id}/members/${d.id}`)).statusCode).toBe(404)
       expect(await roles(id)).toEqual({ [owner.id]: 'owner', [admin.id]: 'admin' })
       expect(events).toEqual([
-        { type: 'member.removed', conversation_id: id, user_id: d.id, seq: 0 },
-        { type: 'member.removed', conversation_id: id, user_id: member.id, seq: 0 },
+        // Each removal bumps the membership version that message events carry.
+        { type: 'member.removed', conversation_id: id, user_id: d.id, seq: 0, members_version: 1 },
+        { type: 'member.removed', conversation_id: id, user_id: member.id, seq: 0, members_version: 2 },
       ])
       expect(dEvents).toEqual([events[0]])
     })

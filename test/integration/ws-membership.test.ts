@@ -1,4 +1,6 @@
+import { and, eq, sql } from 'drizzle-orm'
 import { describe, expect, it } from 'vitest'
+import { conversationMembers, conversations } from '../../src/store/schema.js'
 import { useSocketApp } from '../helpers/socket-app.js'
 import {
   addMember,
@@ -137,6 +139,30 @@ describe('WebSocket membership', () => {
     // What a feed of C's (on an instance the removal has not reached yet) would read to fill a gap.
     expect(await messages.after(conv, 0, 100, c.id)).toEqual([])
     expect((await messages.after(conv, 0, 100, b.id)).map((m) => m.content)).toEqual(['before', 'after'])
+  })
+
+  it('re-checks membership when a message carries a removal the socket has not heard of', async () => {
+    const [a, b, c] = await h.trio()
+    const conv = await groupChat(h.t.app, a, [b, c])
+    const [bUser, cUser] = [await h.userSocket(b), await h.userSocket(c)]
+    // A removal committed by another instance whose event has not arrived here yet.
+    const { db } = h.t.database
+    await db
+      .delete(conversationMembers)
+      .where(and(eq(conversationMembers.conversationId, conv), eq(conversationMembers.userId, c.id)))
+    await db
+      .update(conversations)
+      .set({ membersVersion: sql`${conversations.membersVersion} + 1` })
+      .where(eq(conversations.id, conv))
+    await restSend(h.t.app, a, conv, 'after the removal')
+    expect(await cUser.waitFor((f) => f.type === 'member.removed')).toMatchObject({
+      conversation_id: conv,
+      user_id: c.id,
+    })
+    await bUser.waitFor((f) => f.type === 'message.new')
+    await Promise.all([bUser.settle(), cUser.settle()])
+    expect(bUser.seqs(conv)).toEqual([1])
+    expect(cUser.seqs(conv)).toEqual([])
   })
 
   it('treats leaving like removal', async () => {
