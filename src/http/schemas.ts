@@ -1,4 +1,5 @@
 import Type, { type Static, type TSchema } from 'typebox'
+import { messageProperties } from '../protocol/message.js'
 
 /** Shared TypeBox schemas: one source for validation, serialization, types and the OpenAPI document. */
 export const Uuid = Type.String({ format: 'uuid' })
@@ -41,20 +42,7 @@ export const TokenPair = Type.Object({
   expires_in: Type.Integer({ description: 'access token lifetime in seconds' }),
 })
 
-export const Message = Type.Object(
-  {
-    id: Uuid,
-    conversation_id: Uuid,
-    seq: Type.Integer({ minimum: 1 }),
-    sender_id: Type.Union([Uuid, Type.Null()]),
-    content: Type.String(),
-    client_msg_id: Type.Union([Type.String(), Type.Null()]),
-    created_at: Type.String({ format: 'date-time' }),
-    edited_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-    deleted_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-  },
-  { $id: 'Message' },
-)
+export const Message = Type.Object(messageProperties, { $id: 'Message' })
 
 export const Member = Type.Object({
   user_id: Uuid,

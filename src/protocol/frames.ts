@@ -1,5 +1,6 @@
 import Type, { type Static, type TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
+import { messageProperties } from './message.js'
 
 /**
  * Every WebSocket frame, both directions, defined once. Types come from these schemas, inbound
@@ -80,20 +81,7 @@ export type ClientFrame = Static<typeof ClientFrame>
 export type ClientFrameType = ClientFrame['type']
 export const CLIENT_FRAMES = ClientFrame.anyOf
 
-const MessageSchema = Type.Object(
-  {
-    id: Uuid,
-    conversation_id: Uuid,
-    seq: Type.Integer({ minimum: 1 }),
-    sender_id: Type.Union([Uuid, Type.Null()]),
-    content: Type.String(),
-    client_msg_id: Type.Union([Type.String(), Type.Null()]),
-    created_at: Type.String({ format: 'date-time' }),
-    edited_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-    deleted_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-  },
-  { title: 'Message' },
-)
+const MessageSchema = Type.Object(messageProperties, { title: 'Message' })
 
 // Server → client
 export const ServerFrames = [

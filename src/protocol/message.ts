@@ -1,0 +1,20 @@
+import Type from 'typebox'
+
+const Uuid = Type.String({ format: 'uuid' })
+const Timestamp = Type.String({ format: 'date-time' })
+
+/**
+ * The fields of a message as clients see it, shared by the REST schemas and the WebSocket frames
+ * (each wraps them with its own `$id`/title), so the two can never drift apart.
+ */
+export const messageProperties = {
+  id: Uuid,
+  conversation_id: Uuid,
+  seq: Type.Integer({ minimum: 1 }),
+  sender_id: Type.Union([Uuid, Type.Null()]),
+  content: Type.String(),
+  client_msg_id: Type.Union([Type.String(), Type.Null()]),
+  created_at: Timestamp,
+  edited_at: Type.Union([Timestamp, Type.Null()]),
+  deleted_at: Type.Union([Timestamp, Type.Null()]),
+}
