@@ -11,6 +11,7 @@ import type { UserRow } from '../store/schema.js'
 import { errorCode } from './errors.js'
 import { ConversationFeed } from './feed.js'
 import { corkForThisTurn, errorFrame, eventFrame, messageNewFrame } from './outbound.js'
+import { TypingIndicators } from './typing.js'
 
 export interface ConnectionContext {
   services: AppServices
@@ -44,7 +45,8 @@ export class Connection {
   private readonly unverified = new Map<string, MessageView[]>()
   private readonly unsubscribe = new Map<string, () => void>()
   private readonly peers = new Map<string, 'online' | 'offline'>()
-  private readonly typing = new Map<string, NodeJS.Timeout>()
+  /** Made on the first typing frame: most sockets never send one. */
+  private typing: TypingIndicators | undefined
   private expiry: NodeJS.Timeout | undefined
   private violations = 0
   /** Writes being handled; shutdown waits for them (a send is acked before its socket closes). */
@@ -154,10 +156,7 @@ export class Connection {
     for (const feed of this.feeds.values()) feed.close()
     for (const off of this.unsubscribe.values()) off()
     this.unsubscribe.clear()
-    for (const [conversationId, timer] of this.typing) {
-      clearTimeout(timer)
-      this.publishTyping(conversationId, 'stop')
-    }
+    this.typing?.stopAll()
     if (this.counted) {
       this.ctx.services.metrics.wsConnections.dec()
       await this.announce('offline').catch((err) => this.ctx.log.warn({ err }, 'presence update failed'))
@@ -407,19 +406,11 @@ export class Connection {
     typing: (c, f) => {
       const conversationId = c.resolveConversation(f.conversation_id)
       if (conversationId === undefined) return
-      clearTimeout(c.typing.get(conversationId))
-      c.typing.delete(conversationId)
-      if (f.state === 'start') {
-        const ttl = c.ctx.services.config.ws.typingTtlMs
-        c.typing.set(
-          conversationId,
-          setTimeout(() => {
-            c.typing.delete(conversationId)
-            c.publishTyping(conversationId, 'stop')
-          }, ttl),
-        )
-      }
-      c.publishTyping(conversationId, f.state)
+      c.typing ??= new TypingIndicators(
+        (id, state) => c.publishTyping(id, state),
+        c.ctx.services.config.ws.typingTtlMs,
+      )
+      c.typing.set(conversationId, f.state)
     },
     read: async (c, f) => {
       const conversationId = c.resolveConversation(f.conversation_id)
