@@ -21,11 +21,11 @@ import { AuthService } from './services/auth.js'
 import { ConversationService } from './services/conversations.js'
 import { MessageService } from './services/messages.js'
 import { MemoryRateLimiter, type RateLimiter } from './services/rate-limiter.js'
+import { MemorySendRate, type SendRate } from './services/send-rate.js'
 import { UserService } from './services/users.js'
 import type { Database } from './store/db.js'
 import { registerGateway } from './ws/gateway.js'
 import { MemoryPresence, type Presence } from './ws/presence.js'
-import { MemorySendRate, type SendRate } from './ws/send-rate.js'
 import { MemoryTicketStore, type TicketStore } from './ws/tickets.js'
 
 export interface AppDeps {
@@ -53,7 +53,6 @@ export interface AppServices {
   limiter: RateLimiter
   tickets: TicketStore
   presence: Presence
-  sendRate: SendRate
 }
 
 export function createServices(deps: AppDeps): AppServices {
@@ -63,6 +62,8 @@ export function createServices(deps: AppDeps): AppServices {
   const tokens = new AccessTokens(config.jwt)
   const users = new UserService(db, broker)
   const conversations = new ConversationService(db, broker, { groupMaxMembers: config.groupMaxMembers })
+  const { rateLimits } = config
+  const sendRate = deps.sendRate ?? new MemorySendRate(rateLimits.messagePerSec, rateLimits.messageBurst)
   return {
     config,
     database,
@@ -75,12 +76,11 @@ export function createServices(deps: AppDeps): AppServices {
     messages: new MessageService(db, broker, conversations, {
       maxChars: config.messageMaxChars,
       batchMax: config.messageBatchMax,
+      sendRate: rateLimits.enabled ? sendRate : undefined,
     }),
     limiter: deps.limiter ?? new MemoryRateLimiter(),
     tickets: deps.tickets ?? new MemoryTicketStore(),
     presence: deps.presence ?? new MemoryPresence(),
-    sendRate:
-      deps.sendRate ?? new MemorySendRate(config.rateLimits.messagePerSec, config.rateLimits.messageBurst),
   }
 }
 

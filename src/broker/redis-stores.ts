@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
 import type { RateLimiter } from '../services/rate-limiter.js'
+import type { SendRate } from '../services/send-rate.js'
 import type { Presence } from '../ws/presence.js'
-import type { SendRate } from '../ws/send-rate.js'
 import { newTicket, type TicketStore } from '../ws/tickets.js'
 
 type Key = (name: string) => string
@@ -44,15 +44,6 @@ export class RedisRateLimiter implements RateLimiter {
       .ttl(k)
       .exec()) as [[unknown, number], unknown, [unknown, number]]
     return { count, resetInSec: Math.max(ttl, 0) }
-  }
-
-  async peek(key: string) {
-    const k = this.key(`rl:${key}`)
-    const [[, count], [, ttl]] = (await this.redis.multi().get(k).ttl(k).exec()) as [
-      [unknown, string | null],
-      [unknown, number],
-    ]
-    return { count: Number(count ?? 0), resetInSec: Math.max(ttl, 0) }
   }
 
   async release(key: string) {

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import type { AppServices } from '../app.js'
-import { RateLimitedError } from '../services/errors.js'
 import { HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT } from '../services/messages.js'
 import { authenticate, currentUser } from './authenticate.js'
 import { authErrors, Conversation, IdParams, Member, Message, Page, Problem, Uuid } from './schemas.js'
@@ -199,10 +198,6 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = 
       },
     },
     async (req, reply) => {
-      // The same per-user bucket as WebSocket sends, so REST is no way around the message rate.
-      if (config.rateLimits.enabled && !(await services.sendRate.take(currentUser(req).id))) {
-        throw new RateLimitedError(1)
-      }
       const { message, created } = await messages.send(
         currentUser(req).id,
         req.params.id,

@@ -132,7 +132,7 @@ export class ConversationService {
     const result = await this.db.transaction(async (tx) => {
       // Locking the conversation row orders this change against concurrent sends, so `seq`
       // says exactly which messages the new member may see.
-      const seq = await lockConversation(tx, conversationId)
+      const { seq } = await lockConversation(tx, conversationId)
       const [{ count } = { count: 0 }] = await tx
         .select({ count: sql<number>`count(*)::int` })
         .from(conversationMembers)
@@ -206,7 +206,7 @@ export class ConversationService {
       throw new ValidationError([{ path: '/params/user_id', message: 'cannot leave a direct conversation' }])
     if (me !== userId) requireAdmin(actor)
     const removal = await this.db.transaction(async (tx) => {
-      const removal = await lockForRemoval(tx, conversationId)
+      const removal = await lockConversation(tx, conversationId, { removal: true })
       const [target] = await tx
         .delete(conversationMembers)
         .where(
@@ -306,14 +306,6 @@ export class ConversationService {
       .from(conversations)
       .where(eq(conversations.id, conversationId))
     return row ?? { lastSeq: 0, membersVersion: 0 }
-  }
-
-  async lastSeq(conversationId: string): Promise<number> {
-    const [row] = await this.db
-      .select({ lastSeq: conversations.lastSeq })
-      .from(conversations)
-      .where(eq(conversations.id, conversationId))
-    return row?.lastSeq ?? 0
   }
 
   private async row(id: string): Promise<ConversationRow> {
@@ -426,25 +418,22 @@ function requireAdmin(member: MemberRow): void {
     throw new ForbiddenError('only a group admin may do this')
 }
 
-/** Takes the conversation's row lock for the rest of the transaction and returns its last seq. */
-export async function lockConversation(tx: Db, conversationId: string): Promise<number> {
-  const [row] = await tx
-    .update(conversations)
-    .set({ updatedAt: new Date() })
-    .where(eq(conversations.id, conversationId))
-    .returning({ lastSeq: conversations.lastSeq })
-  if (!row) throw new NotFoundError('conversation')
-  return row.lastSeq
-}
-
-/** Like lockConversation, and bumps the membership version (see `conversations.membersVersion`). */
-async function lockForRemoval(
+/**
+ * Takes the conversation's row lock for the rest of the transaction, which orders this change
+ * against sends, and returns its last seq and membership version. A removal bumps the version
+ * (see `conversations.membersVersion`).
+ */
+async function lockConversation(
   tx: Db,
   conversationId: string,
+  opts: { removal?: boolean } = {},
 ): Promise<{ seq: number; membersVersion: number }> {
   const [row] = await tx
     .update(conversations)
-    .set({ updatedAt: new Date(), membersVersion: sql`${conversations.membersVersion} + 1` })
+    .set({
+      updatedAt: new Date(),
+      ...(opts.removal ? { membersVersion: sql`${conversations.membersVersion} + 1` } : {}),
+    })
     .where(eq(conversations.id, conversationId))
     .returning({ seq: conversations.lastSeq, membersVersion: conversations.membersVersion })
   if (!row) throw new NotFoundError('conversation')

@@ -27,7 +27,10 @@ interface Pending {
 
 type Outcome = SendResult | AppError
 /** One outcome per request, plus each locked conversation's membership version. */
-type BatchOutcomes = Outcome[] & { membersVersion: Map<string, number> }
+interface BatchOutcomes {
+  outcomes: Outcome[]
+  membersVersion: Map<string, number>
+}
 
 /**
  * Transactions in flight at once. With one, the server's CPU work and PostgreSQL's alternate
@@ -118,9 +121,9 @@ export class MessageWriter {
   }
 
   private async commitBatch(batch: Pending[]): Promise<void> {
-    let outcomes: BatchOutcomes
+    let result: BatchOutcomes
     try {
-      outcomes = await this.db.transaction((tx) =>
+      result = await this.db.transaction((tx) =>
         storeBatch(
           tx,
           batch.map((p) => p.req),
@@ -139,10 +142,11 @@ export class MessageWriter {
       for (const p of batch) p.reject(error)
       return
     }
+    const { outcomes, membersVersion } = result
     const created = outcomes
       .filter((o): o is SendResult => !(o instanceof AppError) && o.created)
       .map((o) => o.message)
-    if (created.length > 0) this.onCommitted(created, outcomes.membersVersion)
+    if (created.length > 0) this.onCommitted(created, membersVersion)
     batch.forEach((p, i) => {
       const o = outcomes[i]
       if (o instanceof AppError) p.reject(o)
@@ -181,11 +185,12 @@ async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutcomes> {
     earlierQuery(tx, reqs) ?? [],
   ])
   const earlier = earlierMessages(earlierRows)
-  const lastSeq = new Map(rowsOf(locked).map((c) => [c.id as string, Number(c.last_seq)]))
-  const membersVersion = new Map(rowsOf(locked).map((c) => [c.id as string, Number(c.members_version)]))
+  const lockedRows = rowsOf(locked)
+  const lastSeq = new Map(lockedRows.map((c) => [c.id as string, Number(c.last_seq)]))
+  const membersVersion = new Map(lockedRows.map((c) => [c.id as string, Number(c.members_version)]))
   const members = new Set(rowsOf(memberRows).map((m) => `${m.c}/${m.u}`))
 
-  const outcomes: (Outcome | { pending: MessageRow } | { sameAs: string })[] = []
+  const outcomes: Outcome[] = []
   const rows: MessageRow[] = []
   const now = new Date()
   const inBatch = new Map<string, MessageRow>()
@@ -242,7 +247,7 @@ async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutcomes> {
       from json_to_recordset(${JSON.stringify(touched)}::json) as v(id uuid, seq bigint)
       where c.id = v.id`)
   }
-  return Object.assign(outcomes as Outcome[], { membersVersion })
+  return { outcomes, membersVersion }
 }
 
 /** `execute` gives an array of rows on postgres.js and `{ rows }` on PGlite. */

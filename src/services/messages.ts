@@ -5,8 +5,9 @@ import { isUuid } from '../lib/ids.js'
 import type { Db } from '../store/db.js'
 import { conversationMembers, conversations, type MessageRow, messages } from '../store/schema.js'
 import type { ConversationService } from './conversations.js'
-import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from './errors.js'
+import { ConflictError, ForbiddenError, NotFoundError, RateLimitedError, ValidationError } from './errors.js'
 import { MessageWriter } from './message-writer.js'
+import type { SendRate } from './send-rate.js'
 import { cleanText } from './text.js'
 import { type MessageView, toMessageView } from './views.js'
 
@@ -30,6 +31,8 @@ export interface HistoryPage {
 export interface MessageLimits {
   maxChars: number
   batchMax: number
+  /** The per-user send bucket; undefined when RATE_LIMITS=off. */
+  sendRate?: SendRate | undefined
 }
 
 export const HISTORY_DEFAULT_LIMIT = 50
@@ -71,6 +74,8 @@ export class MessageService {
     clientMsgId: string | null = null,
   ): Promise<{ message: MessageView; created: boolean }> {
     if (!isUuid(conversationId)) throw new NotFoundError('conversation')
+    // Here, on the one path every message takes, so no door (REST or socket) gets around it.
+    if (this.limits.sendRate && !(await this.limits.sendRate.take(senderId))) throw new RateLimitedError(1)
     const text = cleanText(content, '/body/content', this.limits.maxChars)
     if (clientMsgId !== null) cleanText(clientMsgId, '/body/client_msg_id', 128)
     const result = await this.writer.append({ senderId, conversationId, content: text, clientMsgId })
@@ -123,7 +128,8 @@ export class MessageService {
 
   /** Moves the caller's read marker forward (never back, never past the last message). */
   async markRead(userId: string, conversationId: string, seq: number): Promise<{ last_read_seq: number }> {
-    await this.conversations.requireMember(userId, conversationId)
+    // Membership is checked by the update itself; only when it moves nothing is it asked apart.
+    if (!isUuid(conversationId)) throw new NotFoundError('conversation')
     const target = sql`least(${seq}::bigint, (select ${conversations.lastSeq} from ${conversations} where ${conversations.id} = ${conversationId}))`
     // One statement decides and moves, so concurrent reads publish each forward move once.
     const [row] = await this.db

@@ -7,8 +7,6 @@ import { RateLimitedError } from './errors.js'
 export interface RateLimiter {
   /** Counts one hit on `key` and returns how many the window holds now and when it resets. Atomic. */
   hit(key: string, windowSec: number): Promise<{ count: number; resetInSec: number }>
-  /** Current count without counting. */
-  peek(key: string): Promise<{ count: number; resetInSec: number }>
   /** Takes one hit back (an attempt counted up front that turned out not to count). Never below zero. */
   release(key: string): Promise<void>
   reset(key: string): Promise<void>
@@ -26,13 +24,6 @@ export class MemoryRateLimiter implements RateLimiter {
       if (this.windows.size > 100_000) this.sweep(now)
     }
     w.count++
-    return { count: w.count, resetInSec: Math.ceil((w.resetAt - now) / 1000) }
-  }
-
-  async peek(key: string) {
-    const now = Date.now()
-    const w = this.windows.get(key)
-    if (!w || w.resetAt <= now) return { count: 0, resetInSec: 0 }
     return { count: w.count, resetInSec: Math.ceil((w.resetAt - now) / 1000) }
   }
 

@@ -6,9 +6,7 @@ import { type FieldError, ValidationError } from './errors.js'
  */
 export function cleanText(value: string, path: string, max: number, min = 1): string {
   const text = value.trim()
-  const problems: FieldError[] = []
-  if (!text.isWellFormed()) problems.push({ path, message: 'must not contain unpaired surrogates' })
-  if (text.includes('\u0000')) problems.push({ path, message: 'must not contain NUL characters' })
+  const problems = storableProblems(text, path)
   const length = codePointLength(text, max + 1)
   if (length < min) problems.push({ path, message: `must be at least ${min} character(s) after trimming` })
   if (length > max) problems.push({ path, message: `must be at most ${max} characters` })

@@ -56,13 +56,13 @@ export class Connection {
   private counted = false
   private readonly listener: Listener = (event, channel) => this.onEvent(event, channel)
 
+  /** Only the id: the row (hash, e-mail, dates) would cost every idle socket about 1 KB. */
+  readonly user: { readonly id: string }
+
   /**
    * `awaitSync` (user socket opened with `?resume=true`): hold message delivery until the client's
    * first frame, which should be its `sync`, so replayed and live messages cannot interleave.
    */
-  /** Only the id: the row (hash, e-mail, dates) would cost every idle socket about 1 KB. */
-  readonly user: { readonly id: string }
-
   constructor(
     user: UserRow,
     private tokenExp: number,
@@ -231,7 +231,7 @@ export class Connection {
         else if (feed) this.sendEvent(event)
         return
       case 'member.removed':
-        if (event.user_id === this.user.id) this.leave(event.conversation_id, event.seq, event)
+        if (event.user_id === this.user.id) this.leave(event.conversation_id, event)
         else if (feed && channel === conversationChannel(event.conversation_id)) {
           this.learnVersion(event.conversation_id, event.members_version)
           this.sendEvent(event)
@@ -273,7 +273,7 @@ export class Connection {
         },
         (err) => {
           if (err instanceof NotFoundError) {
-            this.leave(conversationId, feed.position, {
+            this.leave(conversationId, {
               type: 'member.removed',
               conversation_id: conversationId,
               user_id: this.user.id,
@@ -307,11 +307,11 @@ export class Connection {
     if (!this.closed && !this.feeds.has(conversationId)) this.addFeed(conversationId, seq, true)
   }
 
-  /** Removed from a conversation: nothing after `seq` reaches this socket. */
-  private leave(conversationId: string, seq: number, event: ChatEvent): void {
+  /** Removed from a conversation: the socket stops following it at once. */
+  private leave(conversationId: string, event: ChatEvent): void {
     const feed = this.feeds.get(conversationId)
     if (!feed) return
-    feed.stop(seq)
+    // Closing the feed drops whatever it still held: nothing more of this conversation goes out.
     feed.close()
     this.feeds.delete(conversationId)
     this.unsubscribeFrom(conversationChannel(conversationId))
@@ -389,11 +389,7 @@ export class Connection {
     'message.send': async (c, f) => {
       const conversationId = c.resolveConversation(f.conversation_id, f.client_msg_id ?? null)
       if (conversationId === undefined) return
-      const { config, messages } = c.ctx.services
-      if (config.rateLimits.enabled && !(await c.ctx.services.sendRate.take(c.user.id))) {
-        c.send(errorFrame('rate_limited', 'sending too fast; slow down', f.client_msg_id ?? null))
-        return
-      }
+      const { messages } = c.ctx.services
       const { message } = await messages.send(c.user.id, conversationId, f.content, f.client_msg_id ?? null)
       c.send(JSON.stringify({ type: 'message.ack', client_msg_id: f.client_msg_id ?? null, message }))
     },

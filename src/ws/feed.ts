@@ -42,8 +42,6 @@ export class ConversationFeed {
   private reread = false
   /** This socket has sent (or is sending) every seq in (floor, lastSeq], and none at or below floor. */
   private floor: number
-  /** Set when the member is removed: nothing after this seq is delivered. */
-  private stopAfter = Number.POSITIVE_INFINITY
 
   constructor(
     private lastSeq: number,
@@ -60,7 +58,7 @@ export class ConversationFeed {
 
   /** A live message from the broker. */
   push(message: MessageView): void {
-    if (this.closed || this.paused || message.seq <= this.lastSeq || message.seq > this.stopAfter) return
+    if (this.closed || this.paused || message.seq <= this.lastSeq) return
     if (message.seq === this.lastSeq + 1 && !this.filling) {
       void this.emit(message, false)
       this.release(false)
@@ -109,16 +107,11 @@ export class ConversationFeed {
    */
   amend(m: MessageView): boolean {
     if (m.seq <= this.lastSeq) return true
-    if (this.closed || m.seq > this.stopAfter) return false
+    if (this.closed) return false
     const held = this.held.get(m.seq)
     if (held) this.held.set(m.seq, newest(held, m))
     else this.amended.set(m.seq, newest(this.amended.get(m.seq), m))
     return false
-  }
-
-  stop(afterSeq: number): void {
-    this.stopAfter = afterSeq
-    for (const s of this.held.keys()) if (s > afterSeq) this.held.delete(s)
   }
 
   close(): void {
@@ -138,7 +131,7 @@ export class ConversationFeed {
         const page = await this.source.after(this.lastSeq, PAGE)
         let pending: Promise<void> | undefined
         for (const m of page) {
-          if (this.closed || m.seq > this.stopAfter) return
+          if (this.closed) return
           if (m.seq === this.lastSeq + 1) pending = this.emit(m, true) ?? undefined
         }
         // Pace by the socket: wait for the page to be written before reading the next.
@@ -174,7 +167,7 @@ export class ConversationFeed {
         if (page.length === 0) return
         let pending: Promise<void> | undefined
         for (const m of page) {
-          if (this.closed || m.seq > upTo || m.seq > this.stopAfter) return
+          if (this.closed || m.seq > upTo) return
           pending = this.sink.deliver(m, true) ?? undefined
           after = m.seq
         }
@@ -198,7 +191,6 @@ export class ConversationFeed {
   /** Delivers held messages that are now next in line (`replay`: as part of a fill). */
   private release(replay: boolean): void {
     for (let next = this.held.get(this.lastSeq + 1); next; next = this.held.get(this.lastSeq + 1)) {
-      if (next.seq > this.stopAfter) break
       void this.emit(next, replay)
     }
     for (const s of this.held.keys()) if (s <= this.lastSeq) this.held.delete(s)
