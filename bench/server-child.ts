@@ -3,9 +3,9 @@ import { hashPassword } from '../src/auth/passwords.js'
 import { loadConfig } from '../src/config/config.js'
 import { newId } from '../src/lib/ids.js'
 import { createLogger } from '../src/observability/logger.js'
-import { startRuntime } from '../src/runtime.js'
 import { openDatabase } from '../src/store/db.js'
 import { users } from '../src/store/schema.js'
+import { startRuntime } from '../src/wiring.js'
 import { sendEvent, serveIpc } from './proc.js'
 
 /**

@@ -8,94 +8,29 @@ import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import { AccessTokens } from './auth/jwt.js'
-import type { Broker } from './broker/broker.js'
-import type { Config } from './config/config.js'
 import { authRoutes } from './http/auth-routes.js'
 import { chatRoutes } from './http/chat-routes.js'
 import { opsRoutes } from './http/ops-routes.js'
 import { errorHandler, sendProblem } from './http/problem.js'
+import { ticketRoutes } from './http/ticket-routes.js'
 import { userRoutes } from './http/user-routes.js'
-import { createMetrics, type Metrics } from './observability/metrics.js'
-import { AuthService } from './services/auth.js'
-import { ConversationService } from './services/conversations.js'
-import { MessageService } from './services/messages.js'
-import { MemoryRateLimiter, type RateLimiter } from './services/rate-limiter.js'
-import { MemorySendRate, type SendRate } from './services/send-rate.js'
-import { UserService } from './services/users.js'
-import type { Database } from './store/db.js'
+import type { Services } from './services/index.js'
 import { registerGateway } from './ws/gateway.js'
-import { MemoryPresence, type Presence } from './ws/presence.js'
-import { MemoryTicketStore, type TicketStore } from './ws/tickets.js'
 
-export interface AppDeps {
-  config: Config
-  database: Database
-  broker: Broker
-  logger: Logger
-  /** Shared through Redis when configured; in-process otherwise. */
-  limiter?: RateLimiter
-  tickets?: TicketStore
-  presence?: Presence
-  sendRate?: SendRate
-}
-
-export interface AppServices {
-  config: Config
-  database: Database
-  broker: Broker
-  metrics: Metrics
-  tokens: AccessTokens
-  users: UserService
-  auth: AuthService
-  conversations: ConversationService
-  messages: MessageService
-  limiter: RateLimiter
-  tickets: TicketStore
-  presence: Presence
-}
-
-export function createServices(deps: AppDeps): AppServices {
-  const { config, database, broker } = deps
-  const db = database.db
-  const metrics = createMetrics(broker)
-  const tokens = new AccessTokens(config.jwt)
-  const users = new UserService(db, broker)
-  const conversations = new ConversationService(db, broker, { groupMaxMembers: config.groupMaxMembers })
-  const { rateLimits } = config
-  const sendRate = deps.sendRate ?? new MemorySendRate(rateLimits.messagePerSec, rateLimits.messageBurst)
-  return {
-    config,
-    database,
-    broker,
-    metrics,
-    tokens,
-    users,
-    auth: new AuthService(db, users, tokens, config.jwt.refreshTtlSec),
-    conversations,
-    messages: new MessageService(db, broker, conversations, {
-      maxChars: config.messageMaxChars,
-      batchMax: config.messageBatchMax,
-      sendRate: rateLimits.enabled ? sendRate : undefined,
-    }),
-    limiter: deps.limiter ?? new MemoryRateLimiter(),
-    tickets: deps.tickets ?? new MemoryTicketStore(),
-    presence: deps.presence ?? new MemoryPresence(),
-  }
-}
-
-/** Builds the HTTP and WebSocket app without listening: what `server.ts` runs and tests `inject` into. */
-export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; services: AppServices }> {
-  const services = createServices(deps)
-  const { config } = deps
+/**
+ * The HTTP and WebSocket app over built services, without listening: what `wiring.ts` starts
+ * and tests `inject` into. The route plugins are listed at the end.
+ */
+export async function buildApp(services: Services, logger: Logger): Promise<FastifyInstance> {
+  const { config } = services
   if (!config.rateLimits.enabled) {
-    deps.logger.warn(
+    logger.warn(
       'RATE_LIMITS=off: login, registration, ticket and message rate limits are disabled (load tests only); size limits and authorization still apply',
     )
   }
   const { http } = config
   const app = Fastify({
-    loggerInstance: deps.logger as FastifyBaseLogger,
+    loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: config.bodyLimitBytes,
     // Per-IP limits key on req.ip: X-Forwarded-For counts only when it comes from a trusted proxy.
     trustProxy: http.trustProxy,
@@ -166,8 +101,9 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
   await app.register(authRoutes, { ...opts, prefix: '/api/v1' })
   await app.register(userRoutes, { ...opts, prefix: '/api/v1' })
   await app.register(chatRoutes, { ...opts, prefix: '/api/v1/chat' })
+  await app.register(ticketRoutes, { ...opts, prefix: '/api/v1/chat' })
   await registerGateway(app, services)
-  return { app, services }
+  return app
 }
 
 /**

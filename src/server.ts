@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig, loadDotEnv } from './config/config.js'
 import { createLogger } from './observability/logger.js'
-import { startRuntime } from './runtime.js'
+import { startRuntime } from './wiring.js'
 
 loadDotEnv()
 let config: ReturnType<typeof loadConfig>

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose'
-import { UnauthorizedError } from '../services/errors.js'
+import { UnauthorizedError } from '../errors.js'
 
 export interface JwtSettings {
   secret: string

@@ -1,5 +1,5 @@
 import { hash, verify } from '@node-rs/argon2'
-import type { FieldError } from '../services/errors.js'
+import type { FieldError } from '../errors.js'
 
 // @node-rs/argon2's defaults are argon2id with OWASP's m=19456 KiB, t=2, p=1; hashing runs on
 // libuv's thread pool, so the event loop keeps serving other requests meanwhile.
@@ -24,7 +24,7 @@ export const PASSWORD_MIN = 8
 export const PASSWORD_MAX = 128
 
 /** The seed's rule: at least 8 characters with upper, lower, digit and special; at most 128. */
-export function passwordProblems(password: string, path = '/body/password'): FieldError[] {
+export function passwordProblems(password: string, field = 'password'): FieldError[] {
   const rules: [boolean, string][] = [
     [password.length >= PASSWORD_MIN, `must be at least ${PASSWORD_MIN} characters`],
     [password.length <= PASSWORD_MAX, `must be at most ${PASSWORD_MAX} characters`],
@@ -33,5 +33,5 @@ export function passwordProblems(password: string, path = '/body/password'): Fie
     [/\p{Nd}/u.test(password), 'must contain a digit'],
     [/[^\p{L}\p{Nd}\s]/u.test(password), 'must contain a special character'],
   ]
-  return rules.filter(([ok]) => !ok).map(([, message]) => ({ path, message }))
+  return rules.filter(([ok]) => !ok).map(([, message]) => ({ field, message }))
 }

@@ -1,5 +1,5 @@
-import type { Listener } from './broker.js'
-import { type ChatEvent, channelsOf } from './events.js'
+import { type ChatEvent, channelsOf } from '../protocol/events.js'
+import type { Listener } from '../services/ports.js'
 
 /** This instance's listeners by channel: the delivery half of every broker. */
 export class LocalHub {

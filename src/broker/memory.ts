@@ -1,5 +1,5 @@
-import type { Broker, Listener } from './broker.js'
-import type { ChatEvent } from './events.js'
+import type { ChatEvent } from '../protocol/events.js'
+import type { Broker, Listener } from '../services/ports.js'
 import { LocalHub } from './local-hub.js'
 
 /** The default broker: one process, no other instances to reach. */

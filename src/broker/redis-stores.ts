@@ -1,8 +1,6 @@
 import type { Redis } from 'ioredis'
-import type { RateLimiter } from '../services/rate-limiter.js'
-import type { SendRate } from '../services/send-rate.js'
-import type { Presence } from '../ws/presence.js'
-import { newTicket, type TicketStore } from '../ws/tickets.js'
+import { newTicket, type TicketStore } from '../auth/tickets.js'
+import type { Presence, RateLimiter, SendRate } from '../services/ports.js'
 
 type Key = (name: string) => string
 

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import type { Logger } from 'pino'
-import type { Broker, Listener } from './broker.js'
-import { type ChatEvent, channelsOf } from './events.js'
+import { type ChatEvent, channelsOf, type Envelope, parseEnvelope } from '../protocol/events.js'
+import type { Broker, Listener } from '../services/ports.js'
 import { LocalHub } from './local-hub.js'
 
 export interface RedisBrokerOptions {
@@ -12,12 +12,6 @@ export interface RedisBrokerOptions {
   /** `sharded` uses SPUBLISH/SSUBSCRIBE (Redis 7): each channel lives on one shard of a Redis Cluster. */
   mode: 'classic' | 'sharded'
   logger: Logger
-}
-
-interface Envelope {
-  /** The publishing instance: its own echo is dropped. */
-  o: string
-  e: ChatEvent
 }
 
 /**
@@ -45,6 +39,8 @@ export class RedisBroker implements Broker {
   private closing = false
   private readonly reconnectHandlers: (() => void)[] = []
   publishFailures = 0
+  /** Envelopes from other instances that failed the schema check. */
+  rejected = 0
   private readonly echo = Buffer.from(`{"o":"${this.instanceId}"`)
 
   constructor(private readonly opts: RedisBrokerOptions) {
@@ -152,10 +148,11 @@ export class RedisBroker implements Broker {
     // Our own echo comes back for every channel we publish on and subscribe to: recognise it by
     // its first bytes instead of parsing it.
     if (payload.startsWith(this.echoPrefix)) return
-    let envelope: Envelope
-    try {
-      envelope = JSON.parse(payload) as Envelope
-    } catch {
+    // Checked, not cast: another instance may run another version, and a malformed event must not
+    // reach sockets (it is dropped and counted; the feeds' gap fill recovers a dropped message).
+    const envelope = parseEnvelope(payload)
+    if (!envelope) {
+      this.rejected++
       return
     }
     if (envelope.o === this.instanceId) return

@@ -1,15 +1,15 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import type { AppServices } from '../app.js'
-import { UnauthorizedError, ValidationError } from '../services/errors.js'
-import { consume } from '../services/rate-limiter.js'
+import { invalid, UnauthorizedError } from '../errors.js'
+import type { Services } from '../services/index.js'
+import { consume } from '../services/rate-limits.js'
 import { normalizeEmail, toPrivateUser } from '../services/users.js'
 import { authenticate, currentUser } from './authenticate.js'
 import { PrivateUser, Problem, TokenPair } from './schemas.js'
 
 const RefreshBody = Type.Object({ refresh_token: Type.String({ minLength: 1, maxLength: 512 }) })
 
-export const authRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const authRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
   const { auth, config, limiter } = services
   const limits = config.rateLimits
 
@@ -66,9 +66,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = 
     async (req) => {
       const given = req.body.email ?? req.body.username
       if (given === undefined) {
-        throw new ValidationError([
-          { path: '/body/email', message: 'email (or the form field username) is required' },
-        ])
+        throw invalid('email', 'email (or the form field username) is required')
       }
       const email = normalizeEmail(given)
       if (!limits.enabled) return auth.login(email, req.body.password)

@@ -1,11 +1,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { UnauthorizedError } from '../errors.js'
 import type { AuthService } from '../services/auth.js'
-import { UnauthorizedError } from '../services/errors.js'
-import type { UserRow } from '../store/schema.js'
+import type { User } from '../services/users.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
-    user: UserRow | null
+    user: User | null
     tokenExp: number
   }
 }
@@ -30,7 +30,7 @@ export const authenticate = (auth: AuthService) =>
     req.tokenExp = exp
   }
 
-export function currentUser(req: FastifyRequest): UserRow {
+export function currentUser(req: FastifyRequest): User {
   if (!req.user) throw new UnauthorizedError()
   return req.user
 }

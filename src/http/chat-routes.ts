@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import type { AppServices } from '../app.js'
+import type { Services } from '../services/index.js'
 import { HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT } from '../services/messages.js'
 import { authenticate, currentUser } from './authenticate.js'
 import { authErrors, Conversation, IdParams, Member, Message, Page, Problem, Uuid } from './schemas.js'
@@ -10,7 +10,7 @@ const Seq = Type.Integer({ minimum: 0, maximum: MAX_SEQ })
 const ClientMsgId = Type.String({ minLength: 1, maxLength: 128 })
 const notMember = { 404: Problem, ...authErrors }
 
-export const chatRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
   const { conversations, messages, auth, config } = services
   app.addHook('onRequest', authenticate(auth))
   const common = { tags: ['chat'], security: [{ bearer: [] }] }

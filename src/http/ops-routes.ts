@@ -1,11 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import type { AppServices } from '../app.js'
+import type { Services } from '../services/index.js'
 
 const Check = Type.Union([Type.Literal('up'), Type.Literal('down'), Type.Literal('not configured')])
 const Readiness = Type.Object({ status: Type.String(), database: Check, broker: Check })
 
-export const opsRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const opsRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
   app.get(
     '/health',
     {

@@ -1,6 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { AppError, type FieldError } from '../services/errors.js'
-import { isDatabaseUnavailable } from '../store/pg-errors.js'
+import { asAppError, type FieldError } from '../errors.js'
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request',
@@ -17,11 +16,17 @@ const TITLES: Record<number, string> = {
   503: 'Service Unavailable',
 }
 
+/** A field error as clients see it over HTTP: a JSON pointer into the request (`/body/email`). */
+export interface PathError {
+  path: string
+  message: string
+}
+
 export interface ProblemInput {
   status: number
   code: string
   detail?: string | undefined
-  errors?: FieldError[] | undefined
+  errors?: PathError[] | undefined
 }
 
 /** `type` is a relative URI naming the problem; docs/errors.md lists them. */
@@ -48,7 +53,7 @@ interface AjvError {
 }
 
 /** Ajv's errors as `{path, message}` with a JSON pointer from the request root (`/body/email`). */
-function fieldErrors(err: FastifyError): FieldError[] {
+function fieldErrors(err: FastifyError): PathError[] {
   const context = err.validationContext ?? 'body'
   return (
     (err.validation as AjvError[] | undefined)?.map((v) => {
@@ -59,15 +64,31 @@ function fieldErrors(err: FastifyError): FieldError[] {
   )
 }
 
+/**
+ * Where a field named by a service error sits in this request: the path parameters, the query,
+ * or (by default) the body. Services name fields plainly; only HTTP knows the request's parts.
+ */
+function located(req: FastifyRequest, errors: FieldError[]): PathError[] {
+  const inPart = (part: unknown, field: string) =>
+    typeof part === 'object' && part !== null && Object.hasOwn(part, field)
+  return errors.map(({ field, message }) => {
+    const part = inPart(req.params, field) ? 'params' : inPart(req.query, field) ? 'querystring' : 'body'
+    return { path: `/${part}/${field}`, message }
+  })
+}
+
 /** The one place errors become HTTP responses. */
 export function errorHandler(err: FastifyError, req: FastifyRequest, reply: FastifyReply): FastifyReply {
-  if (err instanceof AppError) {
-    if ('retryAfterSec' in err) reply.header('retry-after', String(err.retryAfterSec))
+  const app = asAppError(err)
+  if (app) {
+    if ('retryAfterSec' in app) reply.header('retry-after', String(app.retryAfterSec))
+    if (app.status === 503) req.log.warn({ err }, 'dependency unavailable')
+    const errors = app.errors && located(req, app.errors)
     return sendProblem(req, reply, {
-      status: err.status,
-      code: err.code,
-      detail: err.message,
-      errors: err.errors,
+      status: app.status,
+      code: app.code,
+      detail: errors ? errors.map((e) => `${e.path}: ${e.message}`).join('; ') : app.message,
+      errors,
     })
   }
   if (err.validation) {
@@ -77,14 +98,6 @@ export function errorHandler(err: FastifyError, req: FastifyRequest, reply: Fast
       code: 'validation_failed',
       detail: errors.map((e) => `${e.path} ${e.message}`).join('; '),
       errors,
-    })
-  }
-  if (isDatabaseUnavailable(err)) {
-    req.log.warn({ err }, 'database unavailable')
-    return sendProblem(req, reply, {
-      status: 503,
-      code: 'unavailable',
-      detail: 'the database is unavailable; retry shortly',
     })
   }
   const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500

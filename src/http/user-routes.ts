@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import type { AppServices } from '../app.js'
+import type { Services } from '../services/index.js'
 import { toPrivateUser, toPublicUser } from '../services/users.js'
 import { authenticate, currentUser } from './authenticate.js'
 import { authErrors, IdParams, Page, PrivateUser, Problem, PublicUser } from './schemas.js'
@@ -16,7 +16,7 @@ const UserPatch = Type.Object(
 )
 const DeleteBody = Type.Object({ password: Type.Optional(Type.String({ maxLength: 1024 })) })
 
-export const userRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const userRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
   const { users, auth } = services
   app.addHook('onRequest', authenticate(auth))
   const common = { tags: ['users'], security: [{ bearer: [] }] }

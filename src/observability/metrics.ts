@@ -13,11 +13,6 @@ export function createMetrics(source: { publishFailures: number }) {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
-    messagesStored: new Counter({
-      name: 'chat_messages_stored_total',
-      help: 'Messages committed',
-      registers: [registry],
-    }),
     publishFailures: new Counter({
       name: 'chat_broker_publish_failures_total',
       help: 'Events committed but not published to other instances (clients recover them by resume)',

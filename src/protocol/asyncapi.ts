@@ -1,5 +1,6 @@
 import { CloseCode } from './close-codes.js'
-import { ClientFrame, PROTOCOL_VERSION, ServerFrames } from './frames.js'
+import { ClientFrame, PROTOCOL_VERSION } from './frames.js'
+import { ServerFrames } from './server-frames.js'
 
 const SOCKETS = {
   userSocket: {

@@ -1,6 +1,5 @@
 import Type, { type Static, type TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
-import { messageProperties } from './message.js'
 
 /**
  * Every WebSocket frame, both directions, defined once. Types come from these schemas, inbound
@@ -11,12 +10,16 @@ import { messageProperties } from './message.js'
  */
 export const PROTOCOL_VERSION = 1
 
-const Uuid = Type.String({ format: 'uuid' })
-const Seq = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
-const ClientMsgId = Type.String({ minLength: 1, maxLength: 128 })
+export const Uuid = Type.String({ format: 'uuid' })
+export const Seq = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
+export const ClientMsgId = Type.String({ minLength: 1, maxLength: 128 })
 const OptionalConversation = Type.Optional(Uuid)
 
-const frame = <T extends string, P extends Record<string, TSchema>>(type: T, props: P, description: string) =>
+export const frame = <T extends string, P extends Record<string, TSchema>>(
+  type: T,
+  props: P,
+  description: string,
+) =>
   Type.Object(
     { type: Type.Literal(type), ...props },
     { additionalProperties: false, description, title: type },
@@ -78,81 +81,7 @@ export const ClientFrame = Type.Union([
   AuthFrame,
 ])
 export type ClientFrame = Static<typeof ClientFrame>
-export type ClientFrameType = ClientFrame['type']
 export const CLIENT_FRAMES = ClientFrame.anyOf
-
-const MessageSchema = Type.Object(messageProperties, { title: 'Message' })
-
-// Server → client
-export const ServerFrames = [
-  frame(
-    'message.new',
-    { conversation_id: Uuid, message: MessageSchema },
-    'A committed message; every socket of every member gets it once, in seq order.',
-  ),
-  frame(
-    'message.ack',
-    { client_msg_id: Type.Union([ClientMsgId, Type.Null()]), message: MessageSchema },
-    'Your message.send was committed (or was a retry of this message).',
-  ),
-  frame('message.updated', { conversation_id: Uuid, message: MessageSchema }, 'A message was edited.'),
-  frame(
-    'message.deleted',
-    { conversation_id: Uuid, message: MessageSchema },
-    'A message was deleted (tombstone: content empty, seq kept).',
-  ),
-  frame('read', { conversation_id: Uuid, user_id: Uuid, seq: Seq }, "A member's read marker moved."),
-  frame(
-    'typing',
-    {
-      conversation_id: Uuid,
-      user_id: Uuid,
-      state: Type.Union([Type.Literal('start'), Type.Literal('stop')]),
-    },
-    'A member started or stopped typing.',
-  ),
-  frame(
-    'presence',
-    { user_id: Uuid, status: Type.Union([Type.Literal('online'), Type.Literal('offline')]) },
-    'A peer in a shared conversation came online or went offline.',
-  ),
-  frame('conversation.created', { conversation_id: Uuid }, 'You are in a new conversation (user socket).'),
-  frame(
-    'conversation.updated',
-    { conversation_id: Uuid, title: Type.Union([Type.String(), Type.Null()]) },
-    'A group was renamed.',
-  ),
-  frame(
-    'member.added',
-    { conversation_id: Uuid, user_id: Uuid, role: Type.String() },
-    'Someone joined a conversation.',
-  ),
-  frame(
-    'member.updated',
-    { conversation_id: Uuid, user_id: Uuid, role: Type.String() },
-    "A member's role changed (the owner appointed or demoted an admin).",
-  ),
-  frame(
-    'member.removed',
-    { conversation_id: Uuid, user_id: Uuid },
-    'Someone left or was removed; if it was you, nothing more arrives from it.',
-  ),
-  frame(
-    'error',
-    {
-      code: Type.String(),
-      message: Type.String(),
-      client_msg_id: Type.Optional(Type.Union([Type.String(), Type.Null()])),
-    },
-    'A frame was refused; the socket stays open.',
-  ),
-  frame('pong', {}, 'Answer to ping.'),
-  frame(
-    'ready',
-    { user_id: Uuid, protocol: Type.Integer(), conversation_id: Type.Optional(Uuid) },
-    'Sent first, once the socket is registered for delivery.',
-  ),
-] as const
 
 const clientCheck = Compile(ClientFrame)
 const byType = new Map(CLIENT_FRAMES.map((s) => [s.properties.type.const as string, Compile(s)]))

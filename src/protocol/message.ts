@@ -1,4 +1,4 @@
-import Type from 'typebox'
+import Type, { type Static } from 'typebox'
 
 const Uuid = Type.String({ format: 'uuid' })
 const Timestamp = Type.String({ format: 'date-time' })
@@ -18,3 +18,8 @@ export const messageProperties = {
   edited_at: Type.Union([Timestamp, Type.Null()]),
   deleted_at: Type.Union([Timestamp, Type.Null()]),
 }
+
+export const MessageSchema = Type.Object(messageProperties, { title: 'Message' })
+
+/** A message as clients see it, over REST, over WebSocket and inside broker events. */
+export type MessageView = Static<typeof MessageSchema>

@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { and, eq, isNull } from 'drizzle-orm'
 import type { AccessTokens } from '../auth/jwt.js'
+import { UnauthorizedError } from '../errors.js'
 import { newId } from '../lib/ids.js'
 import type { Db } from '../store/db.js'
-import { refreshTokens, type UserRow } from '../store/schema.js'
-import { UnauthorizedError } from './errors.js'
+import type { UserRow } from '../store/schema.js'
+import * as sessions from '../store/sessions.js'
 import type { UserService } from './users.js'
 
 export interface TokenPair {
@@ -31,51 +31,29 @@ export class AuthService {
 
   async register(input: { email: string; password: string; fullName: string }) {
     const user = await this.users.create(input)
-    return { user, tokens: await this.issue(user.id, newId()) }
+    return { user, tokens: await this.startSession(user.id) }
   }
 
   async login(email: string, password: string): Promise<TokenPair> {
     const user = await this.users.checkCredentials(email, password)
-    return this.issue(user.id, newId())
+    return this.startSession(user.id)
   }
 
   async refresh(refreshToken: string): Promise<TokenPair> {
-    const hash = sha256(refreshToken)
-    const now = new Date()
-    const result = await this.db.transaction(async (tx) => {
-      const [row] = await tx
-        .select()
-        .from(refreshTokens)
-        .where(eq(refreshTokens.tokenHash, hash))
-        .for('update')
-      if (!row || row.revokedAt || row.expiresAt <= now) return { ok: false as const }
-      if (row.usedAt) {
-        await tx
-          .update(refreshTokens)
-          .set({ revokedAt: now })
-          .where(and(eq(refreshTokens.familyId, row.familyId), isNull(refreshTokens.revokedAt)))
-        return { ok: false as const, reused: true }
-      }
-      await tx.update(refreshTokens).set({ usedAt: now }).where(eq(refreshTokens.id, row.id))
-      return { ok: true as const, row }
-    })
-    if (!result.ok) throw new UnauthorizedError('invalid refresh token')
-    const user = await this.users.findActive(result.row.userId)
+    const next = this.newRefreshToken()
+    const rotation = await sessions.rotateSession(this.db, sha256(refreshToken), (old) =>
+      next.session(old.userId, old.familyId),
+    )
+    if (!rotation.ok) throw new UnauthorizedError('invalid refresh token')
+    const user = await this.users.findActive(rotation.userId)
     if (!user) throw new UnauthorizedError('invalid refresh token')
-    return this.issue(user.id, result.row.familyId)
+    return this.pair(user.id, next.token)
   }
 
   /** Revokes the token's family; an unknown token is not an error (logout is idempotent). */
   async logout(refreshToken: string): Promise<void> {
-    const [row] = await this.db
-      .select({ familyId: refreshTokens.familyId })
-      .from(refreshTokens)
-      .where(eq(refreshTokens.tokenHash, sha256(refreshToken)))
-    if (!row) return
-    await this.db
-      .update(refreshTokens)
-      .set({ revokedAt: new Date() })
-      .where(and(eq(refreshTokens.familyId, row.familyId), isNull(refreshTokens.revokedAt)))
+    const familyId = await sessions.sessionFamily(this.db, sha256(refreshToken))
+    if (familyId !== undefined) await sessions.revokeFamily(this.db, familyId)
   }
 
   /** The active user an access token belongs to; a deleted or deactivated user's token is refused. */
@@ -86,19 +64,30 @@ export class AuthService {
     return { user, exp: claims.exp }
   }
 
-  private async issue(userId: string, familyId: string): Promise<TokenPair> {
-    const refresh = randomBytes(32).toString('base64url')
-    await this.db.insert(refreshTokens).values({
+  /** A new login: a new token family. */
+  private async startSession(userId: string): Promise<TokenPair> {
+    const next = this.newRefreshToken()
+    await sessions.insertSession(this.db, next.session(userId, newId()))
+    return this.pair(userId, next.token)
+  }
+
+  private newRefreshToken() {
+    const token = randomBytes(32).toString('base64url')
+    const session = (userId: string, familyId: string): sessions.NewSession => ({
       id: newId(),
       userId,
       familyId,
-      tokenHash: sha256(refresh),
+      tokenHash: sha256(token),
       expiresAt: new Date(Date.now() + this.refreshTtlSec * 1000),
     })
+    return { token, session }
+  }
+
+  private async pair(userId: string, refreshToken: string): Promise<TokenPair> {
     return {
       access_token: await this.tokens.sign(userId),
       token_type: 'bearer',
-      refresh_token: refresh,
+      refresh_token: refreshToken,
       expires_in: this.tokens.ttlSec,
     }
   }

@@ -1,22 +1,17 @@
-import { and, asc, desc, eq, inArray, isNull, lt, ne, or, sql } from 'drizzle-orm'
-import type { Broker } from '../broker/broker.js'
+import { ForbiddenError, invalid, NotFoundError } from '../errors.js'
 import { decodeCursor, encodeCursor } from '../lib/cursor.js'
 import { isUuid, newId } from '../lib/ids.js'
+import * as convs from '../store/conversations.js'
 import type { Db } from '../store/db.js'
-import { isUniqueViolation } from '../store/pg-errors.js'
-import {
-  type ConversationRow,
-  conversationMembers,
-  conversations,
-  type MemberRow,
-  messages,
-  users,
-} from '../store/schema.js'
-import { ForbiddenError, NotFoundError, ValidationError } from './errors.js'
+import * as members from '../store/members.js'
+import { lastMessages } from '../store/messages.js'
+import { unreadCounts } from '../store/reads.js'
+import type { ConversationRow, MemberRow } from '../store/schema.js'
+import { activeUserIds } from '../store/users.js'
+import type { Broker } from './ports.js'
 import { cleanText } from './text.js'
 import { baseConversationView, type ConversationView, type MemberView, toMessageView } from './views.js'
 
-type Role = MemberRow['role']
 const TITLE_MAX = 200
 
 export interface ConversationLimits {
@@ -33,13 +28,7 @@ export class ConversationService {
 
   /** The caller's membership, or 404 whether the conversation is unknown or the caller is not in it. */
   async requireMember(userId: string, conversationId: string, db: Db = this.db): Promise<MemberRow> {
-    if (!isUuid(conversationId)) throw new NotFoundError('conversation')
-    const [row] = await db
-      .select()
-      .from(conversationMembers)
-      .where(
-        and(eq(conversationMembers.conversationId, conversationId), eq(conversationMembers.userId, userId)),
-      )
+    const row = isUuid(conversationId) ? await members.findMember(db, conversationId, userId) : undefined
     if (!row) throw new NotFoundError('conversation')
     return row
   }
@@ -49,28 +38,23 @@ export class ConversationService {
     me: string,
     recipientId: string,
   ): Promise<{ conversation: ConversationView; created: boolean }> {
-    if (recipientId === me) {
-      throw new ValidationError([
-        { path: '/body/recipient_id', message: 'cannot open a conversation with yourself' },
-      ])
-    }
-    await this.requireActiveUsers([recipientId], '/body/recipient_id')
+    if (recipientId === me) throw invalid('recipient_id', 'cannot open a conversation with yourself')
+    await this.requireActiveUsers([recipientId], 'recipient_id')
     const directKey = [me, recipientId].sort().join(':')
-    const existing = await this.findDirect(directKey)
+    const existing = await convs.findDirect(this.db, directKey)
     if (existing) return { conversation: await this.view(me, existing), created: false }
     const id = newId()
-    try {
-      await this.db.transaction(async (tx) => {
-        await tx.insert(conversations).values({ id, kind: 'direct', directKey, createdBy: me })
-        await tx.insert(conversationMembers).values([
-          { conversationId: id, userId: me, role: 'member' },
-          { conversationId: id, userId: recipientId, role: 'member' },
-        ])
-      })
-    } catch (err) {
-      if (!isUniqueViolation(err)) throw err
-      const winner = await this.findDirect(directKey)
-      if (!winner) throw err
+    const created = await convs.insertConversation(
+      this.db,
+      { id, kind: 'direct', directKey, createdBy: me },
+      [
+        { userId: me, role: 'member' },
+        { userId: recipientId, role: 'member' },
+      ],
+    )
+    if (!created) {
+      const winner = await convs.findDirect(this.db, directKey)
+      if (!winner) throw new NotFoundError('conversation')
       return { conversation: await this.view(me, winner), created: false }
     }
     this.broker.publish({ type: 'conversation.created', conversation_id: id, member_ids: [me, recipientId] })
@@ -78,24 +62,17 @@ export class ConversationService {
   }
 
   async createGroup(me: string, titleInput: string, memberIds: string[]): Promise<ConversationView> {
-    const title = cleanText(titleInput, '/body/title', TITLE_MAX)
+    const title = cleanText(titleInput, 'title', TITLE_MAX)
     const others = [...new Set(memberIds)].filter((id) => id !== me)
     if (others.length + 1 > this.limits.groupMaxMembers) {
-      throw new ValidationError([
-        { path: '/body/member_ids', message: `a group holds at most ${this.limits.groupMaxMembers} members` },
-      ])
+      throw invalid('member_ids', `a group holds at most ${this.limits.groupMaxMembers} members`)
     }
-    await this.requireActiveUsers(others, '/body/member_ids')
+    await this.requireActiveUsers(others, 'member_ids')
     const id = newId()
-    await this.db.transaction(async (tx) => {
-      await tx.insert(conversations).values({ id, kind: 'group', title, createdBy: me })
-      await tx
-        .insert(conversationMembers)
-        .values([
-          { conversationId: id, userId: me, role: 'owner' as Role },
-          ...others.map((userId) => ({ conversationId: id, userId, role: 'member' as Role })),
-        ])
-    })
+    await convs.insertConversation(this.db, { id, kind: 'group', title, createdBy: me }, [
+      { userId: me, role: 'owner' },
+      ...others.map((userId) => ({ userId, role: 'member' as const })),
+    ])
     this.broker.publish({ type: 'conversation.created', conversation_id: id, member_ids: [me, ...others] })
     return this.view(me, await this.row(id))
   }
@@ -103,14 +80,10 @@ export class ConversationService {
   async rename(me: string, conversationId: string, titleInput: string): Promise<ConversationView> {
     const member = await this.requireMember(me, conversationId)
     const row = await this.row(conversationId)
-    if (row.kind !== 'group')
-      throw new ValidationError([{ path: '/body/title', message: 'only a group has a title' }])
+    if (row.kind !== 'group') throw invalid('title', 'only a group has a title')
     requireAdmin(member)
-    const title = cleanText(titleInput, '/body/title', TITLE_MAX)
-    await this.db
-      .update(conversations)
-      .set({ title, updatedAt: new Date() })
-      .where(eq(conversations.id, conversationId))
+    const title = cleanText(titleInput, 'title', TITLE_MAX)
+    await convs.setTitle(this.db, conversationId, title)
     this.broker.publish({ type: 'conversation.updated', conversation_id: conversationId, title })
     return this.view(me, await this.row(conversationId))
   }
@@ -123,29 +96,16 @@ export class ConversationService {
   ): Promise<{ member: MemberView; added: boolean }> {
     const actor = await this.requireMember(me, conversationId)
     const conv = await this.row(conversationId)
-    if (conv.kind !== 'group')
-      throw new ValidationError([
-        { path: '/body/user_id', message: 'a direct conversation has exactly two members' },
-      ])
+    if (conv.kind !== 'group') throw invalid('user_id', 'a direct conversation has exactly two members')
     requireAdmin(actor)
-    await this.requireActiveUsers([userId], '/body/user_id')
+    await this.requireActiveUsers([userId], 'user_id')
     const result = await this.db.transaction(async (tx) => {
-      // Locking the conversation row orders this change against concurrent sends, so `seq`
-      // says exactly which messages the new member may see.
-      const { seq } = await lockConversation(tx, conversationId)
-      const [{ count } = { count: 0 }] = await tx
-        .select({ count: sql<number>`count(*)::int` })
-        .from(conversationMembers)
-        .where(eq(conversationMembers.conversationId, conversationId))
-      const inserted = await tx
-        .insert(conversationMembers)
-        .values({ conversationId, userId, role: 'member' })
-        .onConflictDoNothing()
-        .returning()
+      // Under the conversation lock, so `seq` says exactly which messages the new member may see.
+      const { seq } = await convs.lockConversation(tx, conversationId)
+      const count = await members.countMembers(tx, conversationId)
+      const inserted = await members.insertMembers(tx, conversationId, [{ userId, role: 'member' }])
       if (inserted.length > 0 && count + 1 > this.limits.groupMaxMembers) {
-        throw new ValidationError([
-          { path: '/body/user_id', message: `a group holds at most ${this.limits.groupMaxMembers} members` },
-        ])
+        throw invalid('user_id', `a group holds at most ${this.limits.groupMaxMembers} members`)
       }
       return { seq, added: inserted.length > 0 }
     })
@@ -173,25 +133,11 @@ export class ConversationService {
   ): Promise<MemberView> {
     const actor = await this.requireMember(me, conversationId)
     const conv = await this.row(conversationId)
-    if (conv.kind !== 'group')
-      throw new ValidationError([{ path: '/body/role', message: 'a direct conversation has no roles' }])
+    if (conv.kind !== 'group') throw invalid('role', 'a direct conversation has no roles')
     if (actor.role !== 'owner') throw new ForbiddenError('only the owner may change roles')
-    const [updated] = await this.db
-      .update(conversationMembers)
-      .set({ role })
-      .where(
-        and(
-          eq(conversationMembers.conversationId, conversationId),
-          eq(conversationMembers.userId, userId),
-          ne(conversationMembers.role, 'owner'),
-        ),
-      )
-      .returning()
+    const updated = await members.setMemberRole(this.db, conversationId, userId, role)
     if (!updated) {
-      if (userId === me)
-        throw new ValidationError([
-          { path: '/params/user_id', message: "the owner's role cannot be changed" },
-        ])
+      if (userId === me) throw invalid('user_id', "the owner's role cannot be changed")
       throw new NotFoundError('member')
     }
     this.broker.publish({ type: 'member.updated', conversation_id: conversationId, user_id: userId, role })
@@ -202,21 +148,15 @@ export class ConversationService {
   async removeMember(me: string, conversationId: string, userId: string): Promise<void> {
     const actor = await this.requireMember(me, conversationId)
     const conv = await this.row(conversationId)
-    if (conv.kind !== 'group')
-      throw new ValidationError([{ path: '/params/user_id', message: 'cannot leave a direct conversation' }])
+    if (conv.kind !== 'group') throw invalid('user_id', 'cannot leave a direct conversation')
     if (me !== userId) requireAdmin(actor)
     const removal = await this.db.transaction(async (tx) => {
-      const removal = await lockConversation(tx, conversationId, { removal: true })
-      const [target] = await tx
-        .delete(conversationMembers)
-        .where(
-          and(eq(conversationMembers.conversationId, conversationId), eq(conversationMembers.userId, userId)),
-        )
-        .returning()
+      const at = await convs.lockConversation(tx, conversationId, { removal: true })
+      const target = await members.deleteMember(tx, conversationId, userId)
       if (!target) throw new NotFoundError('member')
       if (target.role === 'owner' && me !== userId) throw new ForbiddenError('the owner cannot be removed')
-      if (target.role === 'owner') await handOwnershipOn(tx, conversationId)
-      return removal
+      if (target.role === 'owner') await members.handOwnershipOn(tx, conversationId)
+      return at
     })
     this.broker.publish({
       type: 'member.removed',
@@ -235,27 +175,11 @@ export class ConversationService {
   /** The caller's conversations, most recent activity first; the cursor is (activity, id) of the last one. */
   async list(me: string, limit: number, cursor: string | undefined) {
     const after = cursor === undefined ? undefined : decodeActivityCursor(cursor)
-    const rows = await this.db
-      .select({ c: conversations })
-      .from(conversationMembers)
-      .innerJoin(conversations, eq(conversations.id, conversationMembers.conversationId))
-      .where(
-        and(
-          eq(conversationMembers.userId, me),
-          after &&
-            or(
-              lt(conversations.lastActivityAt, after.at),
-              and(eq(conversations.lastActivityAt, after.at), lt(conversations.id, after.id)),
-            ),
-        ),
-      )
-      .orderBy(desc(conversations.lastActivityAt), desc(conversations.id))
-      .limit(limit + 1)
-    const page = rows.slice(0, limit).map((r) => r.c)
-    const items = await this.views(me, page)
+    const rows = await convs.conversationsOf(this.db, me, after, limit + 1)
+    const page = rows.slice(0, limit)
     const last = page.at(-1)
     return {
-      items,
+      items: await this.views(me, page),
       next_cursor:
         rows.length > limit && last
           ? encodeCursor({ at: last.lastActivityAt.toISOString(), id: last.id })
@@ -263,89 +187,43 @@ export class ConversationService {
     }
   }
 
-  /** Ids of the conversations a user is in: what a user socket subscribes to. */
-  async memberships(
-    userId: string,
-  ): Promise<{ conversationId: string; lastSeq: number; membersVersion: number }[]> {
-    return this.db
-      .select({
-        conversationId: conversations.id,
-        lastSeq: conversations.lastSeq,
-        membersVersion: conversations.membersVersion,
-      })
-      .from(conversationMembers)
-      .innerJoin(conversations, eq(conversations.id, conversationMembers.conversationId))
-      .where(eq(conversationMembers.userId, userId))
+  /** The conversations a user is in and where each stands: what a user socket follows. */
+  memberships(userId: string) {
+    return convs.memberships(this.db, userId)
   }
 
-  /** Distinct people sharing a conversation with the user (or the one given), at most `cap`. */
-  async peers(userId: string, conversationId?: string, cap = 5000): Promise<string[]> {
-    const mine = this.db
-      .select({ id: conversationMembers.conversationId })
-      .from(conversationMembers)
-      .where(eq(conversationMembers.userId, userId))
-    const rows = await this.db
-      .selectDistinct({ id: conversationMembers.userId })
-      .from(conversationMembers)
-      .where(
-        and(
-          conversationId
-            ? eq(conversationMembers.conversationId, conversationId)
-            : inArray(conversationMembers.conversationId, mine),
-          ne(conversationMembers.userId, userId),
-        ),
-      )
-      .limit(cap)
-    return rows.map((r) => r.id)
+  /** Distinct people sharing a conversation with the user (or in the one given), at most `cap`. */
+  peers(userId: string, conversationId?: string, cap = 5000): Promise<string[]> {
+    return members.peersOf(this.db, userId, conversationId, cap)
   }
 
   /** Where a socket starts following a conversation: its last seq and membership version. */
-  async position(conversationId: string): Promise<{ lastSeq: number; membersVersion: number }> {
-    const [row] = await this.db
-      .select({ lastSeq: conversations.lastSeq, membersVersion: conversations.membersVersion })
-      .from(conversations)
-      .where(eq(conversations.id, conversationId))
-    return row ?? { lastSeq: 0, membersVersion: 0 }
+  position(conversationId: string): Promise<convs.Position> {
+    return convs.position(this.db, conversationId)
   }
 
   private async row(id: string): Promise<ConversationRow> {
-    const [row] = await this.db.select().from(conversations).where(eq(conversations.id, id))
+    const row = await convs.findConversation(this.db, id)
     if (!row) throw new NotFoundError('conversation')
     return row
   }
 
-  private async findDirect(directKey: string): Promise<ConversationRow | undefined> {
-    const [row] = await this.db.select().from(conversations).where(eq(conversations.directKey, directKey))
-    return row
-  }
-
-  private async requireActiveUsers(ids: string[], path: string): Promise<void> {
+  private async requireActiveUsers(ids: string[], field: string): Promise<void> {
     if (ids.length === 0) return
-    const bad = ids.filter((id) => !isUuid(id))
-    if (bad.length > 0) throw new NotFoundError('user')
-    const found = await this.db
-      .select({ id: users.id })
-      .from(users)
-      .where(and(inArray(users.id, ids), eq(users.isActive, true), isNull(users.deletedAt)))
-    if (found.length !== new Set(ids).size) {
-      const known = new Set(found.map((r) => r.id))
-      const missing = ids.filter((id) => !known.has(id))
+    if (ids.some((id) => !isUuid(id))) throw new NotFoundError('user')
+    const known = await activeUserIds(this.db, ids)
+    const missing = [...new Set(ids)].filter((id) => !known.has(id))
+    if (missing.length > 0) {
       throw Object.assign(new NotFoundError('user'), {
-        message: `unknown user(s) in ${path}: ${missing.join(', ')}`,
+        message: `unknown user(s) in ${field}: ${missing.join(', ')}`,
       })
     }
   }
 
   private async memberView(conversationId: string, userId: string): Promise<MemberView> {
-    const [row] = await this.db
-      .select({ m: conversationMembers, name: users.fullName })
-      .from(conversationMembers)
-      .innerJoin(users, eq(users.id, conversationMembers.userId))
-      .where(
-        and(eq(conversationMembers.conversationId, conversationId), eq(conversationMembers.userId, userId)),
-      )
+    const [row] = await members.membersOf(this.db, [conversationId], userId)
     if (!row) throw new NotFoundError('member')
-    return { user_id: userId, full_name: row.name, role: row.m.role, last_read_seq: row.m.lastReadSeq }
+    return toMemberView(row)
   }
 
   private async view(me: string, row: ConversationRow): Promise<ConversationView> {
@@ -357,119 +235,38 @@ export class ConversationService {
   private async views(me: string, rows: ConversationRow[]): Promise<ConversationView[]> {
     if (rows.length === 0) return []
     const ids = rows.map((r) => r.id)
-    const members = await this.db
-      .select({ m: conversationMembers, name: users.fullName })
-      .from(conversationMembers)
-      .innerJoin(users, eq(users.id, conversationMembers.userId))
-      .where(inArray(conversationMembers.conversationId, ids))
-      .orderBy(asc(conversationMembers.joinedAt), asc(conversationMembers.userId))
-    const lastMessages = await this.db
-      .select()
-      .from(messages)
-      .where(
-        or(
-          ...rows
-            .filter((r) => r.lastSeq > 0)
-            .map((r) => and(eq(messages.conversationId, r.id), eq(messages.seq, r.lastSeq))),
-        ) ?? sql`false`,
-      )
-    const myRead = new Map(
-      members.filter((m) => m.m.userId === me).map((m) => [m.m.conversationId, m.m.lastReadSeq]),
-    )
-    const unread = await this.db
-      .select({ id: messages.conversationId, n: sql<number>`count(*)::int` })
-      .from(messages)
-      .innerJoin(
-        conversationMembers,
-        and(
-          eq(conversationMembers.conversationId, messages.conversationId),
-          eq(conversationMembers.userId, me),
-        ),
-      )
-      .where(
-        and(
-          inArray(messages.conversationId, ids),
-          sql`${messages.seq} > ${conversationMembers.lastReadSeq}`,
-          or(isNull(messages.senderId), ne(messages.senderId, me)),
-          isNull(messages.deletedAt),
-        ),
-      )
-      .groupBy(messages.conversationId)
-    const unreadBy = new Map(unread.map((u) => [u.id, u.n]))
-    const lastBy = new Map(lastMessages.map((m) => [m.conversationId, toMessageView(m)]))
+    const [all, last, unread] = await Promise.all([
+      members.membersOf(this.db, ids),
+      lastMessages(this.db, rows),
+      unreadCounts(this.db, me, ids),
+    ])
+    const lastBy = new Map(last.map((m) => [m.conversationId, toMessageView(m)]))
     return rows.map((r) => ({
       ...baseConversationView(r),
-      members: members
-        .filter((m) => m.m.conversationId === r.id)
-        .map((m) => ({
-          user_id: m.m.userId,
-          full_name: m.name,
-          role: m.m.role,
-          last_read_seq: m.m.lastReadSeq,
-        })),
+      members: all.filter((m) => m.conversationId === r.id).map(toMemberView),
       last_message: lastBy.get(r.id) ?? null,
-      unread_count: myRead.has(r.id) ? (unreadBy.get(r.id) ?? 0) : 0,
+      unread_count: unread.get(r.id) ?? 0,
     }))
   }
 }
+
+const toMemberView = (m: members.MemberWithName): MemberView => ({
+  user_id: m.userId,
+  full_name: m.fullName,
+  role: m.role,
+  last_read_seq: m.lastReadSeq,
+})
 
 function requireAdmin(member: MemberRow): void {
   if (member.role !== 'owner' && member.role !== 'admin')
     throw new ForbiddenError('only a group admin may do this')
 }
 
-/**
- * Takes the conversation's row lock for the rest of the transaction, which orders this change
- * against sends, and returns its last seq and membership version. A removal bumps the version
- * (see `conversations.membersVersion`).
- */
-async function lockConversation(
-  tx: Db,
-  conversationId: string,
-  opts: { removal?: boolean } = {},
-): Promise<{ seq: number; membersVersion: number }> {
-  const [row] = await tx
-    .update(conversations)
-    .set({
-      updatedAt: new Date(),
-      ...(opts.removal ? { membersVersion: sql`${conversations.membersVersion} + 1` } : {}),
-    })
-    .where(eq(conversations.id, conversationId))
-    .returning({ seq: conversations.lastSeq, membersVersion: conversations.membersVersion })
-  if (!row) throw new NotFoundError('conversation')
-  return row
-}
-
-/** The longest-serving admin becomes owner, else the longest-serving member. */
-async function handOwnershipOn(tx: Db, conversationId: string): Promise<void> {
-  const [heir] = await tx
-    .select()
-    .from(conversationMembers)
-    .where(eq(conversationMembers.conversationId, conversationId))
-    .orderBy(
-      sql`case when ${conversationMembers.role} = 'admin' then 0 else 1 end`,
-      asc(conversationMembers.joinedAt),
-      // Members added together share joined_at; the id makes the choice deterministic.
-      asc(conversationMembers.userId),
-    )
-    .limit(1)
-  if (!heir) return
-  await tx
-    .update(conversationMembers)
-    .set({ role: 'owner' })
-    .where(
-      and(
-        eq(conversationMembers.conversationId, conversationId),
-        eq(conversationMembers.userId, heir.userId),
-      ),
-    )
-}
-
 function decodeActivityCursor(cursor: string): { at: Date; id: string } {
-  const c = decodeCursor(cursor, '/querystring/cursor')
+  const c = decodeCursor(cursor)
   const at = new Date(String(c.at))
   if (Number.isNaN(at.getTime()) || typeof c.id !== 'string' || !isUuid(c.id)) {
-    throw new ValidationError([{ path: '/querystring/cursor', message: 'is not a valid cursor' }])
+    throw invalid('cursor', 'is not a valid cursor')
   }
   return { at, id: c.id }
 }

@@ -1,15 +1,24 @@
-import { and, asc, desc, eq, gt, lt, type SQL, sql } from 'drizzle-orm'
-import type { Broker } from '../broker/broker.js'
+import {
+  ConflictError,
+  ForbiddenError,
+  invalid,
+  NotFoundError,
+  RateLimitedError,
+  ValidationError,
+} from '../errors.js'
 import { decodeCursor, encodeCursor } from '../lib/cursor.js'
 import { isUuid } from '../lib/ids.js'
+import type { MessageView } from '../protocol/message.js'
+import { findConversation } from '../store/conversations.js'
 import type { Db } from '../store/db.js'
-import { conversationMembers, conversations, type MessageRow, messages } from '../store/schema.js'
+import * as store from '../store/messages.js'
+import { advanceReadMarker } from '../store/reads.js'
+import type { MessageRow } from '../store/schema.js'
 import type { ConversationService } from './conversations.js'
-import { ConflictError, ForbiddenError, NotFoundError, RateLimitedError, ValidationError } from './errors.js'
 import { MessageWriter } from './message-writer.js'
-import type { SendRate } from './send-rate.js'
+import type { Broker, SendRate } from './ports.js'
 import { cleanText } from './text.js'
-import { type MessageView, toMessageView } from './views.js'
+import { toMessageView } from './views.js'
 
 export interface HistoryQuery {
   before_seq?: number | undefined
@@ -37,6 +46,7 @@ export interface MessageLimits {
 
 export const HISTORY_DEFAULT_LIMIT = 50
 export const HISTORY_MAX_LIMIT = 100
+const CLIENT_MSG_ID_MAX = 128
 
 /**
  * Sending, editing, deleting, reading and paging messages. REST and WebSocket both call these,
@@ -51,16 +61,9 @@ export class MessageService {
     private readonly conversations: ConversationService,
     private readonly limits: MessageLimits,
   ) {
-    this.writer = new MessageWriter(db, limits.batchMax, (created, membersVersion) => {
-      for (const m of created) {
-        this.broker.publish({
-          type: 'message.created',
-          conversation_id: m.conversationId,
-          message: toMessageView(m),
-          members_version: membersVersion.get(m.conversationId) ?? 0,
-        })
-      }
-    })
+    this.writer = new MessageWriter(db, limits.batchMax, (created, versions) =>
+      this.publishCreated(created, versions),
+    )
   }
 
   /**
@@ -76,25 +79,19 @@ export class MessageService {
     if (!isUuid(conversationId)) throw new NotFoundError('conversation')
     // Here, on the one path every message takes, so no door (REST or socket) gets around it.
     if (this.limits.sendRate && !(await this.limits.sendRate.take(senderId))) throw new RateLimitedError(1)
-    const text = cleanText(content, '/body/content', this.limits.maxChars)
-    if (clientMsgId !== null) cleanText(clientMsgId, '/body/client_msg_id', 128)
-    const result = await this.writer.append({ senderId, conversationId, content: text, clientMsgId })
-    return { message: toMessageView(result.message), created: result.created }
+    const text = cleanText(content, 'content', this.limits.maxChars)
+    if (clientMsgId !== null) cleanText(clientMsgId, 'client_msg_id', CLIENT_MSG_ID_MAX)
+    return this.writer.append({ senderId, conversationId, content: text, clientMsgId })
   }
 
   /** Sender only; a deleted message cannot be edited. */
   async edit(userId: string, messageId: string, content: string): Promise<MessageView> {
-    const text = cleanText(content, '/body/content', this.limits.maxChars)
+    const text = cleanText(content, 'content', this.limits.maxChars)
     const row = await this.db.transaction(async (tx) => {
-      const msg = await this.visibleMessage(userId, messageId, tx)
+      const msg = await this.visibleMessage(tx, userId, messageId)
       if (msg.senderId !== userId) throw new ForbiddenError('only the sender may edit a message')
       if (msg.deletedAt) throw new ConflictError('the message was deleted')
-      const [updated] = await tx
-        .update(messages)
-        .set({ content: text, editedAt: new Date() })
-        .where(eq(messages.id, messageId))
-        .returning()
-      return updated as MessageRow
+      return store.editMessage(tx, messageId, text)
     })
     const view = toMessageView(row)
     this.broker.publish({ type: 'message.updated', conversation_id: row.conversationId, message: view })
@@ -104,21 +101,16 @@ export class MessageService {
   /** Sender, or an admin of the group. Leaves a tombstone: content emptied, seq kept. Idempotent. */
   async delete(userId: string, messageId: string): Promise<MessageView> {
     const { row, changed } = await this.db.transaction(async (tx) => {
-      const msg = await this.visibleMessage(userId, messageId, tx)
+      const msg = await this.visibleMessage(tx, userId, messageId)
       // Permission first, so deleting again answers the same as the first time (403 stays 403).
       if (msg.senderId !== userId) {
         const member = await this.conversations.requireMember(userId, msg.conversationId, tx)
-        const [conv] = await tx.select().from(conversations).where(eq(conversations.id, msg.conversationId))
+        const conv = await findConversation(tx, msg.conversationId)
         const admin = conv?.kind === 'group' && (member.role === 'owner' || member.role === 'admin')
         if (!admin) throw new ForbiddenError('only the sender or a group admin may delete a message')
       }
       if (msg.deletedAt) return { row: msg, changed: false }
-      const [updated] = await tx
-        .update(messages)
-        .set({ content: '', deletedAt: new Date() })
-        .where(eq(messages.id, messageId))
-        .returning()
-      return { row: updated as MessageRow, changed: true }
+      return { row: await store.tombstoneMessage(tx, messageId), changed: true }
     })
     const view = toMessageView(row)
     if (changed)
@@ -128,34 +120,22 @@ export class MessageService {
 
   /** Moves the caller's read marker forward (never back, never past the last message). */
   async markRead(userId: string, conversationId: string, seq: number): Promise<{ last_read_seq: number }> {
-    // Membership is checked by the update itself; only when it moves nothing is it asked apart.
     if (!isUuid(conversationId)) throw new NotFoundError('conversation')
-    const target = sql`least(${seq}::bigint, (select ${conversations.lastSeq} from ${conversations} where ${conversations.id} = ${conversationId}))`
-    // One statement decides and moves, so concurrent reads publish each forward move once.
-    const [row] = await this.db
-      .update(conversationMembers)
-      .set({ lastReadSeq: target })
-      .where(
-        and(
-          eq(conversationMembers.conversationId, conversationId),
-          eq(conversationMembers.userId, userId),
-          sql`${conversationMembers.lastReadSeq} < ${target}`,
-        ),
-      )
-      .returning({ s: conversationMembers.lastReadSeq })
-    if (!row) {
+    // Membership is checked by the update itself; only when it moves nothing is it asked apart.
+    const moved = await advanceReadMarker(this.db, conversationId, userId, seq)
+    if (moved === undefined) {
       const current = await this.conversations.requireMember(userId, conversationId)
       return { last_read_seq: current.lastReadSeq }
     }
-    this.broker.publish({ type: 'read', conversation_id: conversationId, user_id: userId, seq: row.s })
-    return { last_read_seq: row.s }
+    this.broker.publish({ type: 'read', conversation_id: conversationId, user_id: userId, seq: moved })
+    return { last_read_seq: moved }
   }
 
   /**
    * One page of history. `items` are always in ascending `seq` (oldest first) within a page.
    * - `after_seq=N`: the messages after N; `next_cursor` continues forward (newer).
    * - `before_seq=N`, or neither: the newest messages before N; `next_cursor` continues backward (older).
-   * - `skip`/`limit` (the seed's form): counted from the oldest message; costs O(skip).
+   * - `skip`/`limit` (offset paging): counted from the oldest message; costs O(skip).
    */
   async history(userId: string, conversationId: string, q: HistoryQuery): Promise<HistoryPage> {
     if (!isUuid(conversationId)) throw new NotFoundError('conversation')
@@ -170,30 +150,12 @@ export class MessageService {
 
   private async historyPage(userId: string, conversationId: string, q: HistoryQuery): Promise<HistoryPage> {
     const limit = q.limit ?? HISTORY_DEFAULT_LIMIT
-    const fromCursor = q.cursor === undefined ? undefined : decodeHistoryCursor(q.cursor)
-    const after = fromCursor?.after ?? q.after_seq
-    const before = fromCursor?.before ?? q.before_seq
-    if (after !== undefined && before !== undefined) {
-      throw new ValidationError([
-        { path: '/querystring/after_seq', message: 'use either after_seq or before_seq' },
-      ])
-    }
-    if (q.skip !== undefined && (after !== undefined || before !== undefined)) {
-      throw new ValidationError([
-        { path: '/querystring/skip', message: 'skip cannot be combined with a seq bound' },
-      ])
-    }
-    // The membership check rides in the page query (one round trip); an empty page may mean
-    // "not a member", which the explicit check then turns into 404.
-    const member = memberOf(conversationId, userId)
-    const read = async (cond: SQL | undefined, dir: 'asc' | 'desc', offset = 0) => {
-      const rows = await this.page(conversationId, and(member, cond), dir, limit + 1, offset)
-      if (rows.length === 0) await this.conversations.requireMember(userId, conversationId)
-      return rows
-    }
-    if (q.skip !== undefined) return forwardPage(await read(undefined, 'asc', q.skip), limit)
-    if (after !== undefined) return forwardPage(await read(gt(messages.seq, after), 'asc'), limit)
-    const rows = await read(before === undefined ? undefined : lt(messages.seq, before), 'desc')
+    const bound = pageBound(q)
+    // Membership rides in the page query (one round trip); an empty page may mean "not a
+    // member", which the explicit check then turns into 404.
+    const rows = await store.messagePage(this.db, conversationId, userId, bound, limit + 1)
+    if (rows.length === 0) await this.conversations.requireMember(userId, conversationId)
+    if (bound.kind !== 'before') return forwardPage(rows, limit)
     const items = rows.slice(0, limit).reverse()
     const first = items[0]
     const more = rows.length > limit && first !== undefined
@@ -214,8 +176,13 @@ export class MessageService {
   ): Promise<MessageView[]> {
     // Membership is re-checked on every read: a socket whose user was just removed reads nothing,
     // even if the removal's event has not reached this instance yet.
-    const cond = and(memberOf(conversationId, userId), gt(messages.seq, afterSeq))
-    const rows = await this.page(conversationId, cond, 'asc', limit)
+    const rows = await store.messagePage(
+      this.db,
+      conversationId,
+      userId,
+      { kind: 'after', seq: afterSeq },
+      limit,
+    )
     return rows.map(toMessageView)
   }
 
@@ -224,40 +191,40 @@ export class MessageService {
     return this.writer.flushed()
   }
 
-  private page(
-    conversationId: string,
-    cond: SQL | undefined,
-    dir: 'asc' | 'desc',
-    limit: number,
-    offset = 0,
-  ) {
-    return this.db
-      .select()
-      .from(messages)
-      .where(and(eq(messages.conversationId, conversationId), cond))
-      .orderBy(dir === 'asc' ? asc(messages.seq) : desc(messages.seq))
-      .limit(limit)
-      .offset(offset)
+  /** The one publish step for new messages, run after each group commit in seq order. */
+  private publishCreated(created: MessageView[], membersVersion: Map<string, number>): void {
+    for (const message of created) {
+      this.broker.publish({
+        type: 'message.created',
+        conversation_id: message.conversation_id,
+        message,
+        members_version: membersVersion.get(message.conversation_id) ?? 0,
+      })
+    }
   }
 
   /** The message if the user is a member of its conversation; 404 otherwise (existence does not leak). */
-  private async visibleMessage(userId: string, messageId: string, db: Db): Promise<MessageRow> {
-    if (!isUuid(messageId)) throw new NotFoundError('message')
-    const [row] = await db
-      .select({ m: messages })
-      .from(messages)
-      .innerJoin(
-        conversationMembers,
-        and(
-          eq(conversationMembers.conversationId, messages.conversationId),
-          eq(conversationMembers.userId, userId),
-        ),
-      )
-      .where(eq(messages.id, messageId))
-      .for('update', { of: messages })
+  private async visibleMessage(tx: Db, userId: string, messageId: string): Promise<MessageRow> {
+    const row = isUuid(messageId) ? await store.lockVisibleMessage(tx, userId, messageId) : undefined
     if (!row) throw new NotFoundError('message')
-    return row.m
+    return row
   }
+}
+
+/** Which page a history query asks for; a malformed combination is a 422. */
+function pageBound(q: HistoryQuery): store.PageBound {
+  const fromCursor = q.cursor === undefined ? undefined : decodeHistoryCursor(q.cursor)
+  const after = fromCursor?.after ?? q.after_seq
+  const before = fromCursor?.before ?? q.before_seq
+  if (after !== undefined && before !== undefined) {
+    throw invalid('after_seq', 'use either after_seq or before_seq')
+  }
+  if (q.skip !== undefined) {
+    if (after !== undefined || before !== undefined)
+      throw invalid('skip', 'skip cannot be combined with a seq bound')
+    return { kind: 'skip', skip: q.skip }
+  }
+  return after !== undefined ? { kind: 'after', seq: after } : { kind: 'before', seq: before }
 }
 
 function forwardPage(rows: MessageRow[], limit: number): HistoryPage {
@@ -273,14 +240,10 @@ function forwardPage(rows: MessageRow[], limit: number): HistoryPage {
 }
 
 function decodeHistoryCursor(cursor: string): { after?: number; before?: number } {
-  const c = decodeCursor(cursor, '/querystring/cursor')
+  const c = decodeCursor(cursor)
   const ok = (v: unknown) => v === undefined || (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0)
   if (!ok(c.after) || !ok(c.before) || (c.after === undefined) === (c.before === undefined)) {
-    throw new ValidationError([{ path: '/querystring/cursor', message: 'is not a valid cursor' }])
+    throw invalid('cursor', 'is not a valid cursor')
   }
   return c.after === undefined ? { before: c.before as number } : { after: c.after as number }
 }
-
-/** `exists(membership)`: true for every row when the user is in the conversation. */
-const memberOf = (conversationId: string, userId: string): SQL =>
-  sql`exists (select 1 from ${conversationMembers} where ${conversationMembers.conversationId} = ${conversationId} and ${conversationMembers.userId} = ${userId})`

@@ -1,15 +1,15 @@
-import { type FieldError, ValidationError } from './errors.js'
+import { type FieldError, ValidationError } from '../errors.js'
 
 /**
  * Checks user text that will be stored: trimmed length in code points, and nothing PostgreSQL
  * cannot store byte for byte (NUL, unpaired UTF-16 surrogates).
  */
-export function cleanText(value: string, path: string, max: number, min = 1): string {
+export function cleanText(value: string, field: string, max: number, min = 1): string {
   const text = value.trim()
-  const problems = storableProblems(text, path)
+  const problems = storableProblems(text, field)
   const length = codePointLength(text, max + 1)
-  if (length < min) problems.push({ path, message: `must be at least ${min} character(s) after trimming` })
-  if (length > max) problems.push({ path, message: `must be at most ${max} characters` })
+  if (length < min) problems.push({ field, message: `must be at least ${min} character(s) after trimming` })
+  if (length > max) problems.push({ field, message: `must be at most ${max} characters` })
   if (problems.length > 0) throw new ValidationError(problems)
   return text
 }
@@ -29,9 +29,9 @@ function codePointLength(s: string, stopAt: number): number {
 }
 
 /** Why PostgreSQL could not store `value` byte for byte (NUL, unpaired surrogates); empty when it can. */
-export function storableProblems(value: string, path: string): FieldError[] {
+export function storableProblems(value: string, field: string): FieldError[] {
   const problems: FieldError[] = []
-  if (!value.isWellFormed()) problems.push({ path, message: 'must not contain unpaired surrogates' })
-  if (value.includes('\u0000')) problems.push({ path, message: 'must not contain NUL characters' })
+  if (!value.isWellFormed()) problems.push({ field, message: 'must not contain unpaired surrogates' })
+  if (value.includes('\u0000')) problems.push({ field, message: 'must not contain NUL characters' })
   return problems
 }

@@ -1,13 +1,15 @@
-import { and, asc, eq, gt, isNull, like, or, sql } from 'drizzle-orm'
 import { burnVerify, hashPassword, passwordProblems, verifyPassword } from '../auth/passwords.js'
-import type { Broker } from '../broker/broker.js'
+import { ForbiddenError, invalid, NotFoundError, UnauthorizedError, ValidationError } from '../errors.js'
 import { decodeCursor, encodeCursor } from '../lib/cursor.js'
 import { isUuid, newId } from '../lib/ids.js'
 import type { Db } from '../store/db.js'
-import { isUniqueViolation } from '../store/pg-errors.js'
-import { refreshTokens, type UserRow, users } from '../store/schema.js'
-import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError, ValidationError } from './errors.js'
+import type { UserRow } from '../store/schema.js'
+import * as store from '../store/users.js'
+import type { Broker } from './ports.js'
 import { storableProblems } from './text.js'
+
+/** An account as the services hand it to transports (the stored row; transports render views). */
+export type User = UserRow
 
 /** What anyone signed in may see of a user. */
 export interface PublicUser {
@@ -42,10 +44,10 @@ export const normalizeEmail = (email: string): string => email.trim().toLowerCas
 // Deliberately loose: the address is proven by use, not by a regex; this catches typos only.
 const EMAIL_RE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
 
-export function emailProblems(email: string, path = '/body/email') {
-  return EMAIL_RE.test(email) && email.length <= 254 && storableProblems(email, path).length === 0
+export function emailProblems(email: string, field = 'email') {
+  return EMAIL_RE.test(email) && email.length <= 254 && storableProblems(email, field).length === 0
     ? []
-    : [{ path, message: 'must be a valid email address' }]
+    : [{ field, message: 'must be a valid email address' }]
 }
 
 export interface UserPatch {
@@ -64,27 +66,19 @@ export class UserService {
   async create(input: { email: string; password: string; fullName: string }): Promise<UserRow> {
     const email = normalizeEmail(input.email)
     const problems = [...emailProblems(email), ...passwordProblems(input.password)]
-    if (input.fullName.trim() === '') problems.push({ path: '/body/full_name', message: 'must not be blank' })
-    problems.push(...storableProblems(input.fullName, '/body/full_name'))
+    if (input.fullName.trim() === '') problems.push({ field: 'full_name', message: 'must not be blank' })
+    problems.push(...storableProblems(input.fullName, 'full_name'))
     if (problems.length > 0) throw new ValidationError(problems)
     const passwordHash = await hashPassword(input.password)
-    try {
-      const [row] = await this.db
-        .insert(users)
-        .values({ id: newId(), email, passwordHash, fullName: input.fullName.trim() })
-        .returning()
-      return row as UserRow
-    } catch (err) {
-      if (isUniqueViolation(err)) throw new ConflictError('an account with this email already exists')
-      throw err
-    }
+    return store.insertUser(this.db, { id: newId(), email, passwordHash, fullName: input.fullName.trim() })
   }
 
   /** Same answer and about the same time for an unknown email and a wrong password. */
   async checkCredentials(emailInput: string, password: string): Promise<UserRow> {
     const email = normalizeEmail(emailInput)
     // No account can have an address PostgreSQL cannot store: answer as for any unknown email.
-    const row = storableProblems(email, '').length === 0 ? await this.findActiveByEmail(email) : undefined
+    const row =
+      storableProblems(email, '').length === 0 ? await store.findActiveUserByEmail(this.db, email) : undefined
     if (!row) {
       await burnVerify(password)
       throw new UnauthorizedError('incorrect email or password')
@@ -94,21 +88,9 @@ export class UserService {
     return row
   }
 
-  async findActiveByEmail(email: string): Promise<UserRow | undefined> {
-    const [row] = await this.db
-      .select()
-      .from(users)
-      .where(and(eq(users.email, email), eq(users.isActive, true), isNull(users.deletedAt)))
-    return row
-  }
-
   /** The user behind a token, or undefined when deleted or deactivated. */
   async findActive(id: string): Promise<UserRow | undefined> {
-    const [row] = await this.db
-      .select()
-      .from(users)
-      .where(and(eq(users.id, id), eq(users.isActive, true), isNull(users.deletedAt)))
-    return row
+    return isUuid(id) ? store.findActiveUser(this.db, id) : undefined
   }
 
   async get(id: string): Promise<UserRow> {
@@ -123,32 +105,15 @@ export class UserService {
    */
   async search(query: string, limit: number, cursor: string | undefined) {
     const q = query.trim().toLowerCase()
-    const unstorable = storableProblems(q, '/querystring/query')
+    const unstorable = storableProblems(q, 'query')
     if (unstorable.length > 0) throw new ValidationError(unstorable)
-    const after = cursor === undefined ? undefined : decodeUserCursor(cursor)
-    const pattern = `${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
-    const match =
-      q === ''
-        ? undefined
-        : q.includes('@')
-          ? like(users.email, pattern)
-          : or(
-              like(sql`lower(${users.fullName})`, pattern),
-              like(sql`lower(${users.fullName})`, `% ${pattern}`),
-            )
-    const rows = await this.db
-      .select()
-      .from(users)
-      .where(
-        and(
-          eq(users.isActive, true),
-          isNull(users.deletedAt),
-          match,
-          after === undefined ? undefined : gt(users.id, after),
-        ),
-      )
-      .orderBy(asc(users.id))
-      .limit(limit + 1)
+    const afterId = cursor === undefined ? undefined : decodeUserCursor(cursor)
+    const rows = await store.searchUsers(this.db, {
+      prefix: q,
+      byEmail: q.includes('@'),
+      afterId,
+      limit: limit + 1,
+    })
     const page = rows.slice(0, limit)
     const last = page.at(-1)
     return {
@@ -159,17 +124,16 @@ export class UserService {
 
   async update(actor: UserRow, targetId: string, patch: UserPatch): Promise<UserRow> {
     const target = actor.id === targetId ? actor : await this.targetFor(actor, targetId)
-    const set: Partial<typeof users.$inferInsert> = { updatedAt: new Date() }
+    const changes: store.UserChanges = {}
     const problems = []
     if (patch.full_name !== undefined) {
-      if (patch.full_name.trim() === '')
-        problems.push({ path: '/body/full_name', message: 'must not be blank' })
-      problems.push(...storableProblems(patch.full_name, '/body/full_name'))
-      set.fullName = patch.full_name.trim()
+      if (patch.full_name.trim() === '') problems.push({ field: 'full_name', message: 'must not be blank' })
+      problems.push(...storableProblems(patch.full_name, 'full_name'))
+      changes.fullName = patch.full_name.trim()
     }
     if (patch.email !== undefined) {
-      set.email = normalizeEmail(patch.email)
-      problems.push(...emailProblems(set.email))
+      changes.email = normalizeEmail(patch.email)
+      problems.push(...emailProblems(changes.email))
     }
     if (patch.password !== undefined) problems.push(...passwordProblems(patch.password))
     if (problems.length > 0) throw new ValidationError(problems)
@@ -180,21 +144,10 @@ export class UserService {
       const ok =
         patch.current_password !== undefined &&
         (await verifyPassword(target.passwordHash, patch.current_password))
-      if (!ok) {
-        throw new ValidationError([
-          { path: '/body/current_password', message: 'is required and must be correct' },
-        ])
-      }
+      if (!ok) throw invalid('current_password', 'is required and must be correct')
     }
-    if (patch.password !== undefined) set.passwordHash = await hashPassword(patch.password)
-    try {
-      const [row] = await this.db.update(users).set(set).where(eq(users.id, target.id)).returning()
-      if (patch.password !== undefined) await this.revokeAllSessions(target.id)
-      return row as UserRow
-    } catch (err) {
-      if (isUniqueViolation(err)) throw new ConflictError('an account with this email already exists')
-      throw err
-    }
+    if (patch.password !== undefined) changes.passwordHash = await hashPassword(patch.password)
+    return store.updateUser(this.db, target.id, changes)
   }
 
   /**
@@ -207,22 +160,9 @@ export class UserService {
       (!actor.isSuperuser || actor.id === target.id) &&
       !(password !== undefined && (await verifyPassword(target.passwordHash, password)))
     ) {
-      throw new ValidationError([{ path: '/body/password', message: 'is required and must be correct' }])
+      throw invalid('password', 'is required and must be correct')
     }
-    await this.db.transaction(async (tx) => {
-      await tx
-        .update(users)
-        .set({
-          isActive: false,
-          deletedAt: new Date(),
-          email: `deleted+${target.id}@invalid`,
-          fullName: 'Deleted user',
-          passwordHash: '!',
-          updatedAt: new Date(),
-        })
-        .where(eq(users.id, target.id))
-      await tx.update(refreshTokens).set({ revokedAt: new Date() }).where(eq(refreshTokens.userId, target.id))
-    })
+    await store.softDeleteUser(this.db, target.id)
     // Open sockets of the account close at once (4403), on every instance.
     this.broker.publish({ type: 'account.closed', user_id: target.id })
   }
@@ -232,20 +172,11 @@ export class UserService {
     if (!actor.isSuperuser) throw new ForbiddenError('only a superuser may change another user')
     return target
   }
-
-  private async revokeAllSessions(userId: string): Promise<void> {
-    await this.db
-      .update(refreshTokens)
-      .set({ revokedAt: new Date() })
-      .where(and(eq(refreshTokens.userId, userId), isNull(refreshTokens.revokedAt)))
-  }
 }
 
 /** The last id seen; anything else is a forged cursor, refused before it reaches the database. */
 function decodeUserCursor(cursor: string): string {
-  const { id } = decodeCursor(cursor, '/querystring/cursor')
-  if (typeof id !== 'string' || !isUuid(id)) {
-    throw new ValidationError([{ path: '/querystring/cursor', message: 'is not a valid cursor' }])
-  }
+  const { id } = decodeCursor(cursor)
+  if (typeof id !== 'string' || !isUuid(id)) throw invalid('cursor', 'is not a valid cursor')
   return id
 }

@@ -1,17 +1,7 @@
+import type { MessageView } from '../protocol/message.js'
 import type { ConversationRow, MessageRow } from '../store/schema.js'
 
-/** A message as clients see it, over REST, over WebSocket and inside broker events. */
-export interface MessageView {
-  id: string
-  conversation_id: string
-  seq: number
-  sender_id: string | null
-  content: string
-  client_msg_id: string | null
-  created_at: string
-  edited_at: string | null
-  deleted_at: string | null
-}
+export type { MessageView }
 
 export const toMessageView = (m: MessageRow): MessageView => ({
   id: m.id,

@@ -1,10 +1,9 @@
-import { AppError } from '../services/errors.js'
-import { isDatabaseUnavailable } from '../store/pg-errors.js'
+import { asAppError } from '../errors.js'
+import type { ErrorCode } from '../protocol/errors.js'
 
-/** The one place service errors become `error` frame codes (the WebSocket twin of http/problem.ts). */
-export function errorCode(err: unknown): { code: string; message: string } {
-  if (err instanceof AppError) return { code: err.code, message: err.message }
-  if (isDatabaseUnavailable(err))
-    return { code: 'unavailable', message: 'the database is unavailable; retry shortly' }
+/** The one place errors become `error` frame codes (the WebSocket twin of http/problem.ts). */
+export function errorCode(err: unknown): { code: ErrorCode; message: string } {
+  const app = asAppError(err)
+  if (app) return { code: app.code, message: app.message }
   return { code: 'internal', message: 'internal error' }
 }

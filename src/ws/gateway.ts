@@ -1,13 +1,11 @@
 import websocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import Type from 'typebox'
-import type { AppServices } from '../app.js'
-import { authenticate, bearerToken, currentUser } from '../http/authenticate.js'
-import { Problem } from '../http/schemas.js'
+import { ForbiddenError, NotFoundError, RateLimitedError, UnauthorizedError } from '../errors.js'
+import { bearerToken, currentUser } from '../http/authenticate.js'
 import { isUuid } from '../lib/ids.js'
 import { CloseCode } from '../protocol/close-codes.js'
-import { ForbiddenError, NotFoundError, RateLimitedError, UnauthorizedError } from '../services/errors.js'
-import { consume } from '../services/rate-limiter.js'
+import type { Services } from '../services/index.js'
 import { Connection } from './connection.js'
 
 declare module 'fastify' {
@@ -21,15 +19,14 @@ declare module 'fastify' {
  * connection limit) runs in Fastify hooks *before* the upgrade, so a refusal is a plain HTTP
  * status, and the socket is subscribed before the client sees it open.
  */
-export async function registerGateway(app: FastifyInstance, services: AppServices): Promise<void> {
+export async function registerGateway(app: FastifyInstance, services: Services): Promise<void> {
   const { config } = services
   const connections = new Set<Connection>()
   const local = new UserCounts()
   // After a broker outage, every feed re-reads the store: live events published meanwhile were lost.
   services.broker.onReconnect?.(() => {
-    for (const c of connections) c.catchUp()
+    for (const c of connections) c.follower.catchUp()
   })
-  const ctx = (req: FastifyRequest) => ({ services, log: req.log })
 
   let shuttingDown = false
   await app.register(websocket, {
@@ -110,10 +107,11 @@ export async function registerGateway(app: FastifyInstance, services: AppService
     }
     const release = local.hold(user.id)
     const connection = new Connection(
-      user,
+      user.id,
       req.tokenExp,
       bound ? params.conversation_id : undefined,
-      ctx(req),
+      services,
+      req.log,
       query.resume === true,
     )
     req.chatConnection = connection
@@ -170,33 +168,6 @@ export async function registerGateway(app: FastifyInstance, services: AppService
       preHandler: prepare(false),
     },
     attach,
-  )
-
-  app.post(
-    '/api/v1/chat/ws-ticket',
-    {
-      onRequest: authenticate(services.auth),
-      schema: {
-        tags: ['chat'],
-        summary: 'A single-use ticket for opening a WebSocket from a browser (?ticket=), valid 30 s',
-        security: [{ bearer: [] }],
-        response: {
-          201: Type.Object({ ticket: Type.String(), expires_in: Type.Integer() }),
-          401: Problem,
-          429: Problem,
-        },
-      },
-    },
-    async (req, reply) => {
-      const user = currentUser(req)
-      const { rateLimits } = config
-      if (rateLimits.enabled) {
-        const key = `ticket:user:${user.id}`
-        await consume(services.limiter, key, rateLimits.ticketMaxPerUser, rateLimits.ticketWindowSec)
-      }
-      const ticket = await services.tickets.issue(user.id, config.ws.ticketTtlSec)
-      return reply.code(201).send({ ticket, expires_in: config.ws.ticketTtlSec })
-    },
   )
 }
 

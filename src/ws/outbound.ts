@@ -1,17 +1,23 @@
-import type { ChatEvent } from '../broker/events.js'
-import type { MessageView } from '../services/views.js'
+import type { ErrorCode } from '../protocol/errors.js'
+import type { ChatEvent } from '../protocol/events.js'
+import type { MessageView } from '../protocol/message.js'
+import type { ServerFrame } from '../protocol/server-frames.js'
 
 /**
- * Server frames serialized once and shared by every socket that receives them (a group of
- * 1,000 costs one JSON.stringify, not 1,000).
+ * Every frame that leaves the server is built here from the `ServerFrame` union, so only frames
+ * the AsyncAPI document describes can be sent. Frames are serialized once and shared by every
+ * socket that receives them (a group of 1,000 costs one JSON.stringify, not 1,000).
  */
 const messageFrames = new WeakMap<MessageView, string>()
 const eventFrames = new WeakMap<ChatEvent, string>()
 
+/** A frame as text; the one place outbound JSON is made. */
+export const encode = (frame: ServerFrame): string => JSON.stringify(frame)
+
 export function messageNewFrame(message: MessageView): string {
   let s = messageFrames.get(message)
   if (s === undefined) {
-    s = JSON.stringify({ type: 'message.new', conversation_id: message.conversation_id, message })
+    s = encode({ type: 'message.new', conversation_id: message.conversation_id, message })
     messageFrames.set(message, s)
   }
   return s
@@ -21,14 +27,14 @@ export function messageNewFrame(message: MessageView): string {
 export function eventFrame(event: ChatEvent): string | undefined {
   let s = eventFrames.get(event)
   if (s !== undefined) return s
-  const body = eventBody(event)
-  if (!body) return undefined
-  s = JSON.stringify(body)
+  const frame = eventToFrame(event)
+  if (!frame) return undefined
+  s = encode(frame)
   eventFrames.set(event, s)
   return s
 }
 
-function eventBody(e: ChatEvent): Record<string, unknown> | undefined {
+function eventToFrame(e: ChatEvent): ServerFrame | undefined {
   switch (e.type) {
     case 'message.updated':
     case 'message.deleted':
@@ -54,13 +60,15 @@ function eventBody(e: ChatEvent): Record<string, unknown> | undefined {
   }
 }
 
-export const errorFrame = (code: string, message: string, clientMsgId?: string | null): string =>
-  JSON.stringify({
+export const errorFrame = (code: ErrorCode, message: string, clientMsgId?: string | null): string =>
+  encode({
     type: 'error',
     code,
     message,
     ...(clientMsgId !== undefined ? { client_msg_id: clientMsgId } : {}),
   })
+
+export const PONG = encode({ type: 'pong' })
 
 interface Corkable {
   cork(): void

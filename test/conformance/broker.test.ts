@@ -1,10 +1,10 @@
 import { Redis } from 'ioredis'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { Broker } from '../../src/broker/broker.js'
-import { type ChatEvent, conversationChannel } from '../../src/broker/events.js'
 import { MemoryBroker } from '../../src/broker/memory.js'
 import { RedisBroker } from '../../src/broker/redis.js'
 import { createLogger } from '../../src/observability/logger.js'
+import { type ChatEvent, conversationChannel } from '../../src/protocol/events.js'
+import type { Broker } from '../../src/services/ports.js'
 import { redisUrl, uniquePrefix } from '../helpers/app.js'
 
 /** Two "instances" of a broker kind sharing one transport (or, for memory, none). */

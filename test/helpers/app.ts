@@ -2,14 +2,14 @@ import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { inject } from 'vitest'
-import { type AppDeps, type AppServices, buildApp } from '../../src/app.js'
-import type { Broker } from '../../src/broker/broker.js'
-import { MemoryBroker } from '../../src/broker/memory.js'
+import { buildApp } from '../../src/app.js'
 import { RedisBroker } from '../../src/broker/redis.js'
 import { type Config, loadConfig } from '../../src/config/config.js'
 import { createLogger } from '../../src/observability/logger.js'
-import { brokerDeps } from '../../src/runtime.js'
+import type { Services } from '../../src/services/index.js'
+import type { Broker } from '../../src/services/ports.js'
 import { type Database, openDatabase } from '../../src/store/db.js'
+import { createServices, infrastructure, memoryInfrastructure } from '../../src/wiring.js'
 import { createTestDatabase } from './pg.js'
 
 export type Driver = 'postgres' | 'pglite'
@@ -51,7 +51,7 @@ export async function openTestDatabase(driver: Driver): Promise<Database & { url
 
 export interface TestApp {
   app: FastifyInstance
-  services: AppServices
+  services: Services
   database: Database
   /** Base URL once `listen()` was called (for WebSocket tests). */
   url: string
@@ -70,13 +70,14 @@ export async function startTestApp(
   const config = testConfig(opts.env)
   const logger = createLogger('silent')
   // With REDIS_URL in env, the instance uses Redis exactly as production does (broker and shared stores).
-  const deps: Omit<AppDeps, 'config' | 'database' | 'logger'> = opts.broker
-    ? { broker: opts.broker }
+  const infra = opts.broker
+    ? memoryInfrastructure(config, opts.broker)
     : config.redisUrl
-      ? await brokerDeps(config, logger)
-      : { broker: new MemoryBroker() }
-  const broker = deps.broker
-  const { app, services } = await buildApp({ ...deps, config, database, logger })
+      ? await infrastructure(config, logger)
+      : memoryInfrastructure(config)
+  const broker = infra.broker
+  const services = createServices(config, database, infra)
+  const app = await buildApp(services, logger)
   await app.ready()
   const t: TestApp = {
     app,
@@ -90,7 +91,7 @@ export async function startTestApp(
     },
     close: async () => {
       await app.close()
-      await deps.presence?.close()
+      await infra.presence.close()
       if (broker instanceof RedisBroker) await deleteKeys(broker, config.redisPrefix)
       if (!opts.broker) await broker.close()
       if (!opts.database) await database.close()

@@ -93,7 +93,7 @@ describe.each(DRIVERS)('auth on %s', (driver) => {
   it('refuses an expired refresh token', async () => {
     const u = await registerUser(t.app, 'Expired')
     // Ages the token in place: the 60 s minimum TTL is too long to wait for.
-    await t.services.database.db
+    await t.database.db
       .update(refreshTokens)
       .set({ expiresAt: new Date(Date.now() - 1000) })
       .where(eq(refreshTokens.userId, u.id))

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { and, eq, inArray } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
-import { type ChatEvent, conversationChannel, userChannel } from '../../src/broker/events.js'
+import { type ChatEvent, conversationChannel, userChannel } from '../../src/protocol/events.js'
 import { conversationMembers } from '../../src/store/schema.js'
 import { DRIVERS, registerUser, startTestApp, type TestApp, type TestUser } from '../helpers/app.js'
 

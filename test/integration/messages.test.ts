@@ -1,6 +1,6 @@
 import { asc, eq } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
-import { type ChatEvent, conversationChannel } from '../../src/broker/events.js'
+import { type ChatEvent, conversationChannel } from '../../src/protocol/events.js'
 import { conversationMembers, conversations, messages } from '../../src/store/schema.js'
 import { DRIVERS, registerUser, startTestApp, type TestApp, type TestUser } from '../helpers/app.js'
 

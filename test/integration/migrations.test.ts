@@ -6,8 +6,8 @@ import { integer, pgSchema, text } from 'drizzle-orm/pg-core'
 import { afterAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config/config.js'
 import { createLogger } from '../../src/observability/logger.js'
-import { startRuntime } from '../../src/runtime.js'
 import { type Database, MIGRATIONS_DIR, openDatabase } from '../../src/store/db.js'
+import { startRuntime } from '../../src/wiring.js'
 import { createTestDatabase } from '../helpers/pg.js'
 
 // Catalog tables, read through the query builder so both drivers return the same shape.

@@ -160,7 +160,7 @@ describe.each(DRIVERS)('access tokens on %s', (driver) => {
   it('refuses the token of a deactivated user', async () => {
     const off = await registerUser(t.app, 'Suspended')
     // What an operator does to suspend an account.
-    await t.services.database.db.update(users).set({ isActive: false }).where(eq(users.id, off.id))
+    await t.database.db.update(users).set({ isActive: false }).where(eq(users.id, off.id))
     await expectRefused(off.token, 'account is deleted or deactivated')
   })
 

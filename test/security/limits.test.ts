@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
-import { MemoryBroker } from '../../src/broker/memory.js'
+import { createServices, memoryInfrastructure } from '../../src/wiring.js'
 import {
   redisUrl,
   registerUser,
@@ -349,7 +349,7 @@ describe('RATE_LIMITS=off', () => {
       const lines: { level: number; msg: string }[] = []
       const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) })
       const config = testConfig({ RATE_LIMITS: rateLimits })
-      const { app } = await buildApp({ config, database: t.database, broker: new MemoryBroker(), logger })
+      const app = await buildApp(createServices(config, t.database, memoryInfrastructure(config)), logger)
       await app.ready()
       await app.close()
       return lines.filter((l) => l.level === 40 && l.msg.includes('RATE_LIMITS=off'))

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { asyncApiDocument } from '../../src/protocol/asyncapi.js'
-import { ClientFrame, ServerFrames } from '../../src/protocol/frames.js'
+import { ClientFrame } from '../../src/protocol/frames.js'
+import { ServerFrames } from '../../src/protocol/server-frames.js'
 
 describe('docs/asyncapi.yaml', () => {
   const committed = parse(readFileSync(new URL('../../docs/asyncapi.yaml', import.meta.url), 'utf8'))

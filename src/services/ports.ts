@@ -1,4 +1,10 @@
-import type { ChatEvent } from './events.js'
+import type { ChatEvent } from '../protocol/events.js'
+
+/**
+ * What the services need from the shared infrastructure, declared here and implemented in
+ * `broker/` (in-process and Redis), so services never name an implementation and `broker/` never
+ * reaches up into the transports.
+ */
 
 export type Listener = (event: ChatEvent, channel: string) => void
 
@@ -31,4 +37,31 @@ export interface Broker {
   /** Registers a handler run after an outage ends, so consumers re-read what they may have missed. */
   onReconnect?(handler: () => void): void
   close(): Promise<void>
+}
+
+/**
+ * Who is online: a user is online while they hold at least one socket on any instance.
+ * `connect`/`disconnect` return true when the user's state changed (so the caller announces it).
+ */
+export interface Presence {
+  connect(userId: string): Promise<boolean>
+  disconnect(userId: string): Promise<boolean>
+  onlineAmong(userIds: string[]): Promise<Set<string>>
+  /** Sockets the user holds across instances (for the per-user connection limit). */
+  connections(userId: string): Promise<number>
+  close(): Promise<void>
+}
+
+/** Fixed-window counters for abuse limits (login failures, registrations, tickets). */
+export interface RateLimiter {
+  /** Counts one hit on `key` and returns how many the window holds now and when it resets. Atomic. */
+  hit(key: string, windowSec: number): Promise<{ count: number; resetInSec: number }>
+  /** Takes one hit back (an attempt counted up front that turned out not to count). Never below zero. */
+  release(key: string): Promise<void>
+  reset(key: string): Promise<void>
+}
+
+/** Per-user message send rate: a token bucket of `perSec` sustained and `burst` at once. */
+export interface SendRate {
+  take(userId: string): Promise<boolean>
 }

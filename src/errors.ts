@@ -1,0 +1,131 @@
+/**
+ * The application's error family, thrown by services, store and auth and rendered by each
+ * transport in one place: problem+json in `http/problem.ts`, `error` frames in `ws/`. Nothing here
+ * names a transport: a field is a plain name (`content`); HTTP adds `/body/…` when it renders.
+ *
+ * This module imports nothing, so every layer may use it.
+ */
+export interface FieldError {
+  /** The input field, as the client named it (`content`, `member_ids`, `cursor`). */
+  field: string
+  message: string
+}
+
+/** Every code an AppError can carry; `protocol/errors.ts` checks they are all in the wire list. */
+export type AppErrorCode =
+  | 'not_found'
+  | 'conflict'
+  | 'validation_failed'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'rate_limited'
+  | 'unavailable'
+
+export abstract class AppError extends Error {
+  abstract readonly status: number
+  abstract readonly code: AppErrorCode
+  readonly errors?: FieldError[]
+}
+
+export class NotFoundError extends AppError {
+  readonly status = 404
+  readonly code = 'not_found'
+  constructor(what = 'resource') {
+    super(`${what} not found`)
+  }
+}
+
+export class ConflictError extends AppError {
+  readonly status = 409
+  readonly code = 'conflict'
+}
+
+export class ValidationError extends AppError {
+  readonly status = 422
+  readonly code = 'validation_failed'
+  override readonly errors: FieldError[]
+  constructor(errors: FieldError[], message = errors.map((e) => `${e.field}: ${e.message}`).join('; ')) {
+    super(message)
+    this.errors = errors
+  }
+}
+
+/** One field's problem, the common case. */
+export const invalid = (field: string, message: string): ValidationError =>
+  new ValidationError([{ field, message }])
+
+export class UnauthorizedError extends AppError {
+  readonly status = 401
+  readonly code = 'unauthorized'
+  constructor(message = 'missing or invalid credentials') {
+    super(message)
+  }
+}
+
+export class ForbiddenError extends AppError {
+  readonly status = 403
+  readonly code = 'forbidden'
+}
+
+export class RateLimitedError extends AppError {
+  readonly status = 429
+  readonly code = 'rate_limited'
+  constructor(readonly retryAfterSec: number) {
+    super(`too many requests; retry after ${retryAfterSec} s`)
+  }
+}
+
+/** A backing service (database, Redis) is down: the client should retry after `retryAfterSec`. */
+export class UnavailableError extends AppError {
+  readonly status = 503
+  readonly code = 'unavailable'
+  constructor(
+    message = 'a backing service is unavailable; retry shortly',
+    readonly retryAfterSec = 5,
+  ) {
+    super(message)
+  }
+}
+
+/**
+ * The error as the application sees it: itself when it is an AppError, an UnavailableError when
+ * it says the database is unreachable, undefined otherwise (a bug: transports answer 500/internal).
+ */
+export function asAppError(err: unknown): AppError | undefined {
+  if (err instanceof AppError) return err
+  if (isDatabaseUnavailable(err)) return new UnavailableError('the database is unavailable; retry shortly')
+  return undefined
+}
+
+/** The PostgreSQL error code (SQLSTATE) as both drivers report it; Drizzle wraps it in `cause`. */
+export function pgCode(err: unknown): string | undefined {
+  let e: unknown = err
+  for (let i = 0; i < 3 && e && typeof e === 'object'; i++) {
+    const code = (e as { code?: unknown }).code
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code
+    e = (e as { cause?: unknown }).cause
+  }
+  return undefined
+}
+
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+])
+
+/** Connection refused, reset, admin shutdown, cannot connect now: the database is unavailable. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const code = pgCode(err)
+  if (code && (code.startsWith('08') || code === '57P01' || code === '57P03')) return true
+  let e: unknown = err
+  for (let i = 0; i < 3 && e && typeof e === 'object'; i++) {
+    const c = (e as { code?: unknown }).code
+    if (typeof c === 'string' && CONNECTION_CODES.has(c)) return true
+    e = (e as { cause?: unknown }).cause
+  }
+  return false
+}

@@ -1,0 +1,88 @@
+import Type, { type Static, type TSchema } from 'typebox'
+import { Compile } from 'typebox/compile'
+import { MessageSchema } from './message.js'
+
+/**
+ * Everything that changes is published as one of these, after its transaction commits, and
+ * travels between instances inside an `Envelope`. They are internal (clients see server frames,
+ * `server-frames.ts`), but another instance may run another version, so an envelope is checked
+ * against these schemas before it is delivered.
+ *
+ * Channel naming lives here too: conversation-scoped events go to `conv:<id>`, events a user must
+ * see before they are subscribed to the conversation go to `user:<id>`.
+ */
+const Id = Type.String({ maxLength: 64 })
+const Count = Type.Integer({ minimum: 0 })
+
+const event = <T extends string, P extends Record<string, TSchema>>(type: T, props: P) =>
+  Type.Object({ type: Type.Literal(type), ...props })
+
+/** The account was deleted or deactivated: its sockets close. */
+export const AccountClosed = event('account.closed', { user_id: Id })
+
+const conversationEvents = [
+  /** `members_version`: the conversation's membership version when the message was stored. */
+  event('message.created', { conversation_id: Id, message: MessageSchema, members_version: Count }),
+  event('message.updated', { conversation_id: Id, message: MessageSchema }),
+  event('message.deleted', { conversation_id: Id, message: MessageSchema }),
+  event('read', { conversation_id: Id, user_id: Id, seq: Count }),
+  event('typing', {
+    conversation_id: Id,
+    user_id: Id,
+    state: Type.Union([Type.Literal('start'), Type.Literal('stop')]),
+  }),
+  event('presence', {
+    conversation_id: Id,
+    user_id: Id,
+    status: Type.Union([Type.Literal('online'), Type.Literal('offline')]),
+  }),
+  event('conversation.created', { conversation_id: Id, member_ids: Type.Array(Id) }),
+  event('conversation.updated', { conversation_id: Id, title: Type.Union([Type.String(), Type.Null()]) }),
+  /** `seq`: the conversation's last seq when the member joined; they see messages after it. */
+  event('member.added', { conversation_id: Id, user_id: Id, role: Type.String(), seq: Count }),
+  event('member.updated', { conversation_id: Id, user_id: Id, role: Type.String() }),
+  /** `seq`: the conversation's last seq at removal; nothing after it reaches the removed member. */
+  event('member.removed', { conversation_id: Id, user_id: Id, seq: Count, members_version: Count }),
+] as const
+
+export const ConversationEvent = Type.Union([...conversationEvents])
+export type ConversationEvent = Static<typeof ConversationEvent>
+export type AccountEvent = Static<typeof AccountClosed>
+
+export const ChatEvent = Type.Union([AccountClosed, ...conversationEvents])
+export type ChatEvent = Static<typeof ChatEvent>
+
+/** What travels between instances: the publishing instance (`o`, so it drops its own echo) and the event. */
+export const Envelope = Type.Object({ o: Type.String(), e: ChatEvent })
+export type Envelope = Static<typeof Envelope>
+
+const envelopeCheck = Compile(Envelope)
+
+/** The envelope in `payload`, or undefined when it is not JSON or not a known event. */
+export function parseEnvelope(payload: string): Envelope | undefined {
+  let value: unknown
+  try {
+    value = JSON.parse(payload)
+  } catch {
+    return undefined
+  }
+  return envelopeCheck.Check(value) ? value : undefined
+}
+
+export const conversationChannel = (id: string): string => `conv:${id}`
+export const userChannel = (id: string): string => `user:${id}`
+
+/** Where an event is published. */
+export function channelsOf(event: ChatEvent): string[] {
+  if (event.type === 'account.closed') return [userChannel(event.user_id)]
+  const conv = conversationChannel(event.conversation_id)
+  switch (event.type) {
+    case 'conversation.created':
+      return event.member_ids.map(userChannel)
+    case 'member.added':
+    case 'member.removed':
+      return [conv, userChannel(event.user_id)]
+    default:
+      return [conv]
+  }
+}

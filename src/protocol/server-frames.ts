@@ -1,0 +1,82 @@
+import Type, { type Static } from 'typebox'
+import { ErrorCodeSchema } from './errors.js'
+import { ClientMsgId, frame, Seq, Uuid } from './frames.js'
+import { MessageSchema } from './message.js'
+
+/**
+ * Every frame the server sends, as a schema (for the AsyncAPI document) and as the `ServerFrame`
+ * union that `ws/outbound.ts` builds frames from, so a frame the document does not describe
+ * cannot be sent.
+ */
+export const ServerFrames = [
+  frame(
+    'message.new',
+    { conversation_id: Uuid, message: MessageSchema },
+    'A committed message; every socket of every member gets it once, in seq order.',
+  ),
+  frame(
+    'message.ack',
+    { client_msg_id: Type.Union([ClientMsgId, Type.Null()]), message: MessageSchema },
+    'Your message.send was committed (or was a retry of this message).',
+  ),
+  frame('message.updated', { conversation_id: Uuid, message: MessageSchema }, 'A message was edited.'),
+  frame(
+    'message.deleted',
+    { conversation_id: Uuid, message: MessageSchema },
+    'A message was deleted (tombstone: content empty, seq kept).',
+  ),
+  frame('read', { conversation_id: Uuid, user_id: Uuid, seq: Seq }, "A member's read marker moved."),
+  frame(
+    'typing',
+    {
+      conversation_id: Uuid,
+      user_id: Uuid,
+      state: Type.Union([Type.Literal('start'), Type.Literal('stop')]),
+    },
+    'A member started or stopped typing.',
+  ),
+  frame(
+    'presence',
+    { user_id: Uuid, status: Type.Union([Type.Literal('online'), Type.Literal('offline')]) },
+    'A peer in a shared conversation came online or went offline.',
+  ),
+  frame('conversation.created', { conversation_id: Uuid }, 'You are in a new conversation (user socket).'),
+  frame(
+    'conversation.updated',
+    { conversation_id: Uuid, title: Type.Union([Type.String(), Type.Null()]) },
+    'A group was renamed.',
+  ),
+  frame(
+    'member.added',
+    { conversation_id: Uuid, user_id: Uuid, role: Type.String() },
+    'Someone joined a conversation.',
+  ),
+  frame(
+    'member.updated',
+    { conversation_id: Uuid, user_id: Uuid, role: Type.String() },
+    "A member's role changed (the owner appointed or demoted an admin).",
+  ),
+  frame(
+    'member.removed',
+    { conversation_id: Uuid, user_id: Uuid },
+    'Someone left or was removed; if it was you, nothing more arrives from it.',
+  ),
+  frame(
+    'error',
+    {
+      code: ErrorCodeSchema,
+      message: Type.String(),
+      client_msg_id: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    },
+    'A frame was refused; the socket stays open.',
+  ),
+  frame('pong', {}, 'Answer to ping.'),
+  frame(
+    'ready',
+    { user_id: Uuid, protocol: Type.Integer(), conversation_id: Type.Optional(Uuid) },
+    'Sent first, once the socket is registered for delivery.',
+  ),
+] as const
+
+export const ServerFrame = Type.Union([...ServerFrames])
+export type ServerFrame = Static<typeof ServerFrame>

@@ -1,0 +1,31 @@
+import type { AccessTokens } from '../auth/jwt.js'
+import type { TicketStore } from '../auth/tickets.js'
+import type { Config } from '../config/config.js'
+import type { Metrics } from '../observability/metrics.js'
+import type { Database } from '../store/db.js'
+import type { AuthService } from './auth.js'
+import type { ConversationService } from './conversations.js'
+import type { MessageService } from './messages.js'
+import type { Broker, RateLimiter } from './ports.js'
+import type { PresenceService } from './presence.js'
+import type { UserService } from './users.js'
+
+/**
+ * Everything the transports (http/, ws/) use, built once by `wiring.ts`. Declared here so that
+ * routes and the gateway depend on services, never on the file that assembles them.
+ */
+export interface Services {
+  config: Config
+  /** For readiness checks only; transports never query it. */
+  database: Pick<Database, 'ping'>
+  broker: Broker
+  metrics: Metrics
+  tokens: AccessTokens
+  users: UserService
+  auth: AuthService
+  conversations: ConversationService
+  messages: MessageService
+  presence: PresenceService
+  limiter: RateLimiter
+  tickets: TicketStore
+}

@@ -1,0 +1,92 @@
+import { and, asc, desc, eq, gt, lt, or, type SQL } from 'drizzle-orm'
+import type { Db } from './db.js'
+import { isMember } from './members.js'
+import { type MessageRow, conversationMembers as members, messages } from './schema.js'
+
+/** Which messages of a conversation a page holds. */
+export type PageBound =
+  | { kind: 'after'; seq: number }
+  | { kind: 'before'; seq: number | undefined }
+  | { kind: 'skip'; skip: number }
+
+/**
+ * One page of a conversation's messages, visible only to a member: for a non-member (or an
+ * unknown conversation) the page is empty, decided in the same query. `after` and `skip` pages
+ * ascend; `before` pages descend from the bound (the newest first).
+ */
+export function messagePage(
+  db: Db,
+  conversationId: string,
+  viewerId: string,
+  bound: PageBound,
+  limit: number,
+): Promise<MessageRow[]> {
+  const cond: SQL | undefined =
+    bound.kind === 'after'
+      ? gt(messages.seq, bound.seq)
+      : bound.kind === 'before' && bound.seq !== undefined
+        ? lt(messages.seq, bound.seq)
+        : undefined
+  return db
+    .select()
+    .from(messages)
+    .where(and(eq(messages.conversationId, conversationId), isMember(conversationId, viewerId), cond))
+    .orderBy(bound.kind === 'before' ? desc(messages.seq) : asc(messages.seq))
+    .limit(limit)
+    .offset(bound.kind === 'skip' ? bound.skip : 0)
+}
+
+/** The last message of each conversation given with its last seq (for conversation lists). */
+export async function lastMessages(
+  db: Db,
+  conversations: { id: string; lastSeq: number }[],
+): Promise<MessageRow[]> {
+  const wanted = conversations.filter((c) => c.lastSeq > 0)
+  if (wanted.length === 0) return []
+  return db
+    .select()
+    .from(messages)
+    .where(or(...wanted.map((c) => and(eq(messages.conversationId, c.id), eq(messages.seq, c.lastSeq)))))
+}
+
+/**
+ * The message, locked for update, if `userId` is a member of its conversation; undefined
+ * otherwise, so its existence does not leak. Run inside a transaction.
+ */
+export async function lockVisibleMessage(
+  tx: Db,
+  userId: string,
+  messageId: string,
+): Promise<MessageRow | undefined> {
+  const [row] = await tx
+    .select({ m: messages })
+    .from(messages)
+    .innerJoin(members, and(eq(members.conversationId, messages.conversationId), eq(members.userId, userId)))
+    .where(eq(messages.id, messageId))
+    .for('update', { of: messages })
+  return row?.m
+}
+
+export async function editMessage(db: Db, messageId: string, content: string): Promise<MessageRow> {
+  const [row] = await db
+    .update(messages)
+    .set({ content, editedAt: new Date() })
+    .where(eq(messages.id, messageId))
+    .returning()
+  return row as MessageRow
+}
+
+/** Leaves a tombstone: the content is emptied, the seq kept. */
+export async function tombstoneMessage(db: Db, messageId: string): Promise<MessageRow> {
+  const [row] = await db
+    .update(messages)
+    .set({ content: '', deletedAt: new Date() })
+    .where(eq(messages.id, messageId))
+    .returning()
+  return row as MessageRow
+}
+
+/** Raw statements' results: `execute` gives an array of rows on postgres.js and `{ rows }` on PGlite. */
+export function rowsOf(result: unknown): Record<string, unknown>[] {
+  return Array.isArray(result) ? result : ((result as { rows?: Record<string, unknown>[] }).rows ?? [])
+}

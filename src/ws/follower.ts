@@ -1,0 +1,282 @@
+import { NotFoundError } from '../errors.js'
+import { CloseCode } from '../protocol/close-codes.js'
+import type { ChatEvent } from '../protocol/events.js'
+import { conversationChannel, userChannel } from '../protocol/events.js'
+import type { MessageView } from '../protocol/message.js'
+import type { Services } from '../services/index.js'
+import type { Listener } from '../services/ports.js'
+import { ConversationFeed } from './feed.js'
+import { eventFrame, messageNewFrame } from './outbound.js'
+
+/** What a follower needs from its socket. */
+export interface FollowerSink {
+  send(frame: string): void
+  /** A replayed frame: may resolve once written, to pace long replays. */
+  sendPaced(frame: string): Promise<void> | void
+  close(code: number, reason: string): void
+  reportFailure(err: unknown): void
+}
+
+type MessageEvent = Extract<ChatEvent, { type: 'message.created' }>
+
+/**
+ * What one socket follows: its broker subscriptions and one ordered feed per conversation. It
+ * turns broker events into frames for this user only: messages go through the conversation's
+ * feed (exactly once, in seq order), a removal stops the conversation, and a message stored
+ * under a membership version this socket has not seen is held until membership is re-checked.
+ *
+ * `bound` is the conversation of a per-conversation socket; undefined for the user socket.
+ */
+export class Follower {
+  private readonly feeds = new Map<string, ConversationFeed>()
+  /** Messages that arrived after the subscription but before the feed was made. */
+  private readonly early = new Map<string, MessageView[]>()
+  /** Membership version per followed conversation, as far as this socket knows (see `pushChecked`). */
+  private readonly knownVersion = new Map<string, number>()
+  /** Messages waiting for a membership re-check, by conversation. */
+  private readonly unverified = new Map<string, MessageView[]>()
+  private readonly unsubscribe = new Map<string, () => void>()
+  /** Presence of peers as last sent, so a repeated status is not sent twice. */
+  private readonly peers = new Map<string, 'online' | 'offline'>()
+  private closed = false
+  private readonly listener: Listener = (event, channel) => this.onEvent(event, channel)
+
+  constructor(
+    private readonly userId: string,
+    private readonly bound: string | undefined,
+    private readonly services: Services,
+    private readonly sink: FollowerSink,
+    /** Hold message delivery until `start` (a user socket opened with `?resume=true`). */
+    private awaitSync: boolean,
+  ) {}
+
+  /** Subscribes and sets each conversation's starting point. Runs before the upgrade completes. */
+  async open(sinceSeq: number | undefined): Promise<void> {
+    const { conversations } = this.services
+    // The user channel in every case: it carries the account's own events (account.closed, removal).
+    await this.subscribe(userChannel(this.userId))
+    if (this.bound) {
+      await this.subscribe(conversationChannel(this.bound))
+      const { seq: last, membersVersion } = await conversations.position(this.bound)
+      this.knownVersion.set(this.bound, membersVersion)
+      // A cursor past the end would silently swallow the next messages: clamp it.
+      const start = sinceSeq === undefined ? last : Math.min(sinceSeq, last)
+      this.addFeed(this.bound, start, start < last)
+      return
+    }
+    const ids = await conversations.memberships(this.userId)
+    await Promise.all(ids.map((m) => this.subscribe(conversationChannel(m.conversationId))))
+    // Read the starting points only now: anything committed after them arrives live.
+    for (const m of await conversations.memberships(this.userId)) {
+      // A conversation joined meanwhile (member.added) already has its feed, from its join point.
+      if (!this.feeds.has(m.conversationId)) {
+        this.knownVersion.set(m.conversationId, m.membersVersion)
+        this.addFeed(m.conversationId, m.seq, false)
+      }
+    }
+  }
+
+  /** True when this socket follows the conversation. */
+  follows(conversationId: string): boolean {
+    return this.feeds.has(conversationId)
+  }
+
+  /** The conversations followed; undefined for a bound socket (its presence reaches every peer). */
+  followed(): string[] | undefined {
+    return this.bound ? undefined : [...this.feeds.keys()]
+  }
+
+  /** Records a peer's presence; true when it changed (and should be sent). */
+  notePeer(userId: string, status: 'online' | 'offline'): boolean {
+    if (this.peers.get(userId) === status) return false
+    this.peers.set(userId, status)
+    return true
+  }
+
+  /** Resumes each conversation after the client's cursor; returns the ids this socket does not follow. */
+  async resume(cursors: Record<string, number>): Promise<string[]> {
+    const unknown: string[] = []
+    const resumes: Promise<void>[] = []
+    for (const [conversationId, seq] of Object.entries(cursors)) {
+      const feed = this.feeds.get(conversationId)
+      if (feed) resumes.push(feed.resumeFrom(seq))
+      else unknown.push(conversationId)
+    }
+    await Promise.all([...resumes, this.start()])
+    return unknown
+  }
+
+  /** Ends the `?resume=true` hold: every feed delivers from its position. */
+  async start(): Promise<void> {
+    if (!this.awaitSync) return
+    this.awaitSync = false
+    await Promise.all([...this.feeds.values()].map((f) => f.start()))
+  }
+
+  /** Re-reads every followed conversation from the store (after a broker outage). */
+  catchUp(): void {
+    for (const feed of this.feeds.values()) void feed.fill()
+  }
+
+  /** Releases subscriptions and feeds. Safe to call twice. */
+  dispose(): void {
+    if (this.closed) return
+    this.closed = true
+    for (const feed of this.feeds.values()) feed.close()
+    for (const off of this.unsubscribe.values()) off()
+    this.unsubscribe.clear()
+  }
+
+  private async subscribe(channel: string): Promise<void> {
+    if (this.unsubscribe.has(channel) || this.closed) return
+    this.unsubscribe.set(channel, () => {})
+    const off = await this.services.broker.subscribe(channel, this.listener)
+    if (this.closed) off()
+    else this.unsubscribe.set(channel, off)
+  }
+
+  private unsubscribeFrom(channel: string): void {
+    this.unsubscribe.get(channel)?.()
+    this.unsubscribe.delete(channel)
+  }
+
+  private addFeed(conversationId: string, start: number, fill: boolean): ConversationFeed {
+    const { messages } = this.services
+    const feed = new ConversationFeed(
+      start,
+      { after: (seq, limit) => messages.after(conversationId, seq, limit, this.userId) },
+      {
+        deliver: (m, replay) =>
+          replay ? this.sink.sendPaced(messageNewFrame(m)) : this.sink.send(messageNewFrame(m)),
+        onError: (err) => this.sink.reportFailure(err),
+      },
+      this.awaitSync,
+    )
+    this.feeds.set(conversationId, feed)
+    for (const m of this.early.get(conversationId) ?? []) feed.push(m)
+    this.early.delete(conversationId)
+    if (fill) void feed.fill()
+    return feed
+  }
+
+  private onEvent(event: ChatEvent, channel: string): void {
+    if (this.closed) return
+    if (event.type === 'account.closed') {
+      if (event.user_id === this.userId) this.sink.close(CloseCode.Forbidden, 'account closed')
+      return
+    }
+    const feed = this.feeds.get(event.conversation_id)
+    switch (event.type) {
+      case 'message.created':
+        if (feed) this.pushChecked(feed, event)
+        else if (this.unsubscribe.has(conversationChannel(event.conversation_id)))
+          this.stashEarly(event.message)
+        return
+      case 'message.updated':
+      case 'message.deleted':
+        if (feed?.amend(event.message)) this.sendEvent(event)
+        return
+      case 'typing':
+        if (feed && event.user_id !== this.userId) this.sendEvent(event)
+        return
+      case 'presence':
+        if (event.user_id !== this.userId && this.notePeer(event.user_id, event.status)) this.sendEvent(event)
+        return
+      case 'conversation.created':
+        void this.join(event.conversation_id, 0, event)
+        return
+      case 'member.added':
+        if (event.user_id === this.userId && !this.bound)
+          void this.join(event.conversation_id, event.seq, event)
+        else if (feed) this.sendEvent(event)
+        return
+      case 'member.removed':
+        if (event.user_id === this.userId) this.leave(event.conversation_id, event)
+        else if (feed && channel === conversationChannel(event.conversation_id)) {
+          this.learnVersion(event.conversation_id, event.members_version)
+          this.sendEvent(event)
+        }
+        return
+      default:
+        if (feed) this.sendEvent(event)
+    }
+  }
+
+  /**
+   * A message stored under a membership version this socket has not seen means a removal it has
+   * not heard of yet (its event can be overtaken by another instance's publish). Re-check
+   * membership before delivering; on the same instance versions always arrive in order, so this
+   * costs a query only after a removal, or on a conversation joined after the socket opened.
+   */
+  private pushChecked(feed: ConversationFeed, event: MessageEvent): void {
+    const conversationId = event.conversation_id
+    const known = this.knownVersion.get(conversationId)
+    const waiting = this.unverified.get(conversationId)
+    if (waiting === undefined && known !== undefined && event.members_version <= known) {
+      feed.push(event.message)
+      return
+    }
+    if (waiting) {
+      waiting.push(event.message)
+      return
+    }
+    this.unverified.set(conversationId, [event.message])
+    this.services.conversations
+      .requireMember(this.userId, conversationId)
+      .then(
+        () => {
+          this.learnVersion(conversationId, event.members_version)
+          for (const m of this.unverified.get(conversationId) ?? []) feed.push(m)
+        },
+        (err) => {
+          if (!(err instanceof NotFoundError)) return
+          // Otherwise (database unavailable) drop them: the feed's next store read re-checks
+          // membership in its query and delivers them if the user is still a member.
+          this.leave(conversationId, {
+            type: 'member.removed',
+            conversation_id: conversationId,
+            user_id: this.userId,
+            seq: feed.position,
+            members_version: event.members_version,
+          })
+        },
+      )
+      .finally(() => this.unverified.delete(conversationId))
+  }
+
+  private learnVersion(conversationId: string, version: number): void {
+    if (version > (this.knownVersion.get(conversationId) ?? -1))
+      this.knownVersion.set(conversationId, version)
+  }
+
+  private stashEarly(m: MessageView): void {
+    const list = this.early.get(m.conversation_id) ?? []
+    list.push(m)
+    this.early.set(m.conversation_id, list)
+  }
+
+  /** The user socket starts following a conversation the user just joined, from `seq`. */
+  private async join(conversationId: string, seq: number, event: ChatEvent): Promise<void> {
+    if (this.bound || this.feeds.has(conversationId)) return
+    this.sendEvent(event)
+    await this.subscribe(conversationChannel(conversationId))
+    if (!this.closed && !this.feeds.has(conversationId)) this.addFeed(conversationId, seq, true)
+  }
+
+  /** Removed from a conversation: the socket stops following it at once. */
+  private leave(conversationId: string, event: ChatEvent): void {
+    const feed = this.feeds.get(conversationId)
+    if (!feed) return
+    // Closing the feed drops whatever it still held: nothing more of this conversation goes out.
+    feed.close()
+    this.feeds.delete(conversationId)
+    this.unsubscribeFrom(conversationChannel(conversationId))
+    this.sendEvent(event)
+    if (this.bound === conversationId) this.sink.close(CloseCode.Forbidden, 'removed from the conversation')
+  }
+
+  private sendEvent(event: ChatEvent): void {
+    const s = eventFrame(event)
+    if (s !== undefined) this.sink.send(s)
+  }
+}
