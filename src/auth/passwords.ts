@@ -23,7 +23,7 @@ export async function burnVerify(password: string): Promise<void> {
 export const PASSWORD_MIN = 8
 export const PASSWORD_MAX = 128
 
-/** The seed's rule: at least 8 characters with upper, lower, digit and special; at most 128. */
+/** The rule: at least 8 characters with upper, lower, digit and special; at most 128. */
 export function passwordProblems(password: string, field = 'password'): FieldError[] {
   const rules: [boolean, string][] = [
     [password.length >= PASSWORD_MIN, `must be at least ${PASSWORD_MIN} characters`],

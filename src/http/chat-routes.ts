@@ -160,7 +160,7 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
         description:
           'Items are always in ascending seq (oldest first). With after_seq, pages go forward (newer); ' +
           'with before_seq or no bound, they start at the newest and go backward (older). `cursor` continues ' +
-          "in the same direction. The seed's skip/limit counts from the oldest message.",
+          'in the same direction. skip/limit (offset paging) counts from the oldest message.',
         params: IdParams,
         querystring: Type.Object({
           before_seq: Type.Optional(Seq),

@@ -1,4 +1,4 @@
-import Type, { type Static, type TSchema } from 'typebox'
+import Type, { type TSchema } from 'typebox'
 import { messageProperties } from '../protocol/message.js'
 
 /** Shared TypeBox schemas: one source for validation, serialization, types and the OpenAPI document. */
@@ -72,5 +72,3 @@ export const Page = <T extends TSchema>(item: T) =>
 
 /** Error responses every authenticated route may give. */
 export const authErrors = { 401: Problem, 422: Problem, 429: Problem, 503: Problem }
-
-export type ProblemBody = Static<typeof Problem>

@@ -14,7 +14,7 @@ const SOCKETS = {
   conversationSocket: {
     address: '/api/v1/chat/ws/conversations/{conversation_id}',
     description:
-      "The seed's socket, bound to one conversation. `?since_seq=N` delivers every message after N, then live ones.",
+      'A socket bound to one conversation. `?since_seq=N` delivers every message after N, then live ones.',
     parameters: {
       conversation_id: {
         description: 'A conversation the user is a member of (else 404 before the upgrade).',

@@ -13,5 +13,3 @@ export const CloseCode = {
   /** The user was removed from the conversation this socket is bound to, or the account was deleted. */
   Forbidden: 4403,
 } as const
-
-export type CloseCodeValue = (typeof CloseCode)[keyof typeof CloseCode]

@@ -4,7 +4,6 @@ import {
   boolean,
   check,
   index,
-  integer,
   pgTable,
   primaryKey,
   text,
@@ -125,13 +124,6 @@ export const messages = pgTable(
       .where(sql`${t.clientMsgId} is not null`),
   ],
 )
-
-/** Fixed-window counters for abuse limits when no Redis is configured (shared by every connection). */
-export const rateCounters = pgTable('rate_counters', {
-  key: text('key').primaryKey(),
-  count: integer('count').notNull(),
-  resetAt: ts('reset_at').notNull(),
-})
 
 export type UserRow = typeof users.$inferSelect
 export type ConversationRow = typeof conversations.$inferSelect

@@ -64,7 +64,6 @@ export class Connection {
 
   attach(socket: WebSocket): void {
     this.socket = socket
-    releaseUpgrade(socket)
     socket.on('message', (data, isBinary) => this.onFrame(data, isBinary))
     socket.on('pong', () => {
       this.alive = true
@@ -234,24 +233,5 @@ export class Connection {
     }
     corkForThisTurn(socket)
     return new Promise((resolve) => socket.send(s, () => resolve()))
-  }
-}
-
-/**
- * Lets go of the upgrade's HTTP objects, which would otherwise live as long as the socket: the
- * TCP socket still points at the upgrade's ServerResponse (and so at the request, its headers
- * and the token), and @fastify/websocket's 'error' listener holds the Fastify request and reply.
- * Measured: about half of an idle socket's heap (docs/performance.md, `connections`). Errors are
- * then handled by the listener `attach` adds.
- */
-function releaseUpgrade(socket: WebSocket): void {
-  socket.removeAllListeners('error')
-  const raw = (
-    socket as unknown as { _socket?: { _httpMessage?: { detachSocket?(s: unknown): void } | null } }
-  )._socket
-  const response = raw?._httpMessage
-  if (raw && response) {
-    response.detachSocket?.(raw)
-    raw._httpMessage = null
   }
 }

@@ -1,21 +1,32 @@
 import type { ClientFrame } from '../protocol/frames.js'
-import type { Connection } from './connection.js'
+import type { Services } from '../services/index.js'
+import type { Follower } from './follower.js'
 import { encode, errorFrame, PONG } from './outbound.js'
 import { TypingIndicators } from './typing.js'
+
+/** What a frame handler may use of its socket (the Connection). */
+export interface Session {
+  readonly user: { readonly id: string }
+  /** The conversation of a per-conversation socket. */
+  readonly bound: string | undefined
+  readonly services: Services
+  readonly follower: Follower
+  typing: TypingIndicators | undefined
+  send(frame: string): void
+  /** A fresh access token: the socket may live until `exp`. */
+  extendUntil(exp: number): void
+}
 
 /** Frames that change stored state: refused once shutdown has begun, and waited for by it. */
 export const WRITES = new Set<ClientFrame['type']>(['message.send', 'message.edit', 'message.delete', 'read'])
 
 type Handlers = {
-  [K in ClientFrame['type']]: (
-    c: Connection,
-    frame: Extract<ClientFrame, { type: K }>,
-  ) => Promise<void> | void
+  [K in ClientFrame['type']]: (c: Session, frame: Extract<ClientFrame, { type: K }>) => Promise<void> | void
 }
 
 /**
  * What each client frame does. One table for every connection (per-connection closures cost
- * each idle socket about 2 KB). Errors thrown here become `error` frames in `Connection`.
+ * each idle socket about 2 KB). Errors thrown here become `error` frames in `connection.ts`.
  */
 const handlers: Handlers = {
   'message.send': async (c, f) => {
@@ -64,8 +75,8 @@ const handlers: Handlers = {
   },
 }
 
-export function dispatch(c: Connection, frame: ClientFrame): Promise<void> | void {
-  const handler = handlers[frame.type] as (c: Connection, f: ClientFrame) => Promise<void> | void
+export function dispatch(c: Session, frame: ClientFrame): Promise<void> | void {
+  const handler = handlers[frame.type] as (c: Session, f: ClientFrame) => Promise<void> | void
   return handler(c, frame)
 }
 
@@ -73,7 +84,7 @@ export function dispatch(c: Connection, frame: ClientFrame): Promise<void> | voi
  * The conversation a frame addresses (the bound one, or the one it names on the user socket) if
  * this socket follows it; otherwise answers with an error frame and returns undefined.
  */
-function target(c: Connection, named: string | undefined, clientMsgId?: string | null): string | undefined {
+function target(c: Session, named: string | undefined, clientMsgId?: string | null): string | undefined {
   const id = named ?? c.bound
   if (id === undefined) {
     c.send(errorFrame('validation_failed', 'conversation_id is required on the user socket', clientMsgId))

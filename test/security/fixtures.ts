@@ -4,14 +4,7 @@ import { asc } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
 import { parse } from 'yaml'
 import type { Database } from '../../src/store/db.js'
-import {
-  conversationMembers,
-  conversations,
-  messages,
-  rateCounters,
-  refreshTokens,
-  users,
-} from '../../src/store/schema.js'
+import { conversationMembers, conversations, messages, refreshTokens, users } from '../../src/store/schema.js'
 import { registerUser, type TestApp, type TestUser } from '../helpers/app.js'
 import { groupChat, removeMember, restSend } from '../helpers/ws-client.js'
 
@@ -140,7 +133,6 @@ export async function databaseDigest(database: Database) {
       .from(conversationMembers)
       .orderBy(asc(conversationMembers.conversationId), asc(conversationMembers.userId)),
     messages: await db.select().from(messages).orderBy(asc(messages.id)),
-    rate_counters: await db.select().from(rateCounters).orderBy(asc(rateCounters.key)),
   }
   const counts = Object.fromEntries(Object.entries(tables).map(([k, rows]) => [k, rows.length]))
   const hash = createHash('sha256').update(JSON.stringify(tables)).digest('hex')
