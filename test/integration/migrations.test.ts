@@ -26,7 +26,6 @@ const EXPECTED_TABLES = [
   'conversations',
   'conversation_members',
   'messages',
-  'rate_counters',
 ]
 const journal = JSON.parse(readFileSync(join(MIGRATIONS_DIR, 'meta/_journal.json'), 'utf8')) as {
   entries: unknown[]
