@@ -14,6 +14,7 @@ import { opsRoutes } from './http/ops-routes.js'
 import { errorHandler, sendProblem } from './http/problem.js'
 import { ticketRoutes } from './http/ticket-routes.js'
 import { userRoutes } from './http/user-routes.js'
+import { normalizeIds } from './lib/ids.js'
 import type { Services } from './services/index.js'
 import { registerGateway } from './ws/gateway.js'
 
@@ -61,6 +62,11 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       detail: `no route for ${req.method} ${req.url.split('?')[0]}`,
     }),
   )
+  // Before validation and every hook that reads ids (the socket's membership check included).
+  app.addHook('preValidation', async (req) => {
+    normalizeIds(req.params)
+    normalizeIds(req.body)
+  })
   app.addHook('onResponse', async (req, reply) => {
     services.metrics.httpDuration
       .labels(req.method, req.routeOptions.url ?? 'unmatched', String(reply.statusCode))

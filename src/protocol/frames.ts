@@ -1,5 +1,6 @@
 import Type, { type Static, type TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
+import { normalizeIdKeys, normalizeIds } from '../lib/ids.js'
 
 /**
  * Every WebSocket frame, both directions, defined once. Types come from these schemas, inbound
@@ -90,7 +91,11 @@ export type FrameError = { code: 'invalid_frame' | 'unknown_type'; message: stri
 
 /** Validates a parsed inbound frame; on failure says which field is wrong. */
 export function checkClientFrame(value: unknown): ClientFrame | FrameError {
-  if (clientCheck.Check(value)) return value
+  if (clientCheck.Check(value)) {
+    // Ids compare case-insensitively: the frame names our objects in their stored (lower) case.
+    if (value.type === 'sync') value.cursors = normalizeIdKeys(value.cursors)
+    return normalizeIds(value)
+  }
   const type = value && typeof value === 'object' ? (value as { type?: unknown }).type : undefined
   const checker = typeof type === 'string' ? byType.get(type) : undefined
   if (!checker)
