@@ -156,6 +156,7 @@ export class ConversationService {
       if (!target) throw new NotFoundError('member')
       if (target.role === 'owner' && me !== userId) throw new ForbiddenError('the owner cannot be removed')
       if (target.role === 'owner') await members.handOwnershipOn(tx, conversationId)
+      await members.recordDeparture(tx, conversationId, userId, at)
       return at
     })
     this.broker.publish({
@@ -195,6 +196,11 @@ export class ConversationService {
   /** Distinct people sharing a conversation with the user (or in the one given), at most `cap`. */
   peers(userId: string, conversationId?: string, cap = 5000): Promise<string[]> {
     return members.peersOf(this.db, userId, conversationId, cap)
+  }
+
+  /** Where a removed member stopped: a socket delivers up to there, then stops (undefined: never removed). */
+  departure(userId: string, conversationId: string): Promise<members.Departure | undefined> {
+    return members.findDeparture(this.db, conversationId, userId)
   }
 
   /** Where a socket starts following a conversation: its last seq and membership version. */

@@ -167,22 +167,18 @@ export class MessageService {
     }
   }
 
-  /** Messages after `afterSeq`, ascending, for socket resume and gap fill; none unless `userId` is a member. */
+  /**
+   * Messages after `afterSeq`, ascending, for socket delivery, resume and gap fill: only those that
+   * reached `userId` as a member. Re-checked on every read, so a socket whose user was just removed
+   * reads up to the removal and nothing after it, even before the removal's event arrives.
+   */
   async after(
     conversationId: string,
     afterSeq: number,
     limit: number,
     userId: string,
   ): Promise<MessageView[]> {
-    // Membership is re-checked on every read: a socket whose user was just removed reads nothing,
-    // even if the removal's event has not reached this instance yet.
-    const rows = await store.messagePage(
-      this.db,
-      conversationId,
-      userId,
-      { kind: 'after', seq: afterSeq },
-      limit,
-    )
+    const rows = await store.messagesAfterFor(this.db, conversationId, userId, afterSeq, limit)
     return rows.map(toMessageView)
   }
 

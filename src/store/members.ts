@@ -1,6 +1,11 @@
-import { and, asc, eq, inArray, ne, type SQL, sql } from 'drizzle-orm'
+import { and, asc, type Column, eq, inArray, ne, type SQL, sql } from 'drizzle-orm'
 import type { Db } from './db.js'
-import { type MemberRow, conversationMembers as members, users } from './schema.js'
+import {
+  conversationDepartures as departures,
+  type MemberRow,
+  conversationMembers as members,
+  users,
+} from './schema.js'
 
 export type Role = MemberRow['role']
 
@@ -142,3 +147,42 @@ export async function peersOf(
     .limit(cap)
   return rows.map((r) => r.id)
 }
+
+/** Where a removed member stopped (see `conversation_departures`). */
+export interface Departure {
+  seq: number
+  membersVersion: number
+}
+
+/** Records (or moves) where a removed member stopped; run in the removal's transaction. */
+export async function recordDeparture(
+  db: Db,
+  conversationId: string,
+  userId: string,
+  at: Departure,
+): Promise<void> {
+  const values = { lastSeq: at.seq, membersVersion: at.membersVersion, leftAt: new Date() }
+  await db
+    .insert(departures)
+    .values({ conversationId, userId, ...values })
+    .onConflictDoUpdate({ target: [departures.conversationId, departures.userId], set: values })
+}
+
+export async function findDeparture(
+  db: Db,
+  conversationId: string,
+  userId: string,
+): Promise<Departure | undefined> {
+  const [row] = await db
+    .select({ seq: departures.lastSeq, membersVersion: departures.membersVersion })
+    .from(departures)
+    .where(and(eq(departures.conversationId, conversationId), eq(departures.userId, userId)))
+  return row
+}
+
+/**
+ * The message with `seq` reached `userId` as a member: they are one now, or they were removed
+ * after it (a socket still delivering what was committed before the removal).
+ */
+export const wasMemberAt = (conversationId: string, userId: string, seq: SQL | Column): SQL =>
+  sql`(${isMember(conversationId, userId)} or exists (select 1 from ${departures} where ${departures.conversationId} = ${conversationId} and ${departures.userId} = ${userId} and ${departures.lastSeq} >= ${seq}))`

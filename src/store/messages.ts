@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, gt, lt, or, type SQL } from 'drizzle-orm'
 import type { Db } from './db.js'
-import { isMember } from './members.js'
+import { isMember, wasMemberAt } from './members.js'
 import { type MessageRow, conversationMembers as members, messages } from './schema.js'
 
 /** Which messages of a conversation a page holds. */
@@ -34,6 +34,31 @@ export function messagePage(
     .orderBy(bound.kind === 'before' ? desc(messages.seq) : asc(messages.seq))
     .limit(limit)
     .offset(bound.kind === 'skip' ? bound.skip : 0)
+}
+
+/**
+ * Messages after `afterSeq`, ascending, that reached `userId` as a member: for socket delivery and
+ * resume, which go on up to a removal (and no further) after the member was removed.
+ */
+export function messagesAfterFor(
+  db: Db,
+  conversationId: string,
+  userId: string,
+  afterSeq: number,
+  limit: number,
+): Promise<MessageRow[]> {
+  return db
+    .select()
+    .from(messages)
+    .where(
+      and(
+        eq(messages.conversationId, conversationId),
+        gt(messages.seq, afterSeq),
+        wasMemberAt(conversationId, userId, messages.seq),
+      ),
+    )
+    .orderBy(asc(messages.seq))
+    .limit(limit)
 }
 
 /** The last message of each conversation given with its last seq (for conversation lists). */

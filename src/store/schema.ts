@@ -125,6 +125,26 @@ export const messages = pgTable(
   ],
 )
 
+/**
+ * Where each removed member stopped: they may still be sent (over their sockets, by resume) every
+ * message up to `last_seq`, which was committed while they were a member, and nothing after it.
+ */
+export const conversationDepartures = pgTable(
+  'conversation_departures',
+  {
+    conversationId: uuid('conversation_id')
+      .notNull()
+      .references(() => conversations.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    lastSeq: bigint('last_seq', { mode: 'number' }).notNull(),
+    membersVersion: bigint('members_version', { mode: 'number' }).notNull(),
+    leftAt: ts('left_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.conversationId, t.userId] })],
+)
+
 export type UserRow = typeof users.$inferSelect
 export type ConversationRow = typeof conversations.$inferSelect
 export type MemberRow = typeof conversationMembers.$inferSelect

@@ -42,6 +42,9 @@ export class ConversationFeed {
   private reread = false
   /** This socket has sent (or is sending) every seq in (floor, lastSeq], and none at or below floor. */
   private floor: number
+  /** The last seq this socket may receive (its user was removed at it); see `finishAt`. */
+  private end = Number.POSITIVE_INFINITY
+  private onFinished: (() => void) | undefined
 
   constructor(
     private lastSeq: number,
@@ -58,10 +61,11 @@ export class ConversationFeed {
 
   /** A live message from the broker. */
   push(message: MessageView): void {
-    if (this.closed || this.paused || message.seq <= this.lastSeq) return
+    if (this.closed || this.paused || message.seq <= this.lastSeq || message.seq > this.end) return
     if (message.seq === this.lastSeq + 1 && !this.filling) {
       void this.emit(message, false)
       this.release(false)
+      this.finishIfDone()
       return
     }
     if (this.held.size >= MAX_HELD) {
@@ -114,6 +118,18 @@ export class ConversationFeed {
     return false
   }
 
+  /**
+   * The user was removed at `seq`: deliver everything up to it (reading from the store what has
+   * not arrived live), nothing after it, then call `done` and close. Every message up to a removal
+   * was committed while the user was a member, so they get all of it, whatever the feed was doing.
+   */
+  finishAt(seq: number, done: () => void): void {
+    this.end = Math.min(this.end, seq)
+    this.onFinished = done
+    for (const s of this.held.keys()) if (s > this.end) this.held.delete(s)
+    if (!this.finishIfDone()) void this.fill()
+  }
+
   close(): void {
     this.closed = true
     this.held.clear()
@@ -132,12 +148,18 @@ export class ConversationFeed {
         let pending: Promise<void> | undefined
         for (const m of page) {
           if (this.closed) return
-          if (m.seq === this.lastSeq + 1) pending = this.emit(m, true) ?? undefined
+          if (m.seq === this.lastSeq + 1 && m.seq <= this.end) pending = this.emit(m, true) ?? undefined
         }
         // Pace by the socket: wait for the page to be written before reading the next.
         if (pending) await pending
         this.release(true)
+        if (this.finishIfDone()) return
         if (this.reread || page.length === PAGE) continue
+        // Finishing, and the store has nothing more for this user: stop rather than wait forever.
+        if (this.onFinished && this.held.size === 0) {
+          this.finish()
+          return
+        }
         if (this.held.size === 0) return
         // A held message is committed, and so is every seq below it; a read that started before
         // its commit may have missed them, a fresh one will not.
@@ -178,6 +200,20 @@ export class ConversationFeed {
       if (this.floor === from) this.floor = upTo
       this.sink.onError(err)
     }
+  }
+
+  /** Finishes once everything up to the end has gone out; true when it did. */
+  private finishIfDone(): boolean {
+    if (!this.onFinished || this.paused || this.lastSeq < this.end) return false
+    this.finish()
+    return true
+  }
+
+  private finish(): void {
+    const done = this.onFinished
+    this.onFinished = undefined
+    this.close()
+    done?.()
   }
 
   private emit(m: MessageView, replay: boolean): Promise<void> | void {

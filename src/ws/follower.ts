@@ -18,6 +18,19 @@ export interface FollowerSink {
 }
 
 type MessageEvent = Extract<ChatEvent, { type: 'message.created' }>
+type RemovalEvent = Extract<ChatEvent, { type: 'member.removed' }>
+
+const removal = (
+  conversationId: string,
+  userId: string,
+  at: { seq: number; membersVersion: number },
+): RemovalEvent => ({
+  type: 'member.removed',
+  conversation_id: conversationId,
+  user_id: userId,
+  seq: at.seq,
+  members_version: at.membersVersion,
+})
 
 /**
  * What one socket follows: its broker subscriptions and one ordered feed per conversation. It
@@ -38,6 +51,8 @@ export class Follower {
   private readonly unsubscribe = new Map<string, () => void>()
   /** Presence of peers as last sent, so a repeated status is not sent twice. */
   private readonly peers = new Map<string, 'online' | 'offline'>()
+  /** Conversations being left: delivering up to the removal, then forgotten. */
+  private readonly leaving = new Set<string>()
   private closed = false
   private readonly listener: Listener = (event, channel) => this.onEvent(event, channel)
 
@@ -228,19 +243,17 @@ export class Follower {
           this.learnVersion(conversationId, event.members_version)
           for (const m of this.unverified.get(conversationId) ?? []) feed.push(m)
         },
-        (err) => {
+        async (err) => {
+          // Database unavailable: drop them; the feed's next store read re-checks membership in
+          // its query and delivers them if the user is still a member.
           if (!(err instanceof NotFoundError)) return
-          // Otherwise (database unavailable) drop them: the feed's next store read re-checks
-          // membership in its query and delivers them if the user is still a member.
-          this.leave(conversationId, {
-            type: 'member.removed',
-            conversation_id: conversationId,
-            user_id: this.userId,
-            seq: feed.position,
-            members_version: event.members_version,
-          })
+          // Removed, and the removal's event has not arrived: its record says where they stopped.
+          const departure = await this.services.conversations.departure(this.userId, conversationId)
+          const at = departure ?? { seq: feed.position, membersVersion: event.members_version }
+          this.leave(conversationId, removal(conversationId, this.userId, at))
         },
       )
+      .catch((err) => this.sink.reportFailure(err))
       .finally(() => this.unverified.delete(conversationId))
   }
 
@@ -263,16 +276,22 @@ export class Follower {
     if (!this.closed && !this.feeds.has(conversationId)) this.addFeed(conversationId, seq, true)
   }
 
-  /** Removed from a conversation: the socket stops following it at once. */
-  private leave(conversationId: string, event: ChatEvent): void {
+  /**
+   * Removed from a conversation at `event.seq`: the socket stops listening to it at once, delivers
+   * what was committed up to the removal (from the store when it has not arrived live), then
+   * sends the removal and forgets the conversation (a bound socket closes).
+   */
+  private leave(conversationId: string, event: RemovalEvent): void {
     const feed = this.feeds.get(conversationId)
-    if (!feed) return
-    // Closing the feed drops whatever it still held: nothing more of this conversation goes out.
-    feed.close()
-    this.feeds.delete(conversationId)
+    if (!feed || this.leaving.has(conversationId)) return
+    this.leaving.add(conversationId)
     this.unsubscribeFrom(conversationChannel(conversationId))
-    this.sendEvent(event)
-    if (this.bound === conversationId) this.sink.close(CloseCode.Forbidden, 'removed from the conversation')
+    feed.finishAt(event.seq, () => {
+      this.leaving.delete(conversationId)
+      this.feeds.delete(conversationId)
+      this.sendEvent(event)
+      if (this.bound === conversationId) this.sink.close(CloseCode.Forbidden, 'removed from the conversation')
+    })
   }
 
   private sendEvent(event: ChatEvent): void {

@@ -20,13 +20,7 @@ const catalogTables = pgSchema('information_schema').table('tables', {
   name: text('table_name'),
 })
 
-const EXPECTED_TABLES = [
-  'users',
-  'refresh_tokens',
-  'conversations',
-  'conversation_members',
-  'messages',
-]
+const EXPECTED_TABLES = ['users', 'refresh_tokens', 'conversations', 'conversation_members', 'messages']
 const journal = JSON.parse(readFileSync(join(MIGRATIONS_DIR, 'meta/_journal.json'), 'utf8')) as {
   entries: unknown[]
 }
