@@ -45,9 +45,7 @@ export class AuthService {
       next.session(old.userId, old.familyId),
     )
     if (!rotation.ok) throw new UnauthorizedError('invalid refresh token')
-    const user = await this.users.findActive(rotation.userId)
-    if (!user) throw new UnauthorizedError('invalid refresh token')
-    return this.pair(user.id, next.token)
+    return this.pair(rotation.userId, next.token)
   }
 
   /** Revokes the token's family; an unknown token is not an error (logout is idempotent). */
