@@ -17,6 +17,7 @@ import { createMetrics } from './observability/metrics.js'
 import { AuthService } from './services/auth.js'
 import { ConversationService } from './services/conversations.js'
 import type { Services } from './services/index.js'
+import { LoginThrottle } from './services/login-throttle.js'
 import { MessageService } from './services/messages.js'
 import type { Broker, Presence, RateLimiter, SendRate } from './services/ports.js'
 import { PresenceService } from './services/presence.js'
@@ -115,8 +116,16 @@ export function memoryInfrastructure(config: Config, broker: Broker = new Memory
   }
 }
 
-/** The services over an open database and the chosen infrastructure. */
-export function createServices(config: Config, database: Database, infra: Infrastructure): Services {
+/**
+ * The services over an open database and the chosen infrastructure. `clock` (Date.now by
+ * default) times login holds; tests pass one they move instead of waiting.
+ */
+export function createServices(
+  config: Config,
+  database: Database,
+  infra: Infrastructure,
+  opts: { clock?: (() => number) | undefined } = {},
+): Services {
   const { db } = database
   const { broker } = infra
   const tokens = new AccessTokens(config.jwt)
@@ -138,6 +147,16 @@ export function createServices(config: Config, database: Database, infra: Infras
     }),
     presence: new PresenceService(infra.presence, conversations, broker),
     limiter: infra.limiter,
+    loginThrottle: new LoginThrottle(
+      infra.limiter,
+      {
+        maxFailures: config.rateLimits.loginMaxFailures,
+        maxFailuresPerIp: config.rateLimits.loginMaxFailuresPerIp,
+        accountSlowdownAfter: config.rateLimits.loginAccountSlowdownAfter,
+        windowSec: config.rateLimits.loginWindowSec,
+      },
+      opts.clock,
+    ),
     tickets: infra.tickets,
   }
 }

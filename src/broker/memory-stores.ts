@@ -58,6 +58,8 @@ export class MemoryPresence implements Presence {
 
 export class MemoryRateLimiter implements RateLimiter {
   private readonly windows = new Map<string, { count: number; resetAt: number }>()
+  /** Key → end of its hold (ms, caller's clock). */
+  private readonly holds = new Map<string, number>()
 
   async hit(key: string, windowSec: number) {
     const now = Date.now()
@@ -78,6 +80,17 @@ export class MemoryRateLimiter implements RateLimiter {
 
   async reset(key: string) {
     this.windows.delete(key)
+    this.holds.delete(key)
+  }
+
+  async acquireHold(key: string, holdMs: number, nowMs: number) {
+    const until = this.holds.get(key) ?? 0
+    if (until > nowMs) return until - nowMs
+    this.holds.set(key, nowMs + holdMs)
+    if (this.holds.size > 100_000) {
+      for (const [k, end] of this.holds) if (end <= nowMs) this.holds.delete(k)
+    }
+    return 0
   }
 
   private sweep(now: number) {

@@ -26,7 +26,16 @@ const RELEASE_HIT = `
 if (tonumber(redis.call('GET', KEYS[1]) or '0') > 0) then return redis.call('DECR', KEYS[1]) end
 return 0`
 
-/** Fixed windows in Redis (INCR + EXPIRE NX), so abuse limits hold across instances. */
+// A hold stores its end (caller's clock) rather than relying on the key's TTL, so the clock is
+// the caller's; the PX expiry only clears the key once the hold is long over.
+const ACQUIRE_HOLD = `
+local now = tonumber(ARGV[1])
+local ends = tonumber(redis.call('GET', KEYS[1]) or '0')
+if ends > now then return ends - now end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 0`
+
+/** Fixed windows (INCR + EXPIRE NX) and holds in Redis, so abuse limits hold across instances. */
 export class RedisRateLimiter implements RateLimiter {
   constructor(
     private readonly redis: Redis,
@@ -51,6 +60,19 @@ export class RedisRateLimiter implements RateLimiter {
 
   async reset(key: string) {
     await this.redis.del(this.key(`rl:${key}`))
+  }
+
+  async acquireHold(key: string, holdMs: number, nowMs: number) {
+    // Ends are passed as text: Lua would print a large number in exponent notation.
+    const left = await this.redis.eval(
+      ACQUIRE_HOLD,
+      1,
+      this.key(`rl:${key}`),
+      String(nowMs),
+      String(nowMs + holdMs),
+      String(holdMs + 60_000),
+    )
+    return Number(left)
   }
 }
 

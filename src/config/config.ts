@@ -59,6 +59,7 @@ export const SETTINGS = {
   LOGIN_MAX_FAILURES: { kind: 'int', default: '5', min: 1, max: 100000 },
   LOGIN_WINDOW_SEC: { kind: 'int', default: '900', min: 1, max: 86400 },
   LOGIN_MAX_FAILURES_PER_IP: { kind: 'int', default: '50', min: 1, max: 1000000 },
+  LOGIN_ACCOUNT_SLOWDOWN_AFTER: { kind: 'int', default: '100', min: 1, max: 1000000 },
   REGISTER_MAX_PER_IP: { kind: 'int', default: '10', min: 1, max: 1000000 },
   REGISTER_WINDOW_SEC: { kind: 'int', default: '600', min: 1, max: 86400 },
   TICKET_MAX_PER_USER: { kind: 'int', default: '30', min: 1, max: 1000000 },
@@ -108,6 +109,7 @@ export interface Config {
     messageBurst: number
     loginMaxFailures: number
     loginMaxFailuresPerIp: number
+    loginAccountSlowdownAfter: number
     loginWindowSec: number
     registerMaxPerIp: number
     registerWindowSec: number
@@ -231,6 +233,7 @@ export function loadConfig(raw: Raw = process.env): Config {
       messageBurst: int('MESSAGE_RATE_BURST'),
       loginMaxFailures: int('LOGIN_MAX_FAILURES'),
       loginMaxFailuresPerIp: int('LOGIN_MAX_FAILURES_PER_IP'),
+      loginAccountSlowdownAfter: int('LOGIN_ACCOUNT_SLOWDOWN_AFTER'),
       loginWindowSec: int('LOGIN_WINDOW_SEC'),
       registerMaxPerIp: int('REGISTER_MAX_PER_IP'),
       registerWindowSec: int('REGISTER_WINDOW_SEC'),

@@ -10,7 +10,7 @@ import { PrivateUser, Problem, TokenPair } from './schemas.js'
 const RefreshBody = Type.Object({ refresh_token: Type.String({ minLength: 1, maxLength: 512 }) })
 
 export const authRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
-  const { auth, config, limiter } = services
+  const { auth, config, limiter, loginThrottle } = services
   const limits = config.rateLimits
 
   app.post(
@@ -70,27 +70,14 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
       }
       const email = normalizeEmail(given)
       if (!limits.enabled) return auth.login(email, req.body.password)
-      // Every attempt is counted as a failure before the password is tried, so parallel guesses
-      // cannot all pass the limit; one that turns out not to be a failure is taken back.
-      const accountKey = `login:account:${email}`
-      const ipKey = `login:ip:${req.ip}`
-      await consume(limiter, accountKey, limits.loginMaxFailures, limits.loginWindowSec)
-      try {
-        await consume(limiter, ipKey, limits.loginMaxFailuresPerIp, limits.loginWindowSec)
-      } catch (err) {
-        await limiter.release(accountKey)
-        throw err
-      }
+      const attempt = await loginThrottle.admit(email, req.ip)
       try {
         const tokens = await auth.login(email, req.body.password)
-        await limiter.reset(accountKey)
-        await limiter.release(ipKey)
+        await attempt.succeeded()
         return tokens
       } catch (err) {
-        if (!(err instanceof UnauthorizedError)) {
-          await limiter.release(accountKey)
-          await limiter.release(ipKey)
-        }
+        // A wrong password stays counted; anything else did not test the password.
+        if (!(err instanceof UnauthorizedError)) await attempt.notTried()
         throw err
       }
     },

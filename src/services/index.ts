@@ -5,6 +5,7 @@ import type { Metrics } from '../observability/metrics.js'
 import type { Database } from '../store/db.js'
 import type { AuthService } from './auth.js'
 import type { ConversationService } from './conversations.js'
+import type { LoginThrottle } from './login-throttle.js'
 import type { MessageService } from './messages.js'
 import type { Broker, RateLimiter } from './ports.js'
 import type { PresenceService } from './presence.js'
@@ -27,5 +28,6 @@ export interface Services {
   messages: MessageService
   presence: PresenceService
   limiter: RateLimiter
+  loginThrottle: LoginThrottle
   tickets: TicketStore
 }

@@ -58,7 +58,14 @@ export interface RateLimiter {
   hit(key: string, windowSec: number): Promise<{ count: number; resetInSec: number }>
   /** Takes one hit back (an attempt counted up front that turned out not to count). Never below zero. */
   release(key: string): Promise<void>
+  /** Forgets `key`: its window and its hold. */
   reset(key: string): Promise<void>
+  /**
+   * When no hold on `key` runs at `nowMs`, starts one lasting `holdMs` and returns 0: the caller
+   * may go on. Otherwise returns the milliseconds the running hold has left. Atomic: of parallel
+   * callers, one goes on. Time is the caller's clock, not the store's, so a test can move it.
+   */
+  acquireHold(key: string, holdMs: number, nowMs: number): Promise<number>
 }
 
 /** Per-user message send rate: a token bucket of `perSec` sustained and `burst` at once. */

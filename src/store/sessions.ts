@@ -15,9 +15,7 @@ export async function insertSession(db: Db, session: NewSession): Promise<void> 
   await db.insert(refreshTokens).values(session)
 }
 
-export type Rotation =
-  | { ok: true; userId: string; familyId: string }
-  | { ok: false; reused: boolean }
+export type Rotation = { ok: true; userId: string; familyId: string } | { ok: false; reused: boolean }
 
 /**
  * Spends the refresh token with hash `tokenHash` and stores its successor, in one transaction under

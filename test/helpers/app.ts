@@ -64,7 +64,14 @@ export interface TestApp {
  * file, or several instances on one PostgreSQL); the app then leaves it open on close.
  */
 export async function startTestApp(
-  opts: { driver?: Driver; database?: Database; broker?: Broker; env?: Record<string, string> } = {},
+  opts: {
+    driver?: Driver
+    database?: Database
+    broker?: Broker
+    env?: Record<string, string>
+    /** The clock of time-based limits (login holds), so a test moves time instead of waiting. */
+    clock?: () => number
+  } = {},
 ): Promise<TestApp> {
   const database = opts.database ?? (await openTestDatabase(opts.driver ?? 'postgres'))
   const config = testConfig(opts.env)
@@ -76,7 +83,7 @@ export async function startTestApp(
       ? await infrastructure(config, logger)
       : memoryInfrastructure(config)
   const broker = infra.broker
-  const services = createServices(config, database, infra)
+  const services = createServices(config, database, infra, { clock: opts.clock })
   const app = await buildApp(services, logger)
   await app.ready()
   const t: TestApp = {

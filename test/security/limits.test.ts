@@ -67,6 +67,19 @@ function expectLimited(res: Awaited<ReturnType<FastifyInstance['inject']>>, wind
   expect(retryAfter).toBeLessThanOrEqual(windowSec)
 }
 
+/** The Retry-After of a 429 problem, in seconds (fails the test on any other answer). */
+function retryAfter(res: Awaited<ReturnType<FastifyInstance['inject']>>): number {
+  expect(res.statusCode, res.body).toBe(429)
+  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/)
+  return Number(res.headers['retry-after'])
+}
+
+/** A clock for the app's login holds that moves only when the test moves it (no waiting). */
+function testClock() {
+  const clock = { ms: Date.now(), now: () => clock.ms }
+  return clock
+}
+
 /** Sends `n` messages at once over a socket; counts acks and rate_limited errors. */
 async function burst(s: TestSocket, conversationId: string, n: number) {
   const from = s.frames.length
@@ -115,23 +128,17 @@ describe('abuse limits (RATE_LIMITS=on, small limits)', () => {
   })
   afterAll(async () => t?.close())
 
-  it('locks an account after LOGIN_MAX_FAILURES failures, whatever the IP, with 429 + Retry-After', async () => {
-    const res = await signUp(t.app, newIp())
-    const email = res.json().user.email as string
-    for (let i = 0; i < 3; i++) expect((await login(t.app, email, 'wrong', newIp())).statusCode).toBe(401)
-    // Even the right password, from yet another address, waits out the window.
-    expectLimited(await login(t.app, email, PASSWORD, newIp()), 900)
-    // Other accounts are not affected.
-    expect((await login(t.app, u.email, u.password, newIp())).statusCode).toBe(200)
-  })
-
   it('holds the login limits when guesses arrive all at once (no check-then-count race)', async () => {
     const email = (await signUp(t.app, newIp())).json().user.email as string
-    const guesses = await Promise.all(Array.from({ length: 20 }, () => login(t.app, email, 'wrong', newIp())))
+    const attacker = newIp()
+    const guesses = await Promise.all(
+      Array.from({ length: 20 }, () => login(t.app, email, 'wrong', attacker)),
+    )
     const statuses = guesses.map((r) => r.statusCode)
-    // Exactly LOGIN_MAX_FAILURES passwords were tried; every other guess was refused untried.
-    expect(statuses.filter((s) => s === 401)).toHaveLength(3)
-    expect(statuses.filter((s) => s === 429)).toHaveLength(17)
+    // LOGIN_MAX_FAILURES passwords plus the one that took the first hold were tried; every other
+    // guess was refused untried.
+    expect(statuses.filter((s) => s === 401)).toHaveLength(4)
+    expect(statuses.filter((s) => s === 429)).toHaveLength(16)
     const ip = newIp()
     const fromOneIp = await Promise.all(
       Array.from({ length: 20 }, () => login(t.app, newEmail(), 'wrong', ip)),
@@ -144,11 +151,13 @@ describe('abuse limits (RATE_LIMITS=on, small limits)', () => {
     expect(tickets.filter((r) => r.statusCode === 201)).toHaveLength(2)
   })
 
-  it('a successful login resets the account counter', async () => {
+  it("a successful login clears that address's failures on the account", async () => {
     const email = (await signUp(t.app, newIp())).json().user.email as string
+    const ip = newIp()
+    // Uncleared, the second round's last two attempts would be the 4th and 5th: a hold, then a 429.
     for (let round = 0; round < 2; round++) {
-      for (let i = 0; i < 2; i++) expect((await login(t.app, email, 'wrong', newIp())).statusCode).toBe(401)
-      expect((await login(t.app, email, PASSWORD, newIp())).statusCode).toBe(200)
+      for (let i = 0; i < 2; i++) expect((await login(t.app, email, 'wrong', ip)).statusCode).toBe(401)
+      expect((await login(t.app, email, PASSWORD, ip)).statusCode).toBe(200)
     }
   })
 
@@ -262,9 +271,92 @@ describe('abuse limits (RATE_LIMITS=on, small limits)', () => {
   })
 })
 
+describe('login throttle: per account and address, never a lockout', () => {
+  let t: TestApp
+  const clock = testClock()
+  // The per-address limit across accounts stays at its default (50), out of the way.
+  const env = { RATE_LIMITS: 'on', LOGIN_MAX_FAILURES: '3', LOGIN_ACCOUNT_SLOWDOWN_AFTER: '40' }
+  beforeAll(async () => {
+    t = await startTestApp({ env, clock: clock.now })
+  })
+  afterAll(async () => t?.close())
+
+  const account = async () => (await signUp(t.app, newIp())).json().user.email as string
+
+  it('an address past LOGIN_MAX_FAILURES on an account waits 1, 2, 4, 8 s between attempts, right password or not', async () => {
+    const email = await account()
+    const attacker = newIp()
+    for (let i = 0; i < 3; i++) expect((await login(t.app, email, 'wrong', attacker)).statusCode).toBe(401)
+    // The 4th failure is tried at once and holds the address for 1 s; each one after doubles the hold.
+    expect((await login(t.app, email, 'wrong', attacker)).statusCode).toBe(401)
+    const waits: number[] = []
+    for (let i = 0; i < 4; i++) {
+      const wait = retryAfter(await login(t.app, email, 'wrong', attacker))
+      waits.push(wait)
+      clock.ms += wait * 1000
+      expect((await login(t.app, email, 'wrong', attacker)).statusCode).toBe(401)
+    }
+    expect(waits).toEqual([1, 2, 4, 8])
+    // Held, even the right password is not tried (the answer would tell a guess was right).
+    expect(retryAfter(await login(t.app, email, PASSWORD, attacker))).toBe(16)
+    clock.ms += 16_000
+    expect((await login(t.app, email, PASSWORD, attacker)).statusCode).toBe(200)
+  })
+
+  it('the owner signs in from another address while an attack far past LOGIN_MAX_FAILURES runs', async () => {
+    const email = await account()
+    // 10 addresses × 3 failures at once, then one address hammering with 10 more at once (never
+    // more than LOGIN_ACCOUNT_SLOWDOWN_AFTER attempts counted, so every address keeps its 3).
+    const spread = Array.from({ length: 10 }, () => newIp())
+    const first = await Promise.all(
+      spread.flatMap((ip) => [1, 2, 3].map(() => login(t.app, email, 'wrong', ip))),
+    )
+    expect(first.map((r) => r.statusCode)).toEqual(Array(30).fill(401))
+    const hammer = newIp()
+    const hammering = await Promise.all(
+      Array.from({ length: 10 }, () => login(t.app, email, 'wrong', hammer)),
+    )
+    expect(hammering.filter((r) => r.statusCode === 401)).toHaveLength(4)
+    const owner = newIp()
+    expect((await login(t.app, email, PASSWORD, owner)).statusCode).toBe(200)
+    // A typo costs the owner nothing while under LOGIN_MAX_FAILURES of their own.
+    expect((await login(t.app, email, 'typo', owner)).statusCode).toBe(401)
+    expect((await login(t.app, email, PASSWORD, owner)).statusCode).toBe(200)
+    // The attack goes on being held, address by address.
+    expect(retryAfter(await login(t.app, email, 'wrong', hammer))).toBe(1)
+  })
+
+  it('past LOGIN_ACCOUNT_SLOWDOWN_AFTER failures, each address waits from its first failure, but its first attempt is always tried', async () => {
+    const email = await account()
+    // 13 addresses × 3 failures at once (39: under the ceiling, so all are tried), then 2 more.
+    const spread = Array.from({ length: 13 }, () => newIp())
+    const first = await Promise.all(
+      spread.flatMap((ip) => [1, 2, 3].map(() => login(t.app, email, 'wrong', ip))),
+    )
+    expect(first.map((r) => r.statusCode)).toEqual(Array(39).fill(401))
+    const next = newIp()
+    for (let i = 0; i < 2; i++) expect((await login(t.app, email, 'wrong', next)).statusCode).toBe(401)
+    // A new attacker address gets one guess, then waits.
+    const late = newIp()
+    expect((await login(t.app, email, 'wrong', late)).statusCode).toBe(401)
+    expect(retryAfter(await login(t.app, email, 'wrong', late))).toBe(1)
+    // The owner, from any address, is tried at once; a typo makes them wait 1 s, not a window.
+    expect((await login(t.app, email, PASSWORD, newIp())).statusCode).toBe(200)
+    const owner = newIp()
+    expect((await login(t.app, email, 'typo', owner)).statusCode).toBe(401)
+    expect(retryAfter(await login(t.app, email, PASSWORD, owner))).toBe(1)
+    clock.ms += 1000
+    expect((await login(t.app, email, PASSWORD, owner)).statusCode).toBe(200)
+    // Other accounts are not affected.
+    const other = await account()
+    for (let i = 0; i < 3; i++) expect((await login(t.app, other, 'wrong', late)).statusCode).toBe(401)
+  })
+})
+
 describe('abuse limits shared across two instances through Redis', () => {
   let a: TestApp
   let b: TestApp
+  const clock = testClock()
   beforeAll(async () => {
     const env = {
       ...SMALL_LIMITS,
@@ -273,8 +365,8 @@ describe('abuse limits shared across two instances through Redis', () => {
       REDIS_URL: redisUrl(),
       REDIS_PREFIX: uniquePrefix('limits'),
     }
-    a = await startTestApp({ env })
-    b = await startTestApp({ env, database: a.database })
+    a = await startTestApp({ env, clock: clock.now })
+    b = await startTestApp({ env, database: a.database, clock: clock.now })
   })
   afterAll(async () => {
     await b?.close()
@@ -296,10 +388,13 @@ describe('abuse limits shared across two instances through Redis', () => {
     expect(results.filter((r) => r.statusCode === 201)).toHaveLength(2)
     expect(results.filter((r) => r.statusCode === 429)).toHaveLength(10)
     const email = (await signUp(a.app, newIp())).json().user.email as string
+    const attacker = newIp()
     const guesses = await Promise.all(
-      Array.from({ length: 12 }, (_, i) => login(i % 2 === 0 ? a.app : b.app, email, 'wrong', newIp())),
+      Array.from({ length: 12 }, (_, i) => login(i % 2 === 0 ? a.app : b.app, email, 'wrong', attacker)),
     )
-    expect(guesses.filter((r) => r.statusCode === 401)).toHaveLength(2)
+    // LOGIN_MAX_FAILURES (2) free failures and one hold, whichever instance each guess reached.
+    expect(guesses.filter((r) => r.statusCode === 401)).toHaveLength(3)
+    expect(guesses.filter((r) => r.statusCode === 429)).toHaveLength(9)
     // Refused and successful attempts are taken back in Redis too: the IP has no failures counted.
     const ip2 = newIp()
     const user = (await signUp(b.app, newIp())).json().user as { email: string }
@@ -308,13 +403,20 @@ describe('abuse limits shared across two instances through Redis', () => {
     }
   })
 
-  it('login failures on A lock the account on B; tickets issued on A count on B', async () => {
+  it("an address's failures on A hold it on B while the owner signs in on both; tickets issued on A count on B", async () => {
     const res = await signUp(a.app, newIp())
     const email = res.json().user.email as string
-    expect((await login(a.app, email, 'wrong', newIp())).statusCode).toBe(401)
-    expect((await login(b.app, email, 'wrong', newIp())).statusCode).toBe(401)
-    expectLimited(await login(a.app, email, PASSWORD, newIp()), 900)
-    expectLimited(await login(b.app, email, PASSWORD, newIp()), 900)
+    const attacker = newIp()
+    expect((await login(a.app, email, 'wrong', attacker)).statusCode).toBe(401)
+    expect((await login(b.app, email, 'wrong', attacker)).statusCode).toBe(401)
+    // The third failure starts a 1 s hold of this address on this account, on every instance.
+    expect((await login(a.app, email, 'wrong', attacker)).statusCode).toBe(401)
+    expect(retryAfter(await login(b.app, email, PASSWORD, attacker))).toBe(1)
+    expect((await login(a.app, email, PASSWORD, newIp())).statusCode).toBe(200)
+    expect((await login(b.app, email, PASSWORD, newIp())).statusCode).toBe(200)
+    clock.ms += 1000
+    expect((await login(b.app, email, 'wrong', attacker)).statusCode).toBe(401)
+    expect(retryAfter(await login(a.app, email, 'wrong', attacker))).toBe(2)
 
     const user = { auth: { authorization: `Bearer ${res.json().access_token}` } } as TestUser
     expect((await ticket(a.app, user)).statusCode).toBe(201)
