@@ -88,12 +88,41 @@ export class UnavailableError extends AppError {
 }
 
 /**
+ * The messages ioredis rejects a command with when it cannot reach Redis. It has no error codes
+ * for these, so the texts are matched; test/conformance/redis-fallback.test.ts produces each one
+ * from a real server and a real client, so an ioredis upgrade that rewords one fails there.
+ */
+const REDIS_UNAVAILABLE_MESSAGES = new Set([
+  // Not connected, and the offline queue is off (broker/redis.ts): commands fail at once.
+  "Stream isn't writeable and enableOfflineQueue options is false",
+  // The connection was closed for good (quit, or the retry strategy gave up).
+  'Connection is closed.',
+  // A `commandTimeout` elapsed.
+  'Command timed out',
+])
+
+/**
+ * True when `err` says Redis could not be reached, as opposed to Redis refusing a command (a
+ * script error, a wrong type), which is a bug and stays a 500.
+ */
+export function isRedisUnavailable(err: unknown): boolean {
+  let e: unknown = err
+  for (let i = 0; i < 3 && e instanceof Error; i++) {
+    // Commands written before the connection dropped, failed after `maxRetriesPerRequest` reconnects.
+    if (e.name === 'MaxRetriesPerRequestError' || REDIS_UNAVAILABLE_MESSAGES.has(e.message)) return true
+    e = e.cause
+  }
+  return false
+}
+
+/**
  * The error as the application sees it: itself when it is an AppError, an UnavailableError when
- * it says the database is unreachable, undefined otherwise (a bug: transports answer 500/internal).
+ * it says the database or Redis is unreachable, undefined otherwise (a bug: transports answer 500/internal).
  */
 export function asAppError(err: unknown): AppError | undefined {
   if (err instanceof AppError) return err
   if (isDatabaseUnavailable(err)) return new UnavailableError('the database is unavailable; retry shortly')
+  if (isRedisUnavailable(err)) return new UnavailableError('redis is unavailable; retry shortly')
   return undefined
 }
 

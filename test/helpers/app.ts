@@ -140,11 +140,15 @@ export const uniquePrefix = (name: string): string =>
 
 /**
  * `count` listening instances sharing one fresh PostgreSQL database and one Redis (as behind a
- * load balancer). `close` stops them all and drops the database.
+ * load balancer), configured by `extraEnv` too. `close` stops them all and drops the database.
  */
-export async function startInstances(count: number, redis: { url: string; prefix: string }) {
+export async function startInstances(
+  count: number,
+  redis: { url: string; prefix: string },
+  extraEnv: Record<string, string> = {},
+) {
   const database = await openTestDatabase('postgres')
-  const env = { REDIS_URL: redis.url, REDIS_PREFIX: redis.prefix }
+  const env = { ...extraEnv, REDIS_URL: redis.url, REDIS_PREFIX: redis.prefix }
   const nodes: TestApp[] = []
   for (let i = 0; i < count; i++) {
     const node = await startTestApp({ database, env })

@@ -1,60 +1,24 @@
-import { type ChildProcess, spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { registerUser, startInstances, type TestApp, uniquePrefix } from '../helpers/app.js'
+import { PrivateRedis } from '../helpers/private-redis.js'
 import { eventually, type Frame, freePort, TestSocket } from '../helpers/ws-client.js'
-
-/** A Redis of the test's own, on its own port, so stopping it disturbs nobody else. */
-async function startRedis(port: number): Promise<ChildProcess> {
-  const dir = mkdtempSync(join(tmpdir(), 'redis-'))
-  const proc = spawn('redis-server', [
-    '--port',
-    String(port),
-    '--bind',
-    '127.0.0.1',
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-    '--dir',
-    dir,
-  ])
-  let out = ''
-  await new Promise<void>((resolve, reject) => {
-    proc.stdout?.on('data', (d: Buffer) => {
-      out += d.toString()
-      if (out.includes('Ready to accept connections')) resolve()
-    })
-    proc.once('exit', (code) => reject(new Error(`redis-server exited ${code}: ${out}`)))
-  })
-  return proc
-}
-
-async function stopRedis(proc: ChildProcess): Promise<void> {
-  proc.kill('SIGKILL')
-  await once(proc, 'exit')
-}
 
 const ready = async (node: TestApp) => (await node.app.inject({ method: 'GET', url: '/ready' })).statusCode
 
 describe('Redis stopped and restarted mid-conversation', () => {
   let cluster: Awaited<ReturnType<typeof startInstances>>
-  let redis: ChildProcess
-  let port: number
+  let redis: PrivateRedis
   const sockets: TestSocket[] = []
 
   beforeAll(async () => {
-    port = await freePort()
-    redis = await startRedis(port)
-    cluster = await startInstances(2, { url: `redis://127.0.0.1:${port}`, prefix: uniquePrefix('outage') })
+    redis = new PrivateRedis(await freePort())
+    await redis.start()
+    cluster = await startInstances(2, { url: redis.url, prefix: uniquePrefix('outage') })
   })
   afterAll(async () => {
     for (const s of sockets) s.close()
     await cluster?.close()
-    if (redis.exitCode === null) await stopRedis(redis)
+    await redis?.stop()
   })
 
   it('keeps REST and same-instance chat up, reports 503, and loses no acked message', async () => {
@@ -81,7 +45,7 @@ describe('Redis stopped and restarted mid-conversation', () => {
     await send('before')
     await bRemote.waitFor((f) => f.type === 'message.new')
 
-    await stopRedis(redis)
+    await redis.stop()
     await eventually(async () => (await ready(n0)) === 503, 15_000)
     expect((await n0.app.inject({ method: 'GET', url: '/ready' })).json()).toMatchObject({
       broker: 'down',
@@ -98,7 +62,7 @@ describe('Redis stopped and restarted mid-conversation', () => {
     expect(rest.statusCode).toBe(200)
     expect(rest.json().items).toHaveLength(4)
 
-    redis = await startRedis(port)
+    await redis.start()
     await eventually(async () => (await ready(n0)) === 200 && (await ready(n1)) === 200, 15_000)
     // The remote socket catches up by itself after the reconnect (feeds re-read the store)...
     await bRemote.collect('message.new', 4, 15_000)
