@@ -10,8 +10,12 @@ import {
   MemorySendRate,
   MemoryTicketStore,
 } from './broker/memory-stores.js'
+import { FallbackPresence } from './broker/presence-fallback.js'
+import { FallbackRateLimiter } from './broker/rate-limiter-fallback.js'
 import { RedisBroker } from './broker/redis.js'
 import { RedisPresence, RedisRateLimiter, RedisSendRate, RedisTicketStore } from './broker/redis-stores.js'
+import { FallbackSendRate } from './broker/send-rate-fallback.js'
+import { TicketsOrUnavailable } from './broker/tickets-unavailable.js'
 import type { Config } from './config/config.js'
 import { createMetrics } from './observability/metrics.js'
 import { AuthService } from './services/auth.js'
@@ -95,12 +99,18 @@ export async function infrastructure(config: Config, logger: Logger): Promise<In
   await broker.connect()
   const redis = broker.commands
   const key = (name: string) => broker.key(name)
+  // While Redis is down, limits and presence count per instance and tickets answer 503 (docs/scaling.md).
   return {
     broker,
-    tickets: new RedisTicketStore(redis, key),
-    limiter: new RedisRateLimiter(redis, key),
-    presence: new RedisPresence(redis, key, broker.instanceId),
-    sendRate: new RedisSendRate(redis, key, messagePerSec, messageBurst),
+    tickets: new TicketsOrUnavailable(new RedisTicketStore(redis, key)),
+    limiter: new FallbackRateLimiter(new RedisRateLimiter(redis, key), logger),
+    presence: new FallbackPresence(new RedisPresence(redis, key, broker.instanceId), broker, logger),
+    sendRate: new FallbackSendRate(
+      new RedisSendRate(redis, key, messagePerSec, messageBurst),
+      messagePerSec,
+      messageBurst,
+      logger,
+    ),
   }
 }
 

@@ -1,4 +1,4 @@
-import { isRedisUnavailable } from '../errors.js'
+import { isRedisUnavailable, UnavailableError } from '../errors.js'
 
 /**
  * How long a client should wait before retrying something that needs Redis. ioredis retries the
@@ -9,3 +9,11 @@ export const REDIS_RETRY_AFTER_SEC = 5
 
 /** Recognised in `errors.ts` (`asAppError`), where every transport maps errors. */
 export { isRedisUnavailable }
+
+/** A 503 with Retry-After, for what cannot work without Redis. */
+export class RedisUnavailableError extends UnavailableError {
+  constructor(message = 'redis is unavailable; retry shortly', cause?: unknown) {
+    super(message, REDIS_RETRY_AFTER_SEC)
+    if (cause !== undefined) this.cause = cause
+  }
+}

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis'
 import { newTicket, type TicketStore } from '../auth/tickets.js'
-import type { Presence, RateLimiter, SendRate } from '../services/ports.js'
+import type { RateLimiter, SendRate } from '../services/ports.js'
+import type { RestorablePresence } from './presence-fallback.js'
 
 type Key = (name: string) => string
 
@@ -118,7 +119,7 @@ const INSTANCE_TTL_MS = 30_000
  * keeps its heartbeat in a sorted set. Counts of an instance that stopped heartbeating (crashed)
  * are ignored, so a crash cannot leave users online forever.
  */
-export class RedisPresence implements Presence {
+export class RedisPresence implements RestorablePresence {
   private readonly timer: NodeJS.Timeout
 
   constructor(
@@ -149,6 +150,8 @@ export class RedisPresence implements Presence {
     const pipe = this.redis.pipeline()
     for (const id of userIds) pipe.hgetall(this.key(`presence:${id}`))
     const results = (await pipe.exec()) ?? []
+    // A pipeline resolves with per-command errors: Redis going away must not read as "all offline".
+    for (const [err] of results) if (err) throw err
     return new Set(userIds.filter((_, i) => countLive(results[i]?.[1] as Record<string, string>, live) > 0))
   }
 
@@ -158,6 +161,21 @@ export class RedisPresence implements Presence {
       this.liveInstances(),
     ])
     return countLive(counts, live)
+  }
+
+  /**
+   * Sets this instance's count for each user (0 removes it) and its heartbeat, over whatever Redis
+   * holds (see broker/presence-fallback.ts). Plain commands, not a pipeline, all sent before the
+   * first await: they go out in call order with `connect`'s and `disconnect`'s increments, so an
+   * increment sent after `counts` was read lands on top of these values.
+   */
+  async restore(counts: ReadonlyMap<string, number>): Promise<void> {
+    const writes: Promise<unknown>[] = [this.beat()]
+    for (const [userId, n] of counts) {
+      const k = this.key(`presence:${userId}`)
+      writes.push(n > 0 ? this.redis.hset(k, this.instanceId, n) : this.redis.hdel(k, this.instanceId))
+    }
+    await Promise.all(writes)
   }
 
   async close(): Promise<void> {

@@ -7,7 +7,8 @@ import type { Broker, Presence } from './ports.js'
  */
 export class PresenceService {
   constructor(
-    private readonly presence: Presence,
+    /** The shared counts (in-process, or Redis with its fallback). */
+    readonly counts: Presence,
     private readonly conversations: ConversationService,
     private readonly broker: Broker,
   ) {}
@@ -18,7 +19,7 @@ export class PresenceService {
    */
   async changed(userId: string, status: 'online' | 'offline', followed: string[] | undefined): Promise<void> {
     const changed =
-      status === 'online' ? await this.presence.connect(userId) : await this.presence.disconnect(userId)
+      status === 'online' ? await this.counts.connect(userId) : await this.counts.disconnect(userId)
     if (!changed) return
     const ids = followed ?? (await this.conversations.memberships(userId)).map((m) => m.conversationId)
     for (const conversationId of ids) {
@@ -28,15 +29,15 @@ export class PresenceService {
 
   /** Who is online among the people the user can see (in `conversationId` only, when given). */
   async onlinePeers(userId: string, conversationId?: string): Promise<Set<string>> {
-    return this.presence.onlineAmong(await this.conversations.peers(userId, conversationId))
+    return this.counts.onlineAmong(await this.conversations.peers(userId, conversationId))
   }
 
   /** Sockets the user holds across instances (the per-user connection limit). */
   connections(userId: string): Promise<number> {
-    return this.presence.connections(userId)
+    return this.counts.connections(userId)
   }
 
   close(): Promise<void> {
-    return this.presence.close()
+    return this.counts.close()
   }
 }

@@ -1,14 +1,48 @@
+import { randomUUID } from 'node:crypto'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import type { TicketStore } from '../../src/auth/tickets.js'
+import { MemoryPresence, MemoryRateLimiter, MemorySendRate } from '../../src/broker/memory-stores.js'
+import { FallbackPresence } from '../../src/broker/presence-fallback.js'
+import { RedisBroker } from '../../src/broker/redis.js'
 import { isRedisUnavailable } from '../../src/broker/redis-errors.js'
+import { RateLimitedError, UnavailableError } from '../../src/errors.js'
 import { errorHandler } from '../../src/http/problem.js'
+import { createLogger } from '../../src/observability/logger.js'
+import type { Presence, RateLimiter, SendRate } from '../../src/services/ports.js'
+import { consume } from '../../src/services/rate-limits.js'
+import { infrastructure } from '../../src/wiring.js'
 import { errorCode } from '../../src/ws/errors.js'
+import { testConfig, uniquePrefix } from '../helpers/app.js'
 import { PrivateRedis } from '../helpers/private-redis.js'
 import { freePort } from '../helpers/ws-client.js'
 
-/** All on a Redis of this file's own, which it kills, freezes and restarts. */
+/**
+ * The shared-state stores behind Redis, as `brokerDeps` wires them (with their per-instance
+ * fallbacks), against the in-memory ones: the same contract whether Redis answers or not. Then
+ * what only the Redis ones do: share state between instances, fall back when Redis stops
+ * mid-way, and share again (presence put right) when it is back. All on a Redis of this file's
+ * own, which it kills and restarts.
+ */
+
+const PER_SEC = 1
+const BURST = 3
+
+interface Stores {
+  limiter: RateLimiter
+  sendRate: SendRate
+  presence: Presence
+}
+
+interface Instance extends Stores {
+  broker: RedisBroker
+  tickets: TicketStore
+  presence: FallbackPresence
+}
+
 let redis: PrivateRedis
+const instances: Instance[] = []
 
 beforeAll(async () => {
   redis = new PrivateRedis(await freePort())
@@ -17,11 +51,223 @@ beforeAll(async () => {
 afterEach(async () => {
   redis.resume()
   if (!redis.running) await redis.start()
+  for (const i of instances.splice(0)) {
+    await i.presence.close()
+    await i.broker.close()
+  }
 })
 afterAll(async () => redis?.stop())
 
+/** One instance's stores, wired as production wires them; instances given one prefix share state. */
+async function instance(prefix: string): Promise<Instance> {
+  const config = testConfig({
+    REDIS_URL: redis.url,
+    REDIS_PREFIX: prefix,
+    MESSAGE_RATE_PER_SEC: String(PER_SEC),
+    MESSAGE_RATE_BURST: String(BURST),
+  })
+  const { broker, limiter, sendRate, presence, tickets } = await infrastructure(
+    config,
+    createLogger('silent'),
+  )
+  if (!(broker instanceof RedisBroker) || !(presence instanceof FallbackPresence)) {
+    throw new Error('expected the Redis broker and the presence with fallback')
+  }
+  if (!limiter || !sendRate || !tickets) throw new Error('expected the Redis stores')
+  const made = { broker, limiter, sendRate, presence, tickets }
+  instances.push(made)
+  return made
+}
+
+const pair = async (): Promise<[Instance, Instance]> => {
+  const prefix = uniquePrefix('fallback')
+  return [await instance(prefix), await instance(prefix)]
+}
+
 /** Resolves when `conn` closes (`events.once` would reject on the 'error' that may come first). */
 const closed = (conn: Redis) => new Promise<void>((resolve) => conn.once('close', () => resolve()))
+
+/** Kills the test's Redis and returns once every instance's command connection has noticed. */
+async function crash(of: Instance[], opts: { keepData?: boolean } = {}): Promise<void> {
+  const allClosed = of.map((i) => closed(i.broker.commands))
+  await redis.stop(opts)
+  await Promise.all(allClosed)
+}
+
+/** Restarts it and returns once every instance has reconnected and written its presence back. */
+async function revive(of: Instance[]): Promise<void> {
+  const restored = of.map((i) => i.presence.nextRestore())
+  await redis.start()
+  await Promise.all(restored)
+}
+
+const variants: [string, () => Promise<Stores>][] = [
+  [
+    'memory',
+    async () => ({
+      limiter: new MemoryRateLimiter(),
+      sendRate: new MemorySendRate(PER_SEC, BURST),
+      presence: new MemoryPresence(),
+    }),
+  ],
+  ['redis', () => instance(uniquePrefix('fallback'))],
+  [
+    'redis stopped (per-instance fallback)',
+    async () => {
+      const i = await instance(uniquePrefix('fallback'))
+      await crash([i])
+      return i
+    },
+  ],
+]
+
+describe.each(variants)('shared-state contract: %s', (_name, make) => {
+  it('rate limiter: counts hits per key within a window', async () => {
+    const { limiter } = await make()
+    const key = randomUUID()
+    expect((await limiter.hit(key, 60)).count).toBe(1)
+    const second = await limiter.hit(key, 60)
+    expect(second.count).toBe(2)
+    expect(second.resetInSec).toBeGreaterThan(0)
+    expect(second.resetInSec).toBeLessThanOrEqual(60)
+    expect((await limiter.hit(randomUUID(), 60)).count).toBe(1)
+  })
+
+  it('rate limiter: release takes one back but never below zero; reset starts over', async () => {
+    const { limiter } = await make()
+    const key = randomUUID()
+    await limiter.release(key)
+    expect((await limiter.hit(key, 60)).count).toBe(1)
+    await limiter.hit(key, 60)
+    await limiter.release(key)
+    expect((await limiter.hit(key, 60)).count).toBe(2)
+    await limiter.reset(key)
+    expect((await limiter.hit(key, 60)).count).toBe(1)
+  })
+
+  it('rate limiter: consume refuses past the limit with a retry-after, and does not count the refusal', async () => {
+    const { limiter } = await make()
+    const key = randomUUID()
+    await consume(limiter, key, 2, 60)
+    await consume(limiter, key, 2, 60)
+    const refused = await consume(limiter, key, 2, 60).catch((err: unknown) => err)
+    expect(refused).toBeInstanceOf(RateLimitedError)
+    expect((refused as RateLimitedError).retryAfterSec).toBeGreaterThan(0)
+    expect((await limiter.hit(key, 60)).count).toBe(3)
+  })
+
+  it('send rate: a burst, then refusals, per user', async () => {
+    const { sendRate } = await make()
+    const user = randomUUID()
+    for (let i = 0; i < BURST; i++) expect(await sendRate.take(user)).toBe(true)
+    expect(await sendRate.take(user)).toBe(false)
+    expect(await sendRate.take(randomUUID())).toBe(true)
+  })
+
+  it('presence: the first socket brings a user online, the last takes them offline', async () => {
+    const { presence } = await make()
+    const [user, other] = [randomUUID(), randomUUID()]
+    expect(await presence.connect(user)).toBe(true)
+    expect(await presence.connect(user)).toBe(false)
+    expect(await presence.connections(user)).toBe(2)
+    expect(await presence.onlineAmong([user, other])).toEqual(new Set([user]))
+    expect(await presence.disconnect(user)).toBe(false)
+    expect(await presence.disconnect(user)).toBe(true)
+    expect(await presence.connections(user)).toBe(0)
+    expect(await presence.onlineAmong([user, other])).toEqual(new Set())
+  })
+})
+
+describe('Redis stores with fallback: Redis stopped mid-way, then back', () => {
+  it('rate limits are shared, per instance while Redis is down, and shared again after', async () => {
+    const [i0, i1] = await pair()
+    const key = 'login:account:someone@example.com'
+    expect((await i0.limiter.hit(key, 60)).count).toBe(1)
+    expect((await i1.limiter.hit(key, 60)).count).toBe(2)
+
+    await crash([i0, i1], { keepData: true })
+    // Each instance counts alone, from a fresh window.
+    expect((await i0.limiter.hit(key, 60)).count).toBe(1)
+    expect((await i0.limiter.hit(key, 60)).count).toBe(2)
+    expect((await i1.limiter.hit(key, 60)).count).toBe(1)
+    await i1.limiter.release(key)
+    await i1.limiter.reset(key)
+
+    await revive([i0, i1])
+    // Back on Redis, which kept its count of 2.
+    expect((await i0.limiter.hit(key, 60)).count).toBe(3)
+    expect((await i1.limiter.hit(key, 60)).count).toBe(4)
+  })
+
+  it('the message rate is per instance while Redis is down and shared again after', async () => {
+    const [i0, i1] = await pair()
+    const user = randomUUID()
+    expect(await i0.sendRate.take(user)).toBe(true)
+
+    await crash([i0, i1])
+    for (let i = 0; i < BURST; i++) expect(await i0.sendRate.take(user)).toBe(true)
+    expect(await i0.sendRate.take(user)).toBe(false)
+    expect(await i1.sendRate.take(user)).toBe(true)
+
+    await revive([i0, i1])
+    // One bucket again (the restarted Redis starts it full): what instance 0 drains, 1 cannot take.
+    for (let i = 0; i < BURST; i++) expect(await i0.sendRate.take(user)).toBe(true)
+    expect(await i1.sendRate.take(user)).toBe(false)
+  })
+
+  it('presence counts locally while Redis is down and is re-written when a crashed Redis is back', async () => {
+    const [i0, i1] = await pair()
+    const [before, during, peer] = [randomUUID(), randomUUID(), randomUUID()]
+    await i0.presence.connect(before)
+    await i1.presence.connect(peer)
+    expect(await i1.presence.onlineAmong([before])).toEqual(new Set([before]))
+
+    await crash([i0, i1])
+    expect(await i0.presence.connect(during)).toBe(true)
+    expect(await i0.presence.connections(during)).toBe(1)
+    // Only what this instance holds: the peer on instance 1 is not known here.
+    expect(await i0.presence.onlineAmong([before, during, peer])).toEqual(new Set([before, during]))
+    expect(await i1.presence.onlineAmong([before, during, peer])).toEqual(new Set([peer]))
+
+    await revive([i0, i1])
+    expect(await i1.presence.onlineAmong([before, during, peer])).toEqual(new Set([before, during, peer]))
+    expect(await i1.presence.connections(during)).toBe(1)
+    expect(await i0.presence.connect(during)).toBe(false)
+    expect(await i1.presence.connections(during)).toBe(2)
+  })
+
+  it('presence drops the sockets closed while Redis was unreachable (Redis kept its data)', async () => {
+    const [i0, i1] = await pair()
+    const [stays, leaves, arrives] = [randomUUID(), randomUUID(), randomUUID()]
+    await i0.presence.connect(stays)
+    await i0.presence.connect(leaves)
+
+    await crash([i0, i1], { keepData: true })
+    expect(await i0.presence.disconnect(leaves)).toBe(true)
+    expect(await i0.presence.connect(arrives)).toBe(true)
+
+    await revive([i0, i1])
+    expect(await i1.presence.onlineAmong([stays, leaves, arrives])).toEqual(new Set([stays, arrives]))
+    expect(await i1.presence.connections(leaves)).toBe(0)
+  })
+
+  it('tickets answer 503 with a retry-after while Redis is down, and work again after', async () => {
+    const [i0, i1] = await pair()
+    const user = randomUUID()
+    const ticket = await i0.tickets.issue(user, 30)
+
+    await crash([i0, i1], { keepData: true })
+    for (const attempt of [i0.tickets.issue(user, 30), i1.tickets.redeem(ticket)]) {
+      const err = await attempt.catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(UnavailableError)
+      expect((err as { retryAfterSec?: number }).retryAfterSec).toBeGreaterThan(0)
+    }
+
+    await revive([i0, i1])
+    expect(await i1.tickets.redeem(ticket)).toBe(user)
+    expect(await i0.tickets.redeem(await i1.tickets.issue(user, 30))).toBe(user)
+  })
+})
 
 /**
  * Each way ioredis reports an unreachable Redis, produced by a real client on a real server, is

@@ -1,4 +1,5 @@
 import { once } from 'node:events'
+import type { IncomingHttpHeaders } from 'node:http'
 import { createServer } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { SignJWT } from 'jose'
@@ -64,7 +65,13 @@ export class TestSocket {
           body += c.toString()
         })
         res.on('end', () =>
-          reject(Object.assign(new Error(`refused: ${res.statusCode}`), { status: res.statusCode, body })),
+          reject(
+            Object.assign(new Error(`refused: ${res.statusCode}`), {
+              status: res.statusCode,
+              body,
+              headers: res.headers,
+            }),
+          ),
         )
       })
       ws.once('error', reject)
@@ -72,13 +79,16 @@ export class TestSocket {
   }
 
   /** The HTTP status the server refused the upgrade with; fails the test if it was accepted. */
-  static async refusal(url: string, opts: OpenOptions = {}): Promise<{ status: number; body: string }> {
+  static async refusal(
+    url: string,
+    opts: OpenOptions = {},
+  ): Promise<{ status: number; body: string; headers: IncomingHttpHeaders }> {
     try {
       const s = await TestSocket.open(url, opts)
       s.close()
     } catch (err) {
-      const e = err as { status?: number; body?: string }
-      if (e.status !== undefined) return { status: e.status, body: e.body ?? '' }
+      const e = err as { status?: number; body?: string; headers?: IncomingHttpHeaders }
+      if (e.status !== undefined) return { status: e.status, body: e.body ?? '', headers: e.headers ?? {} }
       throw err
     }
     throw new Error(`expected the upgrade to ${url} to be refused, but it was accepted`)
