@@ -103,8 +103,12 @@ describe('three instances through Redis', () => {
   it('stops delivery to a member removed on another instance', async () => {
     const owner = await registerUser(node(0).app, 'RmOwner')
     const gone = await registerUser(node(0).app, 'RmGone')
-    const id = await group(owner, [gone])
+    const stays = await registerUser(node(0).app, 'RmStays')
+    const id = await group(owner, [gone, stays])
     const goneUser = await open(2, '/api/v1/chat/ws', gone)
+    // A member who stays, on the removed user's instance: once it has the message, that instance
+    // has had it too, so "nothing arrived" for the removed user is an answer, not "not yet".
+    const staysUser = await open(2, '/api/v1/chat/ws', stays)
     const goneConv = await open(1, `/api/v1/chat/ws/conversations/${id}`, gone)
     const removed = await node(0).app.inject({
       method: 'DELETE',
@@ -116,9 +120,16 @@ describe('three instances through Redis', () => {
     expect((await goneConv.waitClose()).code).toBe(4403)
     const ownerSock = await open(0, `/api/v1/chat/ws/conversations/${id}`, owner)
     ownerSock.send({ type: 'message.send', content: 'after removal', client_msg_id: 'after' })
-    await ownerSock.waitFor((f) => f.type === 'message.ack')
+    const ack = await ownerSock.waitFor((f) => f.type === 'message.ack')
+    const seq = (ack.message as { seq: number }).seq
+    const delivered = await staysUser.waitFor((f) => f.type === 'message.new' && f.conversation_id === id)
+    expect(delivered.message).toMatchObject({ seq, content: 'after removal', sender_id: owner.id })
+    // Node 2 has handled the message; the round trip brings anything it sent the removed user before.
     await goneUser.settle()
     expect(seqsOf(goneUser, id)).toEqual([])
+    expect(goneUser.frames.filter((f) => f.conversation_id === id).map((f) => f.type)).toEqual([
+      'member.removed',
+    ])
   })
 
   it('shares tickets and the per-user connection limit across instances', async () => {
