@@ -1,9 +1,11 @@
 import postgres from 'postgres'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { Connection } from '../../src/ws/connection.js'
 import { registerUser, startTestApp, type TestApp, type TestUser } from '../helpers/app.js'
 import {
   conversationSocketUrl,
   directChat,
+  type Frame,
   type OpenOptions,
   restSend,
   signAccessToken,
@@ -100,41 +102,75 @@ describe('WebSocket graceful shutdown', () => {
   })
   afterAll(async () => t?.close())
 
-  it('acks in-flight sends, then closes every socket with 1001', async () => {
+  it('acks in-flight sends, refuses writes sent while draining, then closes every socket with 1001', async () => {
     const sender = await TestSocket.open(conversationSocketUrl(t.url, conv), { token: a.token })
     const peer = await TestSocket.open(userSocketUrl(t.url), { token: b.token })
     const url = (t.database as { url?: string }).url
     if (!url) throw new Error('this test needs the PostgreSQL driver')
     const pg = postgres(url, { max: 2, onnotice: () => {} })
-    let stored: string[] = []
+    const drainStarted = whenCalled(Connection.prototype, 'drain')
+    let stored: { content: string; seq: number; id: string }[] = []
+    let beforeClose: Frame[] = []
+    let lock: Awaited<ReturnType<typeof holdConversationLock>> | undefined
     try {
       // Hold the conversation lock so the sends are certainly still in flight when shutdown starts.
-      const lock = await holdConversationLock(pg, conv)
+      lock = await holdConversationLock(pg, conv)
       for (const i of [1, 2, 3])
         sender.send({ type: 'message.send', content: `m${i}`, client_msg_id: `g${i}` })
       await sender.settle()
+      const inFlight = sender.frames.length
       const closing = t.app.close()
-      // A send that arrives once shutdown has begun is answered too: acked, or refused as unavailable.
+      // Draining has begun (every socket refuses writes from now); frames sent now reach the
+      // server in a later turn, so these two are certainly sent during shutdown.
+      await drainStarted
       sender.send({ type: 'message.send', content: 'late', client_msg_id: 'late' })
+      sender.send({ type: 'read', seq: 1 })
+      // A ping is still answered (only writes are refused); its pong follows both answers.
+      await sender.settle()
+      // Refused at once, while the earlier sends still wait on the lock and the socket is open.
+      beforeClose = sender.frames.slice(inFlight)
+      expect(sender.closed).toBeUndefined()
       lock.release()
       await lock.done
       await closing
-      stored = (await pg`select content from messages where conversation_id = ${conv} order by seq`).map(
-        (r) => r.content as string,
-      )
+      stored = (
+        await pg`select id, seq, content from messages where conversation_id = ${conv} order by seq`
+      ).map((r) => ({ id: r.id as string, seq: Number(r.seq), content: r.content as string }))
     } finally {
+      drainStarted.restore()
+      // Should an assertion above fail, let the held sends (and so the shutdown) finish.
+      lock?.release()
+      await lock?.done
       await pg.end()
     }
+    const refusal = {
+      type: 'error',
+      code: 'unavailable',
+      message: expect.any(String),
+    }
+    expect(beforeClose).toEqual([
+      { ...refusal, client_msg_id: 'late' },
+      refusal, // a read has no client_msg_id to echo
+      { type: 'pong' },
+    ])
     expect(await sender.waitClose()).toMatchObject({ code: 1001 })
     expect(await peer.waitClose()).toMatchObject({ code: 1001 })
-    // The acks came before the close frame, and the messages are stored.
-    const acked = sender.ofType('message.ack').map((f) => f.client_msg_id)
-    expect(acked.slice(0, 3)).toEqual(['g1', 'g2', 'g3'])
-    const late = sender.frames.filter((f) => f.client_msg_id === 'late')
-    expect(late).toHaveLength(1)
-    expect(late[0]?.type === 'message.ack' || late[0]?.code === 'unavailable').toBe(true)
-    expect(stored).toEqual(late[0]?.type === 'message.ack' ? ['m1', 'm2', 'm3', 'late'] : ['m1', 'm2', 'm3'])
-    expect(peer.seqs(conv)).toEqual(stored.map((_, i) => i + 1))
+    // Every send that got in before shutdown is acked before the close frame, and stored as acked.
+    expect(stored.map((m) => m.content)).toEqual(['m1', 'm2', 'm3'])
+    const acks = sender.ofType('message.ack')
+    expect(acks.map((f) => f.client_msg_id)).toEqual(['g1', 'g2', 'g3'])
+    expect(acks.map((f) => f.message)).toEqual(
+      stored.map((m) => expect.objectContaining({ id: m.id, seq: m.seq, content: m.content })),
+    )
+    // The refused write left no trace: nothing stored, acked or broadcast.
+    expect(sender.frames.filter((f) => f.client_msg_id === 'late')).toEqual([
+      { ...refusal, client_msg_id: 'late' },
+    ])
+    expect(peer.ofType('message.new').map((f) => f.message)).toEqual(
+      stored.map((m) =>
+        expect.objectContaining({ id: m.id, seq: m.seq, content: m.content, sender_id: a.id }),
+      ),
+    )
   })
 })
 
@@ -171,4 +207,26 @@ async function holdConversationLock(pg: postgres.Sql, conversationId: string) {
   })
   await isLocked
   return { release, done }
+}
+
+/**
+ * Resolves when `obj[method]` is first called (the original still runs, and its effects are in
+ * place by then); `restore` puts the method back.
+ */
+function whenCalled<T extends object, K extends keyof T & string>(obj: T, method: K) {
+  const original = obj[method] as (...args: unknown[]) => unknown
+  let called = () => {}
+  const promise = new Promise<void>((resolve) => {
+    called = resolve
+  })
+  obj[method] = function (this: unknown, ...args: unknown[]) {
+    const result = original.apply(this, args)
+    called()
+    return result
+  } as T[K]
+  return Object.assign(promise, {
+    restore: () => {
+      obj[method] = original as T[K]
+    },
+  })
 }
