@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { PROTOCOL_VERSION } from '../../src/protocol/frames.js'
 import { registerUser, startTestApp, type TestApp, type TestUser } from '../helpers/app.js'
 import {
   conversationSocketUrl,
@@ -33,10 +34,16 @@ describe('WebSocket refusals before the upgrade', () => {
   })
   afterAll(async () => t?.close())
 
-  const accepts = async (url: string, opts: OpenOptions) => {
+  /** Opens a socket and checks its first frame: `ready` for `user` (bound to `conversation`, if given). */
+  const accepts = async (url: string, opts: OpenOptions, user: TestUser, conversation?: string) => {
     const s = await TestSocket.open(url, opts)
     open.push(s)
-    expect((await s.waitFor((f) => f.type === 'ready')).user_id).toBeDefined()
+    expect(await s.waitFor(() => true)).toEqual({
+      type: 'ready',
+      user_id: user.id,
+      protocol: PROTOCOL_VERSION,
+      ...(conversation === undefined ? {} : { conversation_id: conversation }),
+    })
     return s
   }
   const statusOf = async (url: string, opts: OpenOptions = {}) => (await TestSocket.refusal(url, opts)).status
@@ -72,21 +79,23 @@ describe('WebSocket refusals before the upgrade', () => {
     expect(
       await statusOf(userSocketUrl(t.url), { token: a.token, headers: { origin: 'http://127.0.0.1:1' } }),
     ).toBe(403)
-    await accepts(userSocketUrl(t.url), { token: a.token, headers: { origin: ALLOWED_ORIGIN } })
-    await accepts(conversationSocketUrl(t.url, conv), { token: b.token, headers: { origin: t.url } })
+    await accepts(userSocketUrl(t.url), { token: a.token, headers: { origin: ALLOWED_ORIGIN } }, a)
+    await accepts(conversationSocketUrl(t.url, conv), { token: b.token, headers: { origin: t.url } }, b, conv)
   })
 
   it('accepts the token as the subprotocol pair bearer, <jwt> and echoes only "bearer"', async () => {
-    const s = await accepts(userSocketUrl(t.url), { protocols: ['bearer', a.token] })
+    const s = await accepts(userSocketUrl(t.url), { protocols: ['bearer', a.token] }, a)
     expect(s.ws.protocol).toBe('bearer')
     expect(await statusOf(userSocketUrl(t.url), { protocols: ['bearer', 'garbage'] })).toBe(401)
   })
 
   it('accepts a ticket once on either socket, then refuses it with 401', async () => {
-    for (const url of bothSockets()) {
+    for (const [url, bound] of [
+      [userSocketUrl(t.url), undefined],
+      [conversationSocketUrl(t.url, conv), conv],
+    ] as const) {
       const ticket = await ticketFor(a)
-      const s = await accepts(`${url}?ticket=${ticket}`, {})
-      expect(s.frames[0]).toMatchObject({ type: 'ready', user_id: a.id })
+      const s = await accepts(`${url}?ticket=${ticket}`, {}, a, bound)
       expect(await statusOf(`${url}?ticket=${ticket}`)).toBe(401)
       s.close()
       await s.waitClose()
@@ -104,15 +113,15 @@ describe('WebSocket refusals before the upgrade', () => {
     // Fresh users: sockets of the other tests may still be closing.
     const [c, d] = [await registerUser(t.app, 'Cid'), await registerUser(t.app, 'Dan')]
     const cd = await directChat(t.app, c, d)
-    const first = await accepts(userSocketUrl(t.url), { token: c.token })
-    await accepts(conversationSocketUrl(t.url, cd), { token: c.token })
+    const first = await accepts(userSocketUrl(t.url), { token: c.token }, c)
+    await accepts(conversationSocketUrl(t.url, cd), { token: c.token }, c, cd)
     expect(await statusOf(userSocketUrl(t.url), { token: c.token })).toBe(429)
     // Another user is not affected.
-    await accepts(userSocketUrl(t.url), { token: d.token })
+    await accepts(userSocketUrl(t.url), { token: d.token }, d)
     first.close()
     await first.waitClose()
     await eventually(async () => (await t.services.presence.connections(c.id)) === 1)
-    await accepts(userSocketUrl(t.url), { token: c.token })
+    await accepts(userSocketUrl(t.url), { token: c.token }, c)
   })
 
   it('holds the connection limit when sockets open all at once', async () => {
