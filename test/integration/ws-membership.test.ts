@@ -124,8 +124,17 @@ describe('WebSocket membership', () => {
     expect(seen.length).toBeLessThan(12)
     // The other members are told, and B's user socket keeps working for its other conversations.
     expect(await cConv.waitFor(isRemoved)).toMatchObject({ conversation_id: conv, user_id: b.id })
-    await restSend(h.t.app, a, direct, 'still friends')
-    expect(await bUser.waitFor((f) => f.type === 'message.new' && f.conversation_id === direct)).toBeTruthy()
+    const friends = await restSend(h.t.app, a, direct, 'still friends')
+    expect(await bUser.waitFor((f) => f.type === 'message.new' && f.conversation_id === direct)).toEqual({
+      type: 'message.new',
+      conversation_id: direct,
+      message: expect.objectContaining({
+        id: friends.id,
+        seq: friends.seq,
+        content: 'still friends',
+        sender_id: a.id,
+      }),
+    })
   })
 
   it('gives a removed member nothing after the removal from the store either (gap fill re-checks membership)', async () => {
