@@ -70,8 +70,17 @@ describe('WebSocket heartbeat and token expiry', () => {
     await renewed.settle()
     expect(renewed.closed).toBeUndefined()
     expect(renewed.ofType('error')).toEqual([])
-    await restSend(t.app, b, conv, 'still here?')
-    await renewed.waitFor((f) => f.type === 'message.new')
+    const sent = await restSend(t.app, b, conv, 'still here?')
+    expect(await renewed.waitFor((f) => f.type === 'message.new')).toEqual({
+      type: 'message.new',
+      conversation_id: conv,
+      message: expect.objectContaining({
+        id: sent.id,
+        seq: sent.seq,
+        content: 'still here?',
+        sender_id: b.id,
+      }),
+    })
   })
 
   it("refuses an `auth` frame with another user's token or a bad one, and the socket stays open", async () => {
