@@ -260,13 +260,23 @@ export async function signAccessToken(userId: string, ttlSec: number): Promise<s
 
 /**
  * Waits for a condition the server reaches on its own, with no event to await (a socket released
- * after its close), checking once per event-loop turn until the deadline.
+ * after its close, a health check after an engine restart). Checks at once, then backs off
+ * (2 ms, doubling, at most 100 ms apart) until `timeoutMs`, checking one last time at the
+ * deadline; the failure names `what` was awaited.
  */
-export async function eventually(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+export async function eventually(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 5000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
-    await new Promise((resolve) => setImmediate(resolve))
+  let pause = 2
+  for (let checks = 1; ; checks++) {
+    if (await check()) return
+    const left = deadline - Date.now()
+    if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms (${checks} checks) waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)))
+    pause = Math.min(pause * 2, 100)
   }
 }
 

@@ -59,6 +59,7 @@ describe('PostgreSQL stopped and restarted', () => {
 
     pg.start()
     await eventually(
+      '/ready to answer 200 once PostgreSQL is back',
       async () => (await t.app.inject({ method: 'GET', url: '/ready' })).statusCode === 200,
       20_000,
     )

@@ -77,7 +77,11 @@ describe('Redis down: rate limits, presence and tickets degrade, nothing answers
     ticket = issued.json().ticket as string
 
     await redis.stop()
-    await eventually(async () => (await ready(n0)) === 503 && (await ready(n1)) === 503, 15_000)
+    await eventually(
+      '/ready on both nodes to answer 503 with Redis down',
+      async () => (await ready(n0)) === 503 && (await ready(n1)) === 503,
+      15_000,
+    )
   })
   afterAll(async () => {
     for (const s of sockets) s.close()

@@ -46,7 +46,11 @@ describe('Redis stopped and restarted mid-conversation', () => {
     await bRemote.waitFor((f) => f.type === 'message.new')
 
     await redis.stop()
-    await eventually(async () => (await ready(n0)) === 503, 15_000)
+    await eventually(
+      '/ready on node 0 to answer 503 with Redis down',
+      async () => (await ready(n0)) === 503,
+      15_000,
+    )
     expect((await n0.app.inject({ method: 'GET', url: '/ready' })).json()).toMatchObject({
       broker: 'down',
       database: 'up',
@@ -63,7 +67,11 @@ describe('Redis stopped and restarted mid-conversation', () => {
     expect(rest.json().items).toHaveLength(4)
 
     await redis.start()
-    await eventually(async () => (await ready(n0)) === 200 && (await ready(n1)) === 200, 15_000)
+    await eventually(
+      '/ready on both nodes to answer 200 once Redis is back',
+      async () => (await ready(n0)) === 200 && (await ready(n1)) === 200,
+      15_000,
+    )
     // The remote socket catches up by itself after the reconnect (feeds re-read the store)...
     await bRemote.collect('message.new', 4, 15_000)
     // ...and live delivery across instances is back without restarting anything.

@@ -16,7 +16,10 @@ describe('WebSocket typing and presence', () => {
       .map((f) => f.status)
   /** The server releases a socket when its close arrives; presence counts it until then. */
   const released = (userId: string, sockets: number) =>
-    eventually(async () => (await h.t.services.presence.connections(userId)) === sockets)
+    eventually(
+      `presence to count ${sockets} socket(s) of user ${userId}`,
+      async () => (await h.t.services.presence.connections(userId)) === sockets,
+    )
 
   it('relays typing to the peers only, stores nothing, and sends stop by itself after TYPING_TTL_MS', async () => {
     const { a, b, conv } = await h.pair()

@@ -120,7 +120,10 @@ describe('WebSocket refusals before the upgrade', () => {
     await accepts(userSocketUrl(t.url), { token: d.token }, d)
     first.close()
     await first.waitClose()
-    await eventually(async () => (await t.services.presence.connections(c.id)) === 1)
+    await eventually(
+      'the closed socket to be released (presence counts 1 socket)',
+      async () => (await t.services.presence.connections(c.id)) === 1,
+    )
     await accepts(userSocketUrl(t.url), { token: c.token }, c)
   })
 

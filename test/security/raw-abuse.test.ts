@@ -237,13 +237,19 @@ describe('raw socket abuse', () => {
     c.socket.write(upgradeRequest(t.url, u.token))
     await c.waitFor('\r\n\r\n')
     expect(c.text).toMatch(/^HTTP\/1\.1 101 /)
-    await eventually(async () => (await t.services.presence.connections(u.id)) === 1)
+    await eventually(
+      'the upgraded socket to be attached (presence counts 1)',
+      async () => (await t.services.presence.connections(u.id)) === 1,
+    )
     // The client never answers the server's pings (nor anything else).
     const after = await c.closedWithin(HEARTBEAT_MS * 3 + SLACK_MS)
     expect(after).toBeLessThan(HEARTBEAT_MS * 3 + SLACK_MS)
     // A ping frame (opcode 9) reached the client before it was dropped.
     expect(c.received.includes(Buffer.from([0x89, 0x00]))).toBe(true)
-    await eventually(async () => (await t.services.presence.connections(u.id)) === 0)
+    await eventually(
+      'the terminated socket to release its slot (presence counts 0)',
+      async () => (await t.services.presence.connections(u.id)) === 0,
+    )
   })
 })
 
@@ -279,7 +285,10 @@ describe('1,000 connection attempts from one user', () => {
     for (const s of opened) await s.waitFor((f) => f.type === 'ready')
     for (const s of opened) s.close()
     await Promise.all(opened.map((s) => s.waitClose()))
-    await eventually(async () => (await t.services.presence.connections(u.id)) === 0)
+    await eventually(
+      'every closed socket to release its slot (presence counts 0)',
+      async () => (await t.services.presence.connections(u.id)) === 0,
+    )
     const again = await TestSocket.open(`${t.url}/api/v1/chat/ws`, { token: u.token })
     await again.waitFor((f) => f.type === 'ready')
     again.close()
