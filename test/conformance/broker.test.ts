@@ -6,6 +6,7 @@ import { createLogger } from '../../src/observability/logger.js'
 import { type ChatEvent, conversationChannel } from '../../src/protocol/events.js'
 import type { Broker } from '../../src/services/ports.js'
 import { redisUrl, uniquePrefix } from '../helpers/app.js'
+import { eventually, range } from '../helpers/ws-client.js'
 
 /** Two "instances" of a broker kind sharing one transport (or, for memory, none). */
 type Factory = () => Promise<{ a: Broker; b: Broker | undefined; prefix: string }>
@@ -35,26 +36,38 @@ const event = (conversationId: string, seq: number): ChatEvent => ({
   seq,
 })
 
-/** Resolves with the first `n` events a listener gets; `extra` then catches duplicates. */
+const seqOf = (e: ChatEvent) => (e as { seq: number }).seq
+
+/** Records what a listener gets, and waits (with a deadline) for what it should get. */
 function recorder() {
   const got: ChatEvent[] = []
-  let wake: (() => void) | undefined
+  let waiting: (() => void) | undefined
+  const until = (done: () => boolean, what: string, timeoutMs: number): Promise<void> => {
+    if (done()) return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiting = undefined
+        reject(new Error(`no ${what} within ${timeoutMs} ms; got ${got.length} events`))
+      }, timeoutMs)
+      waiting = () => {
+        if (!done()) return
+        waiting = undefined
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+  }
   return {
     got,
     listener: (e: ChatEvent) => {
       got.push(e)
-      wake?.()
+      waiting?.()
     },
-    async until(n: number, timeoutMs = 3000) {
-      const deadline = Date.now() + timeoutMs
-      while (got.length < n) {
-        if (Date.now() > deadline) throw new Error(`got ${got.length}/${n} events`)
-        await new Promise<void>((resolve) => {
-          wake = resolve
-          setTimeout(resolve, 50)
-        })
-      }
-    },
+    /** Resolves once `n` events have arrived. */
+    until: (n: number, timeoutMs = 3000) => until(() => got.length >= n, `${n} events`, timeoutMs),
+    /** Resolves once the event with `seq` has arrived. */
+    untilSeq: (seq: number, timeoutMs = 3000) =>
+      until(() => got.some((e) => seqOf(e) === seq), `event ${seq}`, timeoutMs),
   }
 }
 
@@ -119,10 +132,11 @@ describe.each(factories.filter(([name]) => name.startsWith('redis')))(
       // A marker published after the batch proves nothing more is in flight.
       a.publish(event('c3', 21))
       await onB.until(21)
-      expect(onB.got.map((e) => (e as { seq: number }).seq)).toEqual(
-        Array.from({ length: 21 }, (_, i) => i + 1),
-      )
-      expect(onA.got).toHaveLength(21)
+      expect(onB.got.map(seqOf)).toEqual(range(1, 21))
+      // An echo of a's own publishes would reach a before this reply, which Redis relays after them.
+      b.publish(event('c3', 22))
+      await onA.untilSeq(22)
+      expect(onA.got.map(seqOf)).toEqual(range(1, 22))
     })
 
     it('unsubscribes from Redis when the last local listener leaves', async () => {
@@ -141,10 +155,9 @@ describe.each(factories.filter(([name]) => name.startsWith('redis')))(
         off1()
         expect(await count()).toBe(1)
         off2()
-        // UNSUBSCRIBE travels on b's subscriber connection, which this client cannot order against:
-        // wait (with a deadline) until Redis reflects it.
-        for (let i = 0; i < 100 && (await count()) !== 0; i++) await new Promise((r) => setTimeout(r, 20))
-        expect(await count()).toBe(0)
+        // UNSUBSCRIBE travels on b's subscriber connection, which this client cannot order against
+        // (and Redis sends no event for it): poll until Redis reflects it.
+        await eventually('Redis to count no subscriber on the channel', async () => (await count()) === 0)
       } finally {
         redis.disconnect()
       }
