@@ -8,10 +8,14 @@ import { DRIVERS, registerUser, startTestApp, type TestApp, type TestUser } from
 const API = '/api/v1/chat'
 const GROUP_MAX = 4
 
-/** Resolves once the wall clock is past `iso`, so the next write's millisecond timestamp is strictly later. */
+/**
+ * Resolves once the wall clock is past `iso`, so the next write's millisecond timestamp is strictly
+ * later. The clock is the condition itself (no event says a millisecond passed): wait out the
+ * remainder on a timer rather than spinning the event loop.
+ */
 async function clockPast(iso: string): Promise<void> {
   const t = Date.parse(iso)
-  while (Date.now() <= t) await new Promise((resolve) => setImmediate(resolve))
+  while (Date.now() <= t) await new Promise((resolve) => setTimeout(resolve, t - Date.now() + 1))
 }
 
 describe.each(DRIVERS)('conversations on %s', (driver) => {
