@@ -42,14 +42,28 @@ class RawClient {
     return this.received.toString('latin1')
   }
 
-  /** Resolves once `pattern` has arrived. */
-  async waitFor(pattern: string, timeoutMs = 5000): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    while (!this.text.includes(pattern)) {
-      if (Date.now() > deadline)
-        throw new Error(`no ${JSON.stringify(pattern)} within ${timeoutMs} ms: ${this.text}`)
-      await new Promise((resolve) => this.socket.once('data', resolve).once('close', resolve))
-    }
+  /** Resolves once `pattern` has arrived; fails after `timeoutMs`, also when nothing more arrives. */
+  waitFor(pattern: string, timeoutMs = 5000): Promise<void> {
+    if (this.text.includes(pattern)) return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      const stop = () => {
+        clearTimeout(timer)
+        this.socket.off('data', onData).off('close', onClose)
+      }
+      const fail = (why: string) => {
+        stop()
+        reject(new Error(`no ${JSON.stringify(pattern)} ${why}: ${this.text}`))
+      }
+      const timer = setTimeout(() => fail(`within ${timeoutMs} ms`), timeoutMs)
+      // Listeners run in order: this one after the constructor's, which appended the data.
+      const onData = () => {
+        if (!this.text.includes(pattern)) return
+        stop()
+        resolve()
+      }
+      const onClose = () => fail('before the server closed the connection')
+      this.socket.on('data', onData).once('close', onClose)
+    })
   }
 
   /** Writes `text` one byte every `everyMs` until the server closes the connection. */
