@@ -176,14 +176,28 @@ describe('WebSocket membership', () => {
   })
 
   it('treats leaving like removal', async () => {
-    const [a, b] = await h.trio()
-    const conv = await groupChat(h.t.app, a, [b])
-    const [bUser, bConv] = [await h.userSocket(b), await h.convSocket(b, conv)]
+    const [a, b, c] = await h.trio()
+    const conv = await groupChat(h.t.app, a, [b, c])
+    const [bUser, bConv, cUser] = [await h.userSocket(b), await h.convSocket(b, conv), await h.userSocket(c)]
     await removeMember(h.t.app, b, conv, b)
     expect(await bConv.waitClose()).toMatchObject({ code: 4403 })
-    await bUser.waitFor((f) => f.type === 'member.removed')
-    await restSend(h.t.app, a, conv, 'gone')
-    await bUser.settle()
+    expect(await bUser.waitFor((f) => f.type === 'member.removed')).toEqual({
+      type: 'member.removed',
+      conversation_id: conv,
+      user_id: b.id,
+    })
+    const gone = await restSend(h.t.app, a, conv, 'gone')
+    // Once a member who stays has it, the server has handled it for B too. B's socket answers a
+    // resume of the conversation with not_found once it no longer follows it, after anything it
+    // sent before: B's silence is then "nothing arrived, and nothing can", not "not yet".
+    expect(await cUser.waitFor((f) => f.type === 'message.new' && f.conversation_id === conv)).toMatchObject({
+      message: { id: gone.id, seq: gone.seq, content: 'gone' },
+    })
+    bUser.send({ type: 'sync', cursors: { [conv]: 0 } })
+    expect(await bUser.waitFor((f) => f.type === 'error')).toMatchObject({
+      code: 'not_found',
+      message: expect.stringContaining(conv),
+    })
     expect(bUser.seqs(conv)).toEqual([])
   })
 })
