@@ -115,7 +115,13 @@ describe('WebSocket membership', () => {
     const removed = await bUser.waitFor((f) => f.type === 'member.removed')
     expect(removed).toMatchObject({ conversation_id: conv, user_id: b.id })
     await cConv.collect('message.new', 12)
-    await bUser.settle()
+    // B's socket answers a resume of the conversation with not_found only once it no longer
+    // follows it, after anything it sent before: what B has now is all it will ever get.
+    bUser.send({ type: 'sync', cursors: { [conv]: 0 } })
+    expect(await bUser.waitFor((f) => f.type === 'error')).toMatchObject({
+      code: 'not_found',
+      message: expect.stringContaining(conv),
+    })
     const isRemoved = (f: Frame) => f.type === 'member.removed'
     expect(after(bUser, isRemoved).filter((f) => f.conversation_id === conv)).toEqual([])
     // What B got is an unbroken prefix: each message before the removal, once.
