@@ -17,6 +17,7 @@ import { userRoutes } from './http/user-routes.js'
 import { normalizeIds } from './lib/ids.js'
 import type { Services } from './services/index.js'
 import { registerGateway } from './ws/gateway.js'
+import { endAfterRefusal } from './ws/refused-upgrade.js'
 
 /**
  * The HTTP and WebSocket app over built services, without listening: what `wiring.ts` starts
@@ -47,6 +48,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     },
     // Errors Fastify raises before routing (a malformed percent-encoding in the URL) are problem documents too.
     frameworkErrors: (err, req, reply) => {
+      endAfterRefusal(req, reply)
       errorHandler(err, req, reply)
     },
   }).withTypeProvider<TypeBoxTypeProvider>()

@@ -20,12 +20,20 @@ const address = await runtime.app.listen({ port: config.port, host: config.host 
 const shown = address.replace('0.0.0.0', 'localhost')
 logger.info(`listening on ${address}; API docs at ${shown}/docs`)
 
+// After the deadline the runtime destroys the connections still open; closing the broker and the
+// database then takes moments, unless one of them hangs: the process goes anyway.
+const EXIT_GRACE_MS = 2000
+
 let stopping = false
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
     if (stopping) return
     stopping = true
     logger.info({ signal }, 'shutting down')
+    setTimeout(() => {
+      logger.error('shutdown did not finish in time; exiting')
+      process.exit(1)
+    }, config.shutdownTimeoutMs + EXIT_GRACE_MS).unref()
     runtime
       .stop()
       .then(() => process.exit(0))

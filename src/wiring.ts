@@ -17,6 +17,7 @@ import { RedisPresence, RedisRateLimiter, RedisSendRate, RedisTicketStore } from
 import { FallbackSendRate } from './broker/send-rate-fallback.js'
 import { TicketsOrUnavailable } from './broker/tickets-unavailable.js'
 import type { Config } from './config/config.js'
+import { trackConnections } from './http/connections.js'
 import { createMetrics } from './observability/metrics.js'
 import { AuthService } from './services/auth.js'
 import { ConversationService } from './services/conversations.js'
@@ -45,7 +46,10 @@ export interface Infrastructure {
 export interface Runtime {
   app: FastifyInstance
   services: Services
-  /** Stops accepting, lets in-flight work finish, closes sockets (1001), the broker and the database. */
+  /**
+   * Stops accepting, lets in-flight work finish, closes sockets (1001), the broker and the database.
+   * Connections still open after SHUTDOWN_TIMEOUT_MS are destroyed.
+   */
   stop(): Promise<void>
 }
 
@@ -74,11 +78,23 @@ export async function startRuntime(
     { database: database.describe, broker: infra.broker.kind },
     `database: ${database.describe}; broker: ${infra.broker.kind === 'redis' ? `redis (${config.redisPubsub})` : 'in-process'}`,
   )
+  const connections = trackConnections(app.server)
   return {
     app,
     services,
     stop: async () => {
-      await app.close()
+      const deadline = setTimeout(() => {
+        logger.warn(
+          { connections: connections.size },
+          'shutdown deadline passed: destroying open connections',
+        )
+        connections.destroyAll()
+      }, config.shutdownTimeoutMs)
+      try {
+        await app.close()
+      } finally {
+        clearTimeout(deadline)
+      }
       await infra.presence.close()
       await infra.broker.close()
       if (!shared?.database) await database.close()

@@ -20,6 +20,7 @@ export const SETTINGS = {
   NODE_ENV: { kind: 'string', default: 'development', oneOf: ['development', 'production', 'test'] },
   HOST: { kind: 'string', default: '0.0.0.0' },
   PORT: { kind: 'int', default: '8000', min: 0, max: 65535 },
+  SHUTDOWN_TIMEOUT_MS: { kind: 'int', default: '10000', min: 100, max: 600000 },
   LOG_LEVEL: {
     kind: 'string',
     default: 'info',
@@ -74,6 +75,8 @@ export interface Config {
   host: string
   port: number
   logLevel: string
+  /** How long a shutdown waits for connections to finish before destroying them. */
+  shutdownTimeoutMs: number
   databaseUrl: string | undefined
   databasePoolSize: number
   dataDir: string
@@ -193,6 +196,7 @@ export function loadConfig(raw: Raw = process.env): Config {
     host: v.HOST as string,
     port: int('PORT'),
     logLevel: v.LOG_LEVEL as string,
+    shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS'),
     databaseUrl: v.DATABASE_URL as string | undefined,
     databasePoolSize: int('DATABASE_POOL_SIZE'),
     dataDir,

@@ -34,7 +34,10 @@ export async function registerGateway(app: FastifyInstance, services: Services):
     preClose: async () => {
       shuttingDown = true
       clearInterval(heartbeat)
-      // No new sockets (an upgrade now gets 503); the open ones finish what they are doing.
+      // No new sockets; the open ones finish what they are doing. Without an 'upgrade' listener
+      // Node serves an upgrade request as a plain one, so its 503 ends the connection like any
+      // other response (the plugin's own preClose removes its listener too; this one replaces it).
+      app.server.removeAllListeners('upgrade')
       app.websocketServer.close()
       await Promise.all([...connections].map((c) => c.drain()))
       // REST sends in flight commit too, so their events are out before the sockets close.

@@ -1,0 +1,230 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { connect, type Socket } from 'node:net'
+import { join } from 'node:path'
+import postgres from 'postgres'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { registerUser, startTestApp, TEST_SECRET, type TestApp, type TestUser } from '../helpers/app.js'
+import { createTestDatabase } from '../helpers/pg.js'
+import { conversationSocketUrl, directChat, freePort, TestSocket } from '../helpers/ws-client.js'
+
+/** A raw TCP connection, to hold what a well-behaved client never would. */
+class RawConnection {
+  received = ''
+  readonly closed: Promise<void>
+  private constructor(readonly socket: Socket) {
+    socket.on('error', () => {})
+    socket.on('data', (d: Buffer) => {
+      this.received += d.toString('latin1')
+    })
+    this.closed = once(socket, 'close').then(() => undefined)
+  }
+
+  static async open(base: string): Promise<RawConnection> {
+    const { hostname, port } = new URL(base)
+    const socket = connect(Number(port), hostname)
+    await once(socket, 'connect')
+    return new RawConnection(socket)
+  }
+
+  /** Sends a WebSocket upgrade request for `path`. */
+  upgrade(path: string, headers: Record<string, string> = {}): void {
+    const lines = [
+      `GET ${path} HTTP/1.1`,
+      'Host: 127.0.0.1',
+      'Connection: Upgrade',
+      'Upgrade: websocket',
+      'Sec-WebSocket-Version: 13',
+      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+      ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+    ]
+    this.socket.write(`${lines.join('\r\n')}\r\n\r\n`)
+  }
+
+  async waitFor(text: string, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (!this.received.includes(text)) {
+      if (Date.now() > deadline || this.socket.destroyed)
+        throw new Error(`no ${JSON.stringify(text)} within ${timeoutMs} ms: ${this.received}`)
+      await Promise.race([once(this.socket, 'data'), this.closed, until(deadline)])
+    }
+  }
+
+  /** Whether the server ended the connection within `ms`. */
+  closedWithin(ms: number): Promise<boolean> {
+    return Promise.race([this.closed.then(() => true), until(Date.now() + ms).then(() => false)])
+  }
+}
+
+function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  return Promise.race([p.then(() => true), until(Date.now() + ms).then(() => false)])
+}
+
+function until(deadline: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref())
+}
+
+describe('an upgrade refused while the server shuts down', () => {
+  let t: TestApp
+  let a: TestUser
+  let conv: string
+
+  beforeAll(async () => {
+    t = await startTestApp()
+    await t.listen()
+    a = await registerUser(t.app, 'Ann')
+    conv = await directChat(t.app, a, await registerUser(t.app, 'Bob'))
+  })
+  afterAll(async () => t?.close())
+
+  it('is answered 503 and its connection ended', async () => {
+    const url = (t.database as { url?: string }).url
+    if (!url) throw new Error('this test needs the PostgreSQL driver')
+    const sender = await TestSocket.open(conversationSocketUrl(t.url, conv), { token: a.token })
+    const pg = postgres(url, { max: 1, onnotice: () => {} })
+    // A send held by the conversation lock keeps the shutdown draining while the upgrade arrives.
+    const lock = await holdConversationLock(pg, conv)
+    let closing: Promise<void> | undefined
+    try {
+      sender.send({ type: 'message.send', content: 'held', client_msg_id: 'held' })
+      await sender.settle()
+      const raw = await RawConnection.open(t.url)
+      closing = t.app.close()
+      raw.upgrade('/api/v1/chat/ws', { Authorization: `Bearer ${a.token}` })
+      await raw.waitFor('\r\n\r\n')
+      expect(raw.received).toMatch(/^HTTP\/1\.1 503 /)
+      const ended = await raw.closedWithin(2000)
+      raw.socket.destroy()
+      expect(ended).toBe(true)
+    } finally {
+      lock.release()
+      await lock.done
+      // A connection left open holds the close forever: fail here rather than time out.
+      if (closing) expect(await settlesWithin(closing, 5000)).toBe(true)
+      await pg.end()
+    }
+  })
+})
+
+describe('the server process on SIGTERM', () => {
+  const children: ChildProcess[] = []
+  const held: RawConnection[] = []
+  afterEach(() => {
+    for (const c of held.splice(0)) c.socket.destroy()
+    for (const c of children.splice(0)) c.kill('SIGKILL')
+  })
+
+  it('exits within SHUTDOWN_TIMEOUT_MS, whatever connections are still open', async () => {
+    const deadlineMs = 1500
+    const db = await createTestDatabase()
+    try {
+      const server = await startServer({
+        DATABASE_URL: db.url,
+        SHUTDOWN_TIMEOUT_MS: String(deadlineMs),
+        // The request still arriving below must not be cut off by its own timeout first.
+        HTTP_HEADERS_TIMEOUT_MS: '60000',
+        HTTP_REQUEST_TIMEOUT_MS: '60000',
+      })
+      children.push(server.child)
+      const token = await register(server.url)
+
+      // A socket that completed the upgrade and then ignores everything, the close frame included.
+      const deaf = await RawConnection.open(server.url)
+      held.push(deaf)
+      deaf.upgrade('/api/v1/chat/ws', { Authorization: `Bearer ${token}` })
+      await deaf.waitFor('HTTP/1.1 101')
+      // A request whose headers never finish.
+      const slow = await RawConnection.open(server.url)
+      held.push(slow)
+      slow.socket.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n')
+      // And an upgrade refused before routing.
+      const refused = await RawConnection.open(server.url)
+      held.push(refused)
+      refused.upgrade(`/api/v1/chat/ws/conversations/${'x'.repeat(101)}`)
+      await refused.waitFor('\r\n\r\n')
+
+      const started = Date.now()
+      server.child.kill('SIGTERM')
+      const exit = await Promise.race([
+        once(server.child, 'exit').then(([code]) => code as number | null),
+        until(started + deadlineMs + 5000).then(() => 'still running' as const),
+      ])
+      const tookMs = Date.now() - started
+      expect(exit, server.output()).not.toBe('still running')
+      expect(tookMs).toBeLessThan(deadlineMs + 3000)
+      // The deadline ends the connections; the rest of the shutdown is orderly.
+      expect(exit, server.output()).toBe(0)
+      expect(server.output()).toContain('shutdown deadline passed')
+      for (const c of [deaf, slow, refused]) expect(await c.closedWithin(1000)).toBe(true)
+    } finally {
+      for (const c of children.splice(0)) c.kill('SIGKILL')
+      await db.drop()
+    }
+  })
+})
+
+/** `src/server.ts` as production runs it, on a free port; resolves once it listens. */
+async function startServer(env: Record<string, string>) {
+  const port = await freePort()
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: join(import.meta.dirname, '..', '..'),
+    env: {
+      PATH: process.env.PATH,
+      NODE_ENV: 'production',
+      JWT_SECRET: TEST_SECRET,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  const collect = (c: Buffer) => {
+    output += c.toString()
+  }
+  child.stdout?.on('data', collect)
+  child.stderr?.on('data', collect)
+  await new Promise<void>((resolve, reject) => {
+    const onData = () => {
+      if (output.includes('listening on')) resolve()
+    }
+    child.stdout?.on('data', onData)
+    child.once('exit', (code) => reject(new Error(`server exited (${code}) before listening:\n${output}`)))
+  })
+  return { child, url: `http://127.0.0.1:${port}`, output: () => output }
+}
+
+async function register(base: string): Promise<string> {
+  const res = await fetch(`${base}/api/v1/auth/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      email: `shutdown.${Date.now()}@example.com`,
+      password: 'Sup3r-secret!',
+      full_name: 'Shut Down',
+    }),
+  })
+  if (res.status !== 201) throw new Error(`register: ${res.status} ${await res.text()}`)
+  return ((await res.json()) as { access_token: string }).access_token
+}
+
+/** Locks a conversation row in its own transaction until `release` is called. */
+async function holdConversationLock(pg: postgres.Sql, conversationId: string) {
+  let release = () => {}
+  const released = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  let locked = () => {}
+  const isLocked = new Promise<void>((resolve) => {
+    locked = resolve
+  })
+  const done = pg.begin(async (tx) => {
+    await tx`select id from conversations where id = ${conversationId} for update`
+    locked()
+    await released
+  })
+  await isLocked
+  return { release, done }
+}
