@@ -10,6 +10,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { authRoutes } from './http/auth-routes.js'
 import { chatRoutes } from './http/chat-routes.js'
+import { closeConnectionsOnShutdown } from './http/closing.js'
 import { opsRoutes } from './http/ops-routes.js'
 import { errorHandler, sendProblem } from './http/problem.js'
 import { ticketRoutes } from './http/ticket-routes.js'
@@ -69,6 +70,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     normalizeIds(req.params)
     normalizeIds(req.body)
   })
+  closeConnectionsOnShutdown(app)
   app.addHook('onResponse', async (req, reply) => {
     services.metrics.httpDuration
       .labels(req.method, req.routeOptions.url ?? 'unmatched', String(reply.statusCode))

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
+import { Agent, request as httpRequest } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import postgres from 'postgres'
@@ -106,6 +107,104 @@ describe('an upgrade refused while the server shuts down', () => {
     }
   })
 })
+
+describe('REST requests in flight on keep-alive connections when the server shuts down', () => {
+  let t: TestApp
+  let a: TestUser
+  let conv: string
+
+  beforeAll(async () => {
+    // The default keep-alive timeout (72 s): the close must not wait it out.
+    t = await startTestApp()
+    await t.listen()
+    a = await registerUser(t.app, 'Ann')
+    conv = await directChat(t.app, a, await registerUser(t.app, 'Bob'))
+  })
+  afterAll(async () => t?.close())
+
+  it('are each answered in full with Connection: close, and the close does not wait for keep-alive', async () => {
+    const url = (t.database as { url?: string }).url
+    if (!url) throw new Error('this test needs the PostgreSQL driver')
+    const inFlight = 8
+    const agent = new Agent({ keepAlive: true, maxSockets: inFlight })
+    const send = (content: string) =>
+      post(agent, `${t.url}/api/v1/chat/conversations/${conv}/messages`, a.token, { content })
+    // Every connection has answered once already and is kept alive for more.
+    const warm = await Promise.all(Array.from({ length: inFlight }, (_, i) => send(`warm ${i}`)))
+    expect(warm.map((r) => [r.status, r.connection])).toEqual(warm.map(() => [201, 'keep-alive']))
+
+    const pg = postgres(url, { max: 1, onnotice: () => {} })
+    // The conversation lock holds the sends in the database until the close has begun.
+    const lock = await holdConversationLock(pg, conv)
+    let closing: Promise<void> | undefined
+    try {
+      let received = 0
+      const allReceived = new Promise<void>((resolve) => {
+        t.app.server.on('request', () => {
+          if (++received === inFlight) resolve()
+        })
+      })
+      const sends = Array.from({ length: inFlight }, (_, i) =>
+        send(`in flight ${i}`).catch((err: Error) => err),
+      )
+      await allReceived
+      closing = t.app.close()
+      const started = Date.now()
+      lock.release()
+      await lock.done
+      const results = await Promise.all(sends)
+      expect(results.filter((r) => r instanceof Error)).toEqual([])
+      for (const r of results as Response[]) {
+        expect(r.status).toBe(201)
+        expect(r.connection).toBe('close')
+        expect(JSON.parse(r.body)).toMatchObject({ content: expect.stringMatching(/^in flight /) })
+      }
+      expect(await settlesWithin(closing, 5000)).toBe(true)
+      expect(Date.now() - started).toBeLessThan(5000)
+      const stored = await pg`select count(*)::int as n from messages where conversation_id = ${conv}`
+      expect(stored[0]?.n).toBe(2 * inFlight)
+    } finally {
+      lock.release()
+      await lock.done
+      if (closing) await settlesWithin(closing, 5000)
+      agent.destroy()
+      await pg.end()
+    }
+  })
+})
+
+interface Response {
+  status: number
+  connection: string | undefined
+  body: string
+}
+
+/** A JSON POST through `agent` (node:http: fetch hides the Connection header). */
+function post(agent: Agent, url: string, token: string, body: object): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      },
+      (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (c: string) => {
+          text += c
+        })
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body: text }),
+        )
+        res.on('error', reject)
+      },
+    )
+    req.on('error', reject)
+    req.end(JSON.stringify(body))
+  })
+}
 
 describe('the server process on SIGTERM', () => {
   const children: ChildProcess[] = []
