@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose'
 import { UnauthorizedError } from '../errors.js'
+import { isUuid } from '../lib/ids.js'
 
 export interface JwtSettings {
   secret: string
@@ -52,7 +53,13 @@ export class AccessTokens {
         clockTolerance: 5,
       })
       if (payload.typ !== 'access') throw new UnauthorizedError('not an access token')
-      return { sub: payload.sub as string, exp: payload.exp as number, jti: payload.jti as string }
+      // jose checks that these claims are present, not their shape; a well-signed token with a
+      // sub that is no user id would otherwise reach the database as one (and fail there, 500).
+      const { sub, exp, jti } = payload
+      if (typeof sub !== 'string' || !isUuid(sub) || typeof jti !== 'string' || typeof exp !== 'number') {
+        throw new UnauthorizedError('invalid access token')
+      }
+      return { sub, exp, jti }
     } catch (err) {
       if (err instanceof UnauthorizedError) throw err
       if (err instanceof joseErrors.JWTExpired) throw new UnauthorizedError('access token expired')

@@ -3,7 +3,7 @@ import { exportJWK, exportSPKI, generateKeyPair, type JWTPayload, SignJWT, Unsec
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { users } from '../../src/store/schema.js'
 import { registerUser, startTestApp, TEST_SECRET, type TestApp, type TestUser } from '../helpers/app.js'
-import { TestSocket } from '../helpers/ws-client.js'
+import { conversationSocketUrl, directChat, TestSocket, userSocketUrl } from '../helpers/ws-client.js'
 
 const HS_KEY = new TextEncoder().encode(TEST_SECRET)
 const now = () => Math.floor(Date.now() / 1000)
@@ -90,6 +90,17 @@ describe('JWT attacks', () => {
         name: 'tampered signature',
         token: `${victim.token.slice(0, -4)}${victim.token.endsWith('AAAA') ? 'BBBB' : 'AAAA'}`,
       },
+      // Signed with the real secret: only checking the claims themselves refuses these.
+      { name: 'sub not a UUID', token: await hs256(claims('not-a-uuid')) },
+      { name: 'sub a UUID with extra text', token: await hs256(claims(`${victim.id}x`)) },
+      { name: 'sub empty', token: await hs256(claims('')) },
+      { name: 'sub 2,000 characters long', token: await hs256(claims('x'.repeat(2000))) },
+      { name: 'sub a number', token: await hs256({ ...claims(victim.id), sub: 42 as unknown as string }) },
+      {
+        name: 'jti an object',
+        token: await hs256(claims(victim.id, { jti: { a: 1 } as unknown as string })),
+      },
+      { name: 'exp a string', token: await hs256(claims(victim.id, { exp: 'soon' as unknown as number })) },
       { name: 'a refresh token as bearer', token: victim.refresh },
       { name: 'garbage', token: 'not.a.jwt' },
     )
@@ -117,15 +128,18 @@ describe('JWT attacks', () => {
     expect(accepted).toEqual([])
   })
 
-  it('refuses every forged token at the WebSocket upgrade with 401, as header and as subprotocol', async () => {
+  it('refuses every forged token at both WebSocket upgrades with 401, as header and as subprotocol', async () => {
+    const conv = await directChat(t.app, victim, attacker)
     const accepted: string[] = []
-    for (const { name, token } of forged) {
-      for (const opts of [{ token }, { protocols: ['bearer', token] }]) {
-        const { status } = await TestSocket.refusal(`${t.url}/api/v1/chat/ws`, opts).catch((err) => ({
-          status: `accepted or failed: ${String(err)}`,
-        }))
-        if (status !== 401)
-          accepted.push(`${name} (${'token' in opts ? 'header' : 'subprotocol'}): ${status}`)
+    for (const url of [userSocketUrl(t.url), conversationSocketUrl(t.url, conv)]) {
+      for (const { name, token } of forged) {
+        for (const opts of [{ token }, { protocols: ['bearer', token] }]) {
+          const { status } = await TestSocket.refusal(url, opts).catch((err) => ({
+            status: `accepted or failed: ${String(err)}`,
+          }))
+          if (status !== 401)
+            accepted.push(`${name} (${url}, ${'token' in opts ? 'header' : 'subprotocol'}): ${status}`)
+        }
       }
     }
     expect(accepted).toEqual([])
