@@ -11,6 +11,7 @@ import type { Logger } from 'pino'
 import { authRoutes } from './http/auth-routes.js'
 import { chatRoutes } from './http/chat-routes.js'
 import { closeConnectionsOnShutdown } from './http/closing.js'
+import { refuseInvalidUtf8Json } from './http/json-body.js'
 import { opsRoutes } from './http/ops-routes.js'
 import { errorHandler, sendProblem } from './http/problem.js'
 import { ticketRoutes } from './http/ticket-routes.js'
@@ -58,6 +59,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   app.decorateRequest('user', null)
   app.decorateRequest('tokenExp', 0)
   app.setErrorHandler(errorHandler)
+  refuseInvalidUtf8Json(app)
   app.setNotFoundHandler((req, reply) =>
     sendProblem(req, reply, {
       status: 404,

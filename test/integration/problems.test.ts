@@ -9,6 +9,7 @@ import {
   type TestApp,
   type TestUser,
 } from '../helpers/app.js'
+import { directChat } from '../helpers/ws-client.js'
 
 /** RFC 9457: the one error shape, whatever failed. */
 function expectProblem(res: LightMyRequestResponse, status: number, type?: string) {
@@ -130,6 +131,49 @@ describe.each(DRIVERS)('problems and operations on %s', (driver) => {
         payload: '{"email":',
       })
       expectProblem(res, 400, '/problems/invalid_json')
+    })
+
+    it.each([
+      ['a lone continuation byte', [0x80]],
+      ['a truncated sequence', [0xe0, 0xa4]],
+      ['an overlong encoding', [0xc0, 0xaf]],
+      ['an encoded surrogate', [0xed, 0xa0, 0x80]],
+      ['a byte never valid in UTF-8', [0xff]],
+    ])(
+      'a JSON body with invalid UTF-8 (%s) is a 400 problem, and nothing is stored',
+      async (_name, bytes) => {
+        const other = await registerUser(t.app, 'Other')
+        const conv = await directChat(t.app, u, other)
+        const url = `/api/v1/chat/conversations/${conv}/messages`
+        const res = await t.app.inject({
+          method: 'POST',
+          url,
+          headers: { ...u.auth, 'content-type': 'application/json' },
+          payload: Buffer.concat([
+            Buffer.from('{"content":"bad '),
+            Buffer.from(bytes),
+            Buffer.from(' text"}'),
+          ]),
+        })
+        expect(expectProblem(res, 400, '/problems/invalid_json').detail).toMatch(/UTF-8/)
+        const stored = await t.app.inject({ url, headers: u.auth })
+        expect(stored.json().items).toEqual([])
+      },
+    )
+
+    it('a JSON body in valid UTF-8 is read as sent, with or without a charset', async () => {
+      const conv = await directChat(t.app, u, await registerUser(t.app, 'Other'))
+      const content = 'héllo 👋 مرحبا'
+      for (const type of ['application/json', 'application/json; charset=utf-8']) {
+        const res = await t.app.inject({
+          method: 'POST',
+          url: `/api/v1/chat/conversations/${conv}/messages`,
+          headers: { ...u.auth, 'content-type': type },
+          payload: Buffer.from(JSON.stringify({ content })),
+        })
+        expect(res.statusCode, res.body).toBe(201)
+        expect(res.json().content).toBe(content)
+      }
     })
 
     it('an unsupported media type is a 415 problem', async () => {
