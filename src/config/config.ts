@@ -54,6 +54,7 @@ export const SETTINGS = {
   WS_MAX_CONNECTIONS_PER_USER: { kind: 'int', default: '20', min: 1, max: 100000 },
   WS_TICKET_TTL: { kind: 'int', default: '30', min: 1, max: 600 },
   TYPING_TTL_MS: { kind: 'int', default: '6000', min: 100, max: 60000 },
+  TYPING_RELAY_INTERVAL_MS: { kind: 'int', default: '3000', min: 100, max: 60000 },
   RATE_LIMITS: { kind: 'string', default: 'on', oneOf: ['on', 'off'] },
   MESSAGE_RATE_PER_SEC: { kind: 'int', default: '20', min: 1, max: 1000000 },
   MESSAGE_RATE_BURST: { kind: 'int', default: '40', min: 1, max: 1000000 },
@@ -105,6 +106,8 @@ export interface Config {
     maxConnectionsPerUser: number
     ticketTtlSec: number
     typingTtlMs: number
+    /** At most one typing `start` per socket and conversation is relayed this often. */
+    typingRelayIntervalMs: number
   }
   rateLimits: {
     enabled: boolean
@@ -230,6 +233,7 @@ export function loadConfig(raw: Raw = process.env): Config {
       maxConnectionsPerUser: int('WS_MAX_CONNECTIONS_PER_USER'),
       ticketTtlSec: int('WS_TICKET_TTL'),
       typingTtlMs: int('TYPING_TTL_MS'),
+      typingRelayIntervalMs: int('TYPING_RELAY_INTERVAL_MS'),
     },
     rateLimits: {
       enabled: v.RATE_LIMITS === 'on',

@@ -50,7 +50,7 @@ export const MessageDeleteFrame = frame(
 export const TypingFrame = frame(
   'typing',
   { state: Type.Union([Type.Literal('start'), Type.Literal('stop')]), conversation_id: OptionalConversation },
-  'Typing indicator; relayed, never stored; a start expires after TYPING_TTL_MS.',
+  'Typing indicator; relayed, never stored. Send start again while typing (a start expires after TYPING_TTL_MS) and stop when done. Per conversation, at most one start is relayed per TYPING_RELAY_INTERVAL_MS (3 s by default; one sent sooner is relayed when the interval has passed, unless a stop came first), and a stop only after a relayed start.',
 )
 export const ReadFrame = frame(
   'read',

@@ -33,7 +33,7 @@ export const ServerFrames = [
       user_id: Uuid,
       state: Type.Union([Type.Literal('start'), Type.Literal('stop')]),
     },
-    'A member started or stopped typing.',
+    'A member started or stopped typing (a start repeats at most every TYPING_RELAY_INTERVAL_MS while they type; a stop follows every start, sent by the server after TYPING_TTL_MS when the member does not).',
   ),
   frame(
     'presence',

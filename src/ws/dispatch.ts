@@ -49,6 +49,7 @@ const handlers: Handlers = {
       (id, state) =>
         c.services.broker.publish({ type: 'typing', conversation_id: id, user_id: c.user.id, state }),
       c.services.config.ws.typingTtlMs,
+      c.services.config.ws.typingRelayIntervalMs,
     )
     c.typing.set(conversationId, f.state)
   },

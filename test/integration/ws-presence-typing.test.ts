@@ -5,10 +5,11 @@ import { eventually, history, type TestSocket } from '../helpers/ws-client.js'
 
 const TYPING_TTL_MS = 300
 
+const typingOf = (s: TestSocket) => s.ofType('typing').map((f) => f.state)
+
 /** Ephemeral state: typing is relayed (never stored) and expires; presence follows open sockets. */
 describe('WebSocket typing and presence', () => {
-  const h = useSocketApp({ TYPING_TTL_MS: String(TYPING_TTL_MS) })
-  const typingOf = (s: TestSocket) => s.ofType('typing').map((f) => f.state)
+  const h = useSocketApp({ TYPING_TTL_MS: String(TYPING_TTL_MS), TYPING_RELAY_INTERVAL_MS: '200' })
   const presenceOf = (s: TestSocket, userId: string) =>
     s
       .ofType('presence')
@@ -50,7 +51,7 @@ describe('WebSocket typing and presence', () => {
     expect(await history(h.t.app, a, conv)).toEqual([])
   })
 
-  it('relays an explicit stop at once, and a stop when the typist disconnects', async () => {
+  it('relays an explicit stop at once, a start again once the interval has passed, and a stop when the typist disconnects', async () => {
     const { a, b, conv } = await h.pair()
     const [aUser, bConv] = [await h.userSocket(a), await h.convSocket(b, conv)]
     aUser.send({ type: 'typing', conversation_id: conv, state: 'start' })
@@ -101,5 +102,28 @@ describe('WebSocket typing and presence', () => {
       user_id: a.id,
       status: 'online',
     })
+  })
+})
+
+describe('WebSocket typing under a burst', () => {
+  // The defaults: TYPING_TTL_MS 6 s, TYPING_RELAY_INTERVAL_MS 3 s.
+  const h = useSocketApp()
+
+  it('relays 1,000 alternating start/stop frames as one start and one stop', async () => {
+    const { a, b, conv } = await h.pair()
+    const [aConv, bUser, bConv] = [
+      await h.convSocket(a, conv),
+      await h.userSocket(b),
+      await h.convSocket(b, conv),
+    ]
+    for (let i = 0; i < 500; i++) {
+      aConv.send({ type: 'typing', state: 'start' })
+      aConv.send({ type: 'typing', state: 'stop' })
+    }
+    // Every frame of the burst is handled before the pong, and relayed before the peers' pongs.
+    await aConv.settle()
+    await Promise.all([bUser.settle(), bConv.settle()])
+    expect(typingOf(bUser)).toEqual(['start', 'stop'])
+    expect(typingOf(bConv)).toEqual(['start', 'stop'])
   })
 })
