@@ -8,6 +8,7 @@ import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
+import { startupWarnings } from './config/config.js'
 import { authRoutes } from './http/auth-routes.js'
 import { chatRoutes } from './http/chat-routes.js'
 import { closeConnectionsOnShutdown } from './http/closing.js'
@@ -27,6 +28,7 @@ import { endAfterRefusal } from './ws/refused-upgrade.js'
  */
 export async function buildApp(services: Services, logger: Logger): Promise<FastifyInstance> {
   const { config } = services
+  for (const warning of startupWarnings(config)) logger.warn(warning)
   if (!config.rateLimits.enabled) {
     logger.warn(
       'RATE_LIMITS=off: login, registration, ticket and message rate limits are disabled (load tests only); size limits and authorization still apply',

@@ -20,6 +20,8 @@ export type AppErrorCode =
   | 'forbidden'
   | 'rate_limited'
   | 'unavailable'
+  /** A request body that is not JSON (or not UTF-8). */
+  | 'invalid_json'
 
 export abstract class AppError extends Error {
   abstract readonly status: number

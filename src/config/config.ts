@@ -84,7 +84,15 @@ export interface Config {
   redisUrl: string | undefined
   redisPrefix: string
   redisPubsub: 'classic' | 'sharded'
-  jwt: { secret: string; issuer: string; audience: string; accessTtlSec: number; refreshTtlSec: number }
+  jwt: {
+    secret: string
+    /** JWT_SECRET was unset: the secret is the one generated in DATA_DIR, this instance's own. */
+    secretGenerated: boolean
+    issuer: string
+    audience: string
+    accessTtlSec: number
+    refreshTtlSec: number
+  }
   corsOrigins: string[]
   wsOrigins: string[]
   bodyLimitBytes: number
@@ -192,6 +200,7 @@ export function loadConfig(raw: Raw = process.env): Config {
     problems.push('HTTP_HEADERS_TIMEOUT_MS: must not exceed HTTP_REQUEST_TIMEOUT_MS')
   }
   if (problems.length > 0) throw new ConfigError(problems)
+  const secretGenerated = secret === undefined
   secret ??= developmentSecret(dataDir)
   const int = (name: SettingName) => v[name] as number
   return {
@@ -208,6 +217,7 @@ export function loadConfig(raw: Raw = process.env): Config {
     redisPubsub: v.REDIS_PUBSUB as Config['redisPubsub'],
     jwt: {
       secret,
+      secretGenerated,
       issuer: v.JWT_ISSUER as string,
       audience: v.JWT_AUDIENCE as string,
       accessTtlSec: int('ACCESS_TOKEN_TTL'),
@@ -250,6 +260,22 @@ export function loadConfig(raw: Raw = process.env): Config {
     },
     messageBatchMax: int('MESSAGE_BATCH_MAX'),
   }
+}
+
+/** What a valid configuration may still get wrong, one line each, for the log at startup. */
+export function startupWarnings(config: Config): string[] {
+  const warnings: string[] = []
+  // Each instance generates its own secret in its own DATA_DIR; sharing a database or Redis is
+  // how instances are run side by side (behind one load balancer), where they must share one.
+  const shared = [config.databaseUrl && 'DATABASE_URL', config.redisUrl && 'REDIS_URL'].filter(Boolean)
+  if (config.jwt.secretGenerated && shared.length > 0) {
+    warnings.push(
+      `JWT_SECRET is not set: this instance signs tokens with a secret of its own (${join(config.dataDir, 'jwt-secret')}), ` +
+        `so instances sharing ${shared.join(' and ')} will not accept each other's tokens; ` +
+        'set JWT_SECRET, the same on every instance',
+    )
+  }
+  return warnings
 }
 
 /** `false`, `true`, or a comma-separated list of addresses, CIDRs and proxy-addr names (`loopback`…). */

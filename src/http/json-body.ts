@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer'
 import type { FastifyInstance } from 'fastify'
-import { AppError } from '../services/errors.js'
+import { AppError } from '../errors.js'
 
 /** JSON text exchanged between systems must be UTF-8 (RFC 8259 §8.1): anything else is not JSON. */
 class InvalidUtf8Error extends AppError {

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ConfigError, loadConfig, loadDotEnv, SETTINGS } from '../../src/config/config.js'
+import { ConfigError, loadConfig, loadDotEnv, SETTINGS, startupWarnings } from '../../src/config/config.js'
 
 const SECRET = 'x'.repeat(32)
 const ENV_EXAMPLE = new URL('../../.env.example', import.meta.url)
@@ -136,6 +136,31 @@ describe('loadConfig', () => {
     expect(loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir }).jwt.secret).toBe(first)
     const elsewhere = loadConfig({ NODE_ENV: 'development', DATA_DIR: tmp() }).jwt.secret
     expect(elsewhere).not.toBe(first)
+  })
+})
+
+describe('startupWarnings', () => {
+  const sharedSecretWarning = expect.stringMatching(/will not accept each other's tokens.*set JWT_SECRET/)
+
+  it.each([
+    ['DATABASE_URL', { DATABASE_URL: 'postgres://db/chat' }],
+    ['REDIS_URL', { REDIS_URL: 'redis://cache:6379' }],
+  ])('warns when the JWT secret was generated and %s is shared with other instances', (_name, shared) => {
+    const config = loadConfig({ NODE_ENV: 'development', DATA_DIR: tmp(), ...shared })
+    expect(startupWarnings(config)).toEqual([sharedSecretWarning])
+  })
+
+  it('says nothing of the secret when JWT_SECRET is set, or when no shared service is configured', () => {
+    const shared = { DATABASE_URL: 'postgres://db/chat', REDIS_URL: 'redis://cache:6379' }
+    expect(startupWarnings(loadConfig({ JWT_SECRET: SECRET, DATA_DIR: tmp(), ...shared }))).toEqual([])
+    expect(startupWarnings(loadConfig({ NODE_ENV: 'development', DATA_DIR: tmp() }))).toEqual([])
+  })
+
+  it('warns on a generated secret read back from DATA_DIR too', () => {
+    const dataDir = tmp()
+    loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir })
+    const again = loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir, REDIS_URL: 'redis://cache:6379' })
+    expect(startupWarnings(again)).toEqual([sharedSecretWarning])
   })
 })
 
