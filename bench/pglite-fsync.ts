@@ -4,13 +4,12 @@ import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import { drizzle } from 'drizzle-orm/pglite'
 import { migrate } from 'drizzle-orm/pglite/migrator'
-import { createServices } from '../src/app.js'
-import { MemoryBroker } from '../src/broker/memory.js'
 import { loadConfig } from '../src/config/config.js'
 import { createLogger } from '../src/observability/logger.js'
 import type { Database, Db } from '../src/store/db.js'
 import { MIGRATIONS_DIR } from '../src/store/db.js'
 import * as schema from '../src/store/schema.js'
+import { createServices, memoryInfrastructure } from '../src/wiring.js'
 
 /**
  * What PGlite's fsync setting costs the embedded default: 1,000 messages through MessageService on
@@ -37,12 +36,7 @@ async function run(startParams: string[]) {
     await migrate(drizzle(client, { schema }), { migrationsFolder: MIGRATIONS_DIR })
     const database = { db, driver: 'pglite' } as Database
     const config = loadConfig({ NODE_ENV: 'test', JWT_SECRET: 'x'.repeat(32), RATE_LIMITS: 'off' })
-    const services = createServices({
-      config,
-      database,
-      broker: new MemoryBroker(),
-      logger: createLogger('silent'),
-    })
+    const services = createServices(config, database, memoryInfrastructure(config))
     const user = (n: string) =>
       services.users.create({ email: `${n}@bench.invalid`, password: 'Bench-passw0rd!', fullName: n })
     const [a, b] = [await user('a'), await user('b')]

@@ -1,8 +1,7 @@
-import { createServices } from '../../src/app.js'
-import { MemoryBroker } from '../../src/broker/memory.js'
 import { loadConfig } from '../../src/config/config.js'
 import { createLogger } from '../../src/observability/logger.js'
 import { openDatabase } from '../../src/store/db.js'
+import { createServices, memoryInfrastructure } from '../../src/wiring.js'
 
 /**
  * Child process of the embedded-database durability test: opens the on-disk PGlite in argv[2] as
@@ -18,12 +17,7 @@ const config = loadConfig({
   RATE_LIMITS: 'off',
   DATA_DIR: dataDir,
 })
-const services = createServices({
-  config,
-  database,
-  broker: new MemoryBroker(),
-  logger: createLogger('silent'),
-})
+const services = createServices(config, database, memoryInfrastructure(config))
 const user = (n: string) =>
   services.users.create({ email: `${n}@durability.invalid`, password: 'Durab1lity!', fullName: n })
 const [a, b] = [await user('a'), await user('b')]
