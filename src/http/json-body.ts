@@ -23,6 +23,6 @@ export function refuseInvalidUtf8Json(app: FastifyInstance): void {
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
     const bytes = body as Buffer
     if (!isUtf8(bytes)) return done(new InvalidUtf8Error(), undefined)
-    parseJson(req, bytes.toString('utf8'), done)
+    void parseJson(req, bytes.toString('utf8'), done)
   })
 }

@@ -1,5 +1,4 @@
 import { loadConfig } from '../../src/config/config.js'
-import { createLogger } from '../../src/observability/logger.js'
 import { openDatabase } from '../../src/store/db.js'
 import { createServices, memoryInfrastructure } from '../../src/wiring.js'
 
