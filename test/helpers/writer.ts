@@ -1,0 +1,122 @@
+import postgres from 'postgres'
+import { newId } from '../../src/lib/ids.js'
+import { MessageWriter, type SendResult } from '../../src/services/message-writer.js'
+import type { Db } from '../../src/store/db.js'
+import { conversationMembers, conversations, type MessageRow, users } from '../../src/store/schema.js'
+
+/** A group conversation with `memberCount` fresh users, inserted directly (no API involved). */
+export async function seedConversation(db: Db, memberCount = 2): Promise<{ id: string; members: string[] }> {
+  const members = Array.from({ length: memberCount }, () => newId())
+  await db
+    .insert(users)
+    .values(
+      members.map((id, i) => ({ id, email: `${id}@example.com`, passwordHash: 'unused', fullName: `U${i}` })),
+    )
+  const id = newId()
+  await db.insert(conversations).values({ id, kind: 'group', title: 'writer test', createdBy: members[0] })
+  await db.insert(conversationMembers).values(
+    members.map((userId, i) => ({
+      conversationId: id,
+      userId,
+      role: i === 0 ? ('owner' as const) : ('member' as const),
+    })),
+  )
+  return { id, members }
+}
+
+/** A writer whose commits (`onCommitted` calls) are recorded, one array of rows per transaction. */
+export function startWriter(db: Db, maxBatch = 100) {
+  const commits: MessageRow[][] = []
+  const versions: Map<string, number>[] = []
+  const writer = new MessageWriter(db, maxBatch, (created, membersVersion) => {
+    commits.push(created)
+    versions.push(membersVersion)
+  })
+  /** Appends one send; the content doubles as its label in `batches()`. */
+  const send = (
+    conversationId: string,
+    senderId: string,
+    content: string,
+    clientMsgId: string | null = null,
+  ) => writer.append({ conversationId, senderId, content, clientMsgId })
+  return {
+    writer,
+    commits,
+    versions,
+    send,
+    /** The contents of each commit, in commit order. */
+    batches: () => commits.map((rows) => rows.map((r) => r.content)),
+  }
+}
+
+/** Whether a promise has settled yet, readable synchronously. */
+export function track<T>(p: Promise<T>): { settled: boolean; promise: Promise<T> } {
+  const state = { settled: false, promise: p }
+  p.then(
+    () => {
+      state.settled = true
+    },
+    () => {
+      state.settled = true
+    },
+  )
+  return state
+}
+
+export type Sent = Promise<SendResult>
+
+/**
+ * Counts the writer's transactions: `started` so far, and the most that were open at once.
+ * The database is the real one; only the calls are counted.
+ */
+export function countTransactions(db: Db): {
+  db: Db
+  stats: { started: number; open: number; maxOpen: number }
+} {
+  const stats = { started: 0, open: 0, maxOpen: 0 }
+  const transaction = (fn: Parameters<Db['transaction']>[0]) => {
+    stats.started++
+    stats.open++
+    stats.maxOpen = Math.max(stats.maxOpen, stats.open)
+    return db.transaction(fn).finally(() => {
+      stats.open--
+    })
+  }
+  const counted = new Proxy(db, {
+    get: (target, prop, receiver) =>
+      prop === 'transaction' ? transaction : Reflect.get(target, prop, receiver),
+  })
+  return { db: counted, stats }
+}
+
+/**
+ * Holds conversation rows locked (`SELECT … FOR UPDATE`) from a connection of its own, as another
+ * instance's transaction would: a writer batch touching them waits until `release()`.
+ */
+export async function lockConversations(
+  url: string,
+  ids: string[],
+): Promise<{ release: () => Promise<void> }> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} })
+  let locked!: () => void
+  let release!: () => void
+  const isLocked = new Promise<void>((r) => {
+    locked = r
+  })
+  const released = new Promise<void>((r) => {
+    release = r
+  })
+  const done = sql.begin(async (tx) => {
+    await tx`select id from conversations where id = any(${ids}::uuid[]) order by id for update`
+    locked()
+    await released
+  })
+  await Promise.race([isLocked, done])
+  return {
+    release: async () => {
+      release()
+      await done
+      await sql.end()
+    },
+  }
+}
