@@ -1,19 +1,17 @@
-import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
-import { inject } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { RedisBroker } from '../../src/broker/redis.js'
 import { type Config, loadConfig } from '../../src/config/config.js'
 import { createLogger } from '../../src/observability/logger.js'
 import type { Services } from '../../src/services/index.js'
 import type { Broker } from '../../src/services/ports.js'
-import { type Database, openDatabase } from '../../src/store/db.js'
+import type { Database } from '../../src/store/db.js'
 import { createServices, infrastructure, memoryInfrastructure } from '../../src/wiring.js'
-import { createTestDatabase } from './pg.js'
+import { type Driver, openTestDatabase } from './database.js'
 
-export type Driver = 'postgres' | 'pglite'
-export const DRIVERS: Driver[] = ['postgres', 'pglite']
+// Kept in database.ts so that database-only tests need not import the whole app; re-exported here.
+export { DRIVERS, type Driver, openTestDatabase } from './database.js'
 
 export const TEST_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789'
 
@@ -25,27 +23,6 @@ export function testConfig(env: Record<string, string> = {}): Config {
     LOG_LEVEL: 'silent',
     RATE_LIMITS: 'off',
     ...env,
-  })
-}
-
-/** A migrated database of the given driver, fresh for the caller; `close` drops it. */
-export async function openTestDatabase(driver: Driver): Promise<Database & { url?: string }> {
-  if (driver === 'pglite') {
-    const snapshot = new Blob([readFileSync(inject('pgliteSnapshot'))])
-    const db = await openDatabase({ dataDir: 'memory://', pgliteSnapshot: snapshot })
-    await db.migrate()
-    return db
-  }
-  const { url, drop } = await createTestDatabase()
-  const db = await openDatabase({ databaseUrl: url, poolSize: 10 })
-  await db.migrate()
-  const closeConnections = db.close
-  return Object.assign(db, {
-    url,
-    close: async () => {
-      await closeConnections()
-      await drop()
-    },
   })
 }
 

@@ -1,3 +1,5 @@
+import { once } from 'node:events'
+import { createServer } from 'node:net'
 import postgres from 'postgres'
 import { newId } from '../../src/lib/ids.js'
 import { MessageWriter, type SendResult } from '../../src/services/message-writer.js'
@@ -119,4 +121,13 @@ export async function lockConversations(
       await sql.end()
     },
   }
+}
+
+/** A local port that nothing listens on (it was free a moment ago): connecting is refused. */
+export async function closedPort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
 }

@@ -2,7 +2,7 @@ import { asc, eq } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Database } from '../../src/store/db.js'
 import { messages } from '../../src/store/schema.js'
-import { openTestDatabase } from '../helpers/app.js'
+import { openTestDatabase } from '../helpers/database.js'
 import { drained } from '../helpers/feed-fakes.js'
 import {
   countTransactions,

@@ -5,9 +5,8 @@ import { NotFoundError, UnavailableError } from '../../src/services/errors.js'
 import { MessageWriter } from '../../src/services/message-writer.js'
 import { type Database, openDatabase } from '../../src/store/db.js'
 import { conversations, messages } from '../../src/store/schema.js'
-import { DRIVERS, openTestDatabase } from '../helpers/app.js'
-import { countTransactions, seedConversation, startWriter } from '../helpers/writer.js'
-import { freePort } from '../helpers/ws-client.js'
+import { DRIVERS, openTestDatabase } from '../helpers/database.js'
+import { closedPort, countTransactions, seedConversation, startWriter } from '../helpers/writer.js'
 
 /** PostgreSQL's code for a batch that cannot be stored (a NUL character cannot be in text). */
 const pgCode = (err: unknown): unknown => {
@@ -205,7 +204,9 @@ describe.each(DRIVERS)('MessageWriter on %s', (driver) => {
 
 describe('MessageWriter with the database down', () => {
   it('fails every send of a batch with UnavailableError, without retrying them one by one', async () => {
-    const down = await openDatabase({ databaseUrl: `postgres://postgres@127.0.0.1:${await freePort()}/none` })
+    const down = await openDatabase({
+      databaseUrl: `postgres://postgres@127.0.0.1:${await closedPort()}/none`,
+    })
     try {
       const { db, stats } = countTransactions(down.db)
       const onCommitted: unknown[] = []
