@@ -6,7 +6,10 @@ import { deferred, drained, live, MemorySource, msg, RecordingSink, range } from
 function setup(position = 0, paused = false) {
   const source = new MemorySource()
   const sink = new RecordingSink()
-  const feed = new ConversationFeed(position, source, sink, paused)
+  // Not paused unless asked: the constructor's default.
+  const feed = paused
+    ? new ConversationFeed(position, source, sink, true)
+    : new ConversationFeed(position, source, sink)
   return { source, sink, feed }
 }
 

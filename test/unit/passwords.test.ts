@@ -27,19 +27,19 @@ describe('password hashing', () => {
   it('burnVerify spends about the time of a real verify (unknown emails cost what wrong passwords do)', async () => {
     const hash = await hashPassword('Sup3r-secret!')
     await burnVerify('warm-up') // the first call also makes the dummy hash
-    const time = async (f: () => Promise<unknown>) => {
-      let best = Number.POSITIVE_INFINITY
-      for (let i = 0; i < 3; i++) {
-        const start = performance.now()
-        await f()
-        best = Math.min(best, performance.now() - start)
-      }
-      return best
+    // Interleaved, best of 5 each, so that load on the machine weighs on both alike.
+    let verify = Number.POSITIVE_INFINITY
+    let burn = Number.POSITIVE_INFINITY
+    for (let i = 0; i < 5; i++) {
+      let start = performance.now()
+      await verifyPassword(hash, 'wrong-password')
+      verify = Math.min(verify, performance.now() - start)
+      start = performance.now()
+      await burnVerify('wrong-password')
+      burn = Math.min(burn, performance.now() - start)
     }
-    const verify = await time(() => verifyPassword(hash, 'wrong-password'))
-    const burn = await time(() => burnVerify('wrong-password'))
     // A real argon2 verify takes milliseconds; skipping it takes microseconds. Generous bounds.
-    expect(burn).toBeGreaterThan(verify / 4)
+    expect(burn).toBeGreaterThan(verify / 5)
     expect(await burnVerify('not-a-real-password-9!A')).toBeUndefined()
   })
 })
