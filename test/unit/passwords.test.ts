@@ -40,7 +40,6 @@ describe('password hashing', () => {
     }
     // A real argon2 verify takes milliseconds; skipping it takes microseconds. Generous bounds.
     expect(burn).toBeGreaterThan(verify / 5)
-    expect(await burnVerify('not-a-real-password-9!A')).toBeUndefined()
   })
 })
 
