@@ -8,7 +8,13 @@ export default {
   // Only the unit tests and the writer's database tests run against mutants, not the whole suite.
   vitest: { configFile: 'vitest.mutation.config.ts', related: false },
   coverageAnalysis: 'perTest',
-  mutate: ['src/ws/feed.ts', 'src/services/message-writer.ts', 'src/auth/**/*.ts'],
+  // The group-commit writer is two files since the store layer: the queue and the batch's SQL.
+  mutate: [
+    'src/ws/feed.ts',
+    'src/services/message-writer.ts',
+    'src/store/message-batch.ts',
+    'src/auth/**/*.ts',
+  ],
   // TypeScript 7 has no JS API and Stryker's tsconfig step would crash on it: point it at a file
   // that does not exist (the vitest runner does not need it) and enable no typescript checker.
   tsconfigFile: 'stryker-has-no-tsconfig.json',

@@ -112,9 +112,11 @@ export class ConversationFeed {
   amend(m: MessageView): boolean {
     if (m.seq <= this.lastSeq) return true
     if (this.closed) return false
+    // Always remembered apart from any held copy: a fill may have read the message before the
+    // change, and `emit` sends the newest of what it was given and what was remembered.
     const held = this.held.get(m.seq)
     if (held) this.held.set(m.seq, newest(held, m))
-    else this.amended.set(m.seq, newest(this.amended.get(m.seq), m))
+    this.amended.set(m.seq, newest(this.amended.get(m.seq), m))
     return false
   }
 
@@ -196,8 +198,9 @@ export class ConversationFeed {
         if (pending) await pending
       }
     } catch (err) {
-      // Undo the claim so that a retried `sync` sends the range again: a repeat beats a gap.
-      if (this.floor === from) this.floor = upTo
+      // Undo the claim so that a retried `sync` sends the range again: a repeat beats a gap. An
+      // overlapping sync may have lowered the floor meanwhile; it must still come back up to here.
+      this.floor = Math.max(this.floor, upTo)
       this.sink.onError(err)
     }
   }

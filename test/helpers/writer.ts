@@ -2,9 +2,10 @@ import { once } from 'node:events'
 import { createServer } from 'node:net'
 import postgres from 'postgres'
 import { newId } from '../../src/lib/ids.js'
+import type { MessageView } from '../../src/protocol/message.js'
 import { MessageWriter, type SendResult } from '../../src/services/message-writer.js'
 import type { Db } from '../../src/store/db.js'
-import { conversationMembers, conversations, type MessageRow, users } from '../../src/store/schema.js'
+import { conversationMembers, conversations, users } from '../../src/store/schema.js'
 
 /** A group conversation with `memberCount` fresh users, inserted directly (no API involved). */
 export async function seedConversation(db: Db, memberCount = 2): Promise<{ id: string; members: string[] }> {
@@ -28,7 +29,7 @@ export async function seedConversation(db: Db, memberCount = 2): Promise<{ id: s
 
 /** A writer whose commits (`onCommitted` calls) are recorded, one array of rows per transaction. */
 export function startWriter(db: Db, maxBatch = 100) {
-  const commits: MessageRow[][] = []
+  const commits: MessageView[][] = []
   const versions: Map<string, number>[] = []
   const writer = new MessageWriter(db, maxBatch, (created, membersVersion) => {
     commits.push(created)

@@ -1,7 +1,7 @@
 import { asc, eq } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { NotFoundError, UnavailableError } from '../../src/errors.js'
 import { newId } from '../../src/lib/ids.js'
-import { NotFoundError, UnavailableError } from '../../src/services/errors.js'
 import { MessageWriter } from '../../src/services/message-writer.js'
 import { type Database, openDatabase } from '../../src/store/db.js'
 import { conversations, messages } from '../../src/store/schema.js'
@@ -43,32 +43,32 @@ describe.each(DRIVERS)('MessageWriter on %s', (driver) => {
       return send(c.id, c.members[i % 2] as string, `m${i}`)
     })
     const results = await Promise.all(sends)
-    const inA = results.filter((r) => r.message.conversationId === a.id)
-    const inB = results.filter((r) => r.message.conversationId === b.id)
+    const inA = results.filter((r) => r.message.conversation_id === a.id)
+    const inB = results.filter((r) => r.message.conversation_id === b.id)
     expect(inA.map((r) => r.message.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
     expect(inB.map((r) => r.message.seq)).toEqual([1, 2, 3, 4])
     expect(results.every((r) => r.created)).toBe(true)
     expect(results[1]?.message).toMatchObject({
-      conversationId: a.id,
-      senderId: a.members[1],
+      conversation_id: a.id,
+      sender_id: a.members[1],
       content: 'm1',
-      clientMsgId: null,
-      editedAt: null,
-      deletedAt: null,
+      client_msg_id: null,
+      edited_at: null,
+      deleted_at: null,
     })
     // Stored exactly as acknowledged.
     const rowsA = await stored(a.id)
     expect(rowsA.map((m) => [m.id, m.seq, m.content])).toEqual(
       inA.map((r) => [r.message.id, r.message.seq, r.message.content]),
     )
-    expect(rowsA[0]?.createdAt.getTime()).toBe(inA[0]?.message.createdAt.getTime())
+    expect(rowsA[0]?.createdAt.toISOString()).toBe(inA[0]?.message.created_at)
     // Each commit reports its new rows once, in seq order per conversation, at most 4 at a time.
     const reported = commits.flat()
     expect(reported.map((m) => m.id).sort()).toEqual(results.map((r) => r.message.id).sort())
     for (const rows of commits) {
       expect(rows.length).toBeLessThanOrEqual(4)
       for (const c of [a.id, b.id]) {
-        const seqs = rows.filter((m) => m.conversationId === c).map((m) => m.seq)
+        const seqs = rows.filter((m) => m.conversation_id === c).map((m) => m.seq)
         expect(seqs).toEqual([...seqs].sort((x, y) => x - y))
       }
     }
@@ -76,7 +76,7 @@ describe.each(DRIVERS)('MessageWriter on %s', (driver) => {
     // The conversation row follows: last seq and last activity.
     const rowA = await conversation(a.id)
     expect(rowA?.lastSeq).toBe(8)
-    expect(rowA?.lastActivityAt.getTime()).toBe(inA.at(-1)?.message.createdAt.getTime())
+    expect(rowA?.lastActivityAt.toISOString()).toBe(inA.at(-1)?.message.created_at)
   })
 
   it("reports each locked conversation's membership version with its commit", async () => {
@@ -107,11 +107,11 @@ describe.each(DRIVERS)('MessageWriter on %s', (driver) => {
     const otherConversation = send(d.id, d.members[0] as string, 'elsewhere', 'k1')
     const [r1, r2, r3, r4] = await Promise.all([first, again, otherSender, otherConversation, ...slots])
     expect(batches()).toContainEqual(['first', 'bob', 'elsewhere'])
-    expect(r1).toMatchObject({ created: true, message: { seq: 1, content: 'first', clientMsgId: 'k1' } })
+    expect(r1).toMatchObject({ created: true, message: { seq: 1, content: 'first', client_msg_id: 'k1' } })
     expect(r2?.created).toBe(false)
     expect(r2?.message).toEqual(r1?.message)
-    expect(r3).toMatchObject({ created: true, message: { seq: 2, senderId: bob } })
-    expect(r4).toMatchObject({ created: true, message: { seq: 1, conversationId: d.id } })
+    expect(r3).toMatchObject({ created: true, message: { seq: 2, sender_id: bob } })
+    expect(r4).toMatchObject({ created: true, message: { seq: 1, conversation_id: d.id } })
     expect((await stored(c.id)).map((m) => m.content)).toEqual(['first', 'bob'])
     expect(commits.flat().filter((m) => m.content === 'again')).toEqual([])
   })
@@ -134,7 +134,7 @@ describe.each(DRIVERS)('MessageWriter on %s', (driver) => {
     const afterEdit = await send(c.id, ann, 'retry again', 'k2')
     expect(afterEdit).toEqual({
       created: false,
-      message: { ...original.message, content: 'edited', editedAt },
+      message: { ...original.message, content: 'edited', edited_at: editedAt.toISOString() },
     })
 
     const deletedAt = new Date('2031-02-03T04:05:07.000Z')
@@ -143,8 +143,12 @@ describe.each(DRIVERS)('MessageWriter on %s', (driver) => {
       .set({ content: '', deletedAt })
       .where(eq(messages.id, original.message.id))
     const afterDelete = await send(c.id, ann, 'and again', 'k2')
-    expect(afterDelete.message).toMatchObject({ content: '', editedAt, deletedAt })
-    expect(afterDelete.message.createdAt).toEqual(original.message.createdAt)
+    expect(afterDelete.message).toMatchObject({
+      content: '',
+      edited_at: editedAt.toISOString(),
+      deleted_at: deletedAt.toISOString(),
+    })
+    expect(afterDelete.message.created_at).toEqual(original.message.created_at)
     expect(commits).toHaveLength(1)
     expect(await stored(c.id)).toHaveLength(1)
   })

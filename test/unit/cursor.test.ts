@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest'
+import { ValidationError } from '../../src/errors.js'
 import { decodeCursor, encodeCursor } from '../../src/lib/cursor.js'
-import { ValidationError } from '../../src/services/errors.js'
 
 const b64 = (text: string) => Buffer.from(text).toString('base64url')
 
 /** The error decodeCursor throws for `cursor` (fails the test if it decodes). */
-function refusal(cursor: string, path = '/querystring/cursor'): ValidationError {
+function refusal(cursor: string, field = 'cursor'): ValidationError {
   try {
-    decodeCursor(cursor, path)
+    decodeCursor(cursor, field)
   } catch (err) {
     expect(err).toBeInstanceOf(ValidationError)
     return err as ValidationError
@@ -21,8 +21,8 @@ describe('page cursors', () => {
     const cursor = encodeCursor(value)
     expect(cursor).toMatch(/^[A-Za-z0-9_-]+$/)
     expect(cursor).not.toContain('42')
-    expect(decodeCursor(cursor, '/querystring/cursor')).toEqual(value)
-    expect(decodeCursor(encodeCursor({}), '/q')).toEqual({})
+    expect(decodeCursor(cursor)).toEqual(value)
+    expect(decodeCursor(encodeCursor({}), 'after')).toEqual({})
   })
 
   it.each([
@@ -36,15 +36,13 @@ describe('page cursors', () => {
     ['a null field', b64('{"a":null}')],
     ['an array field', b64('{"a":[1]}')],
     ['an empty token', ''],
-  ])('refuses %s with a validation error at the given path', (_, cursor) => {
-    const err = refusal(cursor, '/querystring/cursor')
-    expect(err.errors).toEqual([{ path: '/querystring/cursor', message: 'is not a valid cursor' }])
+  ])('refuses %s with a validation error on the cursor field', (_, cursor) => {
+    const err = refusal(cursor)
+    expect(err.errors).toEqual([{ field: 'cursor', message: 'is not a valid cursor' }])
     expect(err.code).toBe('validation_failed')
   })
 
-  it('reports the path it was given', () => {
-    expect(refusal('%%%', '/body/after').errors).toEqual([
-      { path: '/body/after', message: 'is not a valid cursor' },
-    ])
+  it('reports the field it was given', () => {
+    expect(refusal('%%%', 'after').errors).toEqual([{ field: 'after', message: 'is not a valid cursor' }])
   })
 })

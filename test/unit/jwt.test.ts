@@ -1,7 +1,7 @@
 import { decodeJwt, decodeProtectedHeader, type JWTPayload, SignJWT, UnsecuredJWT } from 'jose'
 import { describe, expect, it } from 'vitest'
 import { AccessTokens, type JwtSettings } from '../../src/auth/jwt.js'
-import { UnauthorizedError } from '../../src/services/errors.js'
+import { UnauthorizedError } from '../../src/errors.js'
 
 const SETTINGS: JwtSettings = {
   secret: 'unit-test-secret-that-is-long-enough-0123456789',

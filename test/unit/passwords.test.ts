@@ -80,10 +80,8 @@ describe('passwordProblems', () => {
     expect(messages('Aa1€aaaa')).toEqual([])
   })
 
-  it('reports problems under the given path, /body/password by default', () => {
-    expect(passwordProblems('short')[0]?.path).toBe('/body/password')
-    expect(
-      passwordProblems('short', '/body/new_password').every((p) => p.path === '/body/new_password'),
-    ).toBe(true)
+  it('reports problems under the given field, password by default', () => {
+    expect(passwordProblems('short')[0]?.field).toBe('password')
+    expect(passwordProblems('short', 'new_password').every((p) => p.field === 'new_password')).toBe(true)
   })
 })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { MemorySendRate } from '../../src/services/send-rate.js'
+import { MemorySendRate } from '../../src/broker/memory-stores.js'
 
 /** How many of `n` sends at instant `at` the bucket lets through. */
 const takeMany = (rate: MemorySendRate, user: string, n: number, at: number) =>
