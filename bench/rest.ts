@@ -32,7 +32,7 @@ export class Rest {
     path: string,
     body?: unknown,
     token?: string,
-  ): Promise<{ status: number; text: string }> {
+  ): Promise<{ status: number; text: string; headers: http.IncomingHttpHeaders }> {
     const payload = body === undefined ? undefined : JSON.stringify(body)
     const headers: http.OutgoingHttpHeaders = {}
     if (payload !== undefined) {
@@ -47,7 +47,11 @@ export class Rest {
           const chunks: Buffer[] = []
           res.on('data', (c: Buffer) => chunks.push(c))
           res.on('end', () =>
-            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+            resolve({
+              status: res.statusCode ?? 0,
+              text: Buffer.concat(chunks).toString('utf8'),
+              headers: res.headers,
+            }),
           )
           res.on('error', reject)
         },

@@ -1,5 +1,16 @@
 import WebSocket from 'ws'
 
+/** The server answered the upgrade with an HTTP status instead of 101 (the chaos run checks 5xx). */
+export class UpgradeRefused extends Error {
+  constructor(
+    readonly status: number,
+    readonly headers: Record<string, string | string[] | undefined>,
+    body: string,
+  ) {
+    super(`upgrade refused: HTTP ${status} ${body.slice(0, 200)}`)
+  }
+}
+
 export interface SocketOptions {
   headers?: Record<string, string>
   localAddress?: string
@@ -48,8 +59,8 @@ export function openSocket(
       res.on('data', (c: Buffer) => {
         body += c.toString()
       })
-      res.on('end', () => reject(new Error(`upgrade refused: HTTP ${res.statusCode} ${body.slice(0, 200)}`)))
-      res.on('error', () => reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)))
+      res.on('end', () => reject(new UpgradeRefused(res.statusCode ?? 0, res.headers, body)))
+      res.on('error', () => reject(new UpgradeRefused(res.statusCode ?? 0, res.headers, '')))
     })
     ws.on('error', (err) => {
       clearTimeout(timer)
