@@ -1,0 +1,221 @@
+import type postgres from 'postgres'
+import { type Ledger, owedUpTo } from './ledger.js'
+import type { World } from './world.js'
+
+/**
+ * The end-of-run invariants, read from PostgreSQL directly (never through the server under test)
+ * and from what the clients recorded:
+ *  - every acked message is stored exactly once, with the seq and id it was acked with;
+ *  - seq is gapless per conversation (1..last_seq, each once);
+ *  - every member socket received every seq up to its final cursor exactly once, in order, across
+ *    reconnects (the clients check order and repeats as frames arrive; gaps are judged here);
+ *  - at the end every member has everything, and nothing is left unacked.
+ */
+
+interface DbState {
+  lastSeq: Map<string, number>
+  members: Map<string, Set<string>>
+}
+
+async function dbState(sql: postgres.Sql, ids: string[]): Promise<DbState> {
+  const convs = await sql<{ id: string; last_seq: string }[]>`
+    select id, last_seq from conversations where id = any(${ids}::uuid[])`
+  const members = await sql<{ conversation_id: string; user_id: string }[]>`
+    select conversation_id, user_id from conversation_members where conversation_id = any(${ids}::uuid[])`
+  const state: DbState = { lastSeq: new Map(), members: new Map() }
+  for (const c of convs) state.lastSeq.set(c.id, Number(c.last_seq))
+  for (const m of members) {
+    const set = state.members.get(m.conversation_id) ?? new Set()
+    set.add(m.user_id)
+    state.members.set(m.conversation_id, set)
+  }
+  return state
+}
+
+/** What a client still lacks: per conversation, (cursor, the seq it must reach). */
+function shortfalls(
+  world: World,
+  ledger: Ledger,
+  db: DbState,
+): { user: number; conv: string; have: number; want: number }[] {
+  const out: { user: number; conv: string; have: number; want: number }[] = []
+  for (const c of world.clients) {
+    for (const conv of c.known) {
+      const have = c.cursors.get(conv) ?? 0
+      const member = db.members.get(conv)?.has(c.account.id) ?? false
+      const open = ledger.lastEpisode(c.idx, conv)
+      const want = member ? (db.lastSeq.get(conv) ?? 0) : open ? owedUpTo(open) : 0
+      if (have < want) out.push({ user: c.idx, conv, have, want })
+    }
+  }
+  return out
+}
+
+/**
+ * Waits until the system has converged: every outbox empty, every client connected and caught
+ * up, no member out of the group. Returns how long it took, or what was still missing.
+ */
+export async function converge(
+  world: World,
+  ledger: Ledger,
+  sql: postgres.Sql,
+  timeoutMs: number,
+): Promise<{ ms: number; done: boolean; waitingFor: string }> {
+  const t0 = performance.now()
+  const ids = world.conversations.map((c) => c.id)
+  let waitingFor = ''
+  while (performance.now() - t0 < timeoutMs) {
+    const unacked = world.clients.reduce((n, c) => n + c.outbox.size, 0)
+    const offline = world.clients.filter((c) => !c.connected).length
+    let behind = -1
+    try {
+      behind = shortfalls(world, ledger, await dbState(sql, ids)).length
+    } catch {
+      // PostgreSQL not answering yet
+    }
+    waitingFor = `${unacked} unacked sends, ${offline} clients offline, ${behind} cursors behind${world.removing ? ', a member out of the group' : ''}`
+    if (unacked === 0 && offline === 0 && behind === 0 && !world.removing)
+      return { ms: performance.now() - t0, done: true, waitingFor: '' }
+    await new Promise((r) => setTimeout(r, 250))
+  }
+  return { ms: performance.now() - t0, done: false, waitingFor }
+}
+
+/** Compresses sorted seqs into ranges for the report: 4-7,9. */
+export function ranges(seqs: number[]): string {
+  const parts: string[] = []
+  for (let i = 0; i < seqs.length; ) {
+    let j = i
+    while (j + 1 < seqs.length && (seqs[j + 1] as number) === (seqs[j] as number) + 1) j++
+    parts.push(i === j ? `${seqs[i]}` : `${seqs[i]}-${seqs[j]}`)
+    i = j + 1
+  }
+  return parts.join(',')
+}
+
+interface Row {
+  id: string
+  conversation_id: string
+  seq: string
+  sender_id: string
+  client_msg_id: string | null
+}
+
+export interface CheckSummary {
+  conversations: number
+  stored_messages: number
+  acked_messages: number
+  stored_never_acked: number
+  deliveries_missed: number
+  missed_offline_removal: number
+}
+
+export async function checkInvariants(
+  world: World,
+  ledger: Ledger,
+  sql: postgres.Sql,
+): Promise<CheckSummary> {
+  const ids = world.conversations.map((c) => c.id)
+  const db = await dbState(sql, ids)
+  const rows = await sql<
+    { id: string; conversation_id: string; seq: string; sender_id: string; client_msg_id: string | null }[]
+  >`
+    select id, conversation_id, seq, sender_id, client_msg_id from messages
+    where conversation_id = any(${ids}::uuid[]) order by conversation_id, seq`
+
+  // Gapless seq per conversation.
+  const seqs = new Map<string, number[]>()
+  for (const r of rows) seqs.set(r.conversation_id, [...(seqs.get(r.conversation_id) ?? []), Number(r.seq)])
+  for (const conv of ids) {
+    const list = seqs.get(conv) ?? []
+    const last = db.lastSeq.get(conv) ?? 0
+    const bad = list.filter((s, i) => s !== i + 1)
+    if (bad.length > 0 || list.length !== last)
+      ledger.violation(
+        'seq_not_gapless',
+        `${world.label(conv)}: ${list.length} rows, last_seq ${last}, out of place: ${ranges(bad.slice(0, 20))}`,
+      )
+  }
+
+  // Every acked message stored once, as acked.
+  const byKey = new Map<string, Row[]>()
+  for (const r of rows) {
+    if (r.client_msg_id === null) continue
+    const key = `${r.conversation_id}|${r.sender_id}|${r.client_msg_id}`
+    byKey.set(key, [...(byKey.get(key) ?? []), r])
+  }
+  for (const [key, list] of byKey) {
+    if (list.length > 1)
+      ledger.violation(
+        'stored_more_than_once',
+        `${key.split('|')[2]}: ${list.length} rows (seqs ${list.map((r) => r.seq).join(',')})`,
+      )
+  }
+  for (const [cmid, a] of ledger.acked) {
+    const list = byKey.get(`${a.conv}|${a.sender}|${cmid}`) ?? []
+    if (list.length === 0)
+      ledger.violation('acked_not_stored', `${cmid} acked as seq ${a.seq} in ${world.label(a.conv)}`)
+    else if (!list.some((r) => r.id === a.id && Number(r.seq) === a.seq))
+      ledger.violation(
+        'acked_differs_from_stored',
+        `${cmid}: acked seq ${a.seq}, stored ${list.map((r) => r.seq).join(',')}`,
+      )
+  }
+  let neverAcked = 0
+  for (const [key] of byKey) if (!ledger.acked.has(key.split('|')[2] as string)) neverAcked++
+
+  // Delivery gaps: excused only inside a removal episode of that member.
+  let missed = 0
+  let offlineRemoval = 0
+  for (const g of ledger.gaps) {
+    const episodes = ledger.episodes.filter((e) => e.user === g.user && e.conv === g.conv)
+    const unexcused: number[] = []
+    for (let s = g.after + 1; s < g.got; s++) {
+      if (episodes.some((e) => s > owedUpTo(e) && s <= (e.hi ?? Number.POSITIVE_INFINITY))) {
+        const offline = episodes.find((e) => s <= e.lo && s > owedUpTo(e))
+        if (offline) {
+          offlineRemoval++
+          if (ledger.offlineRemovalGaps.length < 5 && offline.lo === s)
+            ledger.offlineRemovalGaps.push(
+              `user ${g.user} ${world.label(g.conv)}: cursor ${offline.refusedCursor} when its resume was refused, removal at seq ~${offline.lo}, socket #${g.session} then got ${g.got}`,
+            )
+        }
+        continue
+      }
+      unexcused.push(s)
+    }
+    if (unexcused.length === 0) continue
+    missed += unexcused.length
+    const near = episodes.find((e) => Math.abs(e.lo - g.after) <= 20)
+    ledger.violation(
+      'missed_delivery',
+      `user ${g.user} ${world.label(g.conv)} socket #${g.session}: after seq ${g.after} got ${g.got}, never got ${ranges(unexcused)}` +
+        (near
+          ? ` (around a removal of this user at seq ~${near.lo}${near.seenLive ? ', seen live' : ''})`
+          : ''),
+    )
+  }
+
+  // What is still missing at the end (converge gave up): undelivered, or acked nowhere.
+  for (const s of shortfalls(world, ledger, db)) {
+    missed += s.want - s.have
+    const open = ledger.lastEpisode(s.user, s.conv)
+    const removed = open && (open.hi === undefined || open.hi === Number.POSITIVE_INFINITY)
+    ledger.violation(
+      removed ? 'missed_delivery' : 'not_delivered_by_end',
+      `user ${s.user} ${world.label(s.conv)}: has up to seq ${s.have}, should have ${s.want}${removed ? ' (removed member: seqs committed before the removal)' : ''}`,
+    )
+  }
+  for (const c of world.clients) {
+    for (const p of c.outbox.values())
+      ledger.violation('unacked_at_end', `user ${c.idx} ${p.cmid} (${p.via}) in ${world.label(p.conv)}`)
+  }
+  return {
+    conversations: ids.length,
+    stored_messages: rows.length,
+    acked_messages: ledger.acked.size,
+    stored_never_acked: neverAcked,
+    deliveries_missed: missed,
+    missed_offline_removal: offlineRemoval,
+  }
+}
