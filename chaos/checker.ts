@@ -1,5 +1,5 @@
 import type postgres from 'postgres'
-import { type Ledger, owedUpTo } from './ledger.js'
+import type { Episode, Ledger } from './ledger.js'
 import type { World } from './world.js'
 
 /**
@@ -44,7 +44,7 @@ function shortfalls(
       const have = c.cursors.get(conv) ?? 0
       const member = db.members.get(conv)?.has(c.account.id) ?? false
       const open = ledger.lastEpisode(c.idx, conv)
-      const want = member ? (db.lastSeq.get(conv) ?? 0) : open ? owedUpTo(open) : 0
+      const want = member ? (db.lastSeq.get(conv) ?? 0) : open ? open.lo : 0
       if (have < want) out.push({ user: c.idx, conv, have, want })
     }
   }
@@ -81,6 +81,15 @@ export async function converge(
   return { ms: performance.now() - t0, done: false, waitingFor }
 }
 
+function removalContext(e: Episode): string {
+  const how = e.seenLive
+    ? 'its socket got member.removed'
+    : e.refusedCursor !== undefined
+      ? `its socket was away then; the resume was refused at cursor ${e.refusedCursor}`
+      : 'no member.removed seen'
+  return `removed at seq >= ${e.lo}, ${how}`
+}
+
 /** Compresses sorted seqs into ranges for the report: 4-7,9. */
 export function ranges(seqs: number[]): string {
   const parts: string[] = []
@@ -107,7 +116,6 @@ export interface CheckSummary {
   acked_messages: number
   stored_never_acked: number
   deliveries_missed: number
-  missed_offline_removal: number
 }
 
 export async function checkInvariants(
@@ -164,35 +172,22 @@ export async function checkInvariants(
   let neverAcked = 0
   for (const [key] of byKey) if (!ledger.acked.has(key.split('|')[2] as string)) neverAcked++
 
-  // Delivery gaps: excused only inside a removal episode of that member.
+  // Delivery gaps: excused only for seqs committed while that member was out of the group.
   let missed = 0
-  let offlineRemoval = 0
   for (const g of ledger.gaps) {
     const episodes = ledger.episodes.filter((e) => e.user === g.user && e.conv === g.conv)
     const unexcused: number[] = []
     for (let s = g.after + 1; s < g.got; s++) {
-      if (episodes.some((e) => s > owedUpTo(e) && s <= (e.hi ?? Number.POSITIVE_INFINITY))) {
-        const offline = episodes.find((e) => s <= e.lo && s > owedUpTo(e))
-        if (offline) {
-          offlineRemoval++
-          if (ledger.offlineRemovalGaps.length < 5 && offline.lo === s)
-            ledger.offlineRemovalGaps.push(
-              `user ${g.user} ${world.label(g.conv)}: cursor ${offline.refusedCursor} when its resume was refused, removal at seq ~${offline.lo}, socket #${g.session} then got ${g.got}`,
-            )
-        }
-        continue
-      }
-      unexcused.push(s)
+      if (!episodes.some((e) => s > e.lo && s <= (e.hi ?? Number.POSITIVE_INFINITY))) unexcused.push(s)
     }
     if (unexcused.length === 0) continue
     missed += unexcused.length
-    const near = episodes.find((e) => Math.abs(e.lo - g.after) <= 20)
+    // A gap that reaches a removal's seq: the member lost what was committed before it.
+    const removal = episodes.find((e) => g.after < e.lo && e.lo < g.got)
     ledger.violation(
-      'missed_delivery',
+      removal ? 'missed_around_removal' : 'missed_delivery',
       `user ${g.user} ${world.label(g.conv)} socket #${g.session}: after seq ${g.after} got ${g.got}, never got ${ranges(unexcused)}` +
-        (near
-          ? ` (around a removal of this user at seq ~${near.lo}${near.seenLive ? ', seen live' : ''})`
-          : ''),
+        (removal ? ` (${removalContext(removal)})` : ''),
     )
   }
 
@@ -201,9 +196,16 @@ export async function checkInvariants(
     missed += s.want - s.have
     const open = ledger.lastEpisode(s.user, s.conv)
     const removed = open && (open.hi === undefined || open.hi === Number.POSITIVE_INFINITY)
+    const client = world.clients[s.user]
     ledger.violation(
-      removed ? 'missed_delivery' : 'not_delivered_by_end',
-      `user ${s.user} ${world.label(s.conv)}: has up to seq ${s.have}, should have ${s.want}${removed ? ' (removed member: seqs committed before the removal)' : ''}`,
+      removed ? 'missed_around_removal' : 'not_delivered_by_end',
+      `user ${s.user} ${world.label(s.conv)}: has up to seq ${s.have}, should have ${s.want}; its socket #${client?.socketNumber} ` +
+        `is open on instance ${client?.instanceIndex}` +
+        (removed
+          ? ` (still out of the group at the end; ${removalContext(open)})`
+          : open
+            ? ` (last removed at ${ledger.stamp(open.removedAtMs)}, seq >= ${open.lo}, re-added at ${ledger.stamp(open.addedAtMs)}, seq <= ${open.hi})`
+            : ''),
     )
   }
   for (const c of world.clients) {
@@ -216,6 +218,5 @@ export async function checkInvariants(
     acked_messages: ledger.acked.size,
     stored_never_acked: neverAcked,
     deliveries_missed: missed,
-    missed_offline_removal: offlineRemoval,
   }
 }

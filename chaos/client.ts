@@ -86,6 +86,15 @@ export class ChaosClient {
     this.restAt = this.wsAt
   }
 
+  /** Which socket of this client is the current one (#1 is the first), and through which instance. */
+  get socketNumber(): number {
+    return this.session
+  }
+
+  get instanceIndex(): number {
+    return this.wsAt
+  }
+
   get connected(): boolean {
     return this.ws?.readyState === WebSocket.OPEN
   }

@@ -10,6 +10,18 @@ const SLOW_BODY_MS = 3000
 /** Instances must report ready this soon after a dependency is back. */
 const RECOVERY_DEADLINE_MS = 30_000
 
+/** What the clients do on cue, so that a fault meets the traffic that exposes its defects. */
+export interface FaultHooks {
+  /**
+   * REST sends to instance i whose bodies trickle in over `ms`, over keep-alive connections:
+   * SIGTERM comes while they are under way, so the drain has requests to finish and keep-alive
+   * connections to close (a rolling deploy with slow clients).
+   */
+  slowSends(instance: number, ms: number): { started: Promise<void>; done: Promise<string> }[]
+  /** Redis just stopped: a group removal now has events in flight that will not arrive live. */
+  redisDown(): void
+}
+
 export interface TimelineEntry {
   /** `crash`: not scheduled, an instance died by itself (and was restarted, as a supervisor would). */
   kind: Fault['kind'] | 'crash'
@@ -44,19 +56,11 @@ export class FaultInjector {
   /** Per instance, the work on it in progress: a crash restart and a scheduled fault never overlap. */
   private readonly busy = new Map<Instance, Promise<void>>()
 
-  /**
-   * `slowSends(i, ms)` starts REST sends to instance i whose bodies trickle in over `ms`, over
-   * keep-alive connections: SIGTERM comes while they are under way, so the drain has requests
-   * to finish and keep-alive connections to close (a rolling deploy with slow clients).
-   */
   constructor(
     private readonly cluster: Cluster,
     private readonly ledger: Ledger,
     private readonly log: (line: string) => void,
-    private readonly slowSends: (
-      instance: number,
-      ms: number,
-    ) => { started: Promise<void>; done: Promise<string> }[],
+    private readonly hooks: FaultHooks,
   ) {
     for (const inst of cluster.instances) inst.onCrash = (exit) => void this.crashed(inst, exit)
   }
@@ -142,6 +146,7 @@ export class FaultInjector {
       case 'redis': {
         const outage = this.ledger.outageStarted('Redis')
         await this.cluster.redis.stop()
+        this.hooks.redisDown()
         await sleep(f.downMs)
         await this.cluster.redis.start()
         this.ledger.dependencyBack(outage)
@@ -172,7 +177,7 @@ export class FaultInjector {
       await inst.kill()
       notes.push('killed')
     } else {
-      const slow = this.slowSends(inst.index, SLOW_BODY_MS)
+      const slow = this.hooks.slowSends(inst.index, SLOW_BODY_MS)
       await Promise.race([Promise.all(slow.map((s) => s.started)), sleep(5000)])
       const t0 = performance.now()
       const answers = slow.map((s) => s.done.then((a) => `${a} at ${Math.round(performance.now() - t0)} ms`))

@@ -36,16 +36,11 @@ export interface Episode {
   addedAtMs?: number
   /** The member's open socket received `member.removed` for it (it was online then). */
   seenLive: boolean
-  /** The member's cursor when a `sync` naming the group was refused (it learnt of the removal that way). */
+  /**
+   * The member's cursor when a `sync` naming the group was refused: its socket was away when
+   * it was removed, and the server no longer resumes the group for it (for the report).
+   */
   refusedCursor?: number
-}
-
-/** The lowest seq a removed member may be missing: see Episode. */
-export function owedUpTo(e: Episode): number {
-  if (e.seenLive || e.refusedCursor === undefined) return e.lo
-  // Offline at removal: the protocol has no way to fetch what was committed before it, so the
-  // member cannot be blamed on the server's delivery; counted in the report instead.
-  return Math.min(e.lo, e.refusedCursor)
 }
 
 interface Outage {
@@ -70,8 +65,6 @@ export class Ledger {
   readonly acked = new Map<string, AckRecord>()
   readonly gaps: Gap[] = []
   readonly episodes: Episode[] = []
-  /** Gaps excused only because the member was removed while offline (see owedUpTo). */
-  readonly offlineRemovalGaps: string[] = []
   private readonly outages: Outage[] = []
   /** The fault in progress (for the context of a violation). */
   currentFault: string | undefined

@@ -55,11 +55,6 @@ export function formatReport(r: RunResult): string {
         .join(', ') || 'none'
     }`,
   )
-  if ((r.checks?.missed_offline_removal ?? 0) > 0)
-    lines.push(
-      `not counted: ${r.checks?.missed_offline_removal} seqs that members removed while offline could not fetch (no way in the protocol), e.g.`,
-      ...r.offline_removal_examples.map((e) => `      ${e}`),
-    )
   lines.push('', 'instances (fds: fixed = not client or PostgreSQL sockets; RSS lowest of 3 samples):')
   for (const v of r.instances) {
     if (!v.measured || !v.baseline || !v.end) {

@@ -29,18 +29,20 @@ export interface RunResult {
   load_ms: number
   converge_ms: number
   counts: Record<string, number>
-  offline_removal_examples: string[]
   http: Record<string, number>
   ws_errors: Record<string, number>
   checks: CheckSummary | undefined
   instances: InstanceVerdict[]
+  /** Group removals and the delivery gaps the clients saw, for diagnosing a failure. */
+  episodes: Ledger['episodes']
+  gaps: Ledger['gaps']
   violations: { kind: string; count: number; examples: string[] }[]
   violation_count: number
 }
 
 const WARMUP_MS = 8000
 const QUIET_MS = 8000
-const CONVERGE_TIMEOUT_MS = 45_000
+const CONVERGE_TIMEOUT_MS = 30_000
 const SAMPLE_EVERY_MS = 2000
 
 export function replayCommand(o: RunOptions): string {
@@ -80,7 +82,10 @@ export async function runChaos(o: RunOptions, log: (line: string) => void): Prom
   }))
   const sampler = new ProcSampler(cluster)
   let world: World | undefined
-  const faults = new FaultInjector(cluster, ledger, say, (i, ms) => world?.slowSends(i, ms) ?? [])
+  const faults = new FaultInjector(cluster, ledger, say, {
+    slowSends: (i, ms) => world?.slowSends(i, ms) ?? [],
+    redisDown: () => world?.removeSoon(),
+  })
   try {
     say(`${o.instances} instances ready (logs in ${o.logDir})`)
     world = await World.setup(
@@ -120,11 +125,12 @@ export async function runChaos(o: RunOptions, log: (line: string) => void): Prom
       load_ms: Math.round(loadMs),
       converge_ms: Math.round(conv.ms),
       counts: ledger.counts,
-      offline_removal_examples: ledger.offlineRemovalGaps,
       http: ledger.http,
       ws_errors: ledger.wsErrors,
       checks,
       instances,
+      episodes: ledger.episodes,
+      gaps: ledger.gaps,
       violations: [...ledger.violations].map(([kind, v]) => ({ kind, ...v })),
       violation_count: ledger.violationCount,
     }

@@ -52,6 +52,8 @@ export class World {
   private readonly loops: Promise<void>[] = []
   private stopSends = false
   private readonly sleeper = new Sleeper()
+  /** The churn loop's own sleeps, so a fault can cut its wait short. */
+  private readonly churnSleeper = new Sleeper()
   /** A member is out of the group right now (the end waits for the re-add). */
   removing = false
 
@@ -158,6 +160,11 @@ export class World {
     if (this.clients.length > 2) this.loops.push(this.churn())
   }
 
+  /** The next removal comes now rather than at its time (if none is under way). */
+  removeSoon(): void {
+    this.churnSleeper.wake()
+  }
+
   /** Stops new sends; the outboxes still drain. */
   quiesce(): void {
     this.stopSends = true
@@ -167,6 +174,7 @@ export class World {
     this.running = false
     this.stopSends = true
     this.sleeper.wake()
+    this.churnSleeper.wake()
     await Promise.all(this.loops)
     for (const c of this.clients) c.stop()
   }
@@ -200,7 +208,7 @@ export class World {
     const owner = this.clients[0] as ChaosClient
     const groupPath = `/api/v1/chat/conversations/${this.group.id}/members`
     while (this.running) {
-      await this.sleeper.sleep(r.int(4000, 8000))
+      await this.churnSleeper.sleep(r.int(4000, 8000))
       if (!this.running || this.stopSends) continue
       const member = 1 + r.int(0, this.clients.length - 2)
       // A busy group at the moment of the removal: messages committed just before it are still
