@@ -14,22 +14,32 @@ import type { World } from './world.js'
 
 interface DbState {
   lastSeq: Map<string, number>
-  members: Map<string, Set<string>>
 }
 
 async function dbState(sql: postgres.Sql, ids: string[]): Promise<DbState> {
   const convs = await sql<{ id: string; last_seq: string }[]>`
     select id, last_seq from conversations where id = any(${ids}::uuid[])`
-  const members = await sql<{ conversation_id: string; user_id: string }[]>`
-    select conversation_id, user_id from conversation_members where conversation_id = any(${ids}::uuid[])`
-  const state: DbState = { lastSeq: new Map(), members: new Map() }
-  for (const c of convs) state.lastSeq.set(c.id, Number(c.last_seq))
-  for (const m of members) {
-    const set = state.members.get(m.conversation_id) ?? new Set()
-    set.add(m.user_id)
-    state.members.set(m.conversation_id, set)
+  return { lastSeq: new Map(convs.map((c) => [c.id, Number(c.last_seq)])) }
+}
+
+/**
+ * The highest seq `user` is owed in a conversation whose last seq is `last`: seqs committed while
+ * it was out of the group (see Episode) are not owed, so a removal at the very end can leave the
+ * member's cursor below `last` with nothing missing.
+ */
+function owedUpTo(ledger: Ledger, user: number, conv: string, last: number): number {
+  let m = last
+  const episodes = ledger.episodes.filter((e) => e.user === user && e.conv === conv)
+  for (let moved = true; moved; ) {
+    moved = false
+    for (const e of episodes) {
+      if (m > e.lo && m <= (e.hi ?? Number.POSITIVE_INFINITY)) {
+        m = e.lo
+        moved = true
+      }
+    }
   }
-  return state
+  return m
 }
 
 /** What a client still lacks: per conversation, (cursor, the seq it must reach). */
@@ -42,9 +52,7 @@ function shortfalls(
   for (const c of world.clients) {
     for (const conv of c.known) {
       const have = c.cursors.get(conv) ?? 0
-      const member = db.members.get(conv)?.has(c.account.id) ?? false
-      const open = ledger.lastEpisode(c.idx, conv)
-      const want = member ? (db.lastSeq.get(conv) ?? 0) : open ? open.lo : 0
+      const want = owedUpTo(ledger, c.idx, conv, db.lastSeq.get(conv) ?? 0)
       if (have < want) out.push({ user: c.idx, conv, have, want })
     }
   }
