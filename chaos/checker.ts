@@ -50,8 +50,8 @@ function shortfalls(
 ): { user: number; conv: string; have: number; want: number }[] {
   const out: { user: number; conv: string; have: number; want: number }[] = []
   for (const c of world.clients) {
-    for (const conv of c.known) {
-      const have = c.cursors.get(conv) ?? 0
+    for (const conv of c.deliveries.known) {
+      const have = c.deliveries.cursor(conv)
       const want = owedUpTo(ledger, c.idx, conv, db.lastSeq.get(conv) ?? 0)
       if (have < want) out.push({ user: c.idx, conv, have, want })
     }

@@ -2,6 +2,8 @@ import http from 'node:http'
 import WebSocket from 'ws'
 import type { Rest } from '../bench/rest.js'
 import { openSocket, UpgradeRefused } from '../bench/sockets.js'
+import { Deliveries } from './deliveries.js'
+import { NoAnswer, tricklePost, withTimeout } from './http.js'
 import type { Ledger } from './ledger.js'
 import type { Rng } from './prng.js'
 
@@ -33,15 +35,20 @@ const REST_TIMEOUT_MS = 15_000
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/** A request that got no answer at all (the TCP connection stayed open). */
-export class NoAnswer extends Error {}
+/** What a server frame may carry, as far as the clients look. */
+interface Frame {
+  type: string
+  conversation_id?: string
+  user_id?: string
+  client_msg_id?: string | null
+  code?: string
+  message?: Stored | string
+}
 
-export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new NoAnswer(`no answer within ${ms} ms`)), ms)
-  })
-  return Promise.race([p, t]).finally(() => clearTimeout(timer))
+interface Stored {
+  seq: number
+  id: string
+  conversation_id: string
 }
 
 /**
@@ -53,9 +60,7 @@ export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
  * knows which gaps removals excuse.
  */
 export class ChaosClient {
-  readonly cursors = new Map<string, number>()
-  /** Every conversation the user has been in: all are named in `sync` (a re-add shows up that way). */
-  readonly known = new Set<string>()
+  readonly deliveries: Deliveries
   /** Where it believes it is a member now: new sends go only there. */
   readonly memberOf = new Set<string>()
   readonly outbox = new Map<string, Pending>()
@@ -71,8 +76,6 @@ export class ChaosClient {
   private syncTimer: NodeJS.Timeout | undefined
   /** Keep-alive connections of slow sends: left open after the answer, as a browser would. */
   private readonly slowAgent = new http.Agent({ keepAlive: true })
-  /** Conversations whose `member.removed` (for this user) arrived on the current socket. */
-  private readonly removedHere = new Set<string>()
 
   constructor(
     readonly idx: number,
@@ -83,6 +86,7 @@ export class ChaosClient {
     private readonly rng: Rng,
   ) {
     this.wsAt = idx % endpoints.length
+    this.deliveries = new Deliveries(idx, ledger)
     this.restAt = this.wsAt
   }
 
@@ -100,9 +104,8 @@ export class ChaosClient {
   }
 
   join(conv: string): void {
-    this.known.add(conv)
+    this.deliveries.join(conv)
     this.memberOf.add(conv)
-    if (!this.cursors.has(conv)) this.cursors.set(conv, 0)
   }
 
   /** Connects, retrying across instances until it succeeds or the client stops. */
@@ -146,7 +149,7 @@ export class ChaosClient {
     }
     this.ws = ws
     this.session = session
-    this.removedHere.clear()
+    this.deliveries.newSocket()
     this.ledger.count('sessions')
     ws.on('close', (code) => this.onClose(session, code))
     ws.on('error', () => undefined)
@@ -156,8 +159,7 @@ export class ChaosClient {
   }
 
   private sendSync(): void {
-    const cursors = Object.fromEntries([...this.known].map((c) => [c, this.cursors.get(c) ?? 0]))
-    this.ws?.send(JSON.stringify({ type: 'sync', cursors }))
+    this.ws?.send(this.deliveries.syncFrame())
   }
 
   private onClose(session: number, code: number): void {
@@ -185,63 +187,20 @@ export class ChaosClient {
 
   private onFrame(session: number, text: string): void {
     if (session !== this.session) return
-    const f = JSON.parse(text) as {
-      type: string
-      conversation_id?: string
-      user_id?: string
-      client_msg_id?: string | null
-      code?: string
-      message?: { seq: number; id: string; conversation_id: string } | string
-    }
-    switch (f.type) {
-      case 'message.new': {
-        const m = f.message as { seq: number }
-        this.onMessage(f.conversation_id as string, m.seq, session)
-        return
-      }
-      case 'message.ack':
-        this.onAck(
-          f.client_msg_id as string,
-          f.message as { seq: number; id: string; conversation_id: string },
-        )
-        return
-      case 'error':
-        this.onError(f.code ?? 'unknown', String(f.message ?? ''), f.client_msg_id ?? undefined)
-        return
-      case 'member.removed':
-        if (f.user_id === this.account.id) this.onRemoved(f.conversation_id as string)
-        return
-      case 'member.added':
-        if (f.user_id === this.account.id) {
-          this.memberOf.add(f.conversation_id as string)
-          this.removedHere.delete(f.conversation_id as string)
-        }
-        return
-      default:
-        return
+    const f = JSON.parse(text) as Frame
+    const conv = f.conversation_id as string
+    if (f.type === 'message.new') this.deliveries.onMessage(conv, (f.message as Stored).seq, session)
+    else if (f.type === 'message.ack') this.onAck(f.client_msg_id as string, f.message as Stored)
+    else if (f.type === 'error')
+      this.onError(f.code ?? 'unknown', String(f.message ?? ''), f.client_msg_id ?? undefined)
+    else if (f.type === 'member.removed' && f.user_id === this.account.id) this.onRemoved(conv)
+    else if (f.type === 'member.added' && f.user_id === this.account.id) {
+      this.memberOf.add(conv)
+      this.deliveries.added(conv)
     }
   }
 
-  private onMessage(conv: string, seq: number, session: number): void {
-    if (!this.known.has(conv)) return
-    this.ledger.count('deliveries')
-    const where = `user ${this.idx} conv ${conv.slice(0, 8)} seq ${seq} (socket #${session})`
-    if (this.removedHere.has(conv)) this.ledger.violation('delivered_after_removal', where)
-    const last = this.cursors.get(conv) ?? 0
-    if (seq <= last) {
-      const late = this.ledger.gaps.some(
-        (g) => g.user === this.idx && g.conv === conv && seq > g.after && seq < g.got,
-      )
-      this.ledger.violation(late ? 'out_of_order_delivery' : 'duplicate_delivery', `${where} after ${last}`)
-      return
-    }
-    if (seq > last + 1) {
-      this.ledger.gaps.push({ user: this.idx, conv, after: last, got: seq, session, atMs: this.ledger.now() })
-    }
-    this.cursors.set(conv, seq)
-  }
-
-  private onAck(cmid: string, m: { seq: number; id: string; conversation_id: string }): void {
+  private onAck(cmid: string, m: Stored): void {
     const prev = this.ledger.acked.get(cmid)
     if (prev) {
       this.ledger.count('acks_repeated')
@@ -292,7 +251,7 @@ export class ChaosClient {
 
   private onRemoved(conv: string): void {
     this.memberOf.delete(conv)
-    this.removedHere.add(conv)
+    this.deliveries.removed(conv)
     const e = this.ledger.lastEpisode(this.idx, conv)
     if (e && e.hi === undefined) e.seenLive = true
     else this.ledger.violation('unexpected_removal', `user ${this.idx} conv ${conv.slice(0, 8)}`)
@@ -302,7 +261,7 @@ export class ChaosClient {
   private onRefused(conv: string): void {
     this.memberOf.delete(conv)
     const e = this.ledger.lastEpisode(this.idx, conv)
-    const cursor = this.cursors.get(conv) ?? 0
+    const cursor = this.deliveries.cursor(conv)
     if (!e) {
       this.ledger.violation('resume_refused_member', `user ${this.idx} conv ${conv.slice(0, 8)} at ${cursor}`)
       return
@@ -362,7 +321,7 @@ export class ChaosClient {
         const r = await withTimeout(ep.rest.raw('POST', path, body, this.token), REST_TIMEOUT_MS)
         this.ledger.httpAnswer('REST send', r.status, r.headers, r.text)
         if (r.status === 200 || r.status === 201) {
-          this.onAck(p.cmid, JSON.parse(r.text) as { seq: number; id: string; conversation_id: string })
+          this.onAck(p.cmid, JSON.parse(r.text) as Stored)
           return
         }
         if (r.status === 404 || r.status === 403) {
@@ -399,57 +358,24 @@ export class ChaosClient {
     const p: Pending = { cmid, conv, via: 'rest', sentAt: this.ledger.now(), session: 0 }
     this.outbox.set(cmid, p)
     this.ledger.count('sends')
-    const body = Buffer.from(JSON.stringify({ content: `chaos ${cmid}`, client_msg_id: cmid }))
-    const url = new URL(this.endpoints[at]?.ws.replace(/^ws/, 'http') as string)
-    const parts = 10
-    let started!: () => void
-    const startedP = new Promise<void>((r) => {
-      started = r
-    })
-    const done = new Promise<string>((resolve) => {
-      const req = http.request(
-        {
-          host: url.hostname,
-          port: url.port,
-          method: 'POST',
-          path: `/api/v1/chat/conversations/${conv}/messages`,
-          agent: this.slowAgent,
-          headers: {
-            'content-type': 'application/json',
-            'content-length': body.length,
-            authorization: `Bearer ${this.token}`,
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = []
-          res.on('data', (c: Buffer) => chunks.push(c))
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8')
-            this.ledger.httpAnswer('slow REST send', res.statusCode ?? 0, res.headers, text)
-            if (res.statusCode === 200 || res.statusCode === 201)
-              this.onAck(cmid, JSON.parse(text) as { seq: number; id: string; conversation_id: string })
-            else void this.restSend(p)
-            resolve(String(res.statusCode))
-          })
-        },
-      )
-      req.on('error', () => {
+    const base = (this.endpoints[at] as Endpoint).ws.replace(/^ws/, 'http')
+    const path = `/api/v1/chat/conversations/${conv}/messages`
+    const body = { content: `chaos ${cmid}`, client_msg_id: cmid }
+    const { started, done } = tricklePost(base, path, body, this.token, this.slowAgent, ms)
+    const outcome = done.then(
+      (r) => {
+        this.ledger.httpAnswer('slow REST send', r.status, r.headers, r.text)
+        if (r.status === 200 || r.status === 201) this.onAck(cmid, JSON.parse(r.text) as Stored)
+        else void this.restSend(p)
+        return String(r.status)
+      },
+      () => {
         this.ledger.count('rest_network_errors')
-        started()
         void this.restSend(p)
-        resolve('connection error')
-      })
-      const size = Math.ceil(body.length / parts)
-      const write = (i: number) => {
-        if (req.destroyed) return
-        const chunk = body.subarray(i * size, (i + 1) * size)
-        if (i === parts - 1) req.end(chunk)
-        else req.write(chunk, () => i === 1 && started())
-        if (i < parts - 1) setTimeout(() => write(i + 1), ms / parts)
-      }
-      write(0)
-    })
-    return { started: startedP, done }
+        return 'connection error'
+      },
+    )
+    return { started, done: outcome }
   }
 
   /** Signs in again (exercises the login path, whose limiter lives in Redis); `at`: through that instance. */

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import type postgres from 'postgres'
 import { pool, Rest } from '../bench/rest.js'
-import { type Account, ChaosClient, type Endpoint, withTimeout } from './client.js'
+import { type Account, ChaosClient, type Endpoint } from './client.js'
+import { withTimeout } from './http.js'
 import type { Ledger } from './ledger.js'
 import type { Rng } from './prng.js'
 
