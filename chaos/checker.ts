@@ -89,6 +89,17 @@ export async function converge(
   return { ms: performance.now() - t0, done: false, waitingFor }
 }
 
+/**
+ * Two ways to lose what a removal owed, told apart because they need different fixes: the
+ * removal reached an open socket that had not got everything before it yet, or the socket was
+ * away then and its resume was refused (the protocol offers no way to fetch the rest).
+ */
+function removalKind(e: Episode): string {
+  return !e.seenLive && e.refusedCursor !== undefined
+    ? 'missed_after_offline_removal'
+    : 'missed_around_removal'
+}
+
 function removalContext(e: Episode): string {
   const how = e.seenLive
     ? 'its socket got member.removed'
@@ -193,7 +204,7 @@ export async function checkInvariants(
     // A gap that reaches a removal's seq: the member lost what was committed before it.
     const removal = episodes.find((e) => g.after < e.lo && e.lo < g.got)
     ledger.violation(
-      removal ? 'missed_around_removal' : 'missed_delivery',
+      removal ? removalKind(removal) : 'missed_delivery',
       `user ${g.user} ${world.label(g.conv)} socket #${g.session}: after seq ${g.after} got ${g.got}, never got ${ranges(unexcused)}` +
         (removal ? ` (${removalContext(removal)})` : ''),
     )
@@ -206,7 +217,7 @@ export async function checkInvariants(
     const removed = open && (open.hi === undefined || open.hi === Number.POSITIVE_INFINITY)
     const client = world.clients[s.user]
     ledger.violation(
-      removed ? 'missed_around_removal' : 'not_delivered_by_end',
+      removed ? removalKind(open) : 'not_delivered_by_end',
       `user ${s.user} ${world.label(s.conv)}: has up to seq ${s.have}, should have ${s.want}; its socket #${client?.socketNumber} ` +
         `is open on instance ${client?.instanceIndex}` +
         (removed
