@@ -27,7 +27,7 @@ async function dbState(sql: postgres.Sql, ids: string[]): Promise<DbState> {
  * it was out of the group (see Episode) are not owed, so a removal at the very end can leave the
  * member's cursor below `last` with nothing missing.
  */
-function owedUpTo(ledger: Ledger, user: number, conv: string, last: number): number {
+export function owedUpTo(ledger: Ledger, user: number, conv: string, last: number): number {
   let m = last
   const episodes = ledger.episodes.filter((e) => e.user === user && e.conv === conv)
   for (let moved = true; moved; ) {
@@ -87,6 +87,31 @@ export async function converge(
     await new Promise((r) => setTimeout(r, 250))
   }
   return { ms: performance.now() - t0, done: false, waitingFor }
+}
+
+/**
+ * Records a violation for every delivery gap not excused by a removal of that member (seqs
+ * committed while it was out of the group); returns how many seqs were missed.
+ */
+export function judgeGaps(ledger: Ledger, label: (conv: string) => string): number {
+  let missed = 0
+  for (const g of ledger.gaps) {
+    const episodes = ledger.episodes.filter((e) => e.user === g.user && e.conv === g.conv)
+    const unexcused: number[] = []
+    for (let s = g.after + 1; s < g.got; s++) {
+      if (!episodes.some((e) => s > e.lo && s <= (e.hi ?? Number.POSITIVE_INFINITY))) unexcused.push(s)
+    }
+    if (unexcused.length === 0) continue
+    missed += unexcused.length
+    // A gap that reaches a removal's seq: the member lost what was committed before it.
+    const removal = episodes.find((e) => g.after < e.lo && e.lo < g.got)
+    ledger.violation(
+      removal ? removalKind(removal) : 'missed_delivery',
+      `user ${g.user} ${label(g.conv)} socket #${g.session}: after seq ${g.after} got ${g.got}, never got ${ranges(unexcused)}` +
+        (removal ? ` (${removalContext(removal)})` : ''),
+    )
+  }
+  return missed
 }
 
 /**
@@ -191,24 +216,7 @@ export async function checkInvariants(
   let neverAcked = 0
   for (const [key] of byKey) if (!ledger.acked.has(key.split('|')[2] as string)) neverAcked++
 
-  // Delivery gaps: excused only for seqs committed while that member was out of the group.
-  let missed = 0
-  for (const g of ledger.gaps) {
-    const episodes = ledger.episodes.filter((e) => e.user === g.user && e.conv === g.conv)
-    const unexcused: number[] = []
-    for (let s = g.after + 1; s < g.got; s++) {
-      if (!episodes.some((e) => s > e.lo && s <= (e.hi ?? Number.POSITIVE_INFINITY))) unexcused.push(s)
-    }
-    if (unexcused.length === 0) continue
-    missed += unexcused.length
-    // A gap that reaches a removal's seq: the member lost what was committed before it.
-    const removal = episodes.find((e) => g.after < e.lo && e.lo < g.got)
-    ledger.violation(
-      removal ? removalKind(removal) : 'missed_delivery',
-      `user ${g.user} ${world.label(g.conv)} socket #${g.session}: after seq ${g.after} got ${g.got}, never got ${ranges(unexcused)}` +
-        (removal ? ` (${removalContext(removal)})` : ''),
-    )
-  }
+  let missed = judgeGaps(ledger, (conv) => world.label(conv))
 
   // What is still missing at the end (converge gave up): undelivered, or acked nowhere.
   for (const s of shortfalls(world, ledger, db)) {
