@@ -125,6 +125,7 @@ export class FaultInjector {
         notes: [],
       }
       this.timeline.push(entry)
+      this.ledger.endGrace()
       this.ledger.currentFault = entry.description
       this.log(`fault: ${entry.description}`)
       try {

@@ -50,6 +50,8 @@ interface Outage {
   back?: number
   /** Every instance reports ready again. */
   to?: number
+  /** Effects seen until then still count as the outage's (a grace period after `to`). */
+  until?: number
 }
 
 const EXAMPLES_PER_KIND = 5
@@ -119,6 +121,12 @@ export class Ledger {
 
   outageEnded(o: Outage): void {
     o.to = this.now()
+    o.until = o.to + OUTAGE_GRACE_MS
+  }
+
+  /** A new fault starts: what follows is its doing, no longer the last outage's. */
+  endGrace(): void {
+    for (const o of this.outages) if (o.until !== undefined) o.until = Math.min(o.until, this.now())
   }
 
   /** A dependency is stopped right now (an instance cannot start then: it needs both). */
@@ -126,11 +134,9 @@ export class Ledger {
     return this.outages.some((o) => o.back === undefined)
   }
 
-  /** The dependency outage at time `t`, counting a grace period after it ended. */
+  /** The dependency outage at time `t`, counting a grace period after it ended (cut short by the next fault). */
   outageAt(t = this.now()): string | undefined {
-    return this.outages.findLast(
-      (o) => o.from <= t && t <= (o.to ?? Number.POSITIVE_INFINITY) + OUTAGE_GRACE_MS,
-    )?.kind
+    return this.outages.findLast((o) => o.from <= t && t <= (o.until ?? Number.POSITIVE_INFINITY))?.kind
   }
 
   /**
