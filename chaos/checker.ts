@@ -103,12 +103,22 @@ export function judgeGaps(ledger: Ledger, label: (conv: string) => string): numb
     }
     if (unexcused.length === 0) continue
     missed += unexcused.length
-    // A gap that reaches a removal's seq: the member lost what was committed before it.
-    const removal = episodes.find((e) => g.after < e.lo && e.lo < g.got)
+    const first = unexcused[0] as number
+    const last = unexcused.at(-1) as number
+    // Where the missing run sits tells which path lost it: right after a re-add (the socket did
+    // not follow the group again), up to a removal (the feed closed before the rest arrived), or
+    // neither.
+    const readd = episodes.find((e) => e.hi !== undefined && e.hi + 1 === first)
+    const removal = episodes.find((e) => e.lo === last)
+    const kind = readd ? 'missed_after_readd' : removal ? removalKind(removal) : 'missed_delivery'
+    const context = readd
+      ? ` (added back at ${ledger.stamp(readd.addedAtMs)}, seq <= ${readd.hi}; nothing of the group arrived after it)`
+      : removal
+        ? ` (${removalContext(removal)})`
+        : ''
     ledger.violation(
-      removal ? removalKind(removal) : 'missed_delivery',
-      `user ${g.user} ${label(g.conv)} socket #${g.session}: after seq ${g.after} got ${g.got}, never got ${ranges(unexcused)}` +
-        (removal ? ` (${removalContext(removal)})` : ''),
+      kind,
+      `user ${g.user} ${label(g.conv)} socket #${g.session}: after seq ${g.after} got ${g.got}, never got ${ranges(unexcused)}${context}`,
     )
   }
   return missed
