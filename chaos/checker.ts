@@ -168,7 +168,9 @@ export interface CheckSummary {
   conversations: number
   stored_messages: number
   acked_messages: number
+  /** Committed, but the client never got an ack (e.g. its resend was refused after a removal). */
   stored_never_acked: number
+  stored_never_acked_examples: string[]
   deliveries_missed: number
 }
 
@@ -224,7 +226,17 @@ export async function checkInvariants(
       )
   }
   let neverAcked = 0
-  for (const [key] of byKey) if (!ledger.acked.has(key.split('|')[2] as string)) neverAcked++
+  const neverAckedExamples: string[] = []
+  for (const [key, list] of byKey) {
+    const cmid = key.split('|')[2] as string
+    if (ledger.acked.has(cmid)) continue
+    neverAcked++
+    const refused = ledger.refusedSends.get(cmid)
+    if (neverAckedExamples.length < 5)
+      neverAckedExamples.push(
+        `${cmid} stored as seq ${list[0]?.seq} in ${world.label(list[0]?.conversation_id ?? '')}${refused ? `; the client was told ${refused}` : ''}`,
+      )
+  }
 
   let missed = judgeGaps(ledger, (conv) => world.label(conv))
 
@@ -254,6 +266,7 @@ export async function checkInvariants(
     stored_messages: rows.length,
     acked_messages: ledger.acked.size,
     stored_never_acked: neverAcked,
+    stored_never_acked_examples: neverAckedExamples,
     deliveries_missed: missed,
   }
 }

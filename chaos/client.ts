@@ -222,9 +222,10 @@ export class ChaosClient {
       const p = this.outbox.get(cmid)
       if (!p) return
       if (code === 'not_found' || code === 'forbidden') {
-        // Sent while (being) removed from the group: refused, so not stored.
+        // Sent while (being) removed from the group: refused, so it should not be stored.
         this.outbox.delete(cmid)
         this.ledger.count('sends_refused_not_member')
+        this.ledger.refusedSends.set(cmid, `error{${code}}`)
       } else if (RETRY_CODES.has(code)) {
         clearTimeout(p.retry)
         p.retry = setTimeout(() => this.transmit(p), this.rng.int(500, 1000))
@@ -327,6 +328,7 @@ export class ChaosClient {
         if (r.status === 404 || r.status === 403) {
           this.outbox.delete(p.cmid)
           this.ledger.count('sends_refused_not_member')
+          this.ledger.refusedSends.set(p.cmid, `HTTP ${r.status}`)
           return
         }
         if (r.status < 500 && r.status !== 429) {

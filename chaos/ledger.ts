@@ -65,6 +65,8 @@ export class Ledger {
   readonly http: Record<string, number> = {}
   readonly wsErrors: Record<string, number> = {}
   readonly acked = new Map<string, AckRecord>()
+  /** Sends the server refused for good (not a member), by client_msg_id, with the answer. */
+  readonly refusedSends = new Map<string, string>()
   readonly gaps: Gap[] = []
   readonly episodes: Episode[] = []
   private readonly outages: Outage[] = []

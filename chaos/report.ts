@@ -37,6 +37,7 @@ export function formatReport(r: RunResult): string {
     `messages: ${c.sends ?? 0} sent, ${r.checks?.acked_messages ?? 0} acked, ${r.checks?.stored_messages ?? 0} stored ` +
       `(${r.checks?.stored_never_acked ?? 0} stored but never acked), ${c.resends ?? 0} resends ` +
       `(${c.resends_after_timeout ?? 0} after an ack timeout), ${c.acks_repeated ?? 0} repeated acks`,
+    ...(r.checks?.stored_never_acked_examples ?? []).map((e) => `  stored, never acked: ${e}`),
     `deliveries: ${c.deliveries ?? 0}; socket sessions ${c.sessions ?? 0}; membership removals ${c.removals ?? 0}, re-adds ${c.re_adds ?? 0}`,
     `closes: ${
       Object.entries(c)
