@@ -105,17 +105,19 @@ export function judgeGaps(ledger: Ledger, label: (conv: string) => string): numb
     missed += unexcused.length
     const first = unexcused[0] as number
     const last = unexcused.at(-1) as number
-    // Where the missing run sits tells which path lost it: right after a re-add (the socket did
-    // not follow the group again), up to a removal (the feed closed before the rest arrived), or
-    // neither.
+    // Where the missing run sits: ending at a removal (the feed closed before it delivered what
+    // was committed before the removal), starting right after a re-add (the socket did not
+    // follow the group again), or neither. Both facts are printed when both hold.
     const readd = episodes.find((e) => e.hi !== undefined && e.hi + 1 === first)
     const removal = episodes.find((e) => e.lo === last)
-    const kind = readd ? 'missed_after_readd' : removal ? removalKind(removal) : 'missed_delivery'
-    const context = readd
-      ? ` (added back at ${ledger.stamp(readd.addedAtMs)}, seq <= ${readd.hi}; nothing of the group arrived after it)`
-      : removal
-        ? ` (${removalContext(removal)})`
-        : ''
+    const kind = removal ? removalKind(removal) : readd ? 'missed_after_readd' : 'missed_delivery'
+    const facts = [
+      ...(readd
+        ? [`added back at ${ledger.stamp(readd.addedAtMs)}, seq <= ${readd.hi}, nothing arrived after it`]
+        : []),
+      ...(removal ? [removalContext(removal)] : []),
+    ]
+    const context = facts.length > 0 ? ` (${facts.join('; then ')})` : ''
     ledger.violation(
       kind,
       `user ${g.user} ${label(g.conv)} socket #${g.session}: after seq ${g.after} got ${g.got}, never got ${ranges(unexcused)}${context}`,

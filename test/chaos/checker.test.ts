@@ -70,10 +70,19 @@ describe('chaos delivery checks', () => {
   it('tells a socket that did not follow the group after a re-add', () => {
     const ledger = new Ledger()
     ledger.episodes.push({ user: 1, conv: G, lo: 289, hi: 296, removedAtMs: 0, seenLive: true })
+    ledger.gaps.push({ user: 1, conv: G, after: 290, got: 300, session: 6, atMs: 0 })
+    expect(judgeGaps(ledger, () => 'group')).toBe(3)
+    expect(kinds(ledger)).toEqual({ missed_after_readd: 1 })
+  })
+
+  it('names a run that ends at the next removal after it, with both facts', () => {
+    const ledger = new Ledger()
+    ledger.episodes.push({ user: 1, conv: G, lo: 289, hi: 296, removedAtMs: 0, seenLive: true })
     ledger.episodes.push({ user: 1, conv: G, lo: 328, hi: 342, removedAtMs: 0, seenLive: true })
     ledger.gaps.push({ user: 1, conv: G, after: 290, got: 343, session: 6, atMs: 0 })
     expect(judgeGaps(ledger, () => 'group')).toBe(32)
-    expect(kinds(ledger)).toEqual({ missed_after_readd: 1 })
+    expect(kinds(ledger)).toEqual({ missed_around_removal: 1 })
+    expect(ledger.violations.get('missed_around_removal')?.examples[0]).toMatch(/added back .*; then removed/)
   })
 
   it('owes a member re-added at the end only what came before its removal', () => {
