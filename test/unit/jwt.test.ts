@@ -103,4 +103,29 @@ describe('AccessTokens', () => {
     expect(await refusal(tokens, 'not.a.jwt')).toBe('invalid access token')
     expect(await refusal(tokens, '')).toBe('invalid access token')
   })
+
+  it.each([
+    ['sub', undefined],
+    ['jti', undefined],
+    ['iat', undefined],
+    ['exp', undefined],
+  ])('refuses a correctly signed token without its %s claim', async (claim) => {
+    expect(await refusal(tokens, await forge(claims({ [claim]: undefined })))).toBe('invalid access token')
+  })
+
+  it.each([
+    ['a sub that is not a UUID', { sub: 'not-a-uuid' }],
+    ['a numeric sub', { sub: 42 }],
+    ['a sub with SQL in it', { sub: "' or 1=1 --" }],
+    ['a numeric jti', { jti: 7 }],
+    ['an object jti', { jti: { id: 1 } }],
+    ['a string exp', { exp: String(now() + 600) }],
+  ])('refuses a correctly signed token with %s (401, never a database error)', async (_, extra) => {
+    expect(await refusal(tokens, await forge(claims(extra)))).toBe('invalid access token')
+  })
+
+  it('accepts an upper-case UUID sub as it is (ids are lower-cased at the edges, not here)', async () => {
+    const upper = USER.toUpperCase()
+    expect((await tokens.verify(await forge(claims({ sub: upper })))).sub).toBe(upper)
+  })
 })
