@@ -157,8 +157,9 @@ export class ConversationFeed {
         this.release(true)
         if (this.finishIfDone()) return
         if (this.reread || page.length === PAGE) continue
-        // Finishing, and the store has nothing more for this user: stop rather than wait forever.
-        if (this.onFinished && this.held.size === 0) {
+        // Finishing, and the store has nothing more for this user up to the end (what is still
+        // held sits past a gap the store cannot fill): stop rather than wait forever.
+        if (this.onFinished) {
           this.finish()
           return
         }

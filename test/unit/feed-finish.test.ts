@@ -108,4 +108,32 @@ describe('ConversationFeed.finishAt', () => {
     await finished(feed, 2)
     expect(delivered).toEqual([1, 2])
   })
+
+  it('drops a live message past the removal that arrives while the removal is being finished', async () => {
+    const { feed, delivered } = harness(10, 4)
+    const done = finished(feed, 6)
+    feed.push(msg(7))
+    await done
+    expect(delivered).toEqual([5, 6])
+  })
+
+  it('finishes even when a held message sits past a gap the store cannot fill', async () => {
+    const { feed, delivered } = harness(10, 2, { readable: 4 })
+    feed.push(msg(6))
+    await finished(feed, 8)
+    expect(delivered).toEqual([3, 4])
+  })
+
+  it('lets a held socket resume from an older cursor before it finishes', async () => {
+    const { feed, delivered } = harness(3, 3, { paused: true })
+    let done = false
+    feed.finishAt(3, () => {
+      done = true
+    })
+    expect(done).toBe(false)
+    await feed.resumeFrom(1)
+    await feed.start()
+    expect(delivered).toEqual([2, 3])
+    expect(done).toBe(true)
+  })
 })
