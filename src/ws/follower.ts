@@ -118,7 +118,8 @@ export class Follower {
       else unknown.push(conversationId)
     }
     await Promise.all([...resumes, this.start()])
-    return unknown
+    const departed = await Promise.all(unknown.map((id) => this.resumeDeparted(id, cursors[id] ?? 0)))
+    return unknown.filter((_, i) => !departed[i])
   }
 
   /** Ends the `?resume=true` hold: every feed delivers from its position. */
@@ -292,6 +293,21 @@ export class Follower {
       this.sendEvent(event)
       if (this.bound === conversationId) this.sink.close(CloseCode.Forbidden, 'removed from the conversation')
     })
+  }
+
+  /**
+   * A `sync` for a conversation the user was removed from while their socket was away: deliver
+   * what they missed up to the removal (committed while they were a member), then the removal;
+   * nothing after it. False when they were never removed from it (then it is not_found).
+   */
+  private async resumeDeparted(conversationId: string, cursor: number): Promise<boolean> {
+    if (this.bound) return false
+    const departure = await this.services.conversations.departure(this.userId, conversationId)
+    if (!departure || this.feeds.has(conversationId)) return departure !== undefined
+    const feed = this.addFeed(conversationId, Math.min(cursor, departure.seq), false)
+    this.leave(conversationId, removal(conversationId, this.userId, departure))
+    await feed.fill()
+    return true
   }
 
   private sendEvent(event: ChatEvent): void {

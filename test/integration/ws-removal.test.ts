@@ -33,6 +33,32 @@ describe('removal while messages flow', () => {
     expect(bSocket.ofType('error')).toEqual([])
   })
 
+  it('lets a member removed while away resume what they missed up to the removal, and no further', async () => {
+    const [a, b] = await h.trio()
+    const conv = await groupChat(h.t.app, a, [b])
+    await restSend(h.t.app, a, conv, 'seen')
+    for (const i of range(2, 4)) await restSend(h.t.app, a, conv, `missed ${i}`)
+    await removeMember(h.t.app, a, conv, b)
+    await restSend(h.t.app, a, conv, 'not for b')
+    const bSocket = await h.userSocket(b)
+    await bSocket.waitFor((f) => f.type === 'ready')
+    bSocket.send({ type: 'sync', cursors: { [conv]: 1 } })
+    expect(await bSocket.waitFor((f) => f.type === 'member.removed')).toMatchObject({
+      conversation_id: conv,
+      user_id: b.id,
+    })
+    await bSocket.settle()
+    expect(bSocket.seqs(conv)).toEqual([2, 3, 4])
+    expect(bSocket.ofType('error')).toEqual([])
+    // Nothing more arrives from the conversation, live or by another sync.
+    await restSend(h.t.app, a, conv, 'later')
+    bSocket.send({ type: 'sync', cursors: { [conv]: 4 } })
+    await bSocket.waitFor((f) => f.type === 'member.removed', { from: bSocket.frames.length })
+    await bSocket.settle()
+    expect(bSocket.seqs(conv)).toEqual([2, 3, 4])
+    // A stranger's sync for the same conversation is still not_found.
+  })
+
   it('gives every seq up to the removal, exactly once and in order, under a flood of sends', async () => {
     const [a, b, c] = await h.trio()
     const conv = await groupChat(h.t.app, a, [b, c])

@@ -158,6 +158,8 @@ export interface World {
   message: string
   /** Text only members may read: if it shows up anywhere else, something leaked. */
   secret: string
+  /** The last seq the removed member may see (the group's last seq at the removal). */
+  removedAt: number
 }
 
 export async function buildWorld(t: TestApp): Promise<World> {
@@ -169,7 +171,7 @@ export async function buildWorld(t: TestApp): Promise<World> {
   const group = await groupChat(t.app, owner, [member, other, removed])
   const secret = `secret-${crypto.randomUUID()}`
   const message = (await restSend(t.app, owner, group, secret)).id
-  await restSend(t.app, removed, group, 'said while still a member')
+  const last = await restSend(t.app, removed, group, 'said while still a member')
   await removeMember(t.app, owner, group, removed)
-  return { owner, member, other, removed, stranger, group, message, secret }
+  return { owner, member, other, removed, stranger, group, message, secret, removedAt: last.seq }
 }
