@@ -83,24 +83,30 @@ export class FaultInjector {
   }
 
   /** An instance died on its own: a violation, then a restart, as a process supervisor would. */
-  private async crashed(inst: Instance, exit: { code: number | null; signal: string | null }): Promise<void> {
-    const reason = await inst.crashReason()
-    const description = `instance ${inst.index} crashed (exit ${exit.code ?? exit.signal}): ${reason}`
-    this.ledger.violation('instance_crashed', description)
-    this.log(description)
+  private crashed(inst: Instance, exit: { code: number | null; signal: string | null }): Promise<void> {
     const now = this.ledger.now()
     const entry: TimelineEntry = {
       kind: 'crash',
       target: inst.index,
-      description,
+      description: `instance ${inst.index} crashed (exit ${exit.code ?? exit.signal})`,
       plannedMs: now,
       startMs: now,
       endMs: now,
       notes: [],
     }
     this.timeline.push(entry)
-    await this.exclusive(inst, () => this.restart(inst, entry.notes)).catch(() => undefined)
-    entry.endMs = this.ledger.now()
+    // Registered at once (not after reading the log), so whoever waits for the instances to
+    // settle waits for this restart too.
+    return this.exclusive(inst, async () => {
+      entry.description += `: ${await inst.crashReason()}`
+      this.ledger.violation('instance_crashed', entry.description)
+      this.log(entry.description)
+      await this.restart(inst, entry.notes)
+    })
+      .catch(() => undefined)
+      .finally(() => {
+        entry.endMs = this.ledger.now()
+      })
   }
 
   /** Runs the schedule; its times count from the ledger's clock (the start of the load). */
@@ -232,8 +238,8 @@ export class FaultInjector {
   /** Waits until every instance answers /ready with 200 after a dependency came back. */
   private async awaitRecovery(notes: string[]): Promise<void> {
     const t0 = performance.now()
-    // An instance that crashed during the outage is being restarted: recovery includes that.
-    await sleep(200)
+    // An instance that crashed during the outage is being restarted: recovery includes that
+    // (one that crashes later simply does not answer /ready until it is back).
     await this.settled()
     const pending = new Set(this.cluster.instances)
     while (pending.size > 0) {
