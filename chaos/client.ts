@@ -72,6 +72,8 @@ export class ChaosClient {
   private wsAt: number
   private restAt: number
   private stopped = false
+  /** The next connect asks for a WebSocket ticket first (see `reconnect`). */
+  private ticketNext = false
   private sent = 0
   private syncTimer: NodeJS.Timeout | undefined
   /** Keep-alive connections of slow sends: left open after the answer, as a browser would. */
@@ -134,7 +136,9 @@ export class ChaosClient {
   private async open(ep: Endpoint): Promise<void> {
     let url = `${ep.ws}/api/v1/chat/ws?resume=true`
     let headers: Record<string, string> = { authorization: `Bearer ${this.token}` }
-    if (this.rng.chance(0.3)) {
+    const useTicket = this.ticketNext || this.rng.chance(0.3)
+    this.ticketNext = false
+    if (useTicket) {
       const ticket = await this.ticket(ep)
       if (ticket !== undefined) {
         url += `&ticket=${encodeURIComponent(ticket)}`
@@ -156,6 +160,16 @@ export class ChaosClient {
     this.sendSync()
     for (const p of this.outbox.values()) if (p.via === 'ws') this.transmit(p)
     if (ws.readyState !== WebSocket.OPEN) this.onClose(session, 1006)
+  }
+
+  /**
+   * Drops the socket and connects again, with a ticket: a user reloading the page. During an
+   * outage this is what exercises the upgrade's and the ticket's dependency on Redis.
+   */
+  reconnect(): void {
+    if (!this.connected) return
+    this.ticketNext = true
+    this.ws?.terminate()
   }
 
   private sendSync(): void {

@@ -18,7 +18,7 @@ export interface FaultHooks {
    * connections to close (a rolling deploy with slow clients).
    */
   slowSends(instance: number, ms: number): { started: Promise<void>; done: Promise<string> }[]
-  /** Redis just stopped: a group removal now has events in flight that will not arrive live. */
+  /** Redis just stopped: membership changes and reconnects now meet the outage. */
   redisDown(): void
 }
 

@@ -84,7 +84,7 @@ export async function runChaos(o: RunOptions, log: (line: string) => void): Prom
   let world: World | undefined
   const faults = new FaultInjector(cluster, ledger, say, {
     slowSends: (i, ms) => world?.slowSends(i, ms) ?? [],
-    redisDown: () => world?.removeSoon(),
+    redisDown: () => world?.redisDown(),
   })
   try {
     say(`${o.instances} instances ready (logs in ${o.logDir})`)

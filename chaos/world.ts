@@ -57,6 +57,7 @@ export class World {
   private readonly churnSleeper = new Sleeper()
   /** A member is out of the group right now (the end waits for the re-add). */
   removing = false
+  private reloads = 0
 
   private constructor(
     readonly clients: ChaosClient[],
@@ -161,9 +162,17 @@ export class World {
     if (this.clients.length > 2) this.loops.push(this.churn())
   }
 
-  /** The next removal comes now rather than at its time (if none is under way). */
-  removeSoon(): void {
+  /**
+   * Redis just stopped: the next removal comes now (membership events meet the outage), and two
+   * users reconnect, asking for a ticket first, as people reloading a page would.
+   */
+  redisDown(): void {
     this.churnSleeper.wake()
+    for (const c of this.rng
+      .fork(`reload-${this.reloads++}`)
+      .shuffle(this.clients)
+      .slice(0, 2))
+      c.reconnect()
   }
 
   /** Stops new sends; the outboxes still drain. */
