@@ -103,7 +103,9 @@ export class ConversationService {
       // Under the conversation lock, so `seq` says exactly which messages the new member may see.
       const { seq } = await convs.lockConversation(tx, conversationId)
       const count = await members.countMembers(tx, conversationId)
-      const inserted = await members.insertMembers(tx, conversationId, [{ userId, role: 'member' }])
+      const inserted = await members.insertMembers(tx, conversationId, [
+        { userId, role: 'member', joinedSeq: seq },
+      ])
       if (inserted.length > 0 && count + 1 > this.limits.groupMaxMembers) {
         throw invalid('user_id', `a group holds at most ${this.limits.groupMaxMembers} members`)
       }

@@ -82,12 +82,14 @@ export async function position(db: Db, conversationId: string): Promise<Position
 export async function memberships(
   db: Db,
   userId: string,
-): Promise<({ conversationId: string } & Position)[]> {
+): Promise<({ conversationId: string; joinedSeq: number; role: string } & Position)[]> {
   return db
     .select({
       conversationId: conversations.id,
       seq: conversations.lastSeq,
       membersVersion: conversations.membersVersion,
+      joinedSeq: members.joinedSeq,
+      role: members.role,
     })
     .from(members)
     .innerJoin(conversations, eq(conversations.id, members.conversationId))

@@ -47,12 +47,14 @@ export async function countMembers(db: Db, conversationId: string): Promise<numb
 export async function insertMembers(
   db: Db,
   conversationId: string,
-  added: { userId: string; role: Role }[],
+  added: { userId: string; role: Role; joinedSeq?: number }[],
 ): Promise<MemberRow[]> {
   if (added.length === 0) return []
   return db
     .insert(members)
-    .values(added.map((m) => ({ conversationId, userId: m.userId, role: m.role })))
+    .values(
+      added.map((m) => ({ conversationId, userId: m.userId, role: m.role, joinedSeq: m.joinedSeq ?? 0 })),
+    )
     .onConflictDoNothing()
     .returning()
 }

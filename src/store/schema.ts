@@ -93,6 +93,8 @@ export const conversationMembers = pgTable(
       .references(() => users.id, { onDelete: 'cascade' }),
     role: text('role', { enum: ['owner', 'admin', 'member'] }).notNull(),
     lastReadSeq: bigint('last_read_seq', { mode: 'number' }).notNull().default(0),
+    /** The conversation's last seq when the member joined: they are sent the messages after it. */
+    joinedSeq: bigint('joined_seq', { mode: 'number' }).notNull().default(0),
     joinedAt: ts('joined_at').notNull().defaultNow(),
   },
   (t) => [

@@ -129,9 +129,33 @@ export class Follower {
     await Promise.all([...this.feeds.values()].map((f) => f.start()))
   }
 
-  /** Re-reads every followed conversation from the store (after a broker outage). */
-  catchUp(): void {
+  /**
+   * After a broker outage: re-reads every followed conversation from the store, and (user socket)
+   * the memberships, since the member.added and member.removed events of the outage may be lost:
+   * a conversation joined meanwhile is followed from its join point, one left is finished at its
+   * removal.
+   */
+  async catchUp(): Promise<void> {
     for (const feed of this.feeds.values()) void feed.fill()
+    if (this.bound || this.closed) return
+    const now = await this.services.conversations.memberships(this.userId)
+    const current = new Set(now.map((m) => m.conversationId))
+    for (const m of now) {
+      if (this.feeds.has(m.conversationId)) continue
+      const added: ChatEvent = {
+        type: 'member.added',
+        conversation_id: m.conversationId,
+        user_id: this.userId,
+        role: m.role,
+        seq: m.joinedSeq,
+      }
+      void this.join(m.conversationId, m.joinedSeq, added)
+    }
+    for (const conversationId of [...this.feeds.keys()]) {
+      if (current.has(conversationId) || this.leaving.has(conversationId)) continue
+      const departure = await this.services.conversations.departure(this.userId, conversationId)
+      if (departure) this.leave(conversationId, removal(conversationId, this.userId, departure))
+    }
   }
 
   /** Releases subscriptions and feeds. Safe to call twice. */

@@ -169,8 +169,8 @@ function conversationsContract(store: Store) {
     const got = await memberships(store.db, u.id)
     expect(got.sort((x, y) => x.conversationId.localeCompare(y.conversationId))).toEqual(
       [
-        { conversationId: mine, seq: 0, membersVersion: 0 },
-        { conversationId: shared, seq: 3, membersVersion: 1 },
+        { conversationId: mine, seq: 0, membersVersion: 0, joinedSeq: 0, role: 'owner' },
+        { conversationId: shared, seq: 3, membersVersion: 1, joinedSeq: 0, role: 'member' },
       ].sort((x, y) => x.conversationId.localeCompare(y.conversationId)),
     )
     expect(await memberships(store.db, newId())).toEqual([])

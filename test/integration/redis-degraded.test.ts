@@ -6,6 +6,7 @@ import {
   directChat,
   eventually,
   freePort,
+  groupChat,
   restSend,
   TestSocket,
   userSocketUrl,
@@ -41,6 +42,10 @@ describe('Redis down: rate limits, presence and tickets degrade, nothing answers
   let sa: TestSocket
   /** Issued before the outage, redeemed during it. */
   let ticket: string
+  /** Added to `group` during the outage (on instance 0) while its user socket is open on instance 1. */
+  let j: TestUser
+  let group: string
+  let sj: TestSocket
   const sockets: TestSocket[] = []
 
   const login = (node: TestApp, email: string, password: string) =>
@@ -75,6 +80,11 @@ describe('Redis down: rate limits, presence and tickets degrade, nothing answers
     await sa.waitFor((f) => f.type === 'ready')
     const issued = await n0.app.inject({ method: 'POST', url: '/api/v1/chat/ws-ticket', headers: a.auth })
     ticket = issued.json().ticket as string
+    j = await registerUser(n0.app, 'DegJoin')
+    group = await groupChat(n0.app, b, [c])
+    sj = await TestSocket.open(userSocketUrl(n1.url), { token: j.token })
+    sockets.push(sj)
+    await sj.waitFor((f) => f.type === 'ready')
 
     await redis.stop()
     await eventually(
@@ -169,6 +179,16 @@ describe('Redis down: rate limits, presence and tickets degrade, nothing answers
     expect((await post(n1)).statusCode).toBe(201)
   })
 
+  it('adding a member answers 201 (its event cannot reach the other instance)', async () => {
+    const res = await n0.app.inject({
+      method: 'POST',
+      url: `/api/v1/chat/conversations/${group}/members`,
+      headers: b.auth,
+      payload: { user_id: j.id },
+    })
+    expect(res.statusCode).toBe(201)
+  })
+
   it('login failures are limited per instance', async () => {
     // The login throttle (per account and address): 5 free failures, the 6th starts a hold, the
     // 7th falls inside it. Counted by each instance alone while Redis is down.
@@ -209,6 +229,18 @@ describe('Redis down: rate limits, presence and tickets degrade, nothing answers
 
     it('a socket opened during the outage is online to a peer on another instance', async () => {
       await onlineSeenFrom1(c)
+    })
+
+    it('a socket whose user was added during the outage follows the conversation once Redis is back', async () => {
+      // The member.added event was lost with the outage; the reconnect re-reads memberships.
+      expect(await sj.waitFor((f) => f.type === 'member.added' && f.conversation_id === group)).toMatchObject(
+        {
+          user_id: j.id,
+        },
+      )
+      const sent = await restSend(n0.app, b, group, 'welcome back')
+      const got = await sj.waitFor((f) => f.type === 'message.new' && f.conversation_id === group)
+      expect(got.message).toMatchObject({ id: sent.id, seq: sent.seq, content: 'welcome back' })
     })
 
     it('live delivery across instances is back', async () => {

@@ -1,0 +1,1 @@
+ALTER TABLE "conversation_members" ADD COLUMN "joined_seq" bigint DEFAULT 0 NOT NULL;
