@@ -25,7 +25,8 @@ export async function registerGateway(app: FastifyInstance, services: Services):
   const local = new UserCounts()
   // After a broker outage, every feed re-reads the store: live events published meanwhile were lost.
   services.broker.onReconnect?.(() => {
-    for (const c of connections) void c.follower.catchUp().catch((err) => app.log.warn({ err }, 'catch-up failed'))
+    for (const c of connections)
+      void c.follower.catchUp().catch((err) => app.log.warn({ err }, 'catch-up failed'))
   })
 
   let shuttingDown = false
