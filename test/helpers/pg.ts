@@ -22,3 +22,37 @@ export async function createTestDatabase(): Promise<{ url: string; drop: () => P
     },
   }
 }
+
+/**
+ * Holds conversation rows locked (`SELECT … FOR UPDATE`) from a connection of its own, as another
+ * instance's transaction would: a writer batch touching them waits until `release()`.
+ */
+export async function lockConversations(
+  url: string,
+  ids: string[],
+): Promise<{ release: () => Promise<void> }> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} })
+  let locked!: () => void
+  let release!: () => void
+  const isLocked = new Promise<void>((r) => {
+    locked = r
+  })
+  const released = new Promise<void>((r) => {
+    release = r
+  })
+  const done = sql.begin(async (tx) => {
+    await tx`select id from conversations where id = any(${ids}::uuid[]) order by id for update`
+    locked()
+    await released
+  })
+  await Promise.race([isLocked, done])
+  let ended: Promise<void> | undefined
+  return {
+    // Idempotent: a test's finally may release a lock its body already released.
+    release: () => {
+      release()
+      ended ??= done.then(() => sql.end())
+      return ended
+    },
+  }
+}

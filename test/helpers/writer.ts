@@ -1,6 +1,5 @@
 import { once } from 'node:events'
 import { createServer } from 'node:net'
-import postgres from 'postgres'
 import { newId } from '../../src/lib/ids.js'
 import type { MessageView } from '../../src/protocol/message.js'
 import { MessageWriter, type SendResult } from '../../src/services/message-writer.js'
@@ -90,38 +89,6 @@ export function countTransactions(db: Db): {
       prop === 'transaction' ? transaction : Reflect.get(target, prop, receiver),
   })
   return { db: counted, stats }
-}
-
-/**
- * Holds conversation rows locked (`SELECT … FOR UPDATE`) from a connection of its own, as another
- * instance's transaction would: a writer batch touching them waits until `release()`.
- */
-export async function lockConversations(
-  url: string,
-  ids: string[],
-): Promise<{ release: () => Promise<void> }> {
-  const sql = postgres(url, { max: 1, onnotice: () => {} })
-  let locked!: () => void
-  let release!: () => void
-  const isLocked = new Promise<void>((r) => {
-    locked = r
-  })
-  const released = new Promise<void>((r) => {
-    release = r
-  })
-  const done = sql.begin(async (tx) => {
-    await tx`select id from conversations where id = any(${ids}::uuid[]) order by id for update`
-    locked()
-    await released
-  })
-  await Promise.race([isLocked, done])
-  return {
-    release: async () => {
-      release()
-      await done
-      await sql.end()
-    },
-  }
 }
 
 /** A local port that nothing listens on (it was free a moment ago): connecting is refused. */

@@ -4,13 +4,8 @@ import type { Database } from '../../src/store/db.js'
 import { messages } from '../../src/store/schema.js'
 import { openTestDatabase } from '../helpers/database.js'
 import { drained } from '../helpers/feed-fakes.js'
-import {
-  countTransactions,
-  lockConversations,
-  seedConversation,
-  startWriter,
-  track,
-} from '../helpers/writer.js'
+import { lockConversations } from '../helpers/pg.js'
+import { countTransactions, seedConversation, startWriter, track } from '../helpers/writer.js'
 
 /**
  * How the writer forms batches. A batch is held in flight by locking its conversation's row from

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import postgres from 'postgres'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { registerUser, startTestApp, TEST_SECRET, type TestApp, type TestUser } from '../helpers/app.js'
-import { createTestDatabase } from '../helpers/pg.js'
+import { createTestDatabase, lockConversations } from '../helpers/pg.js'
 import { conversationSocketUrl, directChat, freePort, TestSocket } from '../helpers/ws-client.js'
 
 /** A raw TCP connection, to hold what a well-behaved client never would. */
@@ -83,9 +83,8 @@ describe('an upgrade refused while the server shuts down', () => {
     const url = (t.database as { url?: string }).url
     if (!url) throw new Error('this test needs the PostgreSQL driver')
     const sender = await TestSocket.open(conversationSocketUrl(t.url, conv), { token: a.token })
-    const pg = postgres(url, { max: 1, onnotice: () => {} })
     // A send held by the conversation lock keeps the shutdown draining while the upgrade arrives.
-    const lock = await holdConversationLock(pg, conv)
+    const lock = await lockConversations(url, [conv])
     let closing: Promise<void> | undefined
     try {
       sender.send({ type: 'message.send', content: 'held', client_msg_id: 'held' })
@@ -99,11 +98,9 @@ describe('an upgrade refused while the server shuts down', () => {
       raw.socket.destroy()
       expect(ended).toBe(true)
     } finally {
-      lock.release()
-      await lock.done
+      await lock.release()
       // A connection left open holds the close forever: fail here rather than time out.
       if (closing) expect(await settlesWithin(closing, 5000)).toBe(true)
-      await pg.end()
     }
   })
 })
@@ -135,7 +132,7 @@ describe('REST requests in flight on keep-alive connections when the server shut
 
     const pg = postgres(url, { max: 1, onnotice: () => {} })
     // The conversation lock holds the sends in the database until the close has begun.
-    const lock = await holdConversationLock(pg, conv)
+    const lock = await lockConversations(url, [conv])
     let closing: Promise<void> | undefined
     try {
       let received = 0
@@ -150,8 +147,7 @@ describe('REST requests in flight on keep-alive connections when the server shut
       await allReceived
       closing = t.app.close()
       const started = Date.now()
-      lock.release()
-      await lock.done
+      await lock.release()
       const results = await Promise.all(sends)
       expect(results.filter((r) => r instanceof Error)).toEqual([])
       for (const r of results as Response[]) {
@@ -164,8 +160,7 @@ describe('REST requests in flight on keep-alive connections when the server shut
       const stored = await pg`select count(*)::int as n from messages where conversation_id = ${conv}`
       expect(stored[0]?.n).toBe(2 * inFlight)
     } finally {
-      lock.release()
-      await lock.done
+      await lock.release()
       if (closing) await settlesWithin(closing, 5000)
       agent.destroy()
       await pg.end()
@@ -307,23 +302,4 @@ async function register(base: string): Promise<string> {
   })
   if (res.status !== 201) throw new Error(`register: ${res.status} ${await res.text()}`)
   return ((await res.json()) as { access_token: string }).access_token
-}
-
-/** Locks a conversation row in its own transaction until `release` is called. */
-async function holdConversationLock(pg: postgres.Sql, conversationId: string) {
-  let release = () => {}
-  const released = new Promise<void>((resolve) => {
-    release = resolve
-  })
-  let locked = () => {}
-  const isLocked = new Promise<void>((resolve) => {
-    locked = resolve
-  })
-  const done = pg.begin(async (tx) => {
-    await tx`select id from conversations where id = ${conversationId} for update`
-    locked()
-    await released
-  })
-  await isLocked
-  return { release, done }
 }

@@ -1,6 +1,6 @@
-import postgres from 'postgres'
 import { describe, expect, it } from 'vitest'
 import { registerUser } from '../helpers/app.js'
+import { lockConversations } from '../helpers/pg.js'
 import { useSocketApp } from '../helpers/socket-app.js'
 import {
   directChat,
@@ -78,35 +78,20 @@ describe('WebSocket delivery', () => {
     const s = await h.convSocket(a, conv)
     const url = (h.t.database as { url?: string }).url
     if (!url) throw new Error('this test needs the PostgreSQL driver')
-    const pg = postgres(url, { max: 1, onnotice: () => {} })
+    // Hold the conversation row lock the writer needs, so the send cannot commit until we let go.
+    const lock = await lockConversations(url, [conv])
     try {
-      // Hold the conversation row lock the writer needs, so the send cannot commit until we let go.
-      let release = () => {}
-      const held = new Promise<void>((resolve) => {
-        release = resolve
-      })
-      let onLocked = () => {}
-      const locked = new Promise<void>((resolve) => {
-        onLocked = resolve
-      })
-      const holder = pg.begin(async (tx) => {
-        await tx`select id from conversations where id = ${conv} for update`
-        onLocked()
-        await held
-      })
-      await locked
       s.send({ type: 'message.send', content: 'waits for the lock', client_msg_id: 'c-lock' })
       await s.settle()
       expect(s.ofType('message.ack')).toEqual([])
       expect(await history(h.t.app, a, conv)).toEqual([])
-      release()
-      await holder
+      await lock.release()
       const ack = await s.waitFor((f) => f.type === 'message.ack')
       const [stored] = await history(h.t.app, a, conv)
       expect(ack).toEqual({ type: 'message.ack', client_msg_id: 'c-lock', message: stored })
       expect(stored).toMatchObject({ seq: 1, content: 'waits for the lock', sender_id: a.id })
     } finally {
-      await pg.end()
+      await lock.release()
     }
   })
 

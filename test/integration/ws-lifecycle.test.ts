@@ -2,6 +2,7 @@ import postgres from 'postgres'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { Connection } from '../../src/ws/connection.js'
 import { registerUser, startTestApp, type TestApp, type TestUser } from '../helpers/app.js'
+import { lockConversations } from '../helpers/pg.js'
 import {
   conversationSocketUrl,
   directChat,
@@ -116,14 +117,14 @@ describe('WebSocket graceful shutdown', () => {
     const peer = await TestSocket.open(userSocketUrl(t.url), { token: b.token })
     const url = (t.database as { url?: string }).url
     if (!url) throw new Error('this test needs the PostgreSQL driver')
-    const pg = postgres(url, { max: 2, onnotice: () => {} })
+    const pg = postgres(url, { max: 1, onnotice: () => {} })
     const drainStarted = whenCalled(Connection.prototype, 'drain')
     let stored: { content: string; seq: number; id: string }[] = []
     let beforeClose: Frame[] = []
-    let lock: Awaited<ReturnType<typeof holdConversationLock>> | undefined
+    let lock: Awaited<ReturnType<typeof lockConversations>> | undefined
     try {
       // Hold the conversation lock so the sends are certainly still in flight when shutdown starts.
-      lock = await holdConversationLock(pg, conv)
+      lock = await lockConversations(url, [conv])
       for (const i of [1, 2, 3])
         sender.send({ type: 'message.send', content: `m${i}`, client_msg_id: `g${i}` })
       await sender.settle()
@@ -139,8 +140,7 @@ describe('WebSocket graceful shutdown', () => {
       // Refused at once, while the earlier sends still wait on the lock and the socket is open.
       beforeClose = sender.frames.slice(inFlight)
       expect(sender.closed).toBeUndefined()
-      lock.release()
-      await lock.done
+      await lock.release()
       await closing
       stored = (
         await pg`select id, seq, content from messages where conversation_id = ${conv} order by seq`
@@ -148,8 +148,7 @@ describe('WebSocket graceful shutdown', () => {
     } finally {
       drainStarted.restore()
       // Should an assertion above fail, let the held sends (and so the shutdown) finish.
-      lock?.release()
-      await lock?.done
+      await lock?.release()
       await pg.end()
     }
     const refusal = {
@@ -197,25 +196,6 @@ function pings(s: TestSocket, n: number, timeoutMs = 5000): Promise<void> {
       resolve()
     })
   })
-}
-
-/** Locks a conversation row in its own transaction until `release` is called. */
-async function holdConversationLock(pg: postgres.Sql, conversationId: string) {
-  let release = () => {}
-  const released = new Promise<void>((resolve) => {
-    release = resolve
-  })
-  let locked = () => {}
-  const isLocked = new Promise<void>((resolve) => {
-    locked = resolve
-  })
-  const done = pg.begin(async (tx) => {
-    await tx`select id from conversations where id = ${conversationId} for update`
-    locked()
-    await released
-  })
-  await isLocked
-  return { release, done }
 }
 
 /**
