@@ -53,6 +53,11 @@ export class MemoryPresence implements Presence {
     return this.counts.get(userId) ?? 0
   }
 
+  /** Sockets per user as counted now (what the Redis fallback writes back after an outage). */
+  snapshot(): Map<string, number> {
+    return new Map(this.counts)
+  }
+
   async close(): Promise<void> {}
 }
 

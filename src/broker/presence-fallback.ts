@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import type { Presence } from '../services/ports.js'
 import { Fallback } from './fallback.js'
+import { MemoryPresence } from './memory-stores.js'
 import { isRedisUnavailable } from './redis-errors.js'
 
 /** A shared presence that can be told this instance's socket counts as they are now. */
@@ -24,7 +25,7 @@ export interface RestorablePresence extends Presence {
  */
 export class FallbackPresence implements Presence {
   /** Sockets per user on this instance, kept whether or not Redis answers. */
-  private readonly local = new Map<string, number>()
+  private readonly local = new MemoryPresence()
   /** Users whose count in Redis may be wrong because a write to it failed. */
   private readonly unsynced = new Set<string>()
   private readonly fallback: Fallback
@@ -41,26 +42,23 @@ export class FallbackPresence implements Presence {
   }
 
   async connect(userId: string): Promise<boolean> {
-    const n = (this.local.get(userId) ?? 0) + 1
-    this.local.set(userId, n)
+    const first = await this.local.connect(userId)
     return this.fallback.run(
       () => this.shared.connect(userId),
       () => {
         this.unsynced.add(userId)
-        return n === 1
+        return first
       },
     )
   }
 
   async disconnect(userId: string): Promise<boolean> {
-    const n = (this.local.get(userId) ?? 0) - 1
-    if (n > 0) this.local.set(userId, n)
-    else this.local.delete(userId)
+    const last = await this.local.disconnect(userId)
     return this.fallback.run(
       () => this.shared.disconnect(userId),
       () => {
         this.unsynced.add(userId)
-        return n <= 0
+        return last
       },
     )
   }
@@ -68,14 +66,14 @@ export class FallbackPresence implements Presence {
   onlineAmong(userIds: string[]): Promise<Set<string>> {
     return this.fallback.run(
       () => this.shared.onlineAmong(userIds),
-      () => new Set(userIds.filter((id) => this.local.has(id))),
+      () => this.local.onlineAmong(userIds),
     )
   }
 
   connections(userId: string): Promise<number> {
     return this.fallback.run(
       () => this.shared.connections(userId),
-      () => this.local.get(userId) ?? 0,
+      () => this.local.connections(userId),
     )
   }
 
@@ -92,12 +90,12 @@ export class FallbackPresence implements Presence {
     // Read and sent in one go, in the order Redis applies them (see RedisPresence.restore): an
     // increment sent before this point is in `counts` and reaches Redis before these writes,
     // one sent after is not and reaches it after them. Either way it is counted once.
-    const counts = new Map(this.local)
+    const counts = this.local.snapshot()
     for (const userId of this.unsynced) if (!counts.has(userId)) counts.set(userId, 0)
     this.unsynced.clear()
     this.shared.restore(counts).then(
       () => {
-        this.logger.info({ users: this.local.size }, 'presence: counts written back to redis')
+        this.logger.info({ users: counts.size }, 'presence: counts written back to redis')
         for (const resolve of this.restoredWaiters.splice(0)) resolve()
       },
       (err: unknown) => {
