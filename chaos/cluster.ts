@@ -1,12 +1,11 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import http from 'node:http'
 import net from 'node:net'
-import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { PrivatePostgres } from '../test/helpers/private-postgres.js'
+import { PrivateRedis } from '../test/helpers/private-redis.js'
 import { bundleServer, ROOT_DIR } from './build.js'
 import { TcpProxy } from './proxy.js'
 
@@ -33,60 +32,6 @@ export function checkPrerequisites(): void {
     missing.push('redis-server on PATH (apt-get install redis-server)')
   }
   if (missing.length > 0) throw new Error(`the chaos run cannot start; missing:\n  ${missing.join('\n  ')}`)
-}
-
-/** A redis-server of the run's own on a spare port, stopped with SIGKILL (no persistence). */
-export class RedisServer {
-  private proc: ChildProcess | undefined
-  private readonly dir = mkdtempSync(join(tmpdir(), 'chaos-redis-'))
-
-  constructor(readonly port: number) {}
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`
-  }
-
-  get running(): boolean {
-    return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null
-  }
-
-  async start(): Promise<void> {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
-    const proc = spawn('redis-server', [...args, '--daemonize', 'no', '--dir', this.dir], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    this.proc = proc
-    let out = ''
-    await new Promise<void>((resolve, reject) => {
-      const onData = (d: Buffer) => {
-        out += d.toString()
-        if (out.includes('Ready to accept connections')) {
-          proc.stdout?.off('data', onData)
-          proc.stdout?.resume()
-          resolve()
-        }
-      }
-      proc.stdout?.on('data', onData)
-      proc.once('exit', (code) => reject(new Error(`redis-server exited ${code}: ${out.slice(-500)}`)))
-    })
-  }
-
-  async stop(): Promise<void> {
-    const proc = this.proc
-    if (!proc || !this.running) return
-    proc.kill('SIGKILL')
-    await once(proc, 'exit')
-  }
-
-  async remove(): Promise<void> {
-    await this.stop()
-    rmSync(this.dir, { recursive: true, force: true })
-  }
-
-  removeNow(): void {
-    if (this.running) this.proc?.kill('SIGKILL')
-    rmSync(this.dir, { recursive: true, force: true })
-  }
 }
 
 /** The answer of GET /ready, or undefined when nothing answers on the port. */
@@ -231,7 +176,7 @@ export class Cluster {
 
   private constructor(
     readonly pg: PrivatePostgres,
-    readonly redis: RedisServer,
+    readonly redis: PrivateRedis,
     readonly instances: Instance[],
   ) {}
 
@@ -247,7 +192,7 @@ export class Cluster {
       PrivatePostgres.create(pgPort),
       bundleServer(String(process.pid)),
     ])
-    const redis = new RedisServer(redisPort)
+    const redis = new PrivateRedis(redisPort)
     const cluster = new Cluster(pg, redis, [])
     cluster.bundle = bundle
     track(cluster)

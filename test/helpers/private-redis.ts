@@ -31,12 +31,17 @@ export class PrivateRedis {
     const proc = spawn('redis-server', [...args, '--dir', this.dir])
     let out = ''
     await new Promise<void>((resolve, reject) => {
-      proc.stdout?.on('data', (d: Buffer) => {
+      const onData = (d: Buffer) => {
         out += d.toString()
-        if (out.includes('Ready to accept connections')) resolve()
-      })
+        if (!out.includes('Ready to accept connections')) return
+        // Keep draining its output unread: a full pipe would stall the server in a long run.
+        proc.stdout?.off('data', onData)
+        proc.stdout?.resume()
+        resolve()
+      }
+      proc.stdout?.on('data', onData)
       proc.once('error', reject)
-      proc.once('exit', (code) => reject(new Error(`redis-server exited ${code}: ${out}`)))
+      proc.once('exit', (code) => reject(new Error(`redis-server exited ${code}: ${out.slice(-500)}`)))
     })
     this.proc = proc
   }
@@ -51,6 +56,19 @@ export class PrivateRedis {
     if (proc.exitCode === null && proc.signalCode === null) await once(proc, 'exit')
     // Otherwise the next start would load an earlier save.
     if (!opts.keepData) rmSync(join(this.dir, 'dump.rdb'), { force: true })
+  }
+
+  /** Stops it and deletes its directory. */
+  async remove(): Promise<void> {
+    await this.stop()
+    rmSync(this.dir, { recursive: true, force: true })
+  }
+
+  /** The same, synchronously (from an exit handler). */
+  removeNow(): void {
+    this.proc?.kill('SIGKILL')
+    this.proc = undefined
+    rmSync(this.dir, { recursive: true, force: true })
   }
 
   /** Freezes the server (SIGSTOP): connections stay open and nothing is answered, as a hung Redis. */
