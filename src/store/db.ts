@@ -13,6 +13,11 @@ import * as schema from './schema.js'
 /** One handle type for both drivers (a union of the two breaks Drizzle's overloads). */
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
 
+/** Raw statements' results: `execute` gives an array of rows on postgres.js and `{ rows }` on PGlite. */
+export function rowsOf(result: unknown): Record<string, unknown>[] {
+  return Array.isArray(result) ? result : ((result as { rows?: Record<string, unknown>[] }).rows ?? [])
+}
+
 /** Arbitrary constant naming the advisory lock that serializes migrations across instances. */
 const MIGRATION_LOCK_ID = 7_310_442_015
 

@@ -1,8 +1,7 @@
 import { sql } from 'drizzle-orm'
 import { type AppError, NotFoundError } from '../errors.js'
 import { newId } from '../lib/ids.js'
-import type { Db } from './db.js'
-import { rowsOf } from './messages.js'
+import { type Db, rowsOf } from './db.js'
 import { conversationMembers, conversations, type MessageRow, messages } from './schema.js'
 
 /** One message to store; content is already validated and trimmed. */

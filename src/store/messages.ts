@@ -110,8 +110,3 @@ export async function tombstoneMessage(db: Db, messageId: string): Promise<Messa
     .returning()
   return row as MessageRow
 }
-
-/** Raw statements' results: `execute` gives an array of rows on postgres.js and `{ rows }` on PGlite. */
-export function rowsOf(result: unknown): Record<string, unknown>[] {
-  return Array.isArray(result) ? result : ((result as { rows?: Record<string, unknown>[] }).rows ?? [])
-}

@@ -5,13 +5,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sql } from 'drizzle-orm'
 import { afterAll, describe, expect, it } from 'vitest'
-import { openDatabase } from '../../src/store/db.js'
+import { openDatabase, rowsOf } from '../../src/store/db.js'
 
 const dataDir = mkdtempSync(join(tmpdir(), 'chat-pglite-durability-'))
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
-
-const rowsOf = (result: unknown): Record<string, unknown>[] =>
-  Array.isArray(result) ? result : ((result as { rows?: Record<string, unknown>[] }).rows ?? [])
 
 /** What the README promises of the embedded default (DATA_DIR, no DATABASE_URL). */
 describe('the embedded PGlite database', () => {
