@@ -1,7 +1,6 @@
 import cors from '@fastify/cors'
 import formbody from '@fastify/formbody'
 import helmet from '@fastify/helmet'
-import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv } from 'ajv'
@@ -13,6 +12,7 @@ import { authRoutes } from './http/auth-routes.js'
 import { chatRoutes } from './http/chat-routes.js'
 import { closeConnectionsOnShutdown } from './http/closing.js'
 import { refuseInvalidUtf8Json } from './http/json-body.js'
+import { registerOpenApi } from './http/openapi.js'
 import { opsRoutes } from './http/ops-routes.js'
 import { errorHandler, sendProblem } from './http/problem.js'
 import { ticketRoutes } from './http/ticket-routes.js'
@@ -92,21 +92,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     credentials: true,
   })
   await app.register(formbody, { bodyLimit: config.bodyLimitBytes })
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'Chat API',
-        version: '1.0.0',
-        description: 'Real-time chat backend. WebSocket protocol: docs/asyncapi.yaml',
-      },
-      components: {
-        securitySchemes: {
-          bearer: { type: 'oauth2', flows: { password: { tokenUrl: '/api/v1/auth/login', scopes: {} } } },
-        },
-      },
-    },
-  })
+  await registerOpenApi(app)
   await app.register(swaggerUi, { routePrefix: '/docs' })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 

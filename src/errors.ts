@@ -69,10 +69,21 @@ export class ForbiddenError extends AppError {
   readonly code = 'forbidden'
 }
 
+/** A fixed-window limit as clients are told it (the RateLimit-* headers). */
+export interface Quota {
+  limit: number
+  remaining: number
+  resetInSec: number
+}
+
 export class RateLimitedError extends AppError {
   readonly status = 429
   readonly code = 'rate_limited'
-  constructor(readonly retryAfterSec: number) {
+  constructor(
+    readonly retryAfterSec: number,
+    /** The window that refused, when the limit is one (`services/rate-limits.ts`). */
+    readonly quota?: Quota,
+  ) {
     super(`too many requests; retry after ${retryAfterSec} s`)
   }
 }

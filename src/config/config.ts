@@ -67,6 +67,7 @@ export const SETTINGS = {
   TICKET_MAX_PER_USER: { kind: 'int', default: '30', min: 1, max: 1000000 },
   TICKET_WINDOW_SEC: { kind: 'int', default: '60', min: 1, max: 86400 },
   MESSAGE_BATCH_MAX: { kind: 'int', default: '500', min: 1, max: 10000 },
+  METRICS_TOKEN: { kind: 'string' },
 } as const satisfies Record<string, Spec>
 
 export type SettingName = keyof typeof SETTINGS
@@ -131,6 +132,8 @@ export interface Config {
     ticketWindowSec: number
   }
   messageBatchMax: number
+  /** When set, GET /metrics needs `Authorization: Bearer <metricsToken>`. */
+  metricsToken: string | undefined
 }
 
 export class ConfigError extends Error {
@@ -199,6 +202,10 @@ export function loadConfig(raw: Raw = process.env): Config {
   if (headersTimeout !== undefined && requestTimeout !== undefined && headersTimeout > requestTimeout) {
     problems.push('HTTP_HEADERS_TIMEOUT_MS: must not exceed HTTP_REQUEST_TIMEOUT_MS')
   }
+  const metricsToken = v.METRICS_TOKEN as string | undefined
+  if (metricsToken !== undefined && metricsToken.length < 16) {
+    problems.push('METRICS_TOKEN: must be at least 16 characters')
+  }
   if (problems.length > 0) throw new ConfigError(problems)
   const secretGenerated = secret === undefined
   secret ??= developmentSecret(dataDir)
@@ -259,6 +266,7 @@ export function loadConfig(raw: Raw = process.env): Config {
       ticketWindowSec: int('TICKET_WINDOW_SEC'),
     },
     messageBatchMax: int('MESSAGE_BATCH_MAX'),
+    metricsToken,
   }
 }
 
@@ -273,6 +281,12 @@ export function startupWarnings(config: Config): string[] {
       `JWT_SECRET is not set: this instance signs tokens with a secret of its own (${join(config.dataDir, 'jwt-secret')}), ` +
         `so instances sharing ${shared.join(' and ')} will not accept each other's tokens; ` +
         'set JWT_SECRET, the same on every instance',
+    )
+  }
+  if (config.env === 'production' && config.metricsToken === undefined) {
+    warnings.push(
+      'METRICS_TOKEN is not set: GET /metrics is open to anyone who can reach this port; ' +
+        'set METRICS_TOKEN, or keep /metrics off the public proxy',
     )
   }
   return warnings

@@ -5,9 +5,11 @@ import type { Services } from '../services/index.js'
 import { consume } from '../services/rate-limits.js'
 import { normalizeEmail, toPrivateUser } from '../services/users.js'
 import { authenticate, currentUser } from './authenticate.js'
-import { PrivateUser, Problem, TokenPair } from './schemas.js'
+import { sendQuota } from './problem.js'
+import { errors, PrivateUser, RATE_LIMIT_HEADERS, Registration, rateLimited, TokenPair } from './schemas.js'
 
 const RefreshBody = Type.Object({ refresh_token: Type.String({ minLength: 1, maxLength: 512 }) })
+const tags = ['auth']
 
 export const authRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
   const { auth, config, limiter, loginThrottle } = services
@@ -17,8 +19,13 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     '/auth/register',
     {
       schema: {
-        tags: ['auth'],
+        operationId: 'register',
+        tags,
         summary: 'Create an account and sign in',
+        description:
+          'Creates the account and returns it with a first token pair. The email is compared ' +
+          'case-insensitively (409 when taken). Limited per client address (REGISTER_MAX_PER_IP in ' +
+          'REGISTER_WINDOW_SEC), announced in the RateLimit-* headers.',
         body: Type.Object(
           {
             email: Type.String({ minLength: 3, maxLength: 254 }),
@@ -28,16 +35,20 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
           { additionalProperties: false },
         ),
         response: {
-          201: Type.Object({ user: PrivateUser, ...TokenPair.properties }),
-          409: Problem,
-          422: Problem,
-          429: Problem,
+          201: {
+            description: 'The account and its first tokens',
+            headers: RATE_LIMIT_HEADERS,
+            content: { 'application/json': { schema: Registration } },
+          },
+          ...errors(409, 503),
+          ...rateLimited(),
         },
       },
     },
     async (req, reply) => {
       if (limits.enabled) {
-        await consume(limiter, `register:ip:${req.ip}`, limits.registerMaxPerIp, limits.registerWindowSec)
+        const key = `register:ip:${req.ip}`
+        sendQuota(reply, await consume(limiter, key, limits.registerMaxPerIp, limits.registerWindowSec))
       }
       const { user, tokens } = await auth.register({
         email: req.body.email,
@@ -52,15 +63,20 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     '/auth/login',
     {
       schema: {
-        tags: ['auth'],
-        summary: 'Sign in with the OAuth2 password form (username, password) or JSON {email, password}',
+        operationId: 'login',
+        tags,
+        summary: 'Sign in with email and password',
+        description:
+          'Takes the OAuth2 password form (`username`, `password`) or JSON `{email, password}`; one of ' +
+          '`email`/`username` is required (422 without). Failed attempts slow the address they come from ' +
+          '(429 with Retry-After, growing) and never lock the account: docs/security.md.',
         consumes: ['application/json', 'application/x-www-form-urlencoded'],
         body: Type.Object({
           email: Type.Optional(Type.String({ maxLength: 254 })),
           username: Type.Optional(Type.String({ maxLength: 254 })),
           password: Type.String({ minLength: 1, maxLength: 1024 }),
         }),
-        response: { 200: TokenPair, 401: Problem, 422: Problem, 429: Problem },
+        response: { 200: TokenPair, ...errors(401, 503), ...rateLimited() },
       },
     },
     async (req) => {
@@ -87,10 +103,15 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     '/auth/refresh',
     {
       schema: {
-        tags: ['auth'],
-        summary: 'Trade a refresh token for a new pair (the old one is spent; reuse revokes its family)',
+        operationId: 'refreshToken',
+        tags,
+        summary: 'Trade a refresh token for a new token pair',
+        description:
+          'The refresh token is spent: a second use answers 401 and revokes every token rotated from ' +
+          'the same login (reuse detection). Also takes the OAuth2 form `grant_type=refresh_token&refresh_token=…`.',
+        consumes: ['application/json', 'application/x-www-form-urlencoded'],
         body: RefreshBody,
-        response: { 200: TokenPair, 401: Problem, 422: Problem },
+        response: { 200: TokenPair, ...errors(401, 503) },
       },
     },
     async (req) => auth.refresh(req.body.refresh_token),
@@ -100,10 +121,14 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     '/auth/logout',
     {
       schema: {
-        tags: ['auth'],
-        summary: 'Revoke a refresh token and every token rotated from the same login',
+        operationId: 'logout',
+        tags,
+        summary: 'Sign out: revoke a refresh token',
+        description:
+          'Revokes the refresh token and every token rotated from the same login. Always 204, ' +
+          'also for an unknown or spent token (nothing to learn from it). Access tokens stay valid until they expire.',
         body: RefreshBody,
-        response: { 204: Type.Null(), 422: Problem },
+        response: { 204: Type.Null({ description: 'Signed out' }), ...errors(503) },
       },
     },
     async (req, reply) => {
@@ -117,10 +142,12 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     {
       onRequest: authenticate(auth),
       schema: {
-        tags: ['auth'],
+        operationId: 'getMe',
+        tags,
         summary: 'The signed-in user',
+        description: 'The account the bearer token belongs to, email and flags included.',
         security: [{ bearer: [] }],
-        response: { 200: PrivateUser, 401: Problem },
+        response: { 200: PrivateUser, ...errors(401, 503) },
       },
     },
     async (req) => toPrivateUser(currentUser(req)),

@@ -3,26 +3,58 @@ import Type from 'typebox'
 import type { Services } from '../services/index.js'
 import { HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT } from '../services/messages.js'
 import { authenticate, currentUser } from './authenticate.js'
-import { authErrors, Conversation, IdParams, Member, Message, Page, Problem, Uuid } from './schemas.js'
+import { authErrors, Conversation, errors, IdParams, Member, Message, Page, Uuid } from './schemas.js'
 
 const MAX_SEQ = Number.MAX_SAFE_INTEGER
-const Seq = Type.Integer({ minimum: 0, maximum: MAX_SEQ })
-const ClientMsgId = Type.String({ minLength: 1, maxLength: 128 })
-const notMember = { 404: Problem, ...authErrors }
+const Seq = Type.Integer({ minimum: 0, maximum: MAX_SEQ, format: 'int64' })
+const ClientMsgId = Type.String({
+  minLength: 1,
+  maxLength: 128,
+  description: 'Your id for this send: the same id again returns the first message instead of a second one',
+})
+/** Member-only objects: a non-member gets 404 and learns nothing. */
+const notMember = { ...errors(404), ...authErrors }
+const MemberParams = Type.Object({ id: Uuid, user_id: Uuid })
+const ConversationPage = Page(Conversation, 'ConversationPage')
+const MessageHistory = Type.Object(
+  {
+    items: Type.Array(Message, { description: 'Ascending seq (oldest first)' }),
+    next_cursor: Type.Union([Type.String(), Type.Null()], {
+      description: 'Pass as `cursor` for the next page in the same direction; null at the end',
+    }),
+    next_before_seq: Type.Union([Type.Integer(), Type.Null()]),
+    next_after_seq: Type.Union([Type.Integer(), Type.Null()]),
+  },
+  { $id: 'MessageHistory' },
+)
+const ReadMarker = Type.Object({ last_read_seq: Type.Integer() }, { $id: 'ReadMarker' })
+const Title = Type.String({ minLength: 1, maxLength: 200 })
 
 export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
   const { conversations, messages, auth, config } = services
   app.addHook('onRequest', authenticate(auth))
   const common = { tags: ['chat'], security: [{ bearer: [] }] }
+  const Content = Type.String({
+    maxLength: 65536,
+    description: `The text: at most ${config.messageMaxChars} characters (MESSAGE_MAX_CHARS) once trimmed, not blank`,
+  })
 
   app.post(
     '/conversations',
     {
       schema: {
         ...common,
-        summary: 'Create or get the direct conversation with a user (201 created, 200 existed)',
+        operationId: 'openDirectConversation',
+        summary: 'Create or get the direct conversation with a user',
+        description:
+          'There is one direct conversation per pair of users: 201 when this call created it, 200 when ' +
+          'it existed (also under concurrent calls). 404 when the recipient does not exist.',
         body: Type.Object({ recipient_id: Uuid }),
-        response: { 200: Conversation, 201: Conversation, ...notMember },
+        response: {
+          200: { description: 'It existed', content: { 'application/json': { schema: Conversation } } },
+          201: { description: 'Created', content: { 'application/json': { schema: Conversation } } },
+          ...notMember,
+        },
       },
     },
     async (req, reply) => {
@@ -39,9 +71,11 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     {
       schema: {
         ...common,
+        operationId: 'createGroup',
         summary: 'Create a group owned by the caller',
+        description: `The caller is its owner; \`member_ids\` (optional) are added as members. At most ${config.groupMaxMembers} members (GROUP_MAX_MEMBERS); 404 when a member does not exist.`,
         body: Type.Object({
-          title: Type.String({ minLength: 1, maxLength: 200 }),
+          title: Title,
           member_ids: Type.Array(Uuid, { maxItems: config.groupMaxMembers, default: [] }),
         }),
         response: { 201: Conversation, ...notMember },
@@ -58,12 +92,16 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     {
       schema: {
         ...common,
-        summary: "The caller's conversations, most recent activity first",
+        operationId: 'listConversations',
+        summary: "The caller's conversations",
+        description:
+          'Most recent activity first, each with its members, last message and unread count. Keyset ' +
+          'pages: pass `next_cursor` back as `cursor`.',
         querystring: Type.Object({
-          limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+          limit: Type.Integer({ minimum: 1, maximum: 100, default: 20, format: 'int32' }),
           cursor: Type.Optional(Type.String({ maxLength: 512 })),
         }),
-        response: { 200: Page(Conversation), ...authErrors },
+        response: { 200: ConversationPage, ...authErrors },
       },
     },
     async (req) => conversations.list(currentUser(req).id, req.query.limit, req.query.cursor),
@@ -74,7 +112,9 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     {
       schema: {
         ...common,
+        operationId: 'getConversation',
         summary: 'One conversation',
+        description: 'With its members, last message and your unread count; 404 unless you are a member.',
         params: IdParams,
         response: { 200: Conversation, ...notMember },
       },
@@ -87,10 +127,13 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     {
       schema: {
         ...common,
-        summary: 'Rename a group (admins)',
+        operationId: 'renameGroup',
+        summary: 'Rename a group',
+        description:
+          'Group owners and admins only (403 for other members); a direct conversation has no title (422).',
         params: IdParams,
-        body: Type.Object({ title: Type.String({ minLength: 1, maxLength: 200 }) }),
-        response: { 200: Conversation, 403: Problem, ...notMember },
+        body: Type.Object({ title: Title }),
+        response: { 200: Conversation, ...errors(403), ...notMember },
       },
     },
     async (req) => conversations.rename(currentUser(req).id, req.params.id, req.body.title),
@@ -101,10 +144,19 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     {
       schema: {
         ...common,
-        summary: 'Add a member to a group (admins); 201 added, 200 already a member',
+        operationId: 'addMember',
+        summary: 'Add a member to a group',
+        description:
+          'Group owners and admins only (403 otherwise). 201 when added, 200 when already a member; ' +
+          '422 for a full group (GROUP_MAX_MEMBERS) or a direct conversation, 404 for an unknown user.',
         params: IdParams,
         body: Type.Object({ user_id: Uuid }),
-        response: { 200: Member, 201: Member, 403: Problem, ...notMember },
+        response: {
+          200: { description: 'Already a member', content: { 'application/json': { schema: Member } } },
+          201: { description: 'Added', content: { 'application/json': { schema: Member } } },
+          ...errors(403),
+          ...notMember,
+        },
       },
     },
     async (req, reply) => {
@@ -122,9 +174,13 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     {
       schema: {
         ...common,
-        summary: 'Remove a member (admins), or leave (yourself); an owner who leaves hands ownership on',
-        params: Type.Object({ id: Uuid, user_id: Uuid }),
-        response: { 204: Type.Null(), 403: Problem, ...notMember },
+        operationId: 'removeMember',
+        summary: 'Remove a member, or leave',
+        description:
+          'Admins remove members; anyone may remove themselves (leave). An owner who leaves hands ' +
+          'ownership on. A removed member sees nothing of the conversation afterwards.',
+        params: MemberParams,
+        response: { 204: Type.Null({ description: 'Removed' }), ...errors(403), ...notMember },
       },
     },
     async (req, reply) => {
@@ -138,13 +194,15 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     {
       schema: {
         ...common,
-        summary: "Make a member an admin or an admin a member (the group's owner)",
-        params: Type.Object({ id: Uuid, user_id: Uuid }),
+        operationId: 'setMemberRole',
+        summary: "Change a member's role",
+        description: "The group's owner makes a member an admin or an admin a member (403 for anyone else).",
+        params: MemberParams,
         body: Type.Object(
           { role: Type.Union([Type.Literal('admin'), Type.Literal('member')]) },
           { additionalProperties: false },
         ),
-        response: { 200: Member, 403: Problem, ...notMember },
+        response: { 200: Member, ...errors(403), ...notMember },
       },
     },
     async (req) =>
@@ -156,6 +214,7 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     {
       schema: {
         ...common,
+        operationId: 'listMessages',
         summary: 'Message history',
         description:
           'Items are always in ascending seq (oldest first). With after_seq, pages go forward (newer); ' +
@@ -165,19 +224,16 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
         querystring: Type.Object({
           before_seq: Type.Optional(Seq),
           after_seq: Type.Optional(Seq),
-          skip: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000 })),
-          limit: Type.Integer({ minimum: 1, maximum: HISTORY_MAX_LIMIT, default: HISTORY_DEFAULT_LIMIT }),
+          skip: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, format: 'int32' })),
+          limit: Type.Integer({
+            minimum: 1,
+            maximum: HISTORY_MAX_LIMIT,
+            default: HISTORY_DEFAULT_LIMIT,
+            format: 'int32',
+          }),
           cursor: Type.Optional(Type.String({ maxLength: 512 })),
         }),
-        response: {
-          200: Type.Object({
-            items: Type.Array(Message),
-            next_cursor: Type.Union([Type.String(), Type.Null()]),
-            next_before_seq: Type.Union([Type.Integer(), Type.Null()]),
-            next_after_seq: Type.Union([Type.Integer(), Type.Null()]),
-          }),
-          ...notMember,
-        },
+        response: { 200: MessageHistory, ...notMember },
       },
     },
     async (req) => messages.history(currentUser(req).id, req.params.id, req.query),
@@ -188,13 +244,23 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     {
       schema: {
         ...common,
-        summary: 'Send a message (201); the same client_msg_id again returns the first one (200)',
+        operationId: 'sendMessage',
+        summary: 'Send a message',
+        description:
+          "Stored with the next `seq` of the conversation and delivered to its members' sockets. 201 " +
+          'when stored; 200 with the first message when `client_msg_id` was already used (a safe retry). ' +
+          'Sends per user are limited (MESSAGE_RATE_PER_SEC, burst MESSAGE_RATE_BURST): 429 with Retry-After.',
         params: IdParams,
-        body: Type.Object({
-          content: Type.String({ maxLength: 65536 }),
-          client_msg_id: Type.Optional(ClientMsgId),
-        }),
-        response: { 200: Message, 201: Message, ...notMember },
+        body: Type.Object({ content: Content, client_msg_id: Type.Optional(ClientMsgId) }),
+        response: {
+          200: {
+            description: 'Sent before with this client_msg_id',
+            content: { 'application/json': { schema: Message } },
+          },
+          201: { description: 'Stored', content: { 'application/json': { schema: Message } } },
+          ...errors(429),
+          ...notMember,
+        },
       },
     },
     async (req, reply) => {
@@ -213,10 +279,12 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     {
       schema: {
         ...common,
+        operationId: 'editMessage',
         summary: 'Edit your message',
+        description: 'Only its sender may edit it (403); a deleted message cannot be edited (409).',
         params: IdParams,
-        body: Type.Object({ content: Type.String({ maxLength: 65536 }) }),
-        response: { 200: Message, 403: Problem, 409: Problem, ...notMember },
+        body: Type.Object({ content: Content }),
+        response: { 200: Message, ...errors(403, 409), ...notMember },
       },
     },
     async (req) => messages.edit(currentUser(req).id, req.params.id, req.body.content),
@@ -227,9 +295,13 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     {
       schema: {
         ...common,
-        summary: 'Delete a message (sender or group admin); leaves a tombstone with its seq',
+        operationId: 'deleteMessage',
+        summary: 'Delete a message',
+        description:
+          'Its sender, or an admin of the group, may delete it (403 otherwise). It stays as a tombstone ' +
+          '(`deleted_at` set, content emptied) so `seq` stays gapless; the tombstone is returned.',
         params: IdParams,
-        response: { 200: Message, 403: Problem, ...notMember },
+        response: { 200: Message, ...errors(403), ...notMember },
       },
     },
     async (req) => messages.delete(currentUser(req).id, req.params.id),
@@ -240,10 +312,14 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     {
       schema: {
         ...common,
-        summary: 'Move your read marker forward (never back)',
+        operationId: 'markRead',
+        summary: 'Mark messages as read',
+        description:
+          'Moves your read marker to `seq` (capped at the last message); it never moves back, so the ' +
+          'answer is the marker as it now stands.',
         params: IdParams,
         body: Type.Object({ seq: Seq }),
-        response: { 200: Type.Object({ last_read_seq: Type.Integer() }), ...notMember },
+        response: { 200: ReadMarker, ...notMember },
       },
     },
     async (req) => messages.markRead(currentUser(req).id, req.params.id, req.body.seq),

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { asAppError, type FieldError } from '../errors.js'
+import { asAppError, type FieldError, type Quota, RateLimitedError } from '../errors.js'
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request',
@@ -27,6 +27,13 @@ export interface ProblemInput {
   code: string
   detail?: string | undefined
   errors?: PathError[] | undefined
+}
+
+/** The RateLimit-* headers (IETF draft names) of a fixed-window limit; schemas.ts documents them. */
+export function sendQuota(reply: FastifyReply, quota: Quota): void {
+  reply.header('ratelimit-limit', String(quota.limit))
+  reply.header('ratelimit-remaining', String(quota.remaining))
+  reply.header('ratelimit-reset', String(quota.resetInSec))
 }
 
 /** `type` is a relative URI naming the problem; docs/errors.md lists them. */
@@ -82,6 +89,7 @@ export function errorHandler(err: FastifyError, req: FastifyRequest, reply: Fast
   const app = asAppError(err)
   if (app) {
     if ('retryAfterSec' in app) reply.header('retry-after', String(app.retryAfterSec))
+    if (app instanceof RateLimitedError && app.quota) sendQuota(reply, app.quota)
     if (app.status === 503) req.log.warn({ err }, 'dependency unavailable')
     const errors = app.errors && located(req, app.errors)
     return sendProblem(req, reply, {

@@ -3,7 +3,16 @@ import Type from 'typebox'
 import type { Services } from '../services/index.js'
 import { consume } from '../services/rate-limits.js'
 import { authenticate, currentUser } from './authenticate.js'
-import { authErrors } from './schemas.js'
+import { sendQuota } from './problem.js'
+import { authErrors, rateLimited, withRateLimitHeaders } from './schemas.js'
+
+const WsTicket = Type.Object(
+  {
+    ticket: Type.String({ description: 'Pass as `?ticket=` when opening the socket; single use' }),
+    expires_in: Type.Integer({ description: 'Seconds the ticket stays valid' }),
+  },
+  { $id: 'WsTicket' },
+)
 
 /** Browsers cannot set headers on a WebSocket: they trade their bearer token for a short single-use ticket. */
 export const ticketRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
@@ -13,11 +22,17 @@ export const ticketRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = a
     {
       onRequest: authenticate(services.auth),
       schema: {
+        operationId: 'createWsTicket',
         tags: ['chat'],
-        summary: 'A single-use ticket for opening a WebSocket from a browser (?ticket=), valid 30 s',
+        summary: 'A ticket for opening a WebSocket from a browser',
+        description:
+          'Browsers cannot set an Authorization header on a WebSocket: they open ' +
+          '`/api/v1/chat/ws?ticket=…` with this single-use ticket instead, within WS_TICKET_TTL seconds. ' +
+          'Limited per user (TICKET_MAX_PER_USER in TICKET_WINDOW_SEC), announced in the RateLimit-* headers.',
         security: [{ bearer: [] }],
         response: {
-          201: Type.Object({ ticket: Type.String(), expires_in: Type.Integer() }),
+          201: withRateLimitHeaders(WsTicket, 'The ticket'),
+          ...rateLimited(),
           ...authErrors,
         },
       },
@@ -27,7 +42,7 @@ export const ticketRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = a
       const { rateLimits } = config
       if (rateLimits.enabled) {
         const key = `ticket:user:${user.id}`
-        await consume(limiter, key, rateLimits.ticketMaxPerUser, rateLimits.ticketWindowSec)
+        sendQuota(reply, await consume(limiter, key, rateLimits.ticketMaxPerUser, rateLimits.ticketWindowSec))
       }
       const ticket = await tickets.issue(user.id, config.ws.ticketTtlSec)
       return reply.code(201).send({ ticket, expires_in: config.ws.ticketTtlSec })

@@ -3,7 +3,7 @@ import Type from 'typebox'
 import type { Services } from '../services/index.js'
 import { toPrivateUser, toPublicUser } from '../services/users.js'
 import { authenticate, currentUser } from './authenticate.js'
-import { authErrors, IdParams, Page, PrivateUser, Problem, PublicUser } from './schemas.js'
+import { authErrors, errors, IdParams, Page, PrivateUser, PublicUser } from './schemas.js'
 
 const UserPatch = Type.Object(
   {
@@ -15,6 +15,8 @@ const UserPatch = Type.Object(
   { additionalProperties: false },
 )
 const DeleteBody = Type.Object({ password: Type.Optional(Type.String({ maxLength: 1024 })) })
+const UserPage = Page(PublicUser, 'UserPage')
+const Deleted = Type.Null({ description: 'Deleted' })
 
 export const userRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
   const { users, auth } = services
@@ -26,13 +28,17 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     {
       schema: {
         ...common,
-        summary: 'Find people by name prefix, or by email prefix when the query contains "@"',
+        operationId: 'searchUsers',
+        summary: 'Find people by name or email prefix',
+        description:
+          'Matches the start of the name, or of the email when `query` contains "@" (case-insensitive). ' +
+          'An empty query lists everyone. Keyset pages: pass `next_cursor` back as `cursor`.',
         querystring: Type.Object({
           query: Type.String({ default: '', maxLength: 100 }),
-          limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+          limit: Type.Integer({ minimum: 1, maximum: 100, default: 20, format: 'int32' }),
           cursor: Type.Optional(Type.String({ maxLength: 512 })),
         }),
-        response: { 200: Page(PublicUser), ...authErrors },
+        response: { 200: UserPage, ...authErrors },
       },
     },
     async (req) => users.search(req.query.query, req.query.limit, req.query.cursor),
@@ -43,9 +49,11 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     {
       schema: {
         ...common,
+        operationId: 'getUser',
         summary: 'A public profile',
+        description: "Any active user's public profile (no email); 404 for a deleted or unknown id.",
         params: IdParams,
-        response: { 200: PublicUser, 404: Problem, ...authErrors },
+        response: { 200: PublicUser, ...errors(404), ...authErrors },
       },
     },
     async (req) => toPublicUser(await users.get(req.params.id)),
@@ -56,9 +64,13 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     {
       schema: {
         ...common,
-        summary: 'Change your name, email or password (email and password need current_password)',
+        operationId: 'updateMe',
+        summary: 'Change your name, email or password',
+        description:
+          'Send only what changes. Changing the email or the password needs the correct ' +
+          '`current_password` (422 otherwise); an email already taken is a 409.',
         body: UserPatch,
-        response: { 200: PrivateUser, 409: Problem, ...authErrors },
+        response: { 200: PrivateUser, ...errors(409), ...authErrors },
       },
     },
     async (req) => {
@@ -72,9 +84,13 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     {
       schema: {
         ...common,
-        summary: 'Delete your account (requires the password)',
+        operationId: 'deleteMe',
+        summary: 'Delete your account',
+        description:
+          'Needs the correct `password` (422 otherwise). The account can no longer sign in, its ' +
+          'email is freed, its sessions and open sockets end; its messages stay.',
         body: DeleteBody,
-        response: { 204: Type.Null(), ...authErrors },
+        response: { 204: Deleted, ...authErrors },
       },
     },
     async (req, reply) => {
@@ -89,10 +105,13 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     {
       schema: {
         ...common,
-        summary: 'Superusers only: change another user',
+        operationId: 'updateUser',
+        summary: 'Change another user (superusers)',
+        description:
+          'As PATCH /users/me, for another user, without `current_password`. 403 for everyone else.',
         params: IdParams,
         body: UserPatch,
-        response: { 200: PrivateUser, 403: Problem, 404: Problem, 409: Problem, ...authErrors },
+        response: { 200: PrivateUser, ...errors(403, 404, 409), ...authErrors },
       },
     },
     async (req) => toPrivateUser(await users.update(currentUser(req), req.params.id, req.body)),
@@ -103,9 +122,11 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     {
       schema: {
         ...common,
-        summary: 'Superusers only: delete another user',
+        operationId: 'deleteUser',
+        summary: 'Delete another user (superusers)',
+        description: 'As DELETE /users/me, for any user, without a password. 403 for everyone else.',
         params: IdParams,
-        response: { 204: Type.Null(), 403: Problem, 404: Problem, ...authErrors },
+        response: { 204: Deleted, ...errors(403, 404), ...authErrors },
       },
     },
     async (req, reply) => {
