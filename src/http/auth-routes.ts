@@ -46,15 +46,16 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
       },
     },
     async (req, reply) => {
-      if (limits.enabled) {
-        const key = `register:ip:${req.ip}`
-        sendQuota(reply, await consume(limiter, key, limits.registerMaxPerIp, limits.registerWindowSec))
-      }
+      const quota = limits.enabled
+        ? await consume(limiter, `register:ip:${req.ip}`, limits.registerMaxPerIp, limits.registerWindowSec)
+        : undefined
       const { user, tokens } = await auth.register({
         email: req.body.email,
         password: req.body.password,
         fullName: req.body.full_name,
       })
+      // Announced with the success (and the 429) only: the documented responses that carry them.
+      if (quota) sendQuota(reply, quota)
       return reply.code(201).send({ user: toPrivateUser(user), ...tokens })
     },
   )

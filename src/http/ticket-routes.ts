@@ -40,11 +40,17 @@ export const ticketRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = a
     async (req, reply) => {
       const user = currentUser(req)
       const { rateLimits } = config
-      if (rateLimits.enabled) {
-        const key = `ticket:user:${user.id}`
-        sendQuota(reply, await consume(limiter, key, rateLimits.ticketMaxPerUser, rateLimits.ticketWindowSec))
-      }
+      const quota = rateLimits.enabled
+        ? await consume(
+            limiter,
+            `ticket:user:${user.id}`,
+            rateLimits.ticketMaxPerUser,
+            rateLimits.ticketWindowSec,
+          )
+        : undefined
       const ticket = await tickets.issue(user.id, config.ws.ticketTtlSec)
+      // Announced with the success (and the 429) only: the documented responses that carry them.
+      if (quota) sendQuota(reply, quota)
       return reply.code(201).send({ ticket, expires_in: config.ws.ticketTtlSec })
     },
   )

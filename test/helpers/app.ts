@@ -8,6 +8,7 @@ import type { Services } from '../../src/services/index.js'
 import type { Broker } from '../../src/services/ports.js'
 import type { Database } from '../../src/store/db.js'
 import { createServices, infrastructure, memoryInfrastructure } from '../../src/wiring.js'
+import { OpenApiContract, type OpenApiDocument, recordCoverage, watch } from './contract.js'
 import { type Driver, openTestDatabase } from './database.js'
 
 // Kept in database.ts so that database-only tests need not import the whole app; re-exported here.
@@ -32,6 +33,8 @@ export interface TestApp {
   database: Database
   /** Base URL once `listen()` was called (for WebSocket tests). */
   url: string
+  /** Checks every request and response against /openapi.json; `close()` fails on any violation. */
+  contract: OpenApiContract
   listen(): Promise<string>
   close(): Promise<void>
 }
@@ -48,6 +51,8 @@ export async function startTestApp(
     env?: Record<string, string>
     /** The clock of time-based limits (login holds), so a test moves time instead of waiting. */
     clock?: () => number
+    /** Checks traffic against this document instead of the app's own (tests of the checker itself). */
+    contractDocument?: (doc: OpenApiDocument) => OpenApiDocument
   } = {},
 ): Promise<TestApp> {
   const database = opts.database ?? (await openTestDatabase(opts.driver ?? 'postgres'))
@@ -62,11 +67,17 @@ export async function startTestApp(
   const broker = infra.broker
   const services = createServices(config, database, infra, { clock: opts.clock })
   const app = await buildApp(services, logger)
+  let contract: OpenApiContract | undefined
+  // Hooks cannot be added once the app is ready, and the document exists only then.
+  watch(app, () => contract)
   await app.ready()
+  const served = structuredClone(app.swagger()) as unknown as OpenApiDocument
+  contract = new OpenApiContract(opts.contractDocument ? opts.contractDocument(served) : served)
   const t: TestApp = {
     app,
     services,
     database,
+    contract,
     url: '',
     listen: async () => {
       await app.listen({ port: 0, host: '127.0.0.1' })
@@ -79,6 +90,11 @@ export async function startTestApp(
       if (broker instanceof RedisBroker) await deleteKeys(broker, config.redisPrefix)
       if (!opts.broker) await broker.close()
       if (!opts.database) await database.close()
+      recordCoverage('http', contract.counts)
+      if (contract.violations.length > 0) {
+        const unique = [...new Set(contract.violations)]
+        throw new Error(`traffic broke /openapi.json (${unique.length} kinds):\n${unique.join('\n')}`)
+      }
     },
   }
   return t

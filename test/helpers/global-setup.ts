@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TestProject } from 'vitest/node'
@@ -42,7 +42,13 @@ export default async function setup(project: TestProject) {
   writeFileSync(file, Buffer.from(await dump.arrayBuffer()))
   await database.close()
   project.provide('pgliteSnapshot', file)
-  return () => rmSync(dir, { recursive: true, force: true })
+  const coverage = join(dir, 'contract-coverage.jsonl')
+  writeFileSync(coverage, '')
+  project.provide('contractCoverage', coverage)
+  return () => {
+    console.log(contractSummary(readFileSync(coverage, 'utf8')))
+    rmSync(dir, { recursive: true, force: true })
+  }
 }
 
 async function dumpPglite(database: Awaited<ReturnType<typeof openDatabase>>): Promise<Blob> {
@@ -50,8 +56,22 @@ async function dumpPglite(database: Awaited<ReturnType<typeof openDatabase>>): P
   return database.dump()
 }
 
+/** One line: how much traffic the suite checked against /openapi.json and docs/asyncapi.yaml. */
+function contractSummary(lines: string): string {
+  const total: Record<string, number> = {}
+  for (const line of lines.split('\n').filter(Boolean)) {
+    const { kind, ...counts } = JSON.parse(line) as Record<string, number | string>
+    for (const [name, n] of Object.entries(counts))
+      total[`${kind} ${name}`] = (total[`${kind} ${name}`] ?? 0) + Number(n)
+  }
+  const parts = Object.entries(total).map(([name, n]) => `${n} ${name}`)
+  return `contract coverage: ${parts.join(', ') || 'nothing checked'} (test/helpers/contract.ts)`
+}
+
 declare module 'vitest' {
   export interface ProvidedContext {
     pgliteSnapshot: string
+    /** A file each test app appends its contract-check counts to (test/helpers/contract.ts). */
+    contractCoverage: string
   }
 }

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import { SignJWT } from 'jose'
 import WebSocket from 'ws'
 import { TEST_SECRET, type TestUser } from './app.js'
+import { frameContract, SCHEMA_REFUSALS } from './frame-contract.js'
 
 export interface Frame {
   type: string
@@ -25,6 +26,9 @@ export interface OpenOptions {
  */
 export class TestSocket {
   readonly frames: Frame[] = []
+  /** Frames sent that docs/asyncapi.yaml refuses, and the server's schema refusals (`error` frames). */
+  private docRefused = 0
+  private serverRefused = 0
   private waiters: { pred: (f: Frame) => boolean; resolve: (f: Frame) => void; from: number }[] = []
   closed: { code: number; reason: string } | undefined
   private closeWaiters: ((c: { code: number; reason: string }) => void)[] = []
@@ -32,6 +36,8 @@ export class TestSocket {
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data) => {
       const frame = JSON.parse(data.toString()) as Frame
+      frameContract.checkServerFrame(frame)
+      if (frame.type === 'error' && SCHEMA_REFUSALS.has(String(frame.code))) this.serverRefused++
       this.frames.push(frame)
       this.waiters = this.waiters.filter((w) => {
         if (w.pred(frame)) {
@@ -43,6 +49,11 @@ export class TestSocket {
     })
     ws.on('close', (code, reason) => {
       this.closed = { code, reason: reason.toString() }
+      frameContract.settle({
+        docRefused: this.docRefused,
+        serverRefused: this.serverRefused,
+        closeCode: code,
+      })
       for (const w of this.closeWaiters.splice(0)) w(this.closed)
     })
     // A socket the server drops may also report an error; `closed` records the outcome.
@@ -95,7 +106,16 @@ export class TestSocket {
   }
 
   send(frame: unknown): void {
-    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame))
+    const text = typeof frame === 'string' ? frame : JSON.stringify(frame)
+    if (!frameContract.allowsClientFrame(text)) this.docRefused++
+    this.ws.send(text)
+  }
+
+  /** Sends bytes as they are (binary, fragmented): the document declares JSON text frames only. */
+  sendRaw(data: string | Buffer, options: { binary?: boolean; fin?: boolean } = {}): void {
+    const text = !options.binary && typeof data === 'string' && options.fin !== false
+    if (!text || !frameContract.allowsClientFrame(data)) this.docRefused++
+    this.ws.send(data, options)
   }
 
   /** The first frame (already received or future) matching `pred`, counting from index `from`. */

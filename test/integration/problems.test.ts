@@ -238,6 +238,35 @@ describe.each(DRIVERS)('problems and operations on %s', (driver) => {
       expect(res.body).not.toContain(stray)
     })
 
+    it('/metrics with METRICS_TOKEN set answers only that bearer token; others get a 401 problem', async () => {
+      const token = randomBytes(24).toString('base64url')
+      const guarded = await startTestApp({ env: { METRICS_TOKEN: token } })
+      try {
+        const get = (authorization?: string) =>
+          guarded.app.inject({ url: '/metrics', headers: authorization ? { authorization } : {} })
+        for (const wrong of [
+          undefined,
+          'Bearer',
+          `Bearer ${token}x`,
+          `Bearer ${token.slice(1)}`,
+          `Basic ${token}`,
+        ]) {
+          const res = await get(wrong)
+          expectProblem(res, 401, '/problems/unauthorized')
+          expect(res.headers['www-authenticate']).toBe('Bearer')
+          expect(res.body).not.toContain('process_cpu')
+        }
+        const ok = await get(`Bearer ${token}`)
+        expect(ok.statusCode).toBe(200)
+        expect(ok.body).toMatch(/^process_cpu_seconds_total \d/m)
+        // The probes stay open: load balancers have no token.
+        expect((await guarded.app.inject({ url: '/health' })).statusCode).toBe(200)
+        expect((await guarded.app.inject({ url: '/ready' })).statusCode).toBe(200)
+      } finally {
+        await guarded.close()
+      }
+    })
+
     it('/openapi.json lists the routes, and login accepts the OAuth2 form', async () => {
       const res = await t.app.inject({ url: '/openapi.json' })
       expect(res.statusCode).toBe(200)

@@ -35,7 +35,7 @@ describe('WebSocket frame limits and violations', () => {
   it('answers a binary frame with an error frame', async () => {
     const { a, conv } = await ctx.pair()
     const s = await ctx.socket(a, conv)
-    s.ws.send(Buffer.from('{"type":"ping"}'), { binary: true })
+    s.sendRaw(Buffer.from('{"type":"ping"}'), { binary: true })
     expect(await s.waitFor((f) => f.type === 'error')).toMatchObject({ code: 'invalid_frame' })
     await s.settle()
     expect(s.closed).toBeUndefined()

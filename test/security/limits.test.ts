@@ -67,6 +67,20 @@ function expectLimited(res: Awaited<ReturnType<FastifyInstance['inject']>>, wind
   expect(retryAfter).toBeLessThanOrEqual(windowSec)
 }
 
+/** The RateLimit-* headers (IETF draft) of a fixed-window limit. */
+function expectQuota(
+  res: Awaited<ReturnType<FastifyInstance['inject']>>,
+  limit: number,
+  remaining: number,
+  windowSec: number,
+) {
+  expect(res.headers['ratelimit-limit']).toBe(String(limit))
+  expect(res.headers['ratelimit-remaining']).toBe(String(remaining))
+  const reset = Number(res.headers['ratelimit-reset'])
+  expect(reset).toBeGreaterThan(0)
+  expect(reset).toBeLessThanOrEqual(windowSec)
+}
+
 /** The Retry-After of a 429 problem, in seconds (fails the test on any other answer). */
 function retryAfter(res: Awaited<ReturnType<FastifyInstance['inject']>>): number {
   expect(res.statusCode, res.body).toBe(429)
@@ -195,17 +209,29 @@ describe('abuse limits (RATE_LIMITS=on, small limits)', () => {
     expect((await login(t.app, u.email, u.password, '127.0.0.1', viaProxy(newIp()))).statusCode).toBe(200)
   })
 
-  it('limits registrations per IP (REGISTER_MAX_PER_IP) with 429 + Retry-After', async () => {
+  it('limits registrations per IP (REGISTER_MAX_PER_IP) with 429 + Retry-After, announced in RateLimit-*', async () => {
     const ip = newIp()
-    for (let i = 0; i < 3; i++) expect((await signUp(t.app, ip)).statusCode).toBe(201)
-    expectLimited(await signUp(t.app, ip), 600)
+    for (let i = 0; i < 3; i++) {
+      const res = await signUp(t.app, ip)
+      expect(res.statusCode).toBe(201)
+      expectQuota(res, 3, 2 - i, 600)
+    }
+    const refused = await signUp(t.app, ip)
+    expectLimited(refused, 600)
+    expectQuota(refused, 3, 0, 600)
     expect((await signUp(t.app, newIp())).statusCode).toBe(201)
   })
 
-  it('limits WebSocket tickets per user (TICKET_MAX_PER_USER)', async () => {
+  it('limits WebSocket tickets per user (TICKET_MAX_PER_USER), announced in RateLimit-*', async () => {
     const v = await newUser(t.app)
-    for (let i = 0; i < 2; i++) expect((await ticket(t.app, v)).statusCode).toBe(201)
-    expectLimited(await ticket(t.app, v), 60)
+    for (let i = 0; i < 2; i++) {
+      const res = await ticket(t.app, v)
+      expect(res.statusCode).toBe(201)
+      expectQuota(res, 2, 1 - i, 60)
+    }
+    const refused = await ticket(t.app, v)
+    expectLimited(refused, 60)
+    expectQuota(refused, 2, 0, 60)
     expect((await ticket(t.app, u)).statusCode).toBe(201)
   })
 

@@ -141,14 +141,14 @@ describe('raw socket abuse', () => {
       await fc.assert(
         fc.asyncProperty(fc.uint8Array({ maxLength: 2000 }), async (bytes) => {
           const from = s.frames.length
-          s.ws.send(Buffer.from(bytes), { binary: true })
+          s.sendRaw(Buffer.from(bytes), { binary: true })
           expect((await s.waitFor((f) => f.type === 'error', { from })).code).toBe('invalid_frame')
         }),
         fuzzRuns(30),
       )
       // A JSON document in a binary frame is refused too: text frames only.
       const from = s.frames.length
-      s.ws.send(Buffer.from(JSON.stringify({ type: 'ping' })), { binary: true })
+      s.sendRaw(Buffer.from(JSON.stringify({ type: 'ping' })), { binary: true })
       expect((await s.waitFor((f) => f.type === 'error', { from })).code).toBe('invalid_frame')
       await s.settle()
       expect(s.closed).toBeUndefined()
@@ -159,10 +159,10 @@ describe('raw socket abuse', () => {
 
   it('closes with 1009 on a 1 MiB frame, text or binary, or on fragments adding up past the limit', async () => {
     const sends: ((s: TestSocket) => void)[] = [
-      (s) => s.ws.send('x'.repeat(1 << 20)),
-      (s) => s.ws.send(randomBytes(1 << 20), { binary: true }),
+      (s) => s.sendRaw('x'.repeat(1 << 20)),
+      (s) => s.sendRaw(randomBytes(1 << 20), { binary: true }),
       (s) => {
-        for (let i = 0; i < 20; i++) s.ws.send('x'.repeat(1024), { fin: i === 19 })
+        for (let i = 0; i < 20; i++) s.sendRaw('x'.repeat(1024), { fin: i === 19 })
       },
     ]
     for (const send of sends) {

@@ -164,6 +164,23 @@ describe('startupWarnings', () => {
   })
 })
 
+describe('METRICS_TOKEN', () => {
+  const openMetrics = expect.stringMatching(/METRICS_TOKEN is not set: GET \/metrics is open/)
+
+  it('warns in production when /metrics is open, not in development, not with a token', () => {
+    const production = { NODE_ENV: 'production', JWT_SECRET: SECRET, DATA_DIR: tmp() }
+    expect(startupWarnings(loadConfig(production))).toEqual([openMetrics])
+    expect(startupWarnings(loadConfig({ ...production, METRICS_TOKEN: 'm'.repeat(16) }))).toEqual([])
+    expect(startupWarnings(loadConfig({ NODE_ENV: 'development', DATA_DIR: tmp() }))).toEqual([])
+  })
+
+  it('refuses a token shorter than 16 characters', () => {
+    expect(problemsOf({ JWT_SECRET: SECRET, DATA_DIR: tmp(), METRICS_TOKEN: 'short' })).toEqual([
+      'METRICS_TOKEN: must be at least 16 characters',
+    ])
+  })
+})
+
 describe('.env.example', () => {
   it('documents every setting, and nothing else', () => {
     expect(existsSync(ENV_EXAMPLE), '.env.example is missing').toBe(true)
