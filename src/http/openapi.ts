@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http'
 import swagger, { type FastifyDynamicSwaggerOptions } from '@fastify/swagger'
 import type { FastifyInstance, RouteOptions } from 'fastify'
 import { errors } from './schemas.js'
@@ -87,7 +88,7 @@ interface MediaType {
 interface Operation {
   parameters?: Parameter[]
   requestBody?: { content?: Record<string, MediaType> }
-  responses?: Record<string, { content?: Record<string, MediaType> }>
+  responses?: Record<string, { description?: string; content?: Record<string, MediaType> }>
 }
 type Document = {
   paths?: Record<string, Record<string, Operation>>
@@ -128,6 +129,7 @@ function hoistNamedSchemas(doc: Document, named: Set<string>): Document {
  * The route schemas say what a handler receives, after Ajv filled in defaults: `limit` is always
  * there. A client need not send a field that has a default, so the document marks it optional.
  * A `404: Problem` written without `errors()` is still documented as problem+json, as it is sent.
+ * A response without a description gets its status text (`OK`), not "Default Response".
  */
 function clientView(doc: Document): Document {
   for (const byMethod of Object.values(doc.paths ?? {})) {
@@ -143,6 +145,8 @@ function clientView(doc: Document): Document {
         }
       }
       for (const [status, response] of Object.entries(op.responses ?? {})) {
+        // @fastify/swagger's placeholder for a response whose schema has no description.
+        if (response.description === 'Default Response') response.description = STATUS_CODES[status] ?? status
         const json = response.content?.['application/json']
         if (status >= '400' && json?.schema?.$ref === '#/components/schemas/Problem') {
           response.content = { 'application/problem+json': json }
