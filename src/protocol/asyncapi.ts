@@ -64,6 +64,7 @@ export function asyncApiDocument() {
         `${id}Send`,
         {
           action: 'receive',
+          description: 'Frames a client sends; one that fails its schema is answered by an `error` frame.',
           channel: { $ref: `#/channels/${id}` },
           messages: clientRefs.map((r) => ({
             $ref: r.$ref.replace('#/components/messages/', `#/channels/${id}/messages/`),
@@ -74,6 +75,7 @@ export function asyncApiDocument() {
         `${id}Receive`,
         {
           action: 'send',
+          description: 'Frames the server sends: answers, live events, presence and typing.',
           channel: { $ref: `#/channels/${id}` },
           messages: serverRefs.map((r) => ({
             $ref: r.$ref.replace('#/components/messages/', `#/channels/${id}/messages/`),
@@ -95,6 +97,10 @@ export function asyncApiDocument() {
           .map(([k, v]) => `${v} ${k}`)
           .join(', ')}.`,
       ].join('\n\n'),
+      // The same as /openapi.json's (src/http/openapi.ts).
+      contact: { name: 'Chat API maintainers' },
+      license: { name: 'UNLICENSED: private project, no rights granted' },
+      tags: [{ name: 'chat', description: 'Real-time messaging, typing and presence' }],
     },
     servers: { local: { host: 'localhost:8000', protocol: 'ws' } },
     channels,
