@@ -90,8 +90,11 @@ export const Conversation = Type.Object(
   { $id: 'Conversation' },
 )
 
-/** A keyset page of `item`, named `$id` (e.g. `ConversationPage`): each page type is its own component. */
-export const Page = <T extends TSchema>(item: T, $id: string) =>
+/**
+ * A keyset page of `item`. Name it (`Page(Pin, 'PinPage')`) so it is a component of its own; two
+ * page types must not share a name.
+ */
+export const Page = <T extends TSchema>(item: T, $id?: string) =>
   Type.Object(
     {
       items: Type.Array(item),
@@ -99,7 +102,7 @@ export const Page = <T extends TSchema>(item: T, $id: string) =>
         description: 'Pass as `cursor` for the next page; null on the last page',
       }),
     },
-    { $id },
+    $id === undefined ? {} : { $id },
   )
 
 // ---- error responses ----
