@@ -67,6 +67,18 @@ describe.each(DRIVERS)('auth on %s', (driver) => {
     expectTokenPair(await refresh(form.refresh_token))
   })
 
+  it("refreshes with the OAuth2 refresh grant as a form (the security scheme's refreshUrl)", async () => {
+    const u = await registerUser(t.app, 'FormRefresh')
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/refresh',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: u.refresh }).toString(),
+    })
+    const pair = expectTokenPair(res)
+    expect((await me(pair.access_token)).statusCode).toBe(200)
+  })
+
   it('rotates refresh tokens: a spent token is refused', async () => {
     const u = await registerUser(t.app, 'Rotate')
     expectTokenPair(await refresh(u.refresh))
