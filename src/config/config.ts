@@ -67,6 +67,7 @@ export const SETTINGS = {
   TICKET_MAX_PER_USER: { kind: 'int', default: '30', min: 1, max: 1000000 },
   TICKET_WINDOW_SEC: { kind: 'int', default: '60', min: 1, max: 86400 },
   MESSAGE_BATCH_MAX: { kind: 'int', default: '500', min: 1, max: 10000 },
+  WEB_DIR: { kind: 'string', default: './web/dist' },
 } as const satisfies Record<string, Spec>
 
 export type SettingName = keyof typeof SETTINGS
@@ -131,6 +132,8 @@ export interface Config {
     ticketWindowSec: number
   }
   messageBatchMax: number
+  /** The built web client served at `/` (nothing is served when it has no index.html). */
+  webDir: string
 }
 
 export class ConfigError extends Error {
@@ -259,6 +262,7 @@ export function loadConfig(raw: Raw = process.env): Config {
       ticketWindowSec: int('TICKET_WINDOW_SEC'),
     },
     messageBatchMax: int('MESSAGE_BATCH_MAX'),
+    webDir: v.WEB_DIR as string,
   }
 }
 
