@@ -1,4 +1,5 @@
 import type { ChatClient, ChatClientOptions, Message, OutboxEntry } from '@chat-api/client'
+import fc from 'fast-check'
 import { FaultProxy, seededRandom } from './fault-proxy.js'
 import { signUp, until } from './sdk.js'
 
@@ -9,6 +10,29 @@ export interface SendOp {
   text: string
   pauseMs: number
 }
+
+/** Random user actions: who, where, what, at which pace. */
+export const sendOps = (maxLength: number): fc.Arbitrary<SendOp[]> =>
+  fc.array(
+    fc.record({
+      from: fc.constantFrom(0 as const, 1 as const),
+      conversation: fc.constantFrom(0 as const, 1 as const),
+      text: fc.string({ minLength: 1, maxLength: 40 }),
+      pauseMs: fc.nat({ max: 100 }),
+    }),
+    { minLength: 1, maxLength },
+  )
+
+/** The figures that must stay zero. */
+export const MUST_BE_ZERO = [
+  'lost',
+  'duplicated',
+  'reordered',
+  'historyMismatches',
+  'outboxLeft',
+  'storedTwice',
+  'sendOrder',
+] as const
 
 export interface FaultRunFigures {
   runs: number
