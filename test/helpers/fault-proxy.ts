@@ -48,7 +48,7 @@ export class FaultProxy {
 
   private constructor(
     private readonly server: Server,
-    private readonly target: { host: string; port: number },
+    private target: { host: string; port: number },
     private readonly options: Required<FaultOptions>,
   ) {
     this.random = seededRandom(options.seed)
@@ -75,6 +75,12 @@ export class FaultProxy {
 
   get faults(): number {
     return this.stats.drop + this.stats.reset + this.stats.stall
+  }
+
+  /** New connections go to this server from now on (a load balancer moving to another instance). */
+  retarget(url: string): void {
+    const target = new URL(url)
+    this.target = { host: target.hostname, port: Number(target.port) }
   }
 
   /** Starts injecting faults. */

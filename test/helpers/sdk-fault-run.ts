@@ -79,7 +79,7 @@ export const emptyFigures = (): FaultRunFigures => ({
 const clientOptions = (seed: number): Partial<ChatClientOptions> => ({
   heartbeat: { intervalMs: 250, timeoutMs: 1_000 },
   backoff: { baseMs: 25, capMs: 400 },
-  requestTimeoutMs: 1_500,
+  requestTimeoutMs: 5_000,
   random: seededRandom(seed ^ 0x5bd1e995),
 })
 
