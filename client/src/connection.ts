@@ -189,8 +189,14 @@ export class Connection {
     this.socket = undefined
     if (!socket) return
     socket.onopen = socket.onmessage = socket.onerror = socket.onclose = null
+    // A listener for the error a dying socket may still emit (ws throws on unhandled ones).
+    socket.onerror = () => {}
     try {
-      socket.close(code, reason)
+      // `ws` (Node) can cut the TCP connection at once; a browser socket can only start closing,
+      // and a stalled one may never finish: either way it is forgotten here.
+      const terminate = (socket as { terminate?: () => void }).terminate
+      if (terminate && code !== CloseCode.Normal) terminate.call(socket)
+      else socket.close(code, reason)
     } catch {
       // Already closing; nothing to do.
     }

@@ -111,9 +111,10 @@ export class Delivery {
     if (report) this.deps.discontinuity({ conversationId, reason: 'removed', atSeq })
   }
 
-  /** Resolves once every cursor write so far reached the store. */
-  flushed(): Promise<void> {
-    return this.writes
+  /** Resolves once no gap fill is running and every cursor write so far reached the store. */
+  async flushed(): Promise<void> {
+    while (this.filling.size > 0) await Promise.all(this.filling.values())
+    await this.writes
   }
 
   private fill(conversationId: string, reason: ResyncReason): Promise<void> {

@@ -18,6 +18,8 @@ export interface OutboxDeps {
 
 /** Error codes after which the same write may succeed later, unchanged. */
 const TRANSIENT_CODES = new Set(['unavailable', 'rate_limited', 'internal', 'network', 'timeout'])
+/** How many sent entries `settled()` still remembers. */
+const RECENT_LIMIT = 1000
 /** A server error ('internal') is retried this many times before the entry fails. */
 const MAX_INTERNAL_RETRIES = 5
 
@@ -44,6 +46,8 @@ export class Outbox {
   private generation = 0
   /** client_msg_id → stored message id, for edits and deletes composed after their send settled. */
   private readonly sentIds = new Map<string, string>()
+  /** Recently sent entries (bounded), so `settled()` answers after the entry left the outbox. */
+  private readonly recentlySent = new Map<string, OutboxEntry>()
 
   constructor(private readonly deps: OutboxDeps) {}
 
@@ -132,6 +136,8 @@ export class Outbox {
   /** Resolves with the entry once it is `sent` or `failed`. */
   settled(id: string): Promise<OutboxEntry> {
     const entry = this.get(id)
+    const sent = this.recentlySent.get(id)
+    if (sent) return Promise.resolve({ ...sent })
     if (!entry) return Promise.reject(new ChatError('not_found', `no outbox entry ${id}`))
     if (entry.status === 'failed') return Promise.resolve({ ...entry })
     return new Promise((resolve) => {
@@ -272,6 +278,11 @@ export class Outbox {
   private settle(entry: OutboxEntry, result: Pick<OutboxEntry, 'status' | 'message' | 'error'>): void {
     Object.assign(entry, result)
     if (entry.status === 'sent') {
+      this.recentlySent.set(entry.id, { ...entry })
+      if (this.recentlySent.size > RECENT_LIMIT) {
+        const oldest = this.recentlySent.keys().next().value
+        if (oldest !== undefined) this.recentlySent.delete(oldest)
+      }
       this.entries = this.entries.filter((e) => e !== entry)
       this.unpersist(entry.id)
       if (entry.kind === 'send' && entry.message) {
