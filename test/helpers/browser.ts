@@ -64,6 +64,14 @@ export class ChatPage {
     await this.connection('online')
   }
 
+  async signIn(url: string, email: string, password: string): Promise<void> {
+    await this.page.goto(url)
+    await this.page.getByLabel('Email').fill(email)
+    await this.page.getByLabel('Password').fill(password)
+    await this.page.getByRole('button', { name: 'Sign in' }).click()
+    await this.connection('online')
+  }
+
   /** Waits until the connection badge shows `state` (online / reconnecting / offline). */
   async connection(state: string): Promise<void> {
     await this.page.locator(`.conn[data-state="${state}"]`).waitFor()
