@@ -85,6 +85,11 @@ export class ChatView {
       chat.on('presence', refresh),
       chat.on('typing', refresh),
       chat.on('read', () => this.pane.refresh()),
+      chat.on('conversation', (e) => {
+        // Removed from (or left) the open conversation: nothing more arrives there.
+        if (e.type === 'member.removed' && e.userId === chat.user?.id && e.conversationId === idFromHash())
+          this.go(undefined)
+      }),
       chat.on('state', (s) => {
         if (s.state === 'open') this.pane.reconnected()
       }),

@@ -30,7 +30,10 @@ export class ConversationListView {
       )
       return
     }
+    // Rows are rebuilt on every change: keep the keyboard focus on the row it was on.
+    const focused = (document.activeElement as HTMLElement | null)?.closest<HTMLElement>('.conv')?.dataset.id
     replaceChildren(this.element, ...items.map((c) => this.row(c, me)))
+    if (focused) this.element.querySelector<HTMLElement>(`.conv[data-id="${focused}"]`)?.focus()
   }
 
   private row(c: Conversation, me: string | undefined): HTMLElement {
