@@ -23,7 +23,7 @@ export class AuthApi implements TokenSource {
   constructor(
     private readonly rest: RestClient,
     private readonly store: TokenStore,
-    private readonly events: { session(e: SessionEvent): void },
+    private readonly events: { session(e: SessionEvent): void | Promise<void> },
     private readonly refreshAheadMs: number,
   ) {}
 
@@ -32,7 +32,7 @@ export class AuthApi implements TokenSource {
     const res = await this.rest.post('/api/v1/auth/register', { body: input, auth: false })
     await this.keep(res)
     this.user = res.user
-    this.events.session({ status: 'signed_in' })
+    await this.events.session({ status: 'signed_in' })
     return res.user
   }
 
@@ -40,9 +40,10 @@ export class AuthApi implements TokenSource {
   async login(credentials: { email: string; password: string }): Promise<CurrentUser> {
     const res = await this.rest.post('/api/v1/auth/login', { body: credentials, auth: false })
     await this.keep(res)
-    this.user = await this.rest.get('/api/v1/auth/me')
-    this.events.session({ status: 'signed_in' })
-    return this.user
+    const user = await this.rest.get('/api/v1/auth/me')
+    this.user = user
+    await this.events.session({ status: 'signed_in' })
+    return user
   }
 
   /**
@@ -52,8 +53,10 @@ export class AuthApi implements TokenSource {
   async restore(): Promise<CurrentUser | undefined> {
     if (!(await this.store.get())) return undefined
     try {
-      this.user = await this.rest.get('/api/v1/auth/me')
-      return this.user
+      const user = await this.rest.get('/api/v1/auth/me')
+      this.user = user
+      await this.events.session({ status: 'signed_in' })
+      return user
     } catch (err) {
       if (err instanceof ChatError && err.code === 'session_expired') return undefined
       throw err
@@ -75,7 +78,7 @@ export class AuthApi implements TokenSource {
         // Signed out locally either way; the server's copy expires on its own.
       }
     }
-    this.events.session({ status: 'signed_out' })
+    await this.events.session({ status: 'signed_out' })
   }
 
   async signedIn(): Promise<boolean> {
@@ -133,11 +136,11 @@ export class AuthApi implements TokenSource {
         401,
         err.problem,
       )
-      this.events.session({ status: 'expired', error: ended })
+      await this.events.session({ status: 'expired', error: ended })
       throw ended
     }
     await this.keep(pair)
-    this.events.session({ status: 'refreshed' })
+    await this.events.session({ status: 'refreshed' })
     return pair.access_token
   }
 

@@ -111,7 +111,7 @@ export class ChatClient {
       opened: () => this.opened(),
       frame: (f) => this.onFrame(f),
       state: (change) => {
-        if (change.previous === 'open') this.outbox.connectionLost()
+        if (change.previous === 'open') this.outbox.connectionLost(change.closeCode)
         if (change.state === 'open') for (const resolve of this.openWaiters.splice(0)) resolve()
         this.emitter.emit('state', change)
       },
@@ -152,10 +152,7 @@ export class ChatClient {
   async connect(): Promise<void> {
     const user = this.auth.user ?? (await this.auth.restore())
     if (!user) throw new ChatError('session_expired', 'not signed in')
-    if (this.loadedFor !== user.id) {
-      await Promise.all([this.delivery.load(user.id), this.outbox.load(user.id)])
-      this.loadedFor = user.id
-    }
+    await this.loadUser()
     try {
       await this.conversations.load()
       for (const c of this.conversations.items) this.delivery.baseline(c.id, c.last_seq)
@@ -575,9 +572,18 @@ export class ChatClient {
     })
   }
 
-  private onSession(e: ChatEvents['session']): void {
+  private async onSession(e: ChatEvents['session']): Promise<void> {
     if (e.status === 'expired') this.reset('session_expired')
+    if (e.status === 'signed_in') await this.loadUser()
     this.emitter.emit('session', e)
+  }
+
+  /** Binds the cursors and the outbox to the signed-in user (sends made from now on are theirs). */
+  private async loadUser(): Promise<void> {
+    const user = this.auth.user
+    if (!user || this.loadedFor === user.id) return
+    this.loadedFor = user.id
+    await Promise.all([this.delivery.load(user.id), this.outbox.load(user.id)])
   }
 
   private reset(reason: 'signed_out' | 'session_expired'): void {
