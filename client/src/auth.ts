@@ -19,6 +19,8 @@ export class AuthApi implements TokenSource {
   /** The signed-in user, once known. */
   user: CurrentUser | undefined
   private refreshing: Promise<string> | undefined
+  private freshTimer: ReturnType<typeof setTimeout> | undefined
+  private freshGeneration = 0
 
   constructor(
     private readonly rest: RestClient,
@@ -114,6 +116,45 @@ export class AuthApi implements TokenSource {
     const tokens = await this.store.get()
     if (!tokens) throw new ChatError('session_expired', 'not signed in')
     return this.refreshAfter(tokens.accessToken)
+  }
+
+  /**
+   * Refreshes `refreshAheadMs` before the access token expires, again after every refresh, and
+   * hands each new token to `use` (the open socket's `auth` frame, so it is never closed with 4401).
+   */
+  keepFresh(use: (token: string) => void, failed: (err: ChatError) => void, retryMs: () => number): void {
+    this.stopKeepingFresh()
+    const generation = this.freshGeneration
+    const again = () => {
+      if (generation === this.freshGeneration) this.keepFresh(use, failed, retryMs)
+    }
+    void this.expiresAt().then((at) => {
+      if (at === undefined || generation !== this.freshGeneration) return
+      const wait = Math.max(0, at - Date.now() - this.refreshAheadMs)
+      this.freshTimer = setTimeout(
+        () => {
+          this.refreshNow().then(
+            (token) => {
+              if (generation !== this.freshGeneration) return
+              use(token)
+              again()
+            },
+            (err: unknown) => {
+              if (err instanceof ChatError && err.code === 'session_expired') return
+              failed(err instanceof ChatError ? err : new ChatError('network', String(err)))
+              this.freshTimer = setTimeout(again, retryMs())
+            },
+          )
+        },
+        // setTimeout's limit (~24.8 days); access tokens live minutes.
+        Math.min(wait, 2 ** 31 - 1),
+      )
+    })
+  }
+
+  stopKeepingFresh(): void {
+    this.freshGeneration++
+    clearTimeout(this.freshTimer)
   }
 
   private async refresh(tokens: Tokens): Promise<string> {
