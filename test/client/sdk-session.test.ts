@@ -53,6 +53,18 @@ describe('SDK sessions and the socket lifecycle (postgres)', () => {
     expect(tokens.get()?.refreshToken).not.toBe(stored.refreshToken)
   })
 
+  it('an access token past its expiry: concurrent requests share one refresh before they go', async () => {
+    const tokens = new MemoryTokenStore()
+    const counter = countingFetch()
+    const ann = await user('Ann', { tokenStore: tokens, fetch: counter.fetch })
+    const stored = tokens.get() as Tokens
+    tokens.set({ ...stored, accessExpiresAt: Date.now() - 1_000 })
+    const answers = await Promise.all(Array.from({ length: 8 }, () => ann.rest.get('/api/v1/auth/me')))
+    expect(answers.every((me) => me.id === ann.user?.id)).toBe(true)
+    expect(counter.refreshes()).toBe(1)
+    expect(tokens.get()?.accessExpiresAt).toBeGreaterThan(Date.now())
+  })
+
   it('a reused refresh token ends the session once: reported, never retried in a loop', async () => {
     const tokens = new MemoryTokenStore()
     const counter = countingFetch()
