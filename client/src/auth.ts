@@ -19,11 +19,13 @@ export class AuthApi implements TokenSource {
   /** The signed-in user, once known. */
   user: CurrentUser | undefined
   private refreshing: Promise<string> | undefined
+  private freshTimer: ReturnType<typeof setTimeout> | undefined
+  private freshGeneration = 0
 
   constructor(
     private readonly rest: RestClient,
     private readonly store: TokenStore,
-    private readonly events: { session(e: SessionEvent): void },
+    private readonly events: { session(e: SessionEvent): void | Promise<void> },
     private readonly refreshAheadMs: number,
   ) {}
 
@@ -32,7 +34,7 @@ export class AuthApi implements TokenSource {
     const res = await this.rest.post('/api/v1/auth/register', { body: input, auth: false })
     await this.keep(res)
     this.user = res.user
-    this.events.session({ status: 'signed_in' })
+    await this.events.session({ status: 'signed_in' })
     return res.user
   }
 
@@ -40,9 +42,10 @@ export class AuthApi implements TokenSource {
   async login(credentials: { email: string; password: string }): Promise<CurrentUser> {
     const res = await this.rest.post('/api/v1/auth/login', { body: credentials, auth: false })
     await this.keep(res)
-    this.user = await this.rest.get('/api/v1/auth/me')
-    this.events.session({ status: 'signed_in' })
-    return this.user
+    const user = await this.rest.get('/api/v1/auth/me')
+    this.user = user
+    await this.events.session({ status: 'signed_in' })
+    return user
   }
 
   /**
@@ -52,8 +55,10 @@ export class AuthApi implements TokenSource {
   async restore(): Promise<CurrentUser | undefined> {
     if (!(await this.store.get())) return undefined
     try {
-      this.user = await this.rest.get('/api/v1/auth/me')
-      return this.user
+      const user = await this.rest.get('/api/v1/auth/me')
+      this.user = user
+      await this.events.session({ status: 'signed_in' })
+      return user
     } catch (err) {
       if (err instanceof ChatError && err.code === 'session_expired') return undefined
       throw err
@@ -75,7 +80,7 @@ export class AuthApi implements TokenSource {
         // Signed out locally either way; the server's copy expires on its own.
       }
     }
-    this.events.session({ status: 'signed_out' })
+    await this.events.session({ status: 'signed_out' })
   }
 
   async signedIn(): Promise<boolean> {
@@ -113,6 +118,45 @@ export class AuthApi implements TokenSource {
     return this.refreshAfter(tokens.accessToken)
   }
 
+  /**
+   * Refreshes `refreshAheadMs` before the access token expires, again after every refresh, and
+   * hands each new token to `use` (the open socket's `auth` frame, so it is never closed with 4401).
+   */
+  keepFresh(use: (token: string) => void, failed: (err: ChatError) => void, retryMs: () => number): void {
+    this.stopKeepingFresh()
+    const generation = this.freshGeneration
+    const again = () => {
+      if (generation === this.freshGeneration) this.keepFresh(use, failed, retryMs)
+    }
+    void this.expiresAt().then((at) => {
+      if (at === undefined || generation !== this.freshGeneration) return
+      const wait = Math.max(0, at - Date.now() - this.refreshAheadMs)
+      this.freshTimer = setTimeout(
+        () => {
+          this.refreshNow().then(
+            (token) => {
+              if (generation !== this.freshGeneration) return
+              use(token)
+              again()
+            },
+            (err: unknown) => {
+              if (err instanceof ChatError && err.code === 'session_expired') return
+              failed(err instanceof ChatError ? err : new ChatError('network', String(err)))
+              this.freshTimer = setTimeout(again, retryMs())
+            },
+          )
+        },
+        // setTimeout's limit (~24.8 days); access tokens live minutes.
+        Math.min(wait, 2 ** 31 - 1),
+      )
+    })
+  }
+
+  stopKeepingFresh(): void {
+    this.freshGeneration++
+    clearTimeout(this.freshTimer)
+  }
+
   private async refresh(tokens: Tokens): Promise<string> {
     let pair: TokenPair
     try {
@@ -133,11 +177,11 @@ export class AuthApi implements TokenSource {
         401,
         err.problem,
       )
-      this.events.session({ status: 'expired', error: ended })
+      await this.events.session({ status: 'expired', error: ended })
       throw ended
     }
     await this.keep(pair)
-    this.events.session({ status: 'refreshed' })
+    await this.events.session({ status: 'refreshed' })
     return pair.access_token
   }
 

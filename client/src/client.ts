@@ -1,28 +1,22 @@
 import { AuthApi } from './auth.js'
-import { Connection, FatalDialError } from './connection.js'
+import { Connection } from './connection.js'
 import { ConversationList } from './conversations.js'
 import { Delivery } from './delivery.js'
+import { dialUserSocket, webSocketClass } from './dialer.js'
 import { Emitter } from './emitter.js'
 import { ChatError } from './errors.js'
+import { type FrameContext, routeFrame } from './frames-in.js'
+import { type MessageRef, targetOf } from './message-ref.js'
+import { type ResolvedOptions, resolveOptions } from './options.js'
 import { Outbox } from './outbox.js'
-import type { ServerFrame } from './protocol.js'
+import { PeerActivity } from './peers.js'
+
+export type { MessageRef }
+
 import { RestClient } from './rest.js'
 import type { HistoryPage, Message } from './rest-types.js'
-import { MemoryCursorStore, MemoryOutboxStore, MemoryTokenStore } from './stores.js'
 import { Timeline } from './timeline.js'
-import type {
-  ChatClientOptions,
-  ChatEvents,
-  ConnectionState,
-  FetchLike,
-  OutboxEntry,
-  WebSocketConstructor,
-} from './types.js'
-
-/** A message to edit or delete: a stored message, an outbox entry (even unsent), or ids. */
-export type MessageRef = Message | OutboxEntry | { conversationId: string; messageId: string }
-
-type Timer = ReturnType<typeof setTimeout>
+import type { ChatClientOptions, ChatEvents, ConnectionState, OutboxEntry } from './types.js'
 
 /**
  * The SDK's entry point: one per signed-in user (per tab). See docs/client.md for what it
@@ -39,34 +33,16 @@ export class ChatClient {
   private readonly connection: Connection
   private readonly delivery: Delivery
   private readonly outbox: Outbox
-  private readonly options: Required<Omit<ChatClientOptions, 'WebSocket'>> & {
-    WebSocket: WebSocketConstructor | undefined
-  }
-  private readonly presenceOf = new Map<string, 'online' | 'offline'>()
-  private readonly typists = new Map<string, Map<string, Timer>>()
-  private readonly typingSent = new Map<string, number>()
+  private readonly options: ResolvedOptions
+  private readonly peers: PeerActivity
+  private readonly frameContext: FrameContext
   private readonly timelines = new Map<string, Set<Timeline>>()
   private readonly openWaiters: (() => void)[] = []
   private loadedFor: string | undefined
-  private tokenTimer: Timer | undefined
   private catchingUp: Promise<void> | undefined
 
   constructor(options: ChatClientOptions) {
-    this.options = {
-      tokenStore: new MemoryTokenStore(),
-      cursorStore: new MemoryCursorStore(),
-      outboxStore: new MemoryOutboxStore(),
-      fetch: defaultFetch(),
-      socketAuth: 'ticket',
-      backoff: {},
-      heartbeat: {},
-      requestTimeoutMs: 15_000,
-      typingThrottleMs: 3_000,
-      refreshAheadMs: 30_000,
-      random: Math.random,
-      ...options,
-      WebSocket: options.WebSocket,
-    }
+    this.options = resolveOptions(options)
     const o = this.options
     this.emitter = new Emitter<ChatEvents>((err) =>
       this.emitter.emit('error', new ChatError('listener', `an event listener threw: ${String(err)}`)),
@@ -105,13 +81,32 @@ export class ChatClient {
       error: (err) => this.emitter.emit('error', err),
       retryDelay: (n) => this.backoffDelay(n),
     })
+    this.peers = new PeerActivity({
+      send: (frame) => this.connection.send(frame),
+      presence: (e) => this.emitter.emit('presence', e),
+      typing: (e) => this.emitter.emit('typing', e),
+      throttleMs: o.typingThrottleMs,
+    })
+    this.frameContext = {
+      delivery: this.delivery,
+      outbox: this.outbox,
+      conversations: this.conversations,
+      peers: this.peers,
+      me: () => this.auth.user?.id,
+      emit: (event, payload) => this.emitter.emit(event, payload),
+      showInTimelines: (id, m) => this.showInTimelines(id, m),
+      catchUp: () => this.catchUp(),
+    }
     this.connection = new Connection({
-      dial: () => this.dial(),
-      WebSocket: () => this.webSocketClass(),
+      dial: () => dialUserSocket(o.baseUrl, o.socketAuth, this.auth, this.rest),
+      WebSocket: async () => {
+        this.options.WebSocket ??= await webSocketClass(this.options.WebSocket)
+        return this.options.WebSocket
+      },
       opened: () => this.opened(),
-      frame: (f) => this.onFrame(f),
+      frame: (f) => routeFrame(f, this.frameContext),
       state: (change) => {
-        if (change.previous === 'open') this.outbox.connectionLost()
+        if (change.previous === 'open') this.outbox.connectionLost(change.closeCode)
         if (change.state === 'open') for (const resolve of this.openWaiters.splice(0)) resolve()
         this.emitter.emit('state', change)
       },
@@ -152,10 +147,7 @@ export class ChatClient {
   async connect(): Promise<void> {
     const user = this.auth.user ?? (await this.auth.restore())
     if (!user) throw new ChatError('session_expired', 'not signed in')
-    if (this.loadedFor !== user.id) {
-      await Promise.all([this.delivery.load(user.id), this.outbox.load(user.id)])
-      this.loadedFor = user.id
-    }
+    await this.loadUser()
     try {
       await this.conversations.load()
       for (const c of this.conversations.items) this.delivery.baseline(c.id, c.last_seq)
@@ -182,7 +174,7 @@ export class ChatClient {
 
   /** Closes the socket and stays offline (the outbox keeps its entries). */
   disconnect(): void {
-    clearTimeout(this.tokenTimer)
+    this.auth.stopKeepingFresh()
     this.connection.stop('disconnected')
   }
 
@@ -200,13 +192,13 @@ export class ChatClient {
 
   /** Edits a message (also one still in the outbox: the edit follows its send). */
   edit(target: MessageRef, content: string): OutboxEntry {
-    const { conversationId, ...ref } = this.resolve(target)
+    const { conversationId, ...ref } = targetOf(target)
     return this.outbox.add('edit', conversationId, { ...ref, content })
   }
 
   /** Deletes a message (also one still in the outbox: the delete follows its send). */
   delete(target: MessageRef): OutboxEntry {
-    const { conversationId, ...ref } = this.resolve(target)
+    const { conversationId, ...ref } = targetOf(target)
     return this.outbox.add('delete', conversationId, ref)
   }
 
@@ -247,26 +239,17 @@ export class ChatClient {
    * `typingThrottleMs`; a `stop` only after a start. Dropped while offline (typing is ephemeral).
    */
   typing(conversationId: string, typing = true): void {
-    const last = this.typingSent.get(conversationId)
-    if (typing) {
-      if (last !== undefined && Date.now() - last < this.options.typingThrottleMs) return
-      if (this.connection.send({ type: 'typing', conversation_id: conversationId, state: 'start' }))
-        this.typingSent.set(conversationId, Date.now())
-      return
-    }
-    if (last === undefined) return
-    this.typingSent.delete(conversationId)
-    this.connection.send({ type: 'typing', conversation_id: conversationId, state: 'stop' })
+    this.peers.type(conversationId, typing)
   }
 
   /** Who is typing in a conversation now. */
   typingIn(conversationId: string): string[] {
-    return [...(this.typists.get(conversationId)?.keys() ?? [])]
+    return this.peers.typingIn(conversationId)
   }
 
   /** A peer's presence as last announced (offline when unknown). */
   presence(userId: string): 'online' | 'offline' {
-    return this.presenceOf.get(userId) ?? 'offline'
+    return this.peers.presence(userId)
   }
 
   unreadCount(conversationId: string): number {
@@ -318,148 +301,11 @@ export class ChatClient {
 
   // --- internals -------------------------------------------------------------------------
 
-  private async dial(): Promise<{ url: string; protocols?: string[] }> {
-    const base = this.options.baseUrl.replace(/\/+$/, '').replace(/^http/, 'ws')
-    const url = `${base}/api/v1/chat/ws?resume=true`
-    try {
-      if (this.options.socketAuth === 'protocol') {
-        const token = await this.auth.accessToken()
-        if (!token) throw new FatalDialError('session_expired', 'not signed in')
-        return { url, protocols: ['bearer', token] }
-      }
-      const { ticket } = await this.rest.post('/api/v1/chat/ws-ticket')
-      return { url: `${url}&ticket=${encodeURIComponent(ticket)}` }
-    } catch (err) {
-      if (err instanceof ChatError && err.code === 'session_expired')
-        throw new FatalDialError(err.code, err.message)
-      throw err
-    }
-  }
-
-  private async webSocketClass(): Promise<WebSocketConstructor> {
-    if (this.options.WebSocket) return this.options.WebSocket
-    const global = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
-    if (global) return global
-    // Node 20 has no WebSocket client: use the `ws` package (an optional peer dependency). The
-    // name is a variable so that browser bundlers do not try to include it.
-    const name = 'ws'
-    const mod = (await import(/* @vite-ignore */ name)) as {
-      WebSocket?: WebSocketConstructor
-      default?: WebSocketConstructor
-    }
-    const Ctor = mod.WebSocket ?? mod.default
-    if (!Ctor)
-      throw new FatalDialError('unsupported', 'no WebSocket here: install `ws` or pass options.WebSocket')
-    this.options.WebSocket = Ctor
-    return Ctor
-  }
-
   /** The socket is ready: resume every conversation from its cursor. */
   private opened(): void {
-    // Presence is re-announced by the server for peers online now; anyone else is offline.
-    for (const [userId, status] of this.presenceOf) {
-      if (status === 'online') this.emitter.emit('presence', { userId, status: 'offline' })
-    }
-    this.presenceOf.clear()
+    this.peers.reconnected()
     this.connection.send({ type: 'sync', cursors: this.delivery.syncCursors() })
     this.scheduleTokenRefresh()
-  }
-
-  private onFrame(f: ServerFrame): void {
-    switch (f.type) {
-      case 'message.new':
-        this.delivery.receive(f.conversation_id, f.message)
-        return
-      case 'message.ack':
-        if (f.client_msg_id) this.outbox.acked(f.client_msg_id, f.message)
-        this.showInTimelines(f.message.conversation_id, f.message)
-        return
-      case 'message.updated':
-      case 'message.deleted': {
-        const event = { conversationId: f.conversation_id, message: f.message }
-        this.showInTimelines(f.conversation_id, f.message)
-        this.conversations.amended(f.conversation_id, f.message)
-        this.emitter.emit(f.type, event)
-        return
-      }
-      case 'read':
-        this.conversations.markerMoved(f.conversation_id, f.user_id, f.seq)
-        this.emitter.emit('read', { conversationId: f.conversation_id, userId: f.user_id, seq: f.seq })
-        return
-      case 'typing':
-        this.typed(f.conversation_id, f.user_id, f.state === 'start')
-        return
-      case 'presence':
-        this.presenceOf.set(f.user_id, f.status)
-        this.emitter.emit('presence', { userId: f.user_id, status: f.status })
-        return
-      case 'error':
-        this.onErrorFrame(f)
-        return
-      default:
-        this.onMembershipFrame(f)
-    }
-  }
-
-  private onMembershipFrame(f: ServerFrame): void {
-    const me = this.auth.user?.id
-    switch (f.type) {
-      case 'conversation.created':
-        // A new conversation starts at seq 0: its first message is 1.
-        this.delivery.baseline(f.conversation_id, 0)
-        void this.conversations.refresh(f.conversation_id)
-        this.emitter.emit('conversation', { type: 'created', conversationId: f.conversation_id })
-        return
-      case 'conversation.updated':
-        this.conversations.renamed(f.conversation_id, f.title)
-        this.emitter.emit('conversation', {
-          type: 'updated',
-          conversationId: f.conversation_id,
-          title: f.title,
-        })
-        return
-      case 'member.added':
-      case 'member.updated':
-        void this.conversations.refresh(f.conversation_id)
-        this.emitter.emit('conversation', {
-          type: f.type,
-          conversationId: f.conversation_id,
-          userId: f.user_id,
-          role: f.role,
-        })
-        return
-      case 'member.removed':
-        if (f.user_id === me) {
-          // Everything up to the removal was delivered before this frame; nothing follows it.
-          this.delivery.forget(f.conversation_id, true)
-          this.conversations.remove(f.conversation_id)
-        } else void this.conversations.refresh(f.conversation_id)
-        this.emitter.emit('conversation', {
-          type: 'member.removed',
-          conversationId: f.conversation_id,
-          userId: f.user_id,
-        })
-        return
-      default:
-    }
-  }
-
-  private onErrorFrame(f: Extract<ServerFrame, { type: 'error' }>): void {
-    if (f.client_msg_id) {
-      this.outbox.refused(f.client_msg_id, f.code, f.message)
-      return
-    }
-    const error = new ChatError(f.code, f.message)
-    this.emitter.emit('error', error)
-    if (f.code === 'not_found' && f.message.startsWith('not a member of:')) {
-      // `sync` named conversations the server does not know for us: stop resuming them.
-      for (const id of f.message.slice('not a member of:'.length).split(',')) {
-        const trimmed = id.trim()
-        if (trimmed) this.delivery.forget(trimmed, true)
-      }
-      return
-    }
-    if (f.code === 'unavailable' || f.code === 'internal') void this.catchUp()
   }
 
   /** The server could not replay what we missed: read it from history, then resume from there. */
@@ -476,7 +322,7 @@ export class ChatClient {
   }
 
   private delivered(conversationId: string, message: Message): void {
-    if (message.sender_id) this.typed(conversationId, message.sender_id, false)
+    if (message.sender_id) this.peers.typed(conversationId, message.sender_id, false)
     this.conversations.delivered(conversationId, message)
     this.showInTimelines(conversationId, message)
     this.emitter.emit('message', { conversationId, message })
@@ -492,38 +338,6 @@ export class ChatClient {
       this.conversations.markerMoved(entry.conversationId, this.auth.user.id, entry.seq)
     for (const t of this.timelines.get(entry.conversationId) ?? []) t.outboxChanged()
     this.emitter.emit('outbox', entry)
-  }
-
-  /** A peer's typing state; a start expires on its own if its stop never comes. */
-  private typed(conversationId: string, userId: string, typing: boolean): void {
-    let typists = this.typists.get(conversationId)
-    const timer = typists?.get(userId)
-    if (!typing && timer === undefined) return
-    clearTimeout(timer)
-    if (typing) {
-      typists ??= new Map()
-      this.typists.set(conversationId, typists)
-      typists.set(
-        userId,
-        setTimeout(() => this.typed(conversationId, userId, false), this.options.typingThrottleMs * 3),
-      )
-      if (timer !== undefined) return
-    } else typists?.delete(userId)
-    this.emitter.emit('typing', { conversationId, userId, typing })
-  }
-
-  private resolve(target: MessageRef): {
-    conversationId: string
-    messageId?: string
-    targetId?: string
-  } {
-    if ('kind' in target) {
-      if (target.message) return { conversationId: target.conversationId, messageId: target.message.id }
-      if (target.messageId) return { conversationId: target.conversationId, messageId: target.messageId }
-      return { conversationId: target.conversationId, targetId: target.id }
-    }
-    if ('seq' in target) return { conversationId: target.conversation_id, messageId: target.id }
-    return { conversationId: target.conversationId, messageId: target.messageId }
   }
 
   private async after(conversationId: string, afterSeq: number) {
@@ -548,40 +362,29 @@ export class ChatClient {
 
   /** Refreshes the session ahead of the access token's expiry and hands the socket the new token. */
   private scheduleTokenRefresh(): void {
-    clearTimeout(this.tokenTimer)
-    void this.auth.expiresAt().then((at) => {
-      if (at === undefined || this.connection.state === 'closed') return
-      const wait = Math.max(0, at - Date.now() - this.options.refreshAheadMs)
-      clearTimeout(this.tokenTimer)
-      this.tokenTimer = setTimeout(
-        () => {
-          this.auth.refreshNow().then(
-            (token) => {
-              this.connection.send({ type: 'auth', access_token: token })
-              this.scheduleTokenRefresh()
-            },
-            (err: unknown) => {
-              if (err instanceof ChatError && err.code === 'session_expired') return
-              this.emitter.emit(
-                'error',
-                err instanceof ChatError ? err : new ChatError('network', String(err)),
-              )
-              this.tokenTimer = setTimeout(() => this.scheduleTokenRefresh(), this.backoffDelay(1))
-            },
-          )
-        },
-        Math.min(wait, 2 ** 31 - 1),
-      )
-    })
+    this.auth.keepFresh(
+      (token) => this.connection.send({ type: 'auth', access_token: token }),
+      (err) => this.emitter.emit('error', err),
+      () => this.backoffDelay(1),
+    )
   }
 
-  private onSession(e: ChatEvents['session']): void {
+  private async onSession(e: ChatEvents['session']): Promise<void> {
     if (e.status === 'expired') this.reset('session_expired')
+    if (e.status === 'signed_in') await this.loadUser()
     this.emitter.emit('session', e)
   }
 
+  /** Binds the cursors and the outbox to the signed-in user (sends made from now on are theirs). */
+  private async loadUser(): Promise<void> {
+    const user = this.auth.user
+    if (!user || this.loadedFor === user.id) return
+    this.loadedFor = user.id
+    await Promise.all([this.delivery.load(user.id), this.outbox.load(user.id)])
+  }
+
   private reset(reason: 'signed_out' | 'session_expired'): void {
-    clearTimeout(this.tokenTimer)
+    this.auth.stopKeepingFresh()
     this.connection.stop(reason)
     this.delivery.stop()
     this.outbox.stop()
@@ -594,10 +397,4 @@ export class ChatClient {
     const cap = this.options.backoff.capMs ?? 30_000
     return Math.floor(this.options.random() * Math.min(cap, base * 2 ** attempt))
   }
-}
-
-function defaultFetch(): FetchLike {
-  const f = (globalThis as { fetch?: FetchLike }).fetch
-  if (!f) return () => Promise.reject(new ChatError('unsupported', 'no fetch here: pass options.fetch'))
-  return (url, init) => f.call(globalThis, url, init)
 }

@@ -40,7 +40,9 @@ export class Delivery {
     this.stopped = false
     this.cursors.clear()
     this.held.clear()
-    for (const [id, seq] of Object.entries(await this.deps.store.load(userId))) this.cursors.set(id, seq)
+    const stored = await this.deps.store.load(userId)
+    // Cursors set meanwhile (a message delivered during the read) are newer than the stored ones.
+    for (const [id, seq] of Object.entries(stored)) if (!this.cursors.has(id)) this.cursors.set(id, seq)
   }
 
   /** Stops pending fills (sign-out). */

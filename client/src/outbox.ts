@@ -18,6 +18,11 @@ export interface OutboxDeps {
 
 /** Error codes after which the same write may succeed later, unchanged. */
 const TRANSIENT_CODES = new Set(['unavailable', 'rate_limited', 'internal', 'network', 'timeout'])
+/**
+ * Sends larger than this (UTF-8 bytes of content) go over REST: the server closes a socket whose
+ * frame passes WS_MAX_FRAME_BYTES (16 KiB by default) with 1009, and would again on every retry.
+ */
+const SOCKET_SEND_MAX_BYTES = 8 * 1024
 /** How many sent entries `settled()` still remembers. */
 const RECENT_LIMIT = 1000
 /** A server error ('internal') is retried this many times before the entry fails. */
@@ -51,12 +56,23 @@ export class Outbox {
 
   constructor(private readonly deps: OutboxDeps) {}
 
-  /** Loads the user's stored entries and resumes the pending ones. */
+  /**
+   * Binds the outbox to a user at once (sends made from now on are theirs), then merges their
+   * stored entries and resumes the pending ones.
+   */
   async load(userId: string): Promise<void> {
-    this.userId = userId
-    this.generation++
+    if (userId !== this.userId) {
+      this.stop()
+      this.userId = userId
+    }
+    const generation = this.generation
     const stored = await this.deps.store.load(userId)
-    this.entries = stored.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    if (generation !== this.generation) return
+    const known = new Set(this.entries.map((e) => e.id))
+    // UUIDv7 ids sort in the order the entries were made.
+    this.entries = [...stored.filter((e) => !known.has(e.id)), ...this.entries].sort((a, b) =>
+      a.id < b.id ? -1 : a.id > b.id ? 1 : 0,
+    )
     for (const id of new Set(this.entries.map((e) => e.conversationId))) this.kick(id)
   }
 
@@ -157,9 +173,25 @@ export class Outbox {
     this.waiting.get(clientMsgId)?.({ ok: false, error: new ChatError(code, message) })
   }
 
-  /** The socket closed: sends waiting for an answer are retried on the next one. */
-  connectionLost(): void {
-    for (const resolve of this.waiting.values()) resolve({ lost: true })
+  /**
+   * The socket closed: sends waiting for an answer are retried on the next one. Close code 1009
+   * means a frame of ours was over the server's limit: the largest send in flight fails instead
+   * (sent again, it would close every socket the same way).
+   */
+  connectionLost(closeCode?: number): void {
+    let tooBig: string | undefined
+    if (closeCode === 1009) {
+      let size = -1
+      for (const id of this.waiting.keys()) {
+        const length = this.get(id)?.content?.length ?? 0
+        if (length > size) [tooBig, size] = [id, length]
+      }
+    }
+    for (const [id, resolve] of [...this.waiting]) {
+      if (id === tooBig)
+        resolve({ ok: false, error: new ChatError('too_large', 'the message is too large to send') })
+      else resolve({ lost: true })
+    }
     this.waiting.clear()
   }
 
@@ -227,7 +259,8 @@ export class Outbox {
   private async attempt(entry: OutboxEntry): Promise<Outcome> {
     entry.attempts++
     this.persist(entry)
-    if (entry.kind === 'send') return this.sendOverSocket(entry)
+    if (entry.kind === 'send' && utf8Length(entry.content ?? '') <= SOCKET_SEND_MAX_BYTES)
+      return this.sendOverSocket(entry)
     try {
       return { ok: true, ...(await this.viaRest(entry)) }
     } catch (err) {
@@ -250,6 +283,14 @@ export class Outbox {
 
   private async viaRest(entry: OutboxEntry): Promise<{ message?: Message }> {
     const { rest } = this.deps
+    if (entry.kind === 'send') {
+      // Too large for a socket frame: REST carries it (same client_msg_id, same idempotency).
+      const message = await rest.post('/api/v1/chat/conversations/{id}/messages', {
+        params: { id: entry.conversationId },
+        body: { content: entry.content ?? '', client_msg_id: entry.id },
+      })
+      return { message }
+    }
     if (entry.kind === 'read') {
       await rest.post('/api/v1/chat/conversations/{id}/read', {
         params: { id: entry.conversationId },
@@ -325,6 +366,15 @@ export class Outbox {
       (err: unknown) => this.deps.error(new ChatError('storage', `outbox store: ${String(err)}`)),
     )
   }
+}
+
+function utf8Length(text: string): number {
+  let bytes = 0
+  for (const ch of text) {
+    const cp = ch.codePointAt(0) ?? 0
+    bytes += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4
+  }
+  return bytes
 }
 
 function definedOnly<T extends object>(fields: T): Partial<T> {

@@ -26,7 +26,7 @@ describe('SDK sessions and the socket lifecycle (postgres)', () => {
   let t: TestApp
   const clients: ChatClient[] = []
   beforeAll(async () => {
-    t = await startTestApp({ env: { WS_MAX_VIOLATIONS: '1' } })
+    t = await startTestApp({ env: { WS_MAX_VIOLATIONS: '1', WS_MAX_FRAME_BYTES: '1024' } })
     await t.listen()
   })
   afterAll(async () => {
@@ -51,6 +51,18 @@ describe('SDK sessions and the socket lifecycle (postgres)', () => {
     expect(answers.every((me) => me.id === ann.user?.id)).toBe(true)
     expect(counter.refreshes()).toBe(1)
     expect(tokens.get()?.refreshToken).not.toBe(stored.refreshToken)
+  })
+
+  it('an access token past its expiry: concurrent requests share one refresh before they go', async () => {
+    const tokens = new MemoryTokenStore()
+    const counter = countingFetch()
+    const ann = await user('Ann', { tokenStore: tokens, fetch: counter.fetch })
+    const stored = tokens.get() as Tokens
+    tokens.set({ ...stored, accessExpiresAt: Date.now() - 1_000 })
+    const answers = await Promise.all(Array.from({ length: 8 }, () => ann.rest.get('/api/v1/auth/me')))
+    expect(answers.every((me) => me.id === ann.user?.id)).toBe(true)
+    expect(counter.refreshes()).toBe(1)
+    expect(tokens.get()?.accessExpiresAt).toBeGreaterThan(Date.now())
   })
 
   it('a reused refresh token ends the session once: reported, never retried in a loop', async () => {
@@ -124,6 +136,18 @@ describe('SDK sessions and the socket lifecycle (postgres)', () => {
     const internals = ann as unknown as { connection: { socket: { send(s: string): void } } }
     internals.connection.socket.send('not json')
     expect((await closed).reason).toBe('policy_violation')
+  })
+
+  it('close code 1009 (our frame over the limit): that send fails, the socket comes back, the next goes', async () => {
+    const ann = await user('Ann')
+    const bob = await user('Bob')
+    const dm = await ann.conversations.openDirect(bob.user?.id ?? '')
+    await ann.connect()
+    const big = ann.send(dm.id, 'z'.repeat(2_000))
+    const next = ann.send(dm.id, 'small')
+    const [failed, sent] = await Promise.all([ann.settled(big.id), ann.settled(next.id)])
+    expect(failed).toMatchObject({ status: 'failed', error: { code: 'too_large' } })
+    expect(sent).toMatchObject({ status: 'sent', message: { seq: 1 } })
   })
 
   it('close code 1001 (server going away): reconnects to another instance and resumes', async () => {
