@@ -21,7 +21,8 @@ describe('web client in Chromium', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'chat-web-'))
     await buildWebClient(dir)
-    t = await startTestApp({ env: { WEB_DIR: dir } })
+    // A low message limit lets the UI type a message the server refuses (the failed state).
+    t = await startTestApp({ env: { WEB_DIR: dir, MESSAGE_MAX_CHARS: '200' } })
     await t.listen()
     browser = await launchChromium()
   }, 120_000)
@@ -149,9 +150,9 @@ describe('web client in Chromium', () => {
     await bob.page.locator('.message-list .msg.deleted').waitFor()
 
     expect(errors).toEqual([])
-  }, 90_000)
+  }, 240_000)
 
-  it('creates a group with members, who see it at once', async () => {
+  it('creates a group with members, who see it at once; a refused message can be discarded', async () => {
     const cid = await user('Cid Carter')
     const dee = await user('Dee Dalton')
     await cid.chat.createGroup('Weekend trip', ['Dee Dalton'])
@@ -159,8 +160,18 @@ describe('web client in Chromium', () => {
     await dee.chat.waitForUnread('Weekend trip', 1)
     await dee.chat.open('Weekend trip')
     await dee.chat.waitForTexts(['Who brings the tent?'])
+
+    // A message the server refuses stays on screen as failed, with Retry and Discard.
+    const tooLong = 'x'.repeat(250)
+    await dee.chat.send(tooLong)
+    const failed = dee.page.locator('.message-list .msg[data-status="failed"]')
+    await failed.getByRole('button', { name: 'Retry' }).waitFor()
+    await failed.getByRole('button', { name: 'Discard' }).click()
+    await dee.chat.waitForTexts(['Who brings the tent?'])
+    await dee.chat.send('I do')
+    await cid.chat.waitForTexts(['Who brings the tent?', 'I do'])
     expect(errors).toEqual([])
-  })
+  }, 120_000)
 
   /** The conversation's history as the server has it, read with the user's own login. */
   async function history(who: { email: string; password: string }, limit: number): Promise<string[]> {

@@ -43,6 +43,8 @@ export async function buildWebClient(outDir: string): Promise<void> {
 /** A page that records every console error and uncaught exception (the tests assert there are none). */
 export async function watchedPage(context: BrowserContext, errors: string[], name: string): Promise<Page> {
   const page = await context.newPage()
+  // Generous: on a loaded 2-core machine (the whole suite in parallel) a step can take many seconds.
+  page.setDefaultTimeout(60_000)
   page.on('console', (m) => {
     if (m.type() === 'error') errors.push(`${name} console: ${m.text()}`)
   })
@@ -74,7 +76,15 @@ export class ChatPage {
 
   /** Waits until the connection badge shows `state` (online / reconnecting / offline). */
   async connection(state: string): Promise<void> {
-    await this.page.locator(`.conn[data-state="${state}"]`).waitFor()
+    try {
+      await this.page.locator(`.conn[data-state="${state}"]`).waitFor()
+    } catch (err) {
+      const badge = await this.page
+        .locator('.conn')
+        .evaluate((el) => `${el.getAttribute('data-state')} (${el.getAttribute('title')})`)
+        .catch(() => 'not shown')
+      throw new Error(`connection badge never showed ${state}; it shows ${badge}`, { cause: err })
+    }
   }
 
   async startDirect(name: string): Promise<void> {
@@ -111,7 +121,7 @@ export class ChatPage {
   }
 
   /** Waits until the message list shows exactly `expected`, in this order. */
-  async waitForTexts(expected: string[], timeout = 15_000): Promise<void> {
+  async waitForTexts(expected: string[], timeout = 60_000): Promise<void> {
     try {
       await this.page.waitForFunction(
         (want) => {
