@@ -76,7 +76,7 @@ export class ChatClient {
           content: e.content ?? '',
           client_msg_id: e.id,
         }),
-      whenOpen: () => this.whenOpen(),
+      whenOpen: (next) => this.whenOpen(next),
       changed: (e) => this.outboxChanged(e),
       error: (err) => this.emitter.emit('error', err),
       retryDelay: (n) => this.backoffDelay(n),
@@ -345,8 +345,8 @@ export class ChatClient {
     return { items: page.items, more: page.next_after_seq !== null }
   }
 
-  private whenOpen(): Promise<void> {
-    if (this.connection.state === 'open') return Promise.resolve()
+  private whenOpen(next = false): Promise<void> {
+    if (this.connection.state === 'open' && !next) return Promise.resolve()
     return new Promise((resolve) => this.openWaiters.push(resolve))
   }
 
