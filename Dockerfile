@@ -3,6 +3,8 @@
 FROM node:20-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# npm ci needs every workspace's package.json (client/ is the SDK; the server does not import it).
+COPY client/package.json ./client/
 # patches/: the postgres.js fix applied by patch-package at install (see patches/README.md).
 COPY patches ./patches
 RUN npm ci --no-audit --no-fund
@@ -15,6 +17,7 @@ FROM node:20-slim
 ENV NODE_ENV=production PORT=8000 HOST=0.0.0.0 DATA_DIR=/data
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY client/package.json ./client/
 COPY patches ./patches
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
