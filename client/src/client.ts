@@ -118,6 +118,9 @@ export class ChatClient {
         timeoutMs: o.heartbeat.timeoutMs ?? 40_000,
       },
     })
+    // Browsers: when the network comes back, reconnect now instead of after the backoff.
+    const events = globalThis as { addEventListener?: (type: string, listener: () => void) => void }
+    events.addEventListener?.('online', () => this.connection.nudge())
   }
 
   /** The socket's state. */
@@ -268,12 +271,8 @@ export class ChatClient {
         (await this.history(id, { ...(beforeSeq !== undefined ? { beforeSeq } : {}), limit })).items,
       unsent: (id) => this.pending(id),
       subscribe: (id, t) => {
-        let set = this.timelines.get(id)
-        if (!set) {
-          set = new Set()
-          this.timelines.set(id, set)
-        }
-        set.add(t)
+        const set = this.timelines.get(id) ?? new Set()
+        this.timelines.set(id, set.add(t))
         return () => set.delete(t)
       },
     })
