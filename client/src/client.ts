@@ -183,7 +183,6 @@ export class ChatClient {
 
   /** Signs out: closes the socket, revokes the session and forgets this user's in-memory state. */
   async logout(): Promise<void> {
-    this.reset('signed_out')
     await this.auth.logout()
   }
 
@@ -369,7 +368,8 @@ export class ChatClient {
   }
 
   private async onSession(e: ChatEvents['session']): Promise<void> {
-    if (e.status === 'expired') this.reset('session_expired')
+    if (e.status === 'expired' || e.status === 'signed_out')
+      this.reset(e.status === 'expired' ? 'session_expired' : 'signed_out')
     if (e.status === 'signed_in') await this.loadUser()
     this.emitter.emit('session', e)
   }
