@@ -3,7 +3,7 @@
 FROM node:20-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-# client/ is an npm workspace (the SDK the web client is built on): npm ci needs its package.json.
+# npm ci needs every workspace's package.json (client/ is the SDK the web client is built on).
 COPY client/package.json ./client/
 # patches/: the postgres.js fix applied by patch-package at install (see patches/README.md).
 COPY patches ./patches

@@ -76,7 +76,7 @@ export class ChatClient {
           content: e.content ?? '',
           client_msg_id: e.id,
         }),
-      whenOpen: () => this.whenOpen(),
+      whenOpen: (next) => this.whenOpen(next),
       changed: (e) => this.outboxChanged(e),
       error: (err) => this.emitter.emit('error', err),
       retryDelay: (n) => this.backoffDelay(n),
@@ -118,6 +118,9 @@ export class ChatClient {
         timeoutMs: o.heartbeat.timeoutMs ?? 40_000,
       },
     })
+    // Browsers: when the network comes back, reconnect now instead of after the backoff.
+    const events = globalThis as { addEventListener?: (type: string, listener: () => void) => void }
+    events.addEventListener?.('online', () => this.connection.nudge())
   }
 
   /** The socket's state. */
@@ -180,7 +183,6 @@ export class ChatClient {
 
   /** Signs out: closes the socket, revokes the session and forgets this user's in-memory state. */
   async logout(): Promise<void> {
-    this.reset('signed_out')
     await this.auth.logout()
   }
 
@@ -268,12 +270,8 @@ export class ChatClient {
         (await this.history(id, { ...(beforeSeq !== undefined ? { beforeSeq } : {}), limit })).items,
       unsent: (id) => this.pending(id),
       subscribe: (id, t) => {
-        let set = this.timelines.get(id)
-        if (!set) {
-          set = new Set()
-          this.timelines.set(id, set)
-        }
-        set.add(t)
+        const set = this.timelines.get(id) ?? new Set()
+        this.timelines.set(id, set.add(t))
         return () => set.delete(t)
       },
     })
@@ -345,8 +343,8 @@ export class ChatClient {
     return { items: page.items, more: page.next_after_seq !== null }
   }
 
-  private whenOpen(): Promise<void> {
-    if (this.connection.state === 'open') return Promise.resolve()
+  private whenOpen(next = false): Promise<void> {
+    if (this.connection.state === 'open' && !next) return Promise.resolve()
     return new Promise((resolve) => this.openWaiters.push(resolve))
   }
 
@@ -370,7 +368,8 @@ export class ChatClient {
   }
 
   private async onSession(e: ChatEvents['session']): Promise<void> {
-    if (e.status === 'expired') this.reset('session_expired')
+    if (e.status === 'expired' || e.status === 'signed_out')
+      this.reset(e.status === 'expired' ? 'session_expired' : 'signed_out')
     if (e.status === 'signed_in') await this.loadUser()
     this.emitter.emit('session', e)
   }

@@ -81,6 +81,14 @@ export class Connection {
     }
   }
 
+  /** The network is back (the browser's `online` event): skip the rest of the backoff. */
+  nudge(): void {
+    if (this.state !== 'reconnecting') return
+    clearTimeout(this.retryTimer)
+    this.attempt = 0
+    void this.dial()
+  }
+
   /** Drops the current socket and reconnects (e.g. after a resume failure the app wants redone). */
   reconnect(): void {
     if (this.state === 'closed') return

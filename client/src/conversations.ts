@@ -21,6 +21,8 @@ export class ConversationList {
   private readonly byId = new Map<string, Conversation>()
   private sorted: Conversation[] = []
   private loaded = false
+  private readonly refreshing = new Map<string, Promise<Conversation | undefined>>()
+  private readonly stale = new Set<string>()
 
   constructor(private readonly deps: ConversationListDeps) {}
 
@@ -60,7 +62,23 @@ export class ConversationList {
   }
 
   /** Re-reads one conversation (a new one, or one whose members or unread count changed). */
-  async refresh(conversationId: string): Promise<Conversation | undefined> {
+  refresh(conversationId: string): Promise<Conversation | undefined> {
+    // A burst of messages in an unknown conversation asks once; a change during a read, once more.
+    const running = this.refreshing.get(conversationId)
+    if (running) {
+      this.stale.add(conversationId)
+      return running
+    }
+    const read: Promise<Conversation | undefined> = this.read(conversationId).then((c) => {
+      this.refreshing.delete(conversationId)
+      if (!this.stale.delete(conversationId)) return c
+      return this.refresh(conversationId)
+    })
+    this.refreshing.set(conversationId, read)
+    return read
+  }
+
+  private async read(conversationId: string): Promise<Conversation | undefined> {
     try {
       const c = await this.deps.rest.get('/api/v1/chat/conversations/{id}', {
         params: { id: conversationId },

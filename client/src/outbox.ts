@@ -9,8 +9,8 @@ export interface OutboxDeps {
   rest: RestClient
   /** Puts a `message.send` on the open socket; false when there is none. */
   sendFrame(entry: OutboxEntry): boolean
-  /** Resolves when the socket is open (the network is back). */
-  whenOpen(): Promise<void>
+  /** Resolves when the socket is open (the network is back); `next`: at the next opening, not this one. */
+  whenOpen(next?: boolean): Promise<void>
   changed(entry: OutboxEntry): void
   error(err: ChatError): void
   retryDelay(attempt: number): number
@@ -28,7 +28,11 @@ const RECENT_LIMIT = 1000
 /** A server error ('internal') is retried this many times before the entry fails. */
 const MAX_INTERNAL_RETRIES = 5
 
-type Outcome = { ok: true; message?: Message } | { ok: false; error: ChatError } | { lost: true }
+/** `lost`: no answer will come on this socket; `unsent`: it could not even be written to it. */
+type Outcome =
+  | { ok: true; message?: Message }
+  | { ok: false; error: ChatError }
+  | { lost: true; unsent?: boolean }
 
 /**
  * The outbox: every write the user makes (send, edit, delete, read marker) as an entry that is
@@ -220,15 +224,21 @@ export class Outbox {
   /** Performs the conversation's pending entries one at a time, in the order they were made. */
   private async work(conversationId: string, generation: number): Promise<void> {
     let failures = 0
+    let unsent = false
     for (;;) {
       if (generation !== this.generation) return
       const entry = this.next(conversationId)
       if (!entry) return
-      await this.deps.whenOpen()
+      // A socket that refused a write is closing though not yet reported closed: wait for the next.
+      await this.deps.whenOpen(unsent)
       if (generation !== this.generation) return
       const outcome = await this.attempt(entry)
       if (generation !== this.generation) return
-      if ('lost' in outcome) continue
+      if ('lost' in outcome) {
+        unsent = outcome.unsent === true
+        continue
+      }
+      unsent = false
       if (outcome.ok) {
         failures = 0
         this.settle(entry, { status: 'sent', ...(outcome.message ? { message: outcome.message } : {}) })
@@ -276,7 +286,7 @@ export class Outbox {
       })
       if (!this.deps.sendFrame(entry)) {
         this.waiting.delete(entry.id)
-        resolve({ lost: true })
+        resolve({ lost: true, unsent: true })
       }
     })
   }

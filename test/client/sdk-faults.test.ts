@@ -16,12 +16,13 @@ import {
  * end empty, and what the clients show must equal history.
  *
  * A short run here; `npm run test:client-faults` is the long one (CLIENT_FAULT_RUNS runs per
- * driver, up to CLIENT_FAULT_MAX_OPS sends each). The seed is printed: CLIENT_FAULT_SEED=<seed>
+ * driver, CLIENT_FAULT_MIN_OPS to CLIENT_FAULT_MAX_OPS sends each). The seed is printed: CLIENT_FAULT_SEED=<seed>
  * replays the same cases and fault decisions.
  */
 const env = process.env
 const runs = (driver: string) => Number(env.CLIENT_FAULT_RUNS ?? (driver === 'postgres' ? 4 : 2))
 const maxOps = Number(env.CLIENT_FAULT_MAX_OPS ?? 25)
+const minOps = Math.min(maxOps, Number(env.CLIENT_FAULT_MIN_OPS ?? 1))
 
 describe.each(DRIVERS)('SDK under network faults (%s)', (driver) => {
   let t: TestApp
@@ -40,10 +41,11 @@ describe.each(DRIVERS)('SDK under network faults (%s)', (driver) => {
       console.log(`SDK fault run (${driver}): CLIENT_FAULT_SEED=${seed}`)
       const figures: FaultRunFigures = emptyFigures()
       await fc.assert(
-        fc.asyncProperty(fc.nat(), sendOps(maxOps), async (runSeed, ops) => {
+        fc.asyncProperty(fc.nat(), sendOps(minOps, maxOps), async (runSeed, ops) => {
           const before = { ...figures }
           await faultRun(t.url, runSeed, ops, figures)
           for (const k of MUST_BE_ZERO) expect(figures[k] - before[k], k).toBe(0)
+          if (figures.runs % 10 === 0) console.log(`SDK fault run (${driver}): ${JSON.stringify(figures)}`)
         }),
         { seed, numRuns: runs(driver), endOnFailure: true },
       )

@@ -97,6 +97,24 @@ describe('SDK sessions and the socket lifecycle (postgres)', () => {
     expect(tokens.get()).toBeUndefined()
   })
 
+  it('logout closes the socket, revokes the refresh token and forgets the tokens', async () => {
+    const tokens = new MemoryTokenStore()
+    const ann = await user('Ann', { tokenStore: tokens })
+    await ann.connect()
+    const refreshToken = (tokens.get() as Tokens).refreshToken
+    const closed = nextEvent(ann, 'state', (s) => s.state === 'closed')
+    await ann.auth.logout()
+    expect((await closed).reason).toBe('signed_out')
+    expect(tokens.get()).toBeUndefined()
+    const reuse = await globalThis.fetch(`${t.url}/api/v1/auth/refresh`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ refresh_token: refreshToken }),
+    })
+    expect(reuse.status).toBe(401)
+    await expect(ann.connect()).rejects.toMatchObject({ code: 'session_expired' })
+  })
+
   it('close code 4401 (token expired on the socket): refreshes, then reconnects and resumes', async () => {
     const tokens = new MemoryTokenStore()
     const ann = await user('Ann', { tokenStore: tokens, socketAuth: 'protocol' })
