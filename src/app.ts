@@ -17,6 +17,7 @@ import { opsRoutes } from './http/ops-routes.js'
 import { errorHandler, sendProblem } from './http/problem.js'
 import { ticketRoutes } from './http/ticket-routes.js'
 import { userRoutes } from './http/user-routes.js'
+import { webRoutes } from './http/web-routes.js'
 import { normalizeIds } from './lib/ids.js'
 import type { Services } from './services/index.js'
 import { registerGateway } from './ws/gateway.js'
@@ -103,6 +104,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   await app.register(chatRoutes, { ...opts, prefix: '/api/v1/chat' })
   await app.register(ticketRoutes, { ...opts, prefix: '/api/v1/chat' })
   await registerGateway(app, services)
+  await app.register(webRoutes, { root: config.webDir })
   return app
 }
 

@@ -18,7 +18,7 @@ const logger = createLogger(config.logLevel, config.env === 'development' && pro
 const runtime = await startRuntime(config, logger)
 const address = await runtime.app.listen({ port: config.port, host: config.host })
 const shown = address.replace('0.0.0.0', 'localhost')
-logger.info(`listening on ${address}; API docs at ${shown}/docs`)
+logger.info(`listening on ${address}; open ${shown}/ to chat (API docs at ${shown}/docs)`)
 
 // After the deadline the runtime destroys the connections still open; closing the broker and the
 // database then takes moments, unless one of them hangs: the process goes anyway.

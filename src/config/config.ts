@@ -68,6 +68,7 @@ export const SETTINGS = {
   TICKET_WINDOW_SEC: { kind: 'int', default: '60', min: 1, max: 86400 },
   MESSAGE_BATCH_MAX: { kind: 'int', default: '500', min: 1, max: 10000 },
   METRICS_TOKEN: { kind: 'string' },
+  WEB_DIR: { kind: 'string', default: './web/dist' },
 } as const satisfies Record<string, Spec>
 
 export type SettingName = keyof typeof SETTINGS
@@ -134,6 +135,8 @@ export interface Config {
   messageBatchMax: number
   /** When set, GET /metrics needs `Authorization: Bearer <metricsToken>`. */
   metricsToken: string | undefined
+  /** The built web client served at `/` (nothing is served when it has no index.html). */
+  webDir: string
 }
 
 export class ConfigError extends Error {
@@ -267,6 +270,7 @@ export function loadConfig(raw: Raw = process.env): Config {
     },
     messageBatchMax: int('MESSAGE_BATCH_MAX'),
     metricsToken,
+    webDir: v.WEB_DIR as string,
   }
 }
 
