@@ -6,2694 +6,184 @@
 
 export interface paths {
   "/health": {
-    /** Liveness: the process answers */
-    get: {
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: {
-            "application/json": {
-              status: string;
-            };
-          };
-        };
-      };
-    };
+    /**
+     * Liveness: the process answers
+     * @description Always 200 while the process serves requests; it checks no dependency (see /ready).
+     */
+    get: operations["getHealth"];
   };
   "/ready": {
-    /** Readiness: 200 when the database and (if configured) Redis answer, else 503 */
-    get: {
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: {
-            "application/json": {
-              status: string;
-              database: "up" | "down" | "not configured";
-              broker: "up" | "down" | "not configured";
-            };
-          };
-        };
-        /** @description Default Response */
-        503: {
-          content: {
-            "application/json": {
-              status: string;
-              database: "up" | "down" | "not configured";
-              broker: "up" | "down" | "not configured";
-            };
-          };
-        };
-      };
-    };
+    /**
+     * Readiness: the database and (if configured) Redis answer
+     * @description 200 when the database answers and Redis, if configured, is connected; otherwise 503 with the same body (which dependency is down) and Retry-After, so a load balancer takes the instance out.
+     */
+    get: operations["getReadiness"];
   };
   "/metrics": {
-    /** Prometheus metrics */
-    get: {
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: never;
-        };
-      };
-    };
+    /**
+     * Prometheus metrics
+     * @description The Prometheus text exposition format. With METRICS_TOKEN set, only a request with `Authorization: Bearer <METRICS_TOKEN>` gets it (others get 401); unset, it is open to whoever reaches the port (docs/api.md says how to deploy either way).
+     */
+    get: operations["getMetrics"];
   };
   "/api/v1/auth/register": {
-    /** Create an account and sign in */
-    post: {
-      requestBody: {
-        content: {
-          "application/json": {
-            email: string;
-            password: string;
-            full_name: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        201: {
-          content: {
-            "application/json": {
-              user: components["schemas"]["def-0"];
-              access_token: string;
-              /** @enum {string} */
-              token_type: "bearer";
-              refresh_token: string;
-              /** @description access token lifetime in seconds */
-              expires_in: number;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        409: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
+    /**
+     * Create an account and sign in
+     * @description Creates the account and returns it with a first token pair. The email is compared case-insensitively (409 when taken). Limited per client address (REGISTER_MAX_PER_IP in REGISTER_WINDOW_SEC), announced in the RateLimit-* headers.
+     */
+    post: operations["register"];
   };
   "/api/v1/auth/login": {
-    /** Sign in with the OAuth2 password form (username, password) or JSON {email, password} */
-    post: {
-      requestBody: {
-        content: {
-          "application/json": {
-            email?: string;
-            username?: string;
-            password: string;
-          };
-          "application/x-www-form-urlencoded": {
-            email?: string;
-            username?: string;
-            password: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: {
-            "application/json": {
-              access_token: string;
-              /** @enum {string} */
-              token_type: "bearer";
-              refresh_token: string;
-              /** @description access token lifetime in seconds */
-              expires_in: number;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
+    /**
+     * Sign in with email and password
+     * @description Takes the OAuth2 password form (`username`, `password`) or JSON `{email, password}`; one of `email`/`username` is required (422 without). Failed attempts slow the address they come from (429 with Retry-After, growing) and never lock the account: docs/security.md.
+     */
+    post: operations["login"];
   };
   "/api/v1/auth/refresh": {
-    /** Trade a refresh token for a new pair (the old one is spent; reuse revokes its family) */
-    post: {
-      requestBody: {
-        content: {
-          "application/json": {
-            refresh_token: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: {
-            "application/json": {
-              access_token: string;
-              /** @enum {string} */
-              token_type: "bearer";
-              refresh_token: string;
-              /** @description access token lifetime in seconds */
-              expires_in: number;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
+    /**
+     * Trade a refresh token for a new token pair
+     * @description The refresh token is spent: a second use answers 401 and revokes every token rotated from the same login (reuse detection). Also takes the OAuth2 form `grant_type=refresh_token&refresh_token=…`.
+     */
+    post: operations["refreshToken"];
   };
   "/api/v1/auth/logout": {
-    /** Revoke a refresh token and every token rotated from the same login */
-    post: {
-      requestBody: {
-        content: {
-          "application/json": {
-            refresh_token: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        204: {
-          content: never;
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
+    /**
+     * Sign out: revoke a refresh token
+     * @description Revokes the refresh token and every token rotated from the same login. Always 204, also for an unknown or spent token (nothing to learn from it). Access tokens stay valid until they expire.
+     */
+    post: operations["logout"];
   };
   "/api/v1/auth/me": {
-    /** The signed-in user */
-    get: {
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: {
-            "application/json": {
-              /** Format: uuid */
-              id: string;
-              full_name: string;
-              /** Format: date-time */
-              created_at: string;
-              email: string;
-              is_active: boolean;
-              is_superuser: boolean;
-              /** Format: date-time */
-              updated_at: string;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
+    /**
+     * The signed-in user
+     * @description The account the bearer token belongs to, email and flags included.
+     */
+    get: operations["getMe"];
   };
   "/api/v1/users": {
-    /** Find people by name prefix, or by email prefix when the query contains "@" */
-    get: {
-      parameters: {
-        query: {
-          query: string;
-          limit: number;
-          cursor?: string;
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: {
-            "application/json": {
-              items: components["schemas"]["def-1"][];
-              next_cursor: string | null;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        503: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
+    /**
+     * Find people by name or email prefix
+     * @description Matches the start of the name, or of the email when `query` contains "@" (case-insensitive). An empty query lists everyone. Keyset pages: pass `next_cursor` back as `cursor`.
+     */
+    get: operations["searchUsers"];
   };
   "/api/v1/users/{id}": {
-    /** A public profile */
-    get: {
-      parameters: {
-        path: {
-          id: string;
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: {
-            "application/json": {
-              /** Format: uuid */
-              id: string;
-              full_name: string;
-              /** Format: date-time */
-              created_at: string;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        404: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        503: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
-    /** Superusers only: delete another user */
-    delete: {
-      parameters: {
-        path: {
-          id: string;
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        204: {
-          content: never;
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        403: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        404: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        503: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
-    /** Superusers only: change another user */
-    patch: {
-      parameters: {
-        path: {
-          id: string;
-        };
-      };
-      requestBody: {
-        content: {
-          "application/json": {
-            full_name?: string;
-            email?: string;
-            password?: string;
-            current_password?: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: {
-            "application/json": {
-              /** Format: uuid */
-              id: string;
-              full_name: string;
-              /** Format: date-time */
-              created_at: string;
-              email: string;
-              is_active: boolean;
-              is_superuser: boolean;
-              /** Format: date-time */
-              updated_at: string;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        403: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        404: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        409: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        503: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
+    /**
+     * A public profile
+     * @description Any active user's public profile (no email); 404 for a deleted or unknown id.
+     */
+    get: operations["getUser"];
+    /**
+     * Delete another user (superusers)
+     * @description As DELETE /users/me, for any user, without a password. 403 for everyone else.
+     */
+    delete: operations["deleteUser"];
+    /**
+     * Change another user (superusers)
+     * @description As PATCH /users/me, for another user, without `current_password`. 403 for everyone else.
+     */
+    patch: operations["updateUser"];
   };
   "/api/v1/users/me": {
-    /** Delete your account (requires the password) */
-    delete: {
-      requestBody: {
-        content: {
-          "application/json": {
-            password?: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        204: {
-          content: never;
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        503: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
-    /** Change your name, email or password (email and password need current_password) */
-    patch: {
-      requestBody: {
-        content: {
-          "application/json": {
-            full_name?: string;
-            email?: string;
-            password?: string;
-            current_password?: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: {
-            "application/json": {
-              /** Format: uuid */
-              id: string;
-              full_name: string;
-              /** Format: date-time */
-              created_at: string;
-              email: string;
-              is_active: boolean;
-              is_superuser: boolean;
-              /** Format: date-time */
-              updated_at: string;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        409: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        503: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
+    /**
+     * Delete your account
+     * @description Needs the correct `password` (422 otherwise). The account can no longer sign in, its email is freed, its sessions and open sockets end; its messages stay.
+     */
+    delete: operations["deleteMe"];
+    /**
+     * Change your name, email or password
+     * @description Send only what changes. Changing the email or the password needs the correct `current_password` (422 otherwise); an email already taken is a 409.
+     */
+    patch: operations["updateMe"];
   };
   "/api/v1/chat/conversations": {
-    /** The caller's conversations, most recent activity first */
-    get: {
-      parameters: {
-        query: {
-          limit: number;
-          cursor?: string;
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: {
-            "application/json": {
-              items: components["schemas"]["def-3"][];
-              next_cursor: string | null;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        503: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
-    /** Create or get the direct conversation with a user (201 created, 200 existed) */
-    post: {
-      requestBody: {
-        content: {
-          "application/json": {
-            /** Format: uuid */
-            recipient_id: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: {
-            "application/json": {
-              /** Format: uuid */
-              id: string;
-              kind: "direct" | "group";
-              title: string | null;
-              created_by: string | null;
-              last_seq: number;
-              /** Format: date-time */
-              last_activity_at: string;
-              /** Format: date-time */
-              created_at: string;
-              members: ({
-                  /** Format: uuid */
-                  user_id: string;
-                  full_name: string;
-                  role: "owner" | "admin" | "member";
-                  last_read_seq: number;
-                })[];
-              last_message: components["schemas"]["def-2"] | null;
-              unread_count: number;
-            };
-          };
-        };
-        /** @description Default Response */
-        201: {
-          content: {
-            "application/json": {
-              /** Format: uuid */
-              id: string;
-              kind: "direct" | "group";
-              title: string | null;
-              created_by: string | null;
-              last_seq: number;
-              /** Format: date-time */
-              last_activity_at: string;
-              /** Format: date-time */
-              created_at: string;
-              members: ({
-                  /** Format: uuid */
-                  user_id: string;
-                  full_name: string;
-                  role: "owner" | "admin" | "member";
-                  last_read_seq: number;
-                })[];
-              last_message: components["schemas"]["def-2"] | null;
-              unread_count: number;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        404: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        503: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
+    /**
+     * The caller's conversations
+     * @description Most recent activity first, each with its members, last message and unread count. Keyset pages: pass `next_cursor` back as `cursor`.
+     */
+    get: operations["listConversations"];
+    /**
+     * Create or get the direct conversation with a user
+     * @description There is one direct conversation per pair of users: 201 when this call created it, 200 when it existed (also under concurrent calls). 404 when the recipient does not exist.
+     */
+    post: operations["openDirectConversation"];
   };
   "/api/v1/chat/groups": {
-    /** Create a group owned by the caller */
-    post: {
-      requestBody: {
-        content: {
-          "application/json": {
-            title: string;
-            /** @default [] */
-            member_ids: string[];
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        201: {
-          content: {
-            "application/json": {
-              /** Format: uuid */
-              id: string;
-              kind: "direct" | "group";
-              title: string | null;
-              created_by: string | null;
-              last_seq: number;
-              /** Format: date-time */
-              last_activity_at: string;
-              /** Format: date-time */
-              created_at: string;
-              members: ({
-                  /** Format: uuid */
-                  user_id: string;
-                  full_name: string;
-                  role: "owner" | "admin" | "member";
-                  last_read_seq: number;
-                })[];
-              last_message: components["schemas"]["def-2"] | null;
-              unread_count: number;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        404: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        503: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
+    /**
+     * Create a group owned by the caller
+     * @description The caller is its owner; `member_ids` (optional) are added as members. At most 1000 members (GROUP_MAX_MEMBERS); 404 when a member does not exist.
+     */
+    post: operations["createGroup"];
   };
   "/api/v1/chat/conversations/{id}": {
-    /** One conversation */
-    get: {
-      parameters: {
-        path: {
-          id: string;
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: {
-            "application/json": {
-              /** Format: uuid */
-              id: string;
-              kind: "direct" | "group";
-              title: string | null;
-              created_by: string | null;
-              last_seq: number;
-              /** Format: date-time */
-              last_activity_at: string;
-              /** Format: date-time */
-              created_at: string;
-              members: ({
-                  /** Format: uuid */
-                  user_id: string;
-                  full_name: string;
-                  role: "owner" | "admin" | "member";
-                  last_read_seq: number;
-                })[];
-              last_message: components["schemas"]["def-2"] | null;
-              unread_count: number;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        404: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        503: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
-    /** Rename a group (admins) */
-    patch: {
-      parameters: {
-        path: {
-          id: string;
-        };
-      };
-      requestBody: {
-        content: {
-          "application/json": {
-            title: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: {
-            "application/json": {
-              /** Format: uuid */
-              id: string;
-              kind: "direct" | "group";
-              title: string | null;
-              created_by: string | null;
-              last_seq: number;
-              /** Format: date-time */
-              last_activity_at: string;
-              /** Format: date-time */
-              created_at: string;
-              members: ({
-                  /** Format: uuid */
-                  user_id: string;
-                  full_name: string;
-                  role: "owner" | "admin" | "member";
-                  last_read_seq: number;
-                })[];
-              last_message: components["schemas"]["def-2"] | null;
-              unread_count: number;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        403: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        404: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        503: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
+    /**
+     * One conversation
+     * @description With its members, last message and your unread count; 404 unless you are a member.
+     */
+    get: operations["getConversation"];
+    /**
+     * Rename a group
+     * @description Group owners and admins only (403 for other members); a direct conversation has no title (422).
+     */
+    patch: operations["renameGroup"];
   };
   "/api/v1/chat/conversations/{id}/members": {
-    /** Add a member to a group (admins); 201 added, 200 already a member */
-    post: {
-      parameters: {
-        path: {
-          id: string;
-        };
-      };
-      requestBody: {
-        content: {
-          "application/json": {
-            /** Format: uuid */
-            user_id: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: {
-            "application/json": {
-              /** Format: uuid */
-              user_id: string;
-              full_name: string;
-              role: "owner" | "admin" | "member";
-              last_read_seq: number;
-            };
-          };
-        };
-        /** @description Default Response */
-        201: {
-          content: {
-            "application/json": {
-              /** Format: uuid */
-              user_id: string;
-              full_name: string;
-              role: "owner" | "admin" | "member";
-              last_read_seq: number;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        403: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        404: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        503: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
+    /**
+     * Add a member to a group
+     * @description Group owners and admins only (403 otherwise). 201 when added, 200 when already a member; 422 for a full group (GROUP_MAX_MEMBERS) or a direct conversation, 404 for an unknown user.
+     */
+    post: operations["addMember"];
   };
   "/api/v1/chat/conversations/{id}/members/{user_id}": {
-    /** Remove a member (admins), or leave (yourself); an owner who leaves hands ownership on */
-    delete: {
-      parameters: {
-        path: {
-          id: string;
-          user_id: string;
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        204: {
-          content: never;
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        403: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        404: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        503: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
-    /** Make a member an admin or an admin a member (the group's owner) */
-    patch: {
-      parameters: {
-        path: {
-          id: string;
-          user_id: string;
-        };
-      };
-      requestBody: {
-        content: {
-          "application/json": {
-            role: "admin" | "member";
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: {
-            "application/json": {
-              /** Format: uuid */
-              user_id: string;
-              full_name: string;
-              role: "owner" | "admin" | "member";
-              last_read_seq: number;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        403: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        404: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        503: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
+    /**
+     * Remove a member, or leave
+     * @description Admins remove members; anyone may remove themselves (leave). An owner who leaves hands ownership on. A removed member sees nothing of the conversation afterwards.
+     */
+    delete: operations["removeMember"];
+    /**
+     * Change a member's role
+     * @description The group's owner makes a member an admin or an admin a member (403 for anyone else).
+     */
+    patch: operations["setMemberRole"];
   };
   "/api/v1/chat/conversations/{id}/messages": {
     /**
      * Message history
      * @description Items are always in ascending seq (oldest first). With after_seq, pages go forward (newer); with before_seq or no bound, they start at the newest and go backward (older). `cursor` continues in the same direction. skip/limit (offset paging) counts from the oldest message.
      */
-    get: {
-      parameters: {
-        query: {
-          before_seq?: number;
-          after_seq?: number;
-          skip?: number;
-          limit: number;
-          cursor?: string;
-        };
-        path: {
-          id: string;
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: {
-            "application/json": {
-              items: components["schemas"]["def-2"][];
-              next_cursor: string | null;
-              next_before_seq: number | null;
-              next_after_seq: number | null;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        404: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        503: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
-    /** Send a message (201); the same client_msg_id again returns the first one (200) */
-    post: {
-      parameters: {
-        path: {
-          id: string;
-        };
-      };
-      requestBody: {
-        content: {
-          "application/json": {
-            content: string;
-            client_msg_id?: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: {
-            "application/json": {
-              /** Format: uuid */
-              id: string;
-              /** Format: uuid */
-              conversation_id: string;
-              seq: number;
-              sender_id: string | null;
-              content: string;
-              client_msg_id: string | null;
-              /** Format: date-time */
-              created_at: string;
-              edited_at: string | null;
-              deleted_at: string | null;
-            };
-          };
-        };
-        /** @description Default Response */
-        201: {
-          content: {
-            "application/json": {
-              /** Format: uuid */
-              id: string;
-              /** Format: uuid */
-              conversation_id: string;
-              seq: number;
-              sender_id: string | null;
-              content: string;
-              client_msg_id: string | null;
-              /** Format: date-time */
-              created_at: string;
-              edited_at: string | null;
-              deleted_at: string | null;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        404: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        503: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
+    get: operations["listMessages"];
+    /**
+     * Send a message
+     * @description Stored with the next `seq` of the conversation and delivered to its members' sockets. 201 when stored; 200 with the first message when `client_msg_id` was already used (a safe retry). Sends per user are limited (MESSAGE_RATE_PER_SEC, burst MESSAGE_RATE_BURST): 429 with Retry-After.
+     */
+    post: operations["sendMessage"];
   };
   "/api/v1/chat/messages/{id}": {
-    /** Delete a message (sender or group admin); leaves a tombstone with its seq */
-    delete: {
-      parameters: {
-        path: {
-          id: string;
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: {
-            "application/json": {
-              /** Format: uuid */
-              id: string;
-              /** Format: uuid */
-              conversation_id: string;
-              seq: number;
-              sender_id: string | null;
-              content: string;
-              client_msg_id: string | null;
-              /** Format: date-time */
-              created_at: string;
-              edited_at: string | null;
-              deleted_at: string | null;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        403: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        404: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        503: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
-    /** Edit your message */
-    patch: {
-      parameters: {
-        path: {
-          id: string;
-        };
-      };
-      requestBody: {
-        content: {
-          "application/json": {
-            content: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: {
-            "application/json": {
-              /** Format: uuid */
-              id: string;
-              /** Format: uuid */
-              conversation_id: string;
-              seq: number;
-              sender_id: string | null;
-              content: string;
-              client_msg_id: string | null;
-              /** Format: date-time */
-              created_at: string;
-              edited_at: string | null;
-              deleted_at: string | null;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        403: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        404: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        409: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        503: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
+    /**
+     * Delete a message
+     * @description Its sender, or an admin of the group, may delete it (403 otherwise). It stays as a tombstone (`deleted_at` set, content emptied) so `seq` stays gapless; the tombstone is returned.
+     */
+    delete: operations["deleteMessage"];
+    /**
+     * Edit your message
+     * @description Only its sender may edit it (403); a deleted message cannot be edited (409).
+     */
+    patch: operations["editMessage"];
   };
   "/api/v1/chat/conversations/{id}/read": {
-    /** Move your read marker forward (never back) */
-    post: {
-      parameters: {
-        path: {
-          id: string;
-        };
-      };
-      requestBody: {
-        content: {
-          "application/json": {
-            seq: number;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          content: {
-            "application/json": {
-              last_read_seq: number;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        404: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        503: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
+    /**
+     * Mark messages as read
+     * @description Moves your read marker to `seq` (capped at the last message); it never moves back, so the answer is the marker as it now stands.
+     */
+    post: operations["markRead"];
   };
   "/api/v1/chat/ws-ticket": {
-    /** A single-use ticket for opening a WebSocket from a browser (?ticket=), valid 30 s */
-    post: {
-      responses: {
-        /** @description Default Response */
-        201: {
-          content: {
-            "application/json": {
-              ticket: string;
-              expires_in: number;
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        401: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        422: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        429: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        503: {
-          content: {
-            "application/json": {
-              type: string;
-              title: string;
-              status: number;
-              detail?: string;
-              instance?: string;
-              errors?: {
-                  path: string;
-                  message: string;
-                }[];
-            };
-          };
-        };
-      };
-    };
+    /**
+     * A ticket for opening a WebSocket from a browser
+     * @description Browsers cannot set an Authorization header on a WebSocket: they open `/api/v1/chat/ws?ticket=…` with this single-use ticket instead, within WS_TICKET_TTL seconds. Limited per user (TICKET_MAX_PER_USER in TICKET_WINDOW_SEC), announced in the RateLimit-* headers.
+     */
+    post: operations["createWsTicket"];
   };
 }
 
@@ -2701,29 +191,27 @@ export type webhooks = Record<string, never>;
 
 export interface components {
   schemas: {
-    /** PrivateUser */
-    "def-0": {
+    /**
+     * PublicUser
+     * @description What any signed-in user may see of another
+     */
+    PublicUser: {
       /** Format: uuid */
       id: string;
       full_name: string;
       /** Format: date-time */
       created_at: string;
-      email: string;
-      is_active: boolean;
-      is_superuser: boolean;
-      /** Format: date-time */
-      updated_at: string;
     };
-    /** PublicUser */
-    "def-1": {
+    /** Member */
+    Member: {
       /** Format: uuid */
-      id: string;
+      user_id: string;
       full_name: string;
-      /** Format: date-time */
-      created_at: string;
+      role: "owner" | "admin" | "member";
+      last_read_seq: number;
     };
     /** Message */
-    "def-2": {
+    Message: {
       /** Format: uuid */
       id: string;
       /** Format: uuid */
@@ -2738,7 +226,7 @@ export interface components {
       deleted_at: string | null;
     };
     /** Conversation */
-    "def-3": {
+    Conversation: {
       /** Format: uuid */
       id: string;
       kind: "direct" | "group";
@@ -2749,15 +237,113 @@ export interface components {
       last_activity_at: string;
       /** Format: date-time */
       created_at: string;
-      members: ({
-          /** Format: uuid */
-          user_id: string;
-          full_name: string;
-          role: "owner" | "admin" | "member";
-          last_read_seq: number;
-        })[];
-      last_message: components["schemas"]["def-2"] | null;
+      members: components["schemas"]["Member"][];
+      last_message: components["schemas"]["Message"] | null;
       unread_count: number;
+    };
+    /** Health */
+    Health: {
+      /** @enum {string} */
+      status: "ok";
+    };
+    /** Readiness */
+    Readiness: {
+      status: "ready" | "unavailable";
+      database: "up" | "down" | "not configured";
+      broker: "up" | "down" | "not configured";
+    };
+    /**
+     * Problem
+     * @description RFC 9457 problem details (application/problem+json)
+     */
+    Problem: {
+      /** @description A relative URI naming the problem: `/problems/<code>` */
+      type: string;
+      title: string;
+      status: number;
+      detail?: string;
+      /** @description The request path */
+      instance?: string;
+      /** @description One entry per invalid field (validation_failed) */
+      errors?: {
+          /** @description JSON pointer into the request: `/body/email` */
+          path: string;
+          message: string;
+        }[];
+    };
+    /**
+     * Registration
+     * @description The new account and its first tokens
+     */
+    Registration: {
+      user: components["schemas"]["PrivateUser"];
+      /** @description HS256 JWT for `Authorization: Bearer` */
+      access_token: string;
+      /** @enum {string} */
+      token_type: "bearer";
+      /** @description Single use: /auth/refresh spends it and returns a new one */
+      refresh_token: string;
+      /** @description access token lifetime in seconds */
+      expires_in: number;
+    };
+    /**
+     * PrivateUser
+     * @description A user as they (or a superuser) see themselves
+     */
+    PrivateUser: {
+      /** Format: uuid */
+      id: string;
+      full_name: string;
+      /** Format: date-time */
+      created_at: string;
+      email: string;
+      is_active: boolean;
+      is_superuser: boolean;
+      /** Format: date-time */
+      updated_at: string;
+    };
+    /** TokenPair */
+    TokenPair: {
+      /** @description HS256 JWT for `Authorization: Bearer` */
+      access_token: string;
+      /** @enum {string} */
+      token_type: "bearer";
+      /** @description Single use: /auth/refresh spends it and returns a new one */
+      refresh_token: string;
+      /** @description access token lifetime in seconds */
+      expires_in: number;
+    };
+    /** UserPage */
+    UserPage: {
+      items: components["schemas"]["PublicUser"][];
+      /** @description Pass as `cursor` for the next page; null on the last page */
+      next_cursor: string | null;
+    };
+    /** ConversationPage */
+    ConversationPage: {
+      items: components["schemas"]["Conversation"][];
+      /** @description Pass as `cursor` for the next page; null on the last page */
+      next_cursor: string | null;
+    };
+    /** MessageHistory */
+    MessageHistory: {
+      /** @description Ascending seq (oldest first) */
+      items: components["schemas"]["Message"][];
+      /** @description Pass as `cursor` for the next page in the same direction; null at the end */
+      next_cursor: string | null;
+      next_before_seq: number | null;
+      next_after_seq: number | null;
+    };
+    /** ReadMarker */
+    ReadMarker: {
+      last_read_seq: number;
+    };
+    /** WsTicket */
+    WsTicket: {
+      /** @description Pass as `?ticket=` when opening the socket; single use */
+      ticket: string;
+      /** @description Seconds the ticket stays valid */
+      expires_in: number;
     };
   };
   responses: never;
@@ -2771,4 +357,1777 @@ export type $defs = Record<string, never>;
 
 export type external = Record<string, never>;
 
-export type operations = Record<string, never>;
+export interface operations {
+
+  /**
+   * Liveness: the process answers
+   * @description Always 200 while the process serves requests; it checks no dependency (see /ready).
+   */
+  getHealth: {
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Health"];
+        };
+      };
+    };
+  };
+  /**
+   * Readiness: the database and (if configured) Redis answer
+   * @description 200 when the database answers and Redis, if configured, is connected; otherwise 503 with the same body (which dependency is down) and Retry-After, so a load balancer takes the instance out.
+   */
+  getReadiness: {
+    responses: {
+      /** @description Ready to serve */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Readiness"];
+        };
+      };
+      /** @description A dependency is down */
+      503: {
+        headers: {
+          /** @description Seconds before asking again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Readiness"];
+        };
+      };
+    };
+  };
+  /**
+   * Prometheus metrics
+   * @description The Prometheus text exposition format. With METRICS_TOKEN set, only a request with `Authorization: Bearer <METRICS_TOKEN>` gets it (others get 401); unset, it is open to whoever reaches the port (docs/api.md says how to deploy either way).
+   */
+  getMetrics: {
+    responses: {
+      /** @description Metrics in the Prometheus text format */
+      200: {
+        content: {
+          "text/plain": string;
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Create an account and sign in
+   * @description Creates the account and returns it with a first token pair. The email is compared case-insensitively (409 when taken). Limited per client address (REGISTER_MAX_PER_IP in REGISTER_WINDOW_SEC), announced in the RateLimit-* headers.
+   */
+  register: {
+    requestBody: {
+      content: {
+        "application/json": {
+          email: string;
+          password: string;
+          full_name: string;
+        };
+      };
+    };
+    responses: {
+      /** @description The account and its first tokens */
+      201: {
+        headers: {
+          /** @description Requests allowed in the window */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in the window */
+          "RateLimit-Remaining"?: number;
+          /** @description Seconds until the window resets */
+          "RateLimit-Reset"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["Registration"];
+        };
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Conflicts with the current state */
+      409: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Too many requests: wait Retry-After seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+          /** @description Requests allowed in the window */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in the window */
+          "RateLimit-Remaining"?: number;
+          /** @description Seconds until the window resets */
+          "RateLimit-Reset"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Sign in with email and password
+   * @description Takes the OAuth2 password form (`username`, `password`) or JSON `{email, password}`; one of `email`/`username` is required (422 without). Failed attempts slow the address they come from (429 with Retry-After, growing) and never lock the account: docs/security.md.
+   */
+  login: {
+    requestBody: {
+      content: {
+        "application/json": {
+          email?: string;
+          username?: string;
+          password: string;
+        };
+        "application/x-www-form-urlencoded": {
+          email?: string;
+          username?: string;
+          password: string;
+        };
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["TokenPair"];
+        };
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Too many requests: wait Retry-After seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+          /** @description Requests allowed in the window */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in the window */
+          "RateLimit-Remaining"?: number;
+          /** @description Seconds until the window resets */
+          "RateLimit-Reset"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Trade a refresh token for a new token pair
+   * @description The refresh token is spent: a second use answers 401 and revokes every token rotated from the same login (reuse detection). Also takes the OAuth2 form `grant_type=refresh_token&refresh_token=…`.
+   */
+  refreshToken: {
+    requestBody: {
+      content: {
+        "application/json": {
+          refresh_token: string;
+        };
+        "application/x-www-form-urlencoded": {
+          refresh_token: string;
+        };
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["TokenPair"];
+        };
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Sign out: revoke a refresh token
+   * @description Revokes the refresh token and every token rotated from the same login. Always 204, also for an unknown or spent token (nothing to learn from it). Access tokens stay valid until they expire.
+   */
+  logout: {
+    requestBody: {
+      content: {
+        "application/json": {
+          refresh_token: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Signed out */
+      204: {
+        content: never;
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * The signed-in user
+   * @description The account the bearer token belongs to, email and flags included.
+   */
+  getMe: {
+    responses: {
+      /** @description A user as they (or a superuser) see themselves */
+      200: {
+        content: {
+          "application/json": components["schemas"]["PrivateUser"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Find people by name or email prefix
+   * @description Matches the start of the name, or of the email when `query` contains "@" (case-insensitive). An empty query lists everyone. Keyset pages: pass `next_cursor` back as `cursor`.
+   */
+  searchUsers: {
+    parameters: {
+      query?: {
+        query?: string;
+        limit?: number;
+        cursor?: string;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["UserPage"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * A public profile
+   * @description Any active user's public profile (no email); 404 for a deleted or unknown id.
+   */
+  getUser: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description What any signed-in user may see of another */
+      200: {
+        content: {
+          "application/json": components["schemas"]["PublicUser"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Delete another user (superusers)
+   * @description As DELETE /users/me, for any user, without a password. 403 for everyone else.
+   */
+  deleteUser: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description Deleted */
+      204: {
+        content: never;
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Change another user (superusers)
+   * @description As PATCH /users/me, for another user, without `current_password`. 403 for everyone else.
+   */
+  updateUser: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          full_name?: string;
+          email?: string;
+          password?: string;
+          current_password?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description A user as they (or a superuser) see themselves */
+      200: {
+        content: {
+          "application/json": components["schemas"]["PrivateUser"];
+        };
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Conflicts with the current state */
+      409: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Delete your account
+   * @description Needs the correct `password` (422 otherwise). The account can no longer sign in, its email is freed, its sessions and open sockets end; its messages stay.
+   */
+  deleteMe: {
+    requestBody: {
+      content: {
+        "application/json": {
+          password?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Deleted */
+      204: {
+        content: never;
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Change your name, email or password
+   * @description Send only what changes. Changing the email or the password needs the correct `current_password` (422 otherwise); an email already taken is a 409.
+   */
+  updateMe: {
+    requestBody: {
+      content: {
+        "application/json": {
+          full_name?: string;
+          email?: string;
+          password?: string;
+          current_password?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description A user as they (or a superuser) see themselves */
+      200: {
+        content: {
+          "application/json": components["schemas"]["PrivateUser"];
+        };
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Conflicts with the current state */
+      409: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * The caller's conversations
+   * @description Most recent activity first, each with its members, last message and unread count. Keyset pages: pass `next_cursor` back as `cursor`.
+   */
+  listConversations: {
+    parameters: {
+      query?: {
+        limit?: number;
+        cursor?: string;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["ConversationPage"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Create or get the direct conversation with a user
+   * @description There is one direct conversation per pair of users: 201 when this call created it, 200 when it existed (also under concurrent calls). 404 when the recipient does not exist.
+   */
+  openDirectConversation: {
+    requestBody: {
+      content: {
+        "application/json": {
+          /** Format: uuid */
+          recipient_id: string;
+        };
+      };
+    };
+    responses: {
+      /** @description It existed */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Conversation"];
+        };
+      };
+      /** @description Created */
+      201: {
+        content: {
+          "application/json": components["schemas"]["Conversation"];
+        };
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Create a group owned by the caller
+   * @description The caller is its owner; `member_ids` (optional) are added as members. At most 1000 members (GROUP_MAX_MEMBERS); 404 when a member does not exist.
+   */
+  createGroup: {
+    requestBody: {
+      content: {
+        "application/json": {
+          title: string;
+          /** @default [] */
+          member_ids?: string[];
+        };
+      };
+    };
+    responses: {
+      /** @description Created */
+      201: {
+        content: {
+          "application/json": components["schemas"]["Conversation"];
+        };
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * One conversation
+   * @description With its members, last message and your unread count; 404 unless you are a member.
+   */
+  getConversation: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Conversation"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Rename a group
+   * @description Group owners and admins only (403 for other members); a direct conversation has no title (422).
+   */
+  renameGroup: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          title: string;
+        };
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Conversation"];
+        };
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Add a member to a group
+   * @description Group owners and admins only (403 otherwise). 201 when added, 200 when already a member; 422 for a full group (GROUP_MAX_MEMBERS) or a direct conversation, 404 for an unknown user.
+   */
+  addMember: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          /** Format: uuid */
+          user_id: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Already a member */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Member"];
+        };
+      };
+      /** @description Added */
+      201: {
+        content: {
+          "application/json": components["schemas"]["Member"];
+        };
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Remove a member, or leave
+   * @description Admins remove members; anyone may remove themselves (leave). An owner who leaves hands ownership on. A removed member sees nothing of the conversation afterwards.
+   */
+  removeMember: {
+    parameters: {
+      path: {
+        id: string;
+        user_id: string;
+      };
+    };
+    responses: {
+      /** @description Removed */
+      204: {
+        content: never;
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Change a member's role
+   * @description The group's owner makes a member an admin or an admin a member (403 for anyone else).
+   */
+  setMemberRole: {
+    parameters: {
+      path: {
+        id: string;
+        user_id: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          role: "admin" | "member";
+        };
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Member"];
+        };
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Message history
+   * @description Items are always in ascending seq (oldest first). With after_seq, pages go forward (newer); with before_seq or no bound, they start at the newest and go backward (older). `cursor` continues in the same direction. skip/limit (offset paging) counts from the oldest message.
+   */
+  listMessages: {
+    parameters: {
+      query?: {
+        before_seq?: number;
+        after_seq?: number;
+        skip?: number;
+        limit?: number;
+        cursor?: string;
+      };
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["MessageHistory"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Send a message
+   * @description Stored with the next `seq` of the conversation and delivered to its members' sockets. 201 when stored; 200 with the first message when `client_msg_id` was already used (a safe retry). Sends per user are limited (MESSAGE_RATE_PER_SEC, burst MESSAGE_RATE_BURST): 429 with Retry-After.
+   */
+  sendMessage: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          /** @description The text: at most 4000 characters (MESSAGE_MAX_CHARS) once trimmed, not blank */
+          content: string;
+          /** @description Your id for this send: the same id again returns the first message instead of a second one */
+          client_msg_id?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Sent before with this client_msg_id */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Message"];
+        };
+      };
+      /** @description Stored */
+      201: {
+        content: {
+          "application/json": components["schemas"]["Message"];
+        };
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Too many requests: wait Retry-After seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Delete a message
+   * @description Its sender, or an admin of the group, may delete it (403 otherwise). It stays as a tombstone (`deleted_at` set, content emptied) so `seq` stays gapless; the tombstone is returned.
+   */
+  deleteMessage: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Message"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Edit your message
+   * @description Only its sender may edit it (403); a deleted message cannot be edited (409).
+   */
+  editMessage: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          /** @description The text: at most 4000 characters (MESSAGE_MAX_CHARS) once trimmed, not blank */
+          content: string;
+        };
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Message"];
+        };
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Conflicts with the current state */
+      409: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Mark messages as read
+   * @description Moves your read marker to `seq` (capped at the last message); it never moves back, so the answer is the marker as it now stands.
+   */
+  markRead: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          /** Format: int64 */
+          seq: number;
+        };
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["ReadMarker"];
+        };
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * A ticket for opening a WebSocket from a browser
+   * @description Browsers cannot set an Authorization header on a WebSocket: they open `/api/v1/chat/ws?ticket=…` with this single-use ticket instead, within WS_TICKET_TTL seconds. Limited per user (TICKET_MAX_PER_USER in TICKET_WINDOW_SEC), announced in the RateLimit-* headers.
+   */
+  createWsTicket: {
+    responses: {
+      /** @description The ticket */
+      201: {
+        headers: {
+          /** @description Requests allowed in the window */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in the window */
+          "RateLimit-Remaining"?: number;
+          /** @description Seconds until the window resets */
+          "RateLimit-Reset"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["WsTicket"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Too many requests: wait Retry-After seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+          /** @description Requests allowed in the window */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in the window */
+          "RateLimit-Remaining"?: number;
+          /** @description Seconds until the window resets */
+          "RateLimit-Reset"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+}
