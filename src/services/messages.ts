@@ -91,7 +91,7 @@ export class MessageService {
       const msg = await this.visibleMessage(tx, userId, messageId)
       if (msg.senderId !== userId) throw new ForbiddenError('only the sender may edit a message')
       if (msg.deletedAt) throw new ConflictError('the message was deleted')
-      return store.editMessage(tx, messageId, text)
+      return store.editMessage(tx, msg, text)
     })
     const view = toMessageView(row)
     this.broker.publish({ type: 'message.updated', conversation_id: row.conversationId, message: view })
@@ -110,7 +110,7 @@ export class MessageService {
         if (!admin) throw new ForbiddenError('only the sender or a group admin may delete a message')
       }
       if (msg.deletedAt) return { row: msg, changed: false }
-      return { row: await store.tombstoneMessage(tx, messageId), changed: true }
+      return { row: await store.tombstoneMessage(tx, msg), changed: true }
     })
     const view = toMessageView(row)
     if (changed)
