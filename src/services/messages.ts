@@ -12,6 +12,7 @@ import type { MessageView } from '../protocol/message.js'
 import { findConversation } from '../store/conversations.js'
 import type { Db } from '../store/db.js'
 import * as store from '../store/messages.js'
+import { primaryReads, type Reads } from '../store/read-replica.js'
 import { advanceReadMarker } from '../store/reads.js'
 import type { MessageRow } from '../store/schema.js'
 import type { ConversationService } from './conversations.js'
@@ -60,6 +61,8 @@ export class MessageService {
     private readonly broker: Broker,
     private readonly conversations: ConversationService,
     private readonly limits: MessageLimits,
+    /** History pages and resume reads: a replica when one is configured (it serves only fresh reads). */
+    private readonly reads: Reads = primaryReads(db),
   ) {
     this.writer = new MessageWriter(db, limits.batchMax, (created, versions) =>
       this.publishCreated(created, versions),
@@ -152,9 +155,12 @@ export class MessageService {
     const limit = q.limit ?? HISTORY_DEFAULT_LIMIT
     const bound = pageBound(q)
     // Membership rides in the page query (one round trip); an empty page may mean "not a
-    // member", which the explicit check then turns into 404.
-    const rows = await store.messagePage(this.db, conversationId, userId, bound, limit + 1)
-    if (rows.length === 0) await this.conversations.requireMember(userId, conversationId)
+    // member", which the explicit check (on the same database) then turns into 404.
+    const rows = await this.reads.fresh('history', async (db) => {
+      const page = await store.messagePage(db, conversationId, userId, bound, limit + 1)
+      if (page.length === 0) await this.conversations.requireMember(userId, conversationId, db)
+      return page
+    })
     if (bound.kind !== 'before') return forwardPage(rows, limit)
     const items = rows.slice(0, limit).reverse()
     const first = items[0]
@@ -178,7 +184,9 @@ export class MessageService {
     limit: number,
     userId: string,
   ): Promise<MessageView[]> {
-    const rows = await store.messagesAfterFor(this.db, conversationId, userId, afterSeq, limit)
+    const rows = await this.reads.fresh('resume', (db) =>
+      store.messagesAfterFor(db, conversationId, userId, afterSeq, limit),
+    )
     return rows.map(toMessageView)
   }
 

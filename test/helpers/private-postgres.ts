@@ -39,6 +39,18 @@ export class PrivatePostgres {
     return pg
   }
 
+  /**
+   * A hot standby of this (running) server on `port`: `pg_basebackup -R` (which writes
+   * standby.signal and primary_conninfo) into a data directory of its own, not started yet.
+   * The default pg_hba.conf of initdb lets 127.0.0.1 replicate with trust auth.
+   */
+  async replicaAsync(port: number): Promise<PrivatePostgres> {
+    const replica = new PrivatePostgres(port, false)
+    const source = ['-h', '127.0.0.1', '-p', String(this.port), '-U', 'postgres']
+    await replica.runAsync('pg_basebackup', [...source, '-D', replica.dir, '-R', '-X', 'stream', '--no-sync'])
+    return replica
+  }
+
   get url(): string {
     return `postgres://postgres@127.0.0.1:${this.port}/postgres`
   }

@@ -1,0 +1,248 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { sql } from 'drizzle-orm'
+import { drizzle } from 'drizzle-orm/postgres-js'
+import postgres from 'postgres'
+import { isDatabaseUnavailable } from '../errors.js'
+import { type Db, rowsOf } from './db.js'
+import * as schema from './schema.js'
+
+/** What a routed read is, for the metrics (`chat_db_reads_total{read}`). */
+export type ReadKind = 'history' | 'resume' | 'conversations' | 'users'
+
+/** A configured replica's state: in use, or bypassed and why. */
+export type ReplicaState = 'up' | 'down' | 'lagging' | 'not_replica'
+
+/**
+ * Why a read went to the primary although a replica is configured: the replica is bypassed
+ * (its state), it did not replay the primary's position within the wait, or the read failed there.
+ */
+export type FallbackReason = Exclude<ReplicaState, 'up'> | 'wait' | 'error'
+
+/**
+ * Where the reads that may be served by a replica go. The services pick which reads pass through
+ * here (history pages, resume, conversation lists, user search); every other read and every
+ * write uses the primary directly.
+ */
+export interface Reads {
+  /**
+   * Runs `read` on a database that holds every commit made before this call: the replica once
+   * it has replayed the primary's WAL up to where it stands now, otherwise the primary. So a page
+   * read here never misses a message the client may already have seen.
+   */
+  fresh<T>(kind: ReadKind, read: (db: Db) => Promise<T>): Promise<T>
+  /** Counters and the replica's state, for /metrics. */
+  stats(): ReadStats
+  close(): Promise<void>
+}
+
+export interface ReadStats {
+  replica: 'none' | ReplicaState
+  /** Seconds the replica is behind (time since the oldest primary position it has not replayed). */
+  lagSeconds: number
+  lagBytes: number
+  reads: Map<string, number>
+  fallbacks: Map<FallbackReason, number>
+}
+
+/** Pause between two asks of the replica's position while a read waits for it. */
+const POLL_MS = 2
+/** Primary positions kept to measure the lag; past this the newer ones are thinned out. */
+const MAX_PENDING = 1000
+
+const count = <K>(map: Map<K, number>, key: K) => map.set(key, (map.get(key) ?? 0) + 1)
+
+/** No replica: every read on the primary. */
+export function primaryReads(primary: Db): Reads {
+  const reads = new Map<string, number>()
+  return {
+    fresh: (kind, read) => {
+      count(reads, `primary/${kind}`)
+      return read(primary)
+    },
+    stats: () => ({ replica: 'none', lagSeconds: 0, lagBytes: 0, reads, fallbacks: new Map() }),
+    close: async () => {},
+  }
+}
+
+export interface ReplicaOptions {
+  url: string
+  poolSize: number
+  /** A replica further behind than this is bypassed until it catches up. */
+  maxLagMs: number
+  /** How long one read waits for the replica to replay the primary's position before using the primary. */
+  waitMs: number
+  /** How often the replica's state and lag are measured. */
+  checkEveryMs: number
+  log: { warn(fields: object, msg: string): void; info(fields: object, msg: string): void }
+}
+
+/** `X/Y` (a pg_lsn as text) as a number of bytes. */
+export function parseLsn(text: string): bigint {
+  const [hi, lo] = text.split('/')
+  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`)
+}
+
+/**
+ * A streaming replica in front of the primary. Freshness is decided by WAL position, not by
+ * guessing: a read first takes the primary's flushed WAL position (`pg_current_wal_flush_lsn()`,
+ * which covers every acknowledged commit; the replica is sent WAL only up to it) and runs on the
+ * replica only once `pg_last_wal_replay_lsn()` there has reached it. A background check measures
+ * the lag and marks the replica down or lagging, and then it is bypassed without being asked.
+ */
+export class ReplicaReads implements Reads {
+  private readonly client: postgres.Sql
+  private readonly replica: Db
+  private state: ReplicaState = 'up'
+  /** The highest replay position seen: it only moves forward, so it answers without asking again. */
+  private replayed = 0n
+  private inflight: Promise<bigint> | undefined
+  /** Primary positions seen and when, oldest first, until the replica has replayed them: the lag. */
+  private pending: { at: number; lsn: bigint }[] = []
+  private lagBytes = 0
+  private readonly reads = new Map<string, number>()
+  private readonly fallbacks = new Map<FallbackReason, number>()
+  private readonly timer: NodeJS.Timeout
+  private checking: Promise<void> | undefined
+
+  constructor(
+    private readonly primary: Db,
+    private readonly opts: ReplicaOptions,
+  ) {
+    this.client = postgres(opts.url, {
+      max: opts.poolSize,
+      onnotice: () => {},
+      connect_timeout: 2,
+      // Tells the replica's pg_stat_activity (and its operators) which pool a connection is.
+      connection: { application_name: 'chat-api-read' },
+    })
+    this.replica = drizzle(this.client, { schema }) as unknown as Db
+    this.timer = setInterval(() => void this.check(), opts.checkEveryMs)
+    this.timer.unref()
+  }
+
+  /** Measures the replica once (also run every `checkEveryMs`); resolves when done. */
+  check(): Promise<void> {
+    this.checking ??= this.measure().finally(() => {
+      this.checking = undefined
+    })
+    return this.checking
+  }
+
+  async fresh<T>(kind: ReadKind, read: (db: Db) => Promise<T>): Promise<T> {
+    if (this.state !== 'up') return this.onPrimary(kind, this.state, read)
+    const target = await this.primaryPosition()
+    if (!(await this.reached(target)))
+      return this.onPrimary(kind, this.state === 'up' ? 'wait' : this.state, read)
+    try {
+      const result = await read(this.replica)
+      count(this.reads, `replica/${kind}`)
+      return result
+    } catch (err) {
+      // A standby may cancel a query that conflicts with replay; any failure is retried where
+      // it can succeed, and a lost connection takes the replica out until a check finds it back.
+      if (isDatabaseUnavailable(err)) this.markDown(err)
+      return this.onPrimary(kind, 'error', read)
+    }
+  }
+
+  stats(): ReadStats {
+    const oldest = this.pending[0]
+    return {
+      replica: this.state,
+      lagSeconds: oldest ? (Date.now() - oldest.at) / 1000 : 0,
+      lagBytes: this.lagBytes,
+      reads: this.reads,
+      fallbacks: this.fallbacks,
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer)
+    await this.checking
+    await this.client.end({ timeout: 5 })
+  }
+
+  private onPrimary<T>(kind: ReadKind, reason: FallbackReason, read: (db: Db) => Promise<T>): Promise<T> {
+    count(this.fallbacks, reason)
+    count(this.reads, `primary/${kind}`)
+    return read(this.primary)
+  }
+
+  private async primaryPosition(): Promise<bigint> {
+    const [row] = rowsOf(await this.primary.execute(sql`select pg_current_wal_flush_lsn()::text as lsn`))
+    return parseLsn(String(row?.lsn))
+  }
+
+  /** Waits (at most `waitMs`) until the replica has replayed `target`; false if it has not. */
+  private async reached(target: bigint): Promise<boolean> {
+    const deadline = Date.now() + this.opts.waitMs
+    while (this.replayed < target) {
+      if (Date.now() >= deadline || this.state !== 'up') return false
+      try {
+        if ((await this.replayPosition()) >= target) return true
+      } catch (err) {
+        this.markDown(err)
+        return false
+      }
+      // Streaming on a LAN replays a commit within a millisecond or so: ask again shortly.
+      await sleep(Math.max(0, Math.min(POLL_MS, deadline - Date.now())))
+    }
+    return true
+  }
+
+  /** The replica's replay position; concurrent callers share one query. */
+  private replayPosition(): Promise<bigint> {
+    this.inflight ??= (async () => {
+      try {
+        const [row] = await this.client`select pg_last_wal_replay_lsn()::text as lsn`
+        if (!row?.lsn) throw new Error('not a standby: pg_last_wal_replay_lsn() is null')
+        const lsn = parseLsn(String(row.lsn))
+        if (lsn > this.replayed) this.replayed = lsn
+        return this.replayed
+      } finally {
+        this.inflight = undefined
+      }
+    })()
+    return this.inflight
+  }
+
+  private async measure(): Promise<void> {
+    let primaryAt: bigint
+    try {
+      primaryAt = await this.primaryPosition()
+    } catch {
+      return // the primary's own outage is reported by /ready; nothing to learn about the replica
+    }
+    const now = Date.now()
+    if (this.pending.at(-1)?.lsn !== primaryAt) this.pending.push({ at: now, lsn: primaryAt })
+    // The oldest entry sets the lag; dropping the second keeps memory flat during a long outage.
+    if (this.pending.length > MAX_PENDING) this.pending.splice(1, 1)
+    try {
+      const [row] = await this.client`select pg_is_in_recovery() as standby`
+      if (!row?.standby) return this.setState('not_replica', {})
+      await this.replayPosition()
+    } catch (err) {
+      return this.markDown(err)
+    }
+    this.pending = this.pending.filter((p) => p.lsn > this.replayed)
+    this.lagBytes = Math.max(0, Number(primaryAt - this.replayed))
+    const lagMs = this.pending[0] ? now - this.pending[0].at : 0
+    this.setState(lagMs > this.opts.maxLagMs ? 'lagging' : 'up', { lagMs })
+  }
+
+  private markDown(err: unknown): void {
+    this.setState('down', { err: err instanceof Error ? err.message : String(err) })
+  }
+
+  private setState(next: ReplicaState, fields: object): void {
+    if (next === this.state) return
+    const was = this.state
+    this.state = next
+    if (next === 'up') this.opts.log.info({ was, ...fields }, 'read replica back in use')
+    else
+      this.opts.log.warn(
+        { state: next, ...fields },
+        `read replica bypassed (${next}): reads go to the primary`,
+      )
+  }
+}
