@@ -6,8 +6,11 @@ import postgres from 'postgres'
 import { newId } from '../src/lib/ids.js'
 import { openDatabase } from '../src/store/db.js'
 import { type SendRequest, storeBatch } from '../src/store/message-batch.js'
+import { messagePage } from '../src/store/messages.js'
+import { primaryReads, ReplicaReads } from '../src/store/read-replica.js'
 import { migrateUpTo } from '../test/helpers/migrations.js'
 import { createTestDatabase } from '../test/helpers/pg.js'
+import { PrivatePostgres } from '../test/helpers/private-postgres.js'
 import { PrivateRedis } from '../test/helpers/private-redis.js'
 import { freePort } from '../test/helpers/ws-client.js'
 
@@ -18,6 +21,7 @@ import { freePort } from '../test/helpers/ws-client.js'
  *   npx tsx bench/scaling.ts subscriptions             Redis memory and time per channel subscription
  *   npx tsx bench/scaling.ts inserts                   PostgreSQL rows/s on the message insert path
  *   npx tsx bench/scaling.ts migration                 time of migration 0005 per million messages
+ *   npx tsx bench/scaling.ts replica                   history reads through a replica while writes go on
  *
  * Redis runs are made on a private redis-server (same binary as the shared one) on a spare port,
  * so nobody else's traffic is in the figure and nobody else's tests feel the load. PostgreSQL runs
@@ -227,12 +231,95 @@ async function migration(): Promise<void> {
   }
 }
 
+/**
+ * What the fence costs and how often it falls back: READERS loops reading a history page through
+ * the read router while WRITERS loops commit batches of 50 messages (the group commit's shape), on
+ * a private primary and a hot standby of it (`pg_basebackup -R`), both on this machine. Run once
+ * with the replica and once without, for the latency of the same read on the primary alone.
+ */
+async function replica(): Promise<void> {
+  const SECONDS = 10
+  const READERS = 4
+  const primary = await PrivatePostgres.create(await freePort())
+  await primary.startAsync()
+  const standby = await primary.replicaAsync(await freePort())
+  await standby.startAsync()
+  const database = await openDatabase({ databaseUrl: primary.url, poolSize: 8 })
+  try {
+    await database.migrate()
+    const user = newId()
+    const conv = newId()
+    const sql = postgres(primary.url, { max: 1, onnotice: () => {} })
+    await sql`insert into users (id, email, password_hash, full_name) values (${user}, ${`${user}@x.test`}, 'x', 'Bench')`
+    await sql`insert into conversations (id, kind, title) values (${conv}, 'group', 'bench')`
+    await sql`insert into conversation_members (conversation_id, user_id, role) values (${conv}, ${user}, 'owner')`
+    await sql.end()
+    const quiet = { warn: () => {}, info: () => {} }
+    for (const target of ['primary', 'replica'] as const) {
+      const reads =
+        target === 'replica'
+          ? new ReplicaReads(database.db, {
+              url: standby.url,
+              poolSize: 8,
+              maxLagMs: 2000,
+              waitMs: 50,
+              checkEveryMs: 500,
+              log: quiet,
+            })
+          : primaryReads(database.db)
+      const deadline = Date.now() + SECONDS * 1000
+      let written = 0
+      const writer = async () => {
+        while (Date.now() < deadline) {
+          const reqs: SendRequest[] = Array.from({ length: 50 }, () => ({
+            senderId: user,
+            conversationId: conv,
+            content: 'a message of about forty characters.....',
+            clientMsgId: null,
+          }))
+          await database.db.transaction((tx) => storeBatch(tx, reqs))
+          written += 50
+        }
+      }
+      const latencies: number[] = []
+      const reader = async () => {
+        while (Date.now() < deadline) {
+          const started = performance.now()
+          await reads.fresh('history', (db) =>
+            messagePage(db, conv, user, { kind: 'before', seq: undefined }, 51),
+          )
+          latencies.push(performance.now() - started)
+        }
+      }
+      await Promise.all([writer(), ...Array.from({ length: READERS }, reader)])
+      latencies.sort((a, b) => a - b)
+      const at = (q: number) => +(latencies[Math.floor(q * (latencies.length - 1))] ?? 0).toFixed(2)
+      const stats = reads.stats()
+      log(`history reads with ${target === 'replica' ? 'a replica' : 'the primary alone'}`, {
+        readers: READERS,
+        writes_per_sec: Math.round(written / SECONDS),
+        reads_per_sec: Math.round(latencies.length / SECONDS),
+        read_ms_p50: at(0.5),
+        read_ms_p99: at(0.99),
+        reads: Object.fromEntries(stats.reads),
+        fallbacks: Object.fromEntries(stats.fallbacks),
+      })
+      await reads.close()
+    }
+  } finally {
+    await database.close()
+    standby.remove()
+    primary.remove()
+  }
+}
+
 const what = process.argv[2]
 const runs: Record<string, () => Promise<void>> = {
   pubsub: () => pubsub(process.argv[3] === 'sharded' ? 'sharded' : 'classic'),
   subscriptions,
   inserts,
   migration,
+  replica,
 }
 const run = what ? runs[what] : undefined
 if (!run) {
