@@ -49,6 +49,18 @@ const POLL_MS = 2
 /** Primary positions kept to measure the lag; past this the newer ones are thinned out. */
 const MAX_PENDING = 1000
 
+/** A replica that has not answered a position query within this is taken for down. */
+const ANSWER_MS = 2000
+
+/** `promise`, or a rejection once `ms` have passed without it settling (a hung server). */
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the read replica did not answer within ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
 const count = <K>(map: Map<K, number>, key: K) => map.set(key, (map.get(key) ?? 0) + 1)
 
 /** No replica: every read on the primary. */
@@ -111,13 +123,15 @@ export class ReplicaReads implements Reads {
     this.client = postgres(opts.url, {
       max: opts.poolSize,
       onnotice: () => {},
-      connect_timeout: 2,
+      connect_timeout: ANSWER_MS / 1000,
       // Tells the replica's pg_stat_activity (and its operators) which pool a connection is.
       connection: { application_name: 'chat-api-read' },
     })
     this.replica = drizzle(this.client, { schema }) as unknown as Db
     this.timer = setInterval(() => void this.check(), opts.checkEveryMs)
     this.timer.unref()
+    // At once too, so a replica that is unreachable or not a standby is in the startup log.
+    void this.check()
   }
 
   /** Measures the replica once (also run every `checkEveryMs`); resolves when done. */
@@ -194,7 +208,7 @@ export class ReplicaReads implements Reads {
   private replayPosition(): Promise<bigint> {
     this.inflight ??= (async () => {
       try {
-        const [row] = await this.client`select pg_last_wal_replay_lsn()::text as lsn`
+        const [row] = await within(this.client`select pg_last_wal_replay_lsn()::text as lsn`, ANSWER_MS)
         if (!row?.lsn) throw new Error('not a standby: pg_last_wal_replay_lsn() is null')
         const lsn = parseLsn(String(row.lsn))
         if (lsn > this.replayed) this.replayed = lsn
@@ -218,7 +232,7 @@ export class ReplicaReads implements Reads {
     // The oldest entry sets the lag; dropping the second keeps memory flat during a long outage.
     if (this.pending.length > MAX_PENDING) this.pending.splice(1, 1)
     try {
-      const [row] = await this.client`select pg_is_in_recovery() as standby`
+      const [row] = await within(this.client`select pg_is_in_recovery() as standby`, ANSWER_MS)
       if (!row?.standby) return this.setState('not_replica', {})
       await this.replayPosition()
     } catch (err) {

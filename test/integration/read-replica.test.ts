@@ -192,6 +192,31 @@ describe('a read replica (DATABASE_READ_URL)', { timeout: 60_000 }, () => {
     expect(await metric('chat_db_reads_total', { target: 'replica', read: 'history' })).toBe(served + 1)
   })
 
+  it('a replica that freezes (no answer, connections open) is taken for down: reads answer from the primary', async () => {
+    const a = await registerUser(t.app, 'FrozenA')
+    const b = await registerUser(t.app, 'FrozenB')
+    const conv = await directChat(t.app, a, b)
+    for (let i = 1; i <= 3; i++) await restSend(t.app, a, conv, `m${i}`)
+    await readEverything(a, b, conv, 3)
+    // Stop the app's backends on the replica and its postmaster (no new connection is answered):
+    // what a frozen server or a network black hole looks like to the app.
+    const backends = await admin.replica<{ pid: number }[]>`
+      select pid from pg_stat_activity where application_name = 'chat-api-read'`
+    const frozen = [replica.postmasterPid(), ...backends.map((r) => r.pid)]
+    for (const pid of frozen) process.kill(pid, 'SIGSTOP')
+    try {
+      for (let i = 4; i <= 5; i++) await restSend(t.app, a, conv, `m${i}`)
+      await readEverything(a, b, conv, 5)
+      expect(await metric('chat_db_replica_in_use')).toBe(0)
+    } finally {
+      for (const pid of frozen) process.kill(pid, 'SIGCONT')
+    }
+    await eventually(
+      'the replica to be back in use',
+      async () => (await metric('chat_db_replica_in_use')) === 1,
+    )
+  })
+
   it('a replica that is down is bypassed: every read answers from the primary, no 5xx', async () => {
     const a = await registerUser(t.app, 'DownA')
     const b = await registerUser(t.app, 'DownB')
