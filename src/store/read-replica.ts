@@ -98,16 +98,13 @@ export function parseLsn(text: string): bigint {
  * A streaming replica in front of the primary. Freshness is decided by WAL position, not by
  * guessing: a read first takes the primary's flushed WAL position (`pg_current_wal_flush_lsn()`,
  * which covers every acknowledged commit; the replica is sent WAL only up to it) and runs on the
- * replica only once `pg_last_wal_replay_lsn()` there has reached it. A background check measures
+ * replica only once `pg_last_wal_replay_lsn()` there, asked on the connection the read then
+ * uses, has reached it. A background check measures
  * the lag and marks the replica down or lagging, and then it is bypassed without being asked.
  */
 export class ReplicaReads implements Reads {
   private readonly client: postgres.Sql
-  private readonly replica: Db
   private state: ReplicaState = 'up'
-  /** The highest replay position seen: it only moves forward, so it answers without asking again. */
-  private replayed = 0n
-  private inflight: Promise<bigint> | undefined
   /** Primary positions seen and when, oldest first, until the replica has replayed them: the lag. */
   private pending: { at: number; lsn: bigint }[] = []
   private lagBytes = 0
@@ -127,7 +124,6 @@ export class ReplicaReads implements Reads {
       // Tells the replica's pg_stat_activity (and its operators) which pool a connection is.
       connection: { application_name: 'chat-api-read' },
     })
-    this.replica = drizzle(this.client, { schema }) as unknown as Db
     this.timer = setInterval(() => void this.check(), opts.checkEveryMs)
     this.timer.unref()
     // At once too, so a replica that is unreachable or not a standby is in the startup log.
@@ -145,17 +141,26 @@ export class ReplicaReads implements Reads {
   async fresh<T>(kind: ReadKind, read: (db: Db) => Promise<T>): Promise<T> {
     if (this.state !== 'up') return this.onPrimary(kind, this.state, read)
     const target = await this.primaryPosition()
-    if (!(await this.reached(target)))
-      return this.onPrimary(kind, this.state === 'up' ? 'wait' : this.state, read)
+    // The position is checked on the connection the read then uses: a replica that restarts in
+    // between (and may come back at an earlier position) breaks that connection instead of
+    // answering from behind the position it reported.
+    const conn = await this.reserve()
+    if (!conn) return this.onPrimary(kind, 'down', read)
     try {
-      const result = await read(this.replica)
-      count(this.reads, `replica/${kind}`)
-      return result
-    } catch (err) {
-      // A standby may cancel a query that conflicts with replay; any failure is retried where
-      // it can succeed, and a lost connection takes the replica out until a check finds it back.
-      if (isDatabaseUnavailable(err)) this.markDown(err)
-      return this.onPrimary(kind, 'error', read)
+      if (!(await this.reached(conn, target)))
+        return this.onPrimary(kind, this.state === 'up' ? 'wait' : this.state, read)
+      try {
+        const result = await read(this.onConnection(conn))
+        count(this.reads, `replica/${kind}`)
+        return result
+      } catch (err) {
+        // A standby may cancel a query that conflicts with replay; any failure is retried where
+        // it can succeed, and a lost connection takes the replica out until a check finds it back.
+        if (isDatabaseUnavailable(err)) this.markDown(err)
+        return this.onPrimary(kind, 'error', read)
+      }
+    } finally {
+      conn.release()
     }
   }
 
@@ -187,41 +192,57 @@ export class ReplicaReads implements Reads {
     return parseLsn(String(row?.lsn))
   }
 
+  /**
+   * Drizzle over one reserved connection. Drizzle reads (and sets, the same way each time) the
+   * client's type parsers from `options`, which a reserved connection does not carry: it is
+   * handed the pool's, which its queries use anyway.
+   */
+  private onConnection(conn: postgres.ReservedSql): Db {
+    return drizzle(Object.assign(conn, { options: this.client.options }), { schema }) as unknown as Db
+  }
+
+  /** A connection of the replica's pool for one read; undefined (and marked down) when none comes. */
+  private async reserve(): Promise<postgres.ReservedSql | undefined> {
+    const reserving = this.client.reserve()
+    try {
+      return await within(reserving, ANSWER_MS)
+    } catch (err) {
+      // Given back if it comes after all, so the pool does not shrink by one.
+      reserving.then(
+        (c) => c.release(),
+        () => {},
+      )
+      this.markDown(err)
+      return undefined
+    }
+  }
+
   /** Waits (at most `waitMs`) until the replica has replayed `target`; false if it has not. */
-  private async reached(target: bigint): Promise<boolean> {
+  private async reached(conn: postgres.ReservedSql, target: bigint): Promise<boolean> {
     const deadline = Date.now() + this.opts.waitMs
-    while (this.replayed < target) {
-      if (Date.now() >= deadline || this.state !== 'up') return false
+    for (;;) {
       try {
-        if ((await this.replayPosition()) >= target) return true
+        if ((await this.replayPosition(conn)) >= target) return true
       } catch (err) {
         this.markDown(err)
         return false
       }
+      if (Date.now() >= deadline || this.state !== 'up') return false
       // Streaming on a LAN replays a commit within a millisecond or so: ask again shortly.
       await sleep(Math.max(0, Math.min(POLL_MS, deadline - Date.now())))
     }
-    return true
   }
 
-  /** The replica's replay position; concurrent callers share one query. */
-  private replayPosition(): Promise<bigint> {
-    this.inflight ??= (async () => {
-      try {
-        const [row] = await within(this.client`select pg_last_wal_replay_lsn()::text as lsn`, ANSWER_MS)
-        if (!row?.lsn) throw new Error('not a standby: pg_last_wal_replay_lsn() is null')
-        const lsn = parseLsn(String(row.lsn))
-        if (lsn > this.replayed) this.replayed = lsn
-        return this.replayed
-      } finally {
-        this.inflight = undefined
-      }
-    })()
-    return this.inflight
+  /** The replica's replay position, asked on `conn`. */
+  private async replayPosition(conn: postgres.Sql): Promise<bigint> {
+    const [row] = await within(conn`select pg_last_wal_replay_lsn()::text as lsn`, ANSWER_MS)
+    if (!row?.lsn) throw new Error('not a standby: pg_last_wal_replay_lsn() is null')
+    return parseLsn(String(row.lsn))
   }
 
   private async measure(): Promise<void> {
     let primaryAt: bigint
+    let replayed: bigint
     try {
       primaryAt = await this.primaryPosition()
     } catch {
@@ -234,12 +255,12 @@ export class ReplicaReads implements Reads {
     try {
       const [row] = await within(this.client`select pg_is_in_recovery() as standby`, ANSWER_MS)
       if (!row?.standby) return this.setState('not_replica', {})
-      await this.replayPosition()
+      replayed = await this.replayPosition(this.client)
     } catch (err) {
       return this.markDown(err)
     }
-    this.pending = this.pending.filter((p) => p.lsn > this.replayed)
-    this.lagBytes = Math.max(0, Number(primaryAt - this.replayed))
+    this.pending = this.pending.filter((p) => p.lsn > replayed)
+    this.lagBytes = Math.max(0, Number(primaryAt - replayed))
     const lagMs = this.pending[0] ? now - this.pending[0].at : 0
     this.setState(lagMs > this.opts.maxLagMs ? 'lagging' : 'up', { lagMs })
   }
