@@ -4,7 +4,6 @@ import { drizzle } from 'drizzle-orm/postgres-js'
 import postgres from 'postgres'
 import { isDatabaseUnavailable } from '../errors.js'
 import { type Db, rowsOf } from './db.js'
-import * as schema from './schema.js'
 
 /** What a routed read is, for the metrics (`chat_db_reads_total{read}`). */
 export type ReadKind = 'history' | 'resume' | 'conversations' | 'users'
@@ -195,10 +194,11 @@ export class ReplicaReads implements Reads {
   /**
    * Drizzle over one reserved connection. Drizzle reads (and sets, the same way each time) the
    * client's type parsers from `options`, which a reserved connection does not carry: it is
-   * handed the pool's, which its queries use anyway.
+   * handed the pool's, which its queries use anyway. Built without the schema (210 µs a read with
+   * it, 10 without, measured): reads use the query builder, never the relational `db.query` API.
    */
   private onConnection(conn: postgres.ReservedSql): Db {
-    return drizzle(Object.assign(conn, { options: this.client.options }), { schema }) as unknown as Db
+    return drizzle(Object.assign(conn, { options: this.client.options })) as unknown as Db
   }
 
   /** A connection of the replica's pool for one read; undefined (and marked down) when none comes. */
