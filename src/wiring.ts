@@ -28,6 +28,7 @@ import type { Broker, Presence, RateLimiter, SendRate } from './services/ports.j
 import { PresenceService } from './services/presence.js'
 import { UserService } from './services/users.js'
 import { type Database, openDatabase } from './store/db.js'
+import { primaryReads, type Reads, ReplicaReads } from './store/read-replica.js'
 
 /**
  * The only place that knows which store, broker and shared stores run: it opens them, builds
@@ -72,11 +73,13 @@ export async function startRuntime(
     }))
   if (!shared?.database) await database.migrate()
   const infra = shared?.infrastructure ?? (await infrastructure(config, logger))
-  const services = createServices(config, database, infra)
+  const reads = readsFor(config, database, logger)
+  const services = createServices(config, database, infra, { reads })
   const app = await buildApp(services, logger)
+  const replica = config.databaseRead ? `; read replica: ${describeUrl(config.databaseRead.url)}` : ''
   logger.info(
     { database: database.describe, broker: infra.broker.kind },
-    `database: ${database.describe}; broker: ${infra.broker.kind === 'redis' ? `redis (${config.redisPubsub})` : 'in-process'}`,
+    `database: ${database.describe}${replica}; broker: ${infra.broker.kind === 'redis' ? `redis (${config.redisPubsub})` : 'in-process'}`,
   )
   const connections = trackConnections(app.server)
   return {
@@ -97,9 +100,27 @@ export async function startRuntime(
       }
       await infra.presence.close()
       await infra.broker.close()
+      await reads.close()
       if (!shared?.database) await database.close()
     },
   }
+}
+
+/** Where replica-eligible reads go: DATABASE_READ_URL when set (PostgreSQL only, config checks), else the primary. */
+export function readsFor(config: Config, database: Database, logger: Logger): Reads {
+  if (!config.databaseRead) return primaryReads(database.db)
+  return new ReplicaReads(database.db, {
+    ...config.databaseRead,
+    poolSize: config.databasePoolSize,
+    checkEveryMs: 500,
+    log: logger,
+  })
+}
+
+/** A database URL without its credentials, for the log. */
+const describeUrl = (url: string) => {
+  const u = new URL(url)
+  return `postgresql://${u.host}${u.pathname}`
 }
 
 /** The in-process stores by default; with REDIS_URL, Redis carries events, presence, tickets and limits. */
@@ -150,27 +171,39 @@ export function createServices(
   config: Config,
   database: Database,
   infra: Infrastructure,
-  opts: { clock?: (() => number) | undefined } = {},
+  opts: { clock?: (() => number) | undefined; reads?: Reads | undefined } = {},
 ): Services {
   const { db } = database
   const { broker } = infra
+  const reads = opts.reads ?? primaryReads(db)
   const tokens = new AccessTokens(config.jwt)
-  const users = new UserService(db, broker)
-  const conversations = new ConversationService(db, broker, { groupMaxMembers: config.groupMaxMembers })
+  const users = new UserService(db, broker, reads)
+  const conversations = new ConversationService(
+    db,
+    broker,
+    { groupMaxMembers: config.groupMaxMembers },
+    reads,
+  )
   return {
     config,
     database,
     broker,
-    metrics: createMetrics(broker),
+    metrics: createMetrics(broker, reads),
     tokens,
     users,
     auth: new AuthService(db, users, tokens, config.jwt.refreshTtlSec),
     conversations,
-    messages: new MessageService(db, broker, conversations, {
-      maxChars: config.messageMaxChars,
-      batchMax: config.messageBatchMax,
-      sendRate: config.rateLimits.enabled ? infra.sendRate : undefined,
-    }),
+    messages: new MessageService(
+      db,
+      broker,
+      conversations,
+      {
+        maxChars: config.messageMaxChars,
+        batchMax: config.messageBatchMax,
+        sendRate: config.rateLimits.enabled ? infra.sendRate : undefined,
+      },
+      reads,
+    ),
     presence: new PresenceService(infra.presence, conversations, broker),
     limiter: infra.limiter,
     loginThrottle: new LoginThrottle(

@@ -28,6 +28,9 @@ export const SETTINGS = {
   },
   DATABASE_URL: { kind: 'string' },
   DATABASE_POOL_SIZE: { kind: 'int', default: '10', min: 1, max: 200 },
+  DATABASE_READ_URL: { kind: 'string' },
+  DATABASE_READ_MAX_LAG_MS: { kind: 'int', default: '2000', min: 10, max: 3600000 },
+  DATABASE_READ_WAIT_MS: { kind: 'int', default: '50', min: 0, max: 10000 },
   DATA_DIR: { kind: 'string', default: './data' },
   REDIS_URL: { kind: 'string' },
   REDIS_PREFIX: { kind: 'string', default: 'chat' },
@@ -82,6 +85,16 @@ export interface Config {
   shutdownTimeoutMs: number
   databaseUrl: string | undefined
   databasePoolSize: number
+  /** A streaming replica for the reads that may use one (docs/scaling.md); undefined: none. */
+  databaseRead:
+    | {
+        url: string
+        /** Further behind than this, the replica is bypassed until it catches up. */
+        maxLagMs: number
+        /** How long a read waits for the replica to replay the primary's position. */
+        waitMs: number
+      }
+    | undefined
   dataDir: string
   redisUrl: string | undefined
   redisPrefix: string
@@ -209,6 +222,11 @@ export function loadConfig(raw: Raw = process.env): Config {
   if (metricsToken !== undefined && metricsToken.length < 16) {
     problems.push('METRICS_TOKEN: must be at least 16 characters')
   }
+  if (v.DATABASE_READ_URL !== undefined && v.DATABASE_URL === undefined) {
+    problems.push(
+      'DATABASE_READ_URL: needs DATABASE_URL (the embedded PGlite has no replicas; unset DATABASE_READ_URL or set DATABASE_URL to the primary)',
+    )
+  }
   if (problems.length > 0) throw new ConfigError(problems)
   const secretGenerated = secret === undefined
   secret ??= developmentSecret(dataDir)
@@ -221,6 +239,14 @@ export function loadConfig(raw: Raw = process.env): Config {
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS'),
     databaseUrl: v.DATABASE_URL as string | undefined,
     databasePoolSize: int('DATABASE_POOL_SIZE'),
+    databaseRead:
+      v.DATABASE_READ_URL === undefined
+        ? undefined
+        : {
+            url: v.DATABASE_READ_URL as string,
+            maxLagMs: int('DATABASE_READ_MAX_LAG_MS'),
+            waitMs: int('DATABASE_READ_WAIT_MS'),
+          },
     dataDir,
     redisUrl: v.REDIS_URL as string | undefined,
     redisPrefix: v.REDIS_PREFIX as string,

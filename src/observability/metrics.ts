@@ -1,7 +1,19 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 
+/** What the read router reports (store/read-replica.ts), described here so metrics need not import the store. */
+export interface ReadSource {
+  stats(): {
+    replica: string
+    lagSeconds: number
+    lagBytes: number
+    /** `target/read` (e.g. `replica/history`) → count. */
+    reads: Map<string, number>
+    fallbacks: Map<string, number>
+  }
+}
+
 /** One registry per app instance, so several apps in one process (tests, `npm run cluster`) do not collide. */
-export function createMetrics(source: { publishFailures: number }) {
+export function createMetrics(source: { publishFailures: number }, reads?: ReadSource) {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   return {
@@ -20,6 +32,53 @@ export function createMetrics(source: { publishFailures: number }) {
       collect() {
         this.reset()
         this.inc(source.publishFailures)
+      },
+    }),
+    dbReads: new Counter({
+      name: 'chat_db_reads_total',
+      help: 'Reads that may use the replica (history, resume, conversations, users), by where they ran',
+      labelNames: ['target', 'read'] as const,
+      registers: [registry],
+      collect() {
+        this.reset()
+        for (const [key, n] of reads?.stats().reads ?? []) {
+          const [target = '', read = ''] = key.split('/')
+          this.inc({ target, read }, n)
+        }
+      },
+    }),
+    replicaFallbacks: new Counter({
+      name: 'chat_db_replica_fallbacks_total',
+      help: 'Replica-eligible reads run on the primary, by reason (down, lagging, not_replica, wait, error)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+      collect() {
+        this.reset()
+        for (const [reason, n] of reads?.stats().fallbacks ?? []) this.inc({ reason }, n)
+      },
+    }),
+    replicaUp: new Gauge({
+      name: 'chat_db_replica_in_use',
+      help: '1 while the read replica serves reads; 0 while it is bypassed or none is configured',
+      registers: [registry],
+      collect() {
+        this.set(reads?.stats().replica === 'up' ? 1 : 0)
+      },
+    }),
+    replicaLagSeconds: new Gauge({
+      name: 'chat_db_replica_lag_seconds',
+      help: 'How long the replica has been behind the primary (0 when caught up)',
+      registers: [registry],
+      collect() {
+        this.set(reads?.stats().lagSeconds ?? 0)
+      },
+    }),
+    replicaLagBytes: new Gauge({
+      name: 'chat_db_replica_lag_bytes',
+      help: 'WAL bytes the replica has not replayed yet, at the last check',
+      registers: [registry],
+      collect() {
+        this.set(reads?.stats().lagBytes ?? 0)
       },
     }),
     wsConnections: new Gauge({

@@ -5,6 +5,7 @@ import * as convs from '../store/conversations.js'
 import type { Db } from '../store/db.js'
 import * as members from '../store/members.js'
 import { lastMessages } from '../store/messages.js'
+import { primaryReads, type Reads } from '../store/read-replica.js'
 import { unreadCounts } from '../store/reads.js'
 import type { ConversationRow, MemberRow } from '../store/schema.js'
 import { activeUserIds } from '../store/users.js'
@@ -24,6 +25,8 @@ export class ConversationService {
     private readonly db: Db,
     private readonly broker: Broker,
     private readonly limits: ConversationLimits,
+    /** Conversation lists: a replica when one is configured (it serves only fresh reads). */
+    private readonly reads: Reads = primaryReads(db),
   ) {}
 
   /** The caller's membership, or 404 whether the conversation is unknown or the caller is not in it. */
@@ -178,11 +181,13 @@ export class ConversationService {
   /** The caller's conversations, most recent activity first; the cursor is (activity, id) of the last one. */
   async list(me: string, limit: number, cursor: string | undefined) {
     const after = cursor === undefined ? undefined : decodeActivityCursor(cursor)
-    const rows = await convs.conversationsOf(this.db, me, after, limit + 1)
-    const page = rows.slice(0, limit)
-    const last = page.at(-1)
+    const { rows, items } = await this.reads.fresh('conversations', async (db) => {
+      const rows = await convs.conversationsOf(db, me, after, limit + 1)
+      return { rows, items: await this.views(me, rows.slice(0, limit), db) }
+    })
+    const last = rows.slice(0, limit).at(-1)
     return {
-      items: await this.views(me, page),
+      items,
       next_cursor:
         rows.length > limit && last
           ? encodeCursor({ at: last.lastActivityAt.toISOString(), id: last.id })
@@ -240,13 +245,13 @@ export class ConversationService {
   }
 
   /** Members, last message and unread count for a page of conversations, in three queries. */
-  private async views(me: string, rows: ConversationRow[]): Promise<ConversationView[]> {
+  private async views(me: string, rows: ConversationRow[], db: Db = this.db): Promise<ConversationView[]> {
     if (rows.length === 0) return []
     const ids = rows.map((r) => r.id)
     const [all, last, unread] = await Promise.all([
-      members.membersOf(this.db, ids),
-      lastMessages(this.db, rows),
-      unreadCounts(this.db, me, ids),
+      members.membersOf(db, ids),
+      lastMessages(db, rows),
+      unreadCounts(db, me, ids),
     ])
     const lastBy = new Map(last.map((m) => [m.conversationId, toMessageView(m)]))
     return rows.map((r) => ({

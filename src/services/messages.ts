@@ -12,6 +12,7 @@ import type { MessageView } from '../protocol/message.js'
 import { findConversation } from '../store/conversations.js'
 import type { Db } from '../store/db.js'
 import * as store from '../store/messages.js'
+import { primaryReads, type Reads } from '../store/read-replica.js'
 import { advanceReadMarker } from '../store/reads.js'
 import type { MessageRow } from '../store/schema.js'
 import type { ConversationService } from './conversations.js'
@@ -60,6 +61,8 @@ export class MessageService {
     private readonly broker: Broker,
     private readonly conversations: ConversationService,
     private readonly limits: MessageLimits,
+    /** History pages and resume reads: a replica when one is configured (it serves only fresh reads). */
+    private readonly reads: Reads = primaryReads(db),
   ) {
     this.writer = new MessageWriter(db, limits.batchMax, (created, versions) =>
       this.publishCreated(created, versions),
@@ -91,7 +94,7 @@ export class MessageService {
       const msg = await this.visibleMessage(tx, userId, messageId)
       if (msg.senderId !== userId) throw new ForbiddenError('only the sender may edit a message')
       if (msg.deletedAt) throw new ConflictError('the message was deleted')
-      return store.editMessage(tx, messageId, text)
+      return store.editMessage(tx, msg, text)
     })
     const view = toMessageView(row)
     this.broker.publish({ type: 'message.updated', conversation_id: row.conversationId, message: view })
@@ -110,7 +113,7 @@ export class MessageService {
         if (!admin) throw new ForbiddenError('only the sender or a group admin may delete a message')
       }
       if (msg.deletedAt) return { row: msg, changed: false }
-      return { row: await store.tombstoneMessage(tx, messageId), changed: true }
+      return { row: await store.tombstoneMessage(tx, msg), changed: true }
     })
     const view = toMessageView(row)
     if (changed)
@@ -152,9 +155,12 @@ export class MessageService {
     const limit = q.limit ?? HISTORY_DEFAULT_LIMIT
     const bound = pageBound(q)
     // Membership rides in the page query (one round trip); an empty page may mean "not a
-    // member", which the explicit check then turns into 404.
-    const rows = await store.messagePage(this.db, conversationId, userId, bound, limit + 1)
-    if (rows.length === 0) await this.conversations.requireMember(userId, conversationId)
+    // member", which the explicit check (on the same database) then turns into 404.
+    const rows = await this.reads.fresh('history', async (db) => {
+      const page = await store.messagePage(db, conversationId, userId, bound, limit + 1)
+      if (page.length === 0) await this.conversations.requireMember(userId, conversationId, db)
+      return page
+    })
     if (bound.kind !== 'before') return forwardPage(rows, limit)
     const items = rows.slice(0, limit).reverse()
     const first = items[0]
@@ -178,7 +184,9 @@ export class MessageService {
     limit: number,
     userId: string,
   ): Promise<MessageView[]> {
-    const rows = await store.messagesAfterFor(this.db, conversationId, userId, afterSeq, limit)
+    const rows = await this.reads.fresh('resume', (db) =>
+      store.messagesAfterFor(db, conversationId, userId, afterSeq, limit),
+    )
     return rows.map(toMessageView)
   }
 

@@ -3,6 +3,7 @@ import { ForbiddenError, invalid, NotFoundError, UnauthorizedError, ValidationEr
 import { decodeCursor, encodeCursor } from '../lib/cursor.js'
 import { isUuid, newId } from '../lib/ids.js'
 import type { Db } from '../store/db.js'
+import { primaryReads, type Reads } from '../store/read-replica.js'
 import type { UserRow } from '../store/schema.js'
 import * as store from '../store/users.js'
 import type { Broker } from './ports.js'
@@ -61,6 +62,8 @@ export class UserService {
   constructor(
     private readonly db: Db,
     private readonly broker: Broker,
+    /** User search: a replica when one is configured (it serves only fresh reads). */
+    private readonly reads: Reads = primaryReads(db),
   ) {}
 
   async create(input: { email: string; password: string; fullName: string }): Promise<UserRow> {
@@ -108,12 +111,9 @@ export class UserService {
     const unstorable = storableProblems(q, 'query')
     if (unstorable.length > 0) throw new ValidationError(unstorable)
     const afterId = cursor === undefined ? undefined : decodeUserCursor(cursor)
-    const rows = await store.searchUsers(this.db, {
-      prefix: q,
-      byEmail: q.includes('@'),
-      afterId,
-      limit: limit + 1,
-    })
+    const rows = await this.reads.fresh('users', (db) =>
+      store.searchUsers(db, { prefix: q, byEmail: q.includes('@'), afterId, limit: limit + 1 }),
+    )
     const page = rows.slice(0, limit)
     const last = page.at(-1)
     return {

@@ -74,6 +74,11 @@ export async function lastMessages(
     .where(or(...wanted.map((c) => and(eq(messages.conversationId, c.id), eq(messages.seq, c.lastSeq)))))
 }
 
+/** A message's primary key. */
+export type MessageKey = Pick<MessageRow, 'conversationId' | 'id'>
+
+const byKey = (m: MessageKey) => and(eq(messages.conversationId, m.conversationId), eq(messages.id, m.id))
+
 /**
  * The message, locked for update, if `userId` is a member of its conversation; undefined
  * otherwise, so its existence does not leak. Run inside a transaction.
@@ -92,21 +97,22 @@ export async function lockVisibleMessage(
   return row?.m
 }
 
-export async function editMessage(db: Db, messageId: string, content: string): Promise<MessageRow> {
+/** Changes are addressed by the full key, so a distributed table routes them to one shard. */
+export async function editMessage(db: Db, message: MessageKey, content: string): Promise<MessageRow> {
   const [row] = await db
     .update(messages)
     .set({ content, editedAt: new Date() })
-    .where(eq(messages.id, messageId))
+    .where(byKey(message))
     .returning()
   return row as MessageRow
 }
 
 /** Leaves a tombstone: the content is emptied, the seq kept. */
-export async function tombstoneMessage(db: Db, messageId: string): Promise<MessageRow> {
+export async function tombstoneMessage(db: Db, message: MessageKey): Promise<MessageRow> {
   const [row] = await db
     .update(messages)
     .set({ content: '', deletedAt: new Date() })
-    .where(eq(messages.id, messageId))
+    .where(byKey(message))
     .returning()
   return row as MessageRow
 }

@@ -107,7 +107,8 @@ export const conversationMembers = pgTable(
 export const messages = pgTable(
   'messages',
   {
-    id: uuid('id').primaryKey(),
+    /** Made by the app (UUIDv7), so unique without a key of its own: see the primary key. */
+    id: uuid('id').notNull(),
     conversationId: uuid('conversation_id')
       .notNull()
       .references(() => conversations.id, { onDelete: 'cascade' }),
@@ -120,6 +121,10 @@ export const messages = pgTable(
     deletedAt: ts('deleted_at'),
   },
   (t) => [
+    // Led by conversation_id like every key here, so the table can be distributed by it
+    // (docs/scaling.md); `id` alone is only looked up (edit, delete), through the index below.
+    primaryKey({ name: 'messages_pkey', columns: [t.conversationId, t.id] }),
+    index('messages_id_idx').on(t.id),
     uniqueIndex('messages_conversation_seq_key').on(t.conversationId, t.seq),
     uniqueIndex('messages_client_msg_id_key')
       .on(t.conversationId, t.senderId, t.clientMsgId)

@@ -13,6 +13,7 @@ import {
   tombstoneMessage,
 } from '../../src/store/messages.js'
 import { advanceReadMarker, unreadCounts } from '../../src/store/reads.js'
+import type { MessageRow } from '../../src/store/schema.js'
 import { DRIVERS } from '../helpers/app.js'
 import { commit, makeGroup, makeUsers, req, sendMany, seqs, stored, useStore } from '../helpers/store.js'
 
@@ -258,11 +259,11 @@ function messagesContract(store: Store) {
     const [u] = await makeUsers(store.db, 1)
     const c = await makeGroup(store.db, u)
     const [m1, m2] = await sendMany(store.db, u, c, 2)
-    const edited = await editMessage(store.db, m1?.id ?? '', 'edited')
+    const edited = await editMessage(store.db, m1 as MessageRow, 'edited')
     expect(edited).toMatchObject({ id: m1?.id, seq: 1, content: 'edited', deletedAt: null })
     expect(edited.editedAt).toBeInstanceOf(Date)
     expect(edited.createdAt).toEqual(m1?.createdAt)
-    const gone = await tombstoneMessage(store.db, m2?.id ?? '')
+    const gone = await tombstoneMessage(store.db, m2 as MessageRow)
     expect(gone).toMatchObject({ id: m2?.id, seq: 2, content: '' })
     expect(gone.deletedAt).toBeInstanceOf(Date)
     // The tombstone keeps its place in history.
@@ -300,7 +301,7 @@ function readsContract(store: Store) {
     const inA = await sendMany(store.db, v, a, 3) // seqs 1-3
     await sendMany(store.db, u, a, 1) // 4: the user's own
     await sendMany(store.db, w, a, 2) // 5-6
-    await tombstoneMessage(store.db, inA[2]?.id ?? '') // seq 3 deleted
+    await tombstoneMessage(store.db, inA[2] as MessageRow) // seq 3 deleted
     await advanceReadMarker(store.db, a, u.id, 1)
     await sendMany(store.db, v, b, 2)
     await sendMany(store.db, v, allRead, 1)

@@ -7,7 +7,7 @@ import { createLogger } from '../../src/observability/logger.js'
 import type { Services } from '../../src/services/index.js'
 import type { Broker } from '../../src/services/ports.js'
 import type { Database } from '../../src/store/db.js'
-import { createServices, infrastructure, memoryInfrastructure } from '../../src/wiring.js'
+import { createServices, infrastructure, memoryInfrastructure, readsFor } from '../../src/wiring.js'
 import { OpenApiContract, type OpenApiDocument, recordCoverage, watch } from './contract.js'
 import { type Driver, openTestDatabase } from './database.js'
 
@@ -65,7 +65,9 @@ export async function startTestApp(
       ? await infrastructure(config, logger)
       : memoryInfrastructure(config)
   const broker = infra.broker
-  const services = createServices(config, database, infra, { clock: opts.clock })
+  // With DATABASE_READ_URL in env, replica-eligible reads go to that replica, as in production.
+  const reads = readsFor(config, database, logger)
+  const services = createServices(config, database, infra, { clock: opts.clock, reads })
   const app = await buildApp(services, logger)
   let contract: OpenApiContract | undefined
   // Hooks cannot be added once the app is ready, and the document exists only then.
@@ -89,6 +91,7 @@ export async function startTestApp(
       await infra.presence.close()
       if (broker instanceof RedisBroker) await deleteKeys(broker, config.redisPrefix)
       if (!opts.broker) await broker.close()
+      await reads.close()
       if (!opts.database) await database.close()
       recordCoverage('http', contract.counts)
       if (contract.violations.length > 0) {

@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process'
-import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -37,6 +37,23 @@ export class PrivatePostgres {
     const pg = new PrivatePostgres(port, false)
     await pg.runAsync('initdb', pg.initArgs())
     return pg
+  }
+
+  /**
+   * A hot standby of this (running) server on `port`: `pg_basebackup -R` (which writes
+   * standby.signal and primary_conninfo) into a data directory of its own, not started yet.
+   * The default pg_hba.conf of initdb lets 127.0.0.1 replicate with trust auth.
+   */
+  async replicaAsync(port: number): Promise<PrivatePostgres> {
+    const replica = new PrivatePostgres(port, false)
+    const source = ['-h', '127.0.0.1', '-p', String(this.port), '-U', 'postgres']
+    await replica.runAsync('pg_basebackup', [...source, '-D', replica.dir, '-R', '-X', 'stream', '--no-sync'])
+    return replica
+  }
+
+  /** The postmaster's process id (the first line of postmaster.pid), while it runs. */
+  postmasterPid(): number {
+    return Number(readFileSync(join(this.dir, 'postmaster.pid'), 'utf8').split('\n')[0])
   }
 
   get url(): string {

@@ -1,13 +1,15 @@
+import { randomUUID } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { eq } from 'drizzle-orm'
+import { eq, sql } from 'drizzle-orm'
 import { integer, pgSchema, text } from 'drizzle-orm/pg-core'
 import { afterAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config/config.js'
 import { createLogger } from '../../src/observability/logger.js'
-import { type Database, MIGRATIONS_DIR, openDatabase } from '../../src/store/db.js'
+import { type Database, MIGRATIONS_DIR, openDatabase, rowsOf } from '../../src/store/db.js'
 import { startRuntime } from '../../src/wiring.js'
+import { migrateUpTo } from '../helpers/migrations.js'
 import { createTestDatabase } from '../helpers/pg.js'
 
 // Catalog tables, read through the query builder so both drivers return the same shape.
@@ -67,6 +69,49 @@ describe('migrations on PostgreSQL', () => {
     try {
       await checkMigrations(() => openDatabase({ databaseUrl: url, poolSize: 2 }))
     } finally {
+      await drop()
+    }
+  })
+})
+
+describe('an upgrade of a database with rows', () => {
+  it('0005 re-keys messages by (conversation_id, id) and keeps every row and its links', async () => {
+    const { url, drop } = await createTestDatabase()
+    const database = await openDatabase({ databaseUrl: url, poolSize: 2 })
+    try {
+      await migrateUpTo(url, '0004_member_joined_seq')
+      // Rows as the previous schema held them, written in plain SQL (today's code expects the new keys).
+      const [u, c] = [randomUUID(), randomUUID()]
+      const run = (q: ReturnType<typeof sql>) => database.db.execute(q)
+      await run(sql`insert into users (id, email, password_hash, full_name)
+                    values (${u}, ${`${u}@example.com`}, 'x', 'Old')`)
+      await run(sql`insert into conversations (id, kind, title, last_seq) values (${c}, 'group', 'old', 3)`)
+      await run(
+        sql`insert into conversation_members (conversation_id, user_id, role) values (${c}, ${u}, 'owner')`,
+      )
+      await run(sql`insert into messages (id, conversation_id, seq, sender_id, content, client_msg_id)
+                    select gen_random_uuid(), ${c}, s, ${u}, 'm' || s, 'k' || s from generate_series(1, 3) s`)
+      const before = rowsOf(await database.db.execute(sql`select * from messages order by seq`))
+      await database.migrate()
+      const after = rowsOf(await database.db.execute(sql`select * from messages order by seq`))
+      expect(after).toEqual(before)
+      const key = rowsOf(
+        await database.db.execute(sql`
+          select array(select a.attname::text from unnest(x.indkey) with ordinality as k(n, i)
+                       join pg_attribute a on a.attrelid = x.indrelid and a.attnum = k.n order by k.i) as columns
+          from pg_index x where x.indrelid = 'messages'::regclass and x.indisprimary`),
+      )
+      expect(key).toEqual([{ columns: ['conversation_id', 'id'] }])
+      // The idempotency key and the cascade from the conversation still hold.
+      await expect(
+        database.db.execute(sql`
+          insert into messages (id, conversation_id, seq, sender_id, content, client_msg_id)
+          values (gen_random_uuid(), ${c}, 4, ${u}, 'again', 'k1')`),
+      ).rejects.toThrow()
+      await database.db.execute(sql`delete from conversations where id = ${c}`)
+      expect(rowsOf(await database.db.execute(sql`select id from messages`))).toEqual([])
+    } finally {
+      await database.close()
       await drop()
     }
   })

@@ -107,6 +107,19 @@ describe('loadConfig', () => {
     expect(message[0]).toBe('invalid configuration:')
   })
 
+  it('refuses DATABASE_READ_URL on the embedded PGlite, which has no replicas', () => {
+    expect(problemsOf({ JWT_SECRET: SECRET, DATABASE_READ_URL: 'postgres://replica/chat' })).toEqual([
+      'DATABASE_READ_URL: needs DATABASE_URL (the embedded PGlite has no replicas; unset DATABASE_READ_URL or set DATABASE_URL to the primary)',
+    ])
+    const config = loadConfig({
+      JWT_SECRET: SECRET,
+      DATABASE_URL: 'postgres://primary/chat',
+      DATABASE_READ_URL: 'postgres://replica/chat',
+    })
+    expect(config.databaseRead).toEqual({ url: 'postgres://replica/chat', maxLagMs: 2000, waitMs: 50 })
+    expect(loadConfig({ JWT_SECRET: SECRET }).databaseRead).toBeUndefined()
+  })
+
   it('refuses a port outside 0..65535', () => {
     expect(problemsOf({ JWT_SECRET: SECRET, PORT: '70000' })).toEqual(['PORT: 70000 is outside 0..65535'])
   })
