@@ -8,6 +8,11 @@ import { authErrors, Conversation, IdParams, Member, Message, Page, Problem, Uui
 const MAX_SEQ = Number.MAX_SAFE_INTEGER
 const Seq = Type.Integer({ minimum: 0, maximum: MAX_SEQ })
 const ClientMsgId = Type.String({ minLength: 1, maxLength: 128 })
+const AttachmentIds = Type.Array(Uuid, {
+  maxItems: 10,
+  uniqueItems: true,
+  description: 'attachments from createAttachment, uploaded; with them, content may be empty',
+})
 const notMember = { 404: Problem, ...authErrors }
 
 export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
@@ -193,6 +198,7 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
         body: Type.Object({
           content: Type.String({ maxLength: 65536 }),
           client_msg_id: Type.Optional(ClientMsgId),
+          attachment_ids: Type.Optional(AttachmentIds),
         }),
         response: { 200: Message, 201: Message, ...notMember },
       },
@@ -203,6 +209,7 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
         req.params.id,
         req.body.content,
         req.body.client_msg_id ?? null,
+        req.body.attachment_ids,
       )
       return reply.code(created ? 201 : 200).send(message)
     },
