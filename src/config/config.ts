@@ -95,6 +95,7 @@ export const SETTINGS = {
   TICKET_WINDOW_SEC: { kind: 'int', default: '60', min: 1, max: 86400 },
   MESSAGE_BATCH_MAX: { kind: 'int', default: '500', min: 1, max: 10000 },
   S3_ENDPOINT: { kind: 'string' },
+  S3_PUBLIC_ENDPOINT: { kind: 'string' },
   S3_BUCKET: { kind: 'string' },
   S3_REGION: { kind: 'string', default: 'us-east-1' },
   S3_ACCESS_KEY_ID: { kind: 'string' },
@@ -176,6 +177,8 @@ export interface Config {
   s3:
     | {
         endpoint: string | undefined
+        /** The endpoint as clients reach it, for presigned URLs, when it differs from the server's. */
+        publicEndpoint: string | undefined
         bucket: string
         region: string
         accessKeyId: string | undefined
@@ -326,6 +329,7 @@ export function loadConfig(raw: Raw = process.env): Config {
         ? undefined
         : {
             endpoint: v.S3_ENDPOINT as string | undefined,
+            publicEndpoint: v.S3_PUBLIC_ENDPOINT as string | undefined,
             bucket: v.S3_BUCKET as string,
             region: v.S3_REGION as string,
             accessKeyId: v.S3_ACCESS_KEY_ID as string | undefined,

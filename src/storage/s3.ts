@@ -18,6 +18,7 @@ import { contentDisposition } from './content-disposition.js'
 
 export interface S3Settings {
   endpoint: string | undefined
+  publicEndpoint?: string | undefined
   bucket: string
   region: string
   accessKeyId: string | undefined
@@ -34,6 +35,8 @@ export interface S3Settings {
 export class S3ObjectStorage implements ObjectStorage {
   readonly kind = 's3'
   private readonly client: S3Client
+  /** Signs URLs for clients (never connects): the public endpoint's host is part of the signature. */
+  private readonly signer: S3Client
   private readonly bucket: string
 
   constructor(
@@ -41,16 +44,8 @@ export class S3ObjectStorage implements ObjectStorage {
     private readonly clock: () => number = Date.now,
   ) {
     this.bucket = settings.bucket
-    this.client = new S3Client({
-      region: settings.region,
-      forcePathStyle: settings.forcePathStyle,
-      // Otherwise a presigned PUT carries the checksum of an empty body, and S3 refuses the file.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
-      ...(settings.accessKeyId && settings.secretAccessKey
-        ? { credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } }
-        : {}),
-    })
+    this.client = s3Client(settings, settings.endpoint)
+    this.signer = settings.publicEndpoint ? s3Client(settings, settings.publicEndpoint) : this.client
   }
 
   async presignUpload(key: string, opts: UploadOptions): Promise<UploadTarget> {
@@ -61,7 +56,7 @@ export class S3ObjectStorage implements ObjectStorage {
       ContentType: opts.contentType,
       ContentLength: opts.size,
     })
-    const url = await getSignedUrl(this.client, cmd, {
+    const url = await getSignedUrl(this.signer, cmd, {
       signingDate: new Date(now),
       expiresIn: Math.max(1, Math.floor((opts.expiresAt.getTime() - now) / 1000)),
       // Signed, so the URL accepts only this length and type.
@@ -81,7 +76,7 @@ export class S3ObjectStorage implements ObjectStorage {
       ResponseContentType: opts.contentType,
       ResponseContentDisposition: contentDisposition(opts.disposition, opts.filename),
     })
-    return getSignedUrl(this.client, cmd, {
+    return getSignedUrl(this.signer, cmd, {
       signingDate: new Date(this.clock()),
       expiresIn: opts.expiresInSec,
     })
@@ -134,5 +129,19 @@ export class S3ObjectStorage implements ObjectStorage {
 
   close(): void {
     this.client.destroy()
+    if (this.signer !== this.client) this.signer.destroy()
   }
+}
+
+function s3Client(settings: S3Settings, endpoint: string | undefined): S3Client {
+  return new S3Client({
+    region: settings.region,
+    forcePathStyle: settings.forcePathStyle,
+    // Otherwise a presigned PUT carries the checksum of an empty body, and S3 refuses the file.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    ...(endpoint ? { endpoint } : {}),
+    ...(settings.accessKeyId && settings.secretAccessKey
+      ? { credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } }
+      : {}),
+  })
 }

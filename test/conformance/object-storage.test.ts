@@ -156,6 +156,26 @@ describe.each(Object.keys(HARNESSES) as (keyof typeof HARNESSES)[])(
   },
 )
 
+describe('S3 storage behind a different public address (S3_PUBLIC_ENDPOINT)', () => {
+  it('signs URLs for the public endpoint and still talks to the service itself', async () => {
+    const s3 = await startS3()
+    const storage = new S3ObjectStorage({ ...s3.settings, publicEndpoint: 'http://files.chat.example:9000' })
+    try {
+      const target = await storage.presignUpload('attachments/public/a', {
+        contentType: 'text/plain',
+        size: 1,
+        expiresAt: new Date(Date.now() + 60_000),
+      })
+      expect(new URL(target.url).host).toBe('files.chat.example:9000')
+      await storage.put('attachments/public/a', Buffer.from('x'), 'text/plain')
+      expect(await storage.size('attachments/public/a')).toBe(1)
+    } finally {
+      storage.close()
+      await s3.close()
+    }
+  })
+})
+
 // s3rver checks expiry but neither the signed path nor the signed length: those are S3's own
 // promise, and the send-time size check (HEAD) covers a different length whatever the service.
 describe('local storage: what only the server of its own URLs can enforce', () => {
