@@ -66,8 +66,12 @@ export const attachmentRoutes: FastifyPluginAsyncTypebox<{ services: Services }>
         summary: 'Download an attachment: 302 to a URL valid for a few minutes',
         description:
           'For whoever may read its message now (a current member; 404 otherwise, and for a deleted ' +
-          'message). Images of safe types are served inline, everything else as a download.',
+          'message). Images of safe types are served inline, everything else as a download. ' +
+          '`variant=thumbnail`: a WebP at most 320 px on its longest side (images only; 404 otherwise).',
         params: IdParams,
+        querystring: Type.Object({
+          variant: Type.Union([Type.Literal('original'), Type.Literal('thumbnail')], { default: 'original' }),
+        }),
         response: {
           302: Type.Null({ description: 'Location: the presigned download URL' }),
           404: Problem,
@@ -76,7 +80,7 @@ export const attachmentRoutes: FastifyPluginAsyncTypebox<{ services: Services }>
       },
     },
     async (req, reply) => {
-      const url = await attachments.downloadUrl(currentUser(req).id, req.params.id)
+      const url = await attachments.downloadUrl(currentUser(req).id, req.params.id, req.query.variant)
       return reply
         .code(302)
         .header('location', url)

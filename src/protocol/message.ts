@@ -28,6 +28,9 @@ export const messageProperties = {
       }),
       height: Type.Union([Type.Integer(), Type.Null()]),
       url: Type.String({ description: 'GET it (with your token) for a 302 to a short-lived download URL' }),
+      thumbnail_url: Type.Union([Type.String(), Type.Null()], {
+        description: 'images only: the same, for a WebP at most 320 px on its longest side',
+      }),
     }),
     { maxItems: 10 },
   ),

@@ -19,6 +19,7 @@ import { normalizeContentType, SAFE_IMAGE_TYPES, sanitizeFilename } from './atta
 import type { ConversationService } from './conversations.js'
 import type { ObjectStorage, UploadTarget } from './object-storage.js'
 import type { RateLimiter } from './ports.js'
+import { makeThumbnail } from './thumbnails.js'
 
 export interface AttachmentSettings {
   maxBytes: number
@@ -45,8 +46,6 @@ const IMAGE_HEADER_BYTES = 256 * 1024
 /** Advisory lock id of the sweep (one instance at a time). */
 const SWEEP_LOCK_ID = 72_410_013
 const SWEEP_BATCH = 500
-
-export const attachmentUrl = (id: string) => `/api/v1/chat/attachments/${id}`
 
 /**
  * Attachments: upload URLs handed to members, checks before a message may carry them, download
@@ -150,10 +149,18 @@ export class AttachmentService {
     return Promise.all(checked.map((row) => this.verifyStored(row)))
   }
 
-  /** Where a reader downloads it: a presigned URL valid for a few minutes. 404 unless they may read its message. */
-  async downloadUrl(userId: string, id: string): Promise<string> {
+  /**
+   * Where a reader downloads it: a presigned URL valid for a few minutes. 404 unless they may read
+   * its message. `thumbnail`: images only; made on first request and kept as a second object.
+   */
+  async downloadUrl(
+    userId: string,
+    id: string,
+    variant: 'original' | 'thumbnail' = 'original',
+  ): Promise<string> {
     const row = isUuid(id) ? await store.findVisibleAttachment(this.db, userId, id) : undefined
     if (!row) throw new NotFoundError('attachment')
+    if (variant === 'thumbnail') return this.thumbnailUrl(row)
     const inline = SAFE_IMAGE_TYPES.has(row.contentType) && row.width !== null
     return this.storageCall(() =>
       this.storage.presignDownload(row.storageKey, {
@@ -163,6 +170,33 @@ export class AttachmentService {
         expiresInSec: this.settings.downloadTtlSec,
       }),
     )
+  }
+
+  private async thumbnailUrl(row: AttachmentRow): Promise<string> {
+    if (!SAFE_IMAGE_TYPES.has(row.contentType) || row.width === null) throw new NotFoundError('thumbnail')
+    const key = row.thumbnailKey ?? (await this.storeThumbnail(row))
+    return this.storageCall(() =>
+      this.storage.presignDownload(key, {
+        filename: `${row.filename.replace(/\.[^.]*$/, '')}.thumb.webp`,
+        contentType: 'image/webp',
+        disposition: 'inline',
+        expiresInSec: this.settings.downloadTtlSec,
+      }),
+    )
+  }
+
+  /**
+   * Reads the image (at most ATTACHMENT_MAX_BYTES, the one time the server holds a file), makes
+   * the thumbnail and stores it beside it. Two readers at once both make it; the key is the same.
+   */
+  private async storeThumbnail(row: AttachmentRow): Promise<string> {
+    const image = await this.storageCall(() => this.storage.readStart(row.storageKey, row.size))
+    const thumbnail = await makeThumbnail(image)
+    if (!thumbnail) throw new NotFoundError('thumbnail')
+    const key = `${row.storageKey}.thumb.webp`
+    await this.storageCall(() => this.storage.put(key, thumbnail, 'image/webp'))
+    await store.setThumbnail(this.db, row.conversationId, row.id, key)
+    return key
   }
 
   /**

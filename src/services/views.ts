@@ -16,7 +16,12 @@ export const toMessageView = (m: MessageRow): MessageView => ({
   attachments: m.attachments.map(attachmentView),
 })
 
-const attachmentView = (a: AttachmentMeta) => ({ ...a, url: `/api/v1/chat/attachments/${a.id}` })
+const attachmentView = (a: AttachmentMeta) => ({
+  ...a,
+  url: `/api/v1/chat/attachments/${a.id}`,
+  // Only images whose header was read as one (width set) have a thumbnail.
+  thumbnail_url: a.width === null ? null : `/api/v1/chat/attachments/${a.id}?variant=thumbnail`,
+})
 
 export interface MemberView {
   user_id: string

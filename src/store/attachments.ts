@@ -79,6 +79,14 @@ export async function findVisibleAttachment(
   return row?.a
 }
 
+/** Records the thumbnail stored beside an attachment. */
+export async function setThumbnail(db: Db, conversationId: string, id: string, key: string): Promise<void> {
+  await db
+    .update(attachments)
+    .set({ thumbnailKey: key })
+    .where(and(eq(attachments.conversationId, conversationId), eq(attachments.id, id)))
+}
+
 /** One message's attachments to claim in the send transaction. */
 export interface Claim {
   conversationId: string

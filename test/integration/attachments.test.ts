@@ -1,4 +1,5 @@
 import { count, eq, isNull, sql } from 'drizzle-orm'
+import { imageSize } from 'image-size'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { attachments, messages } from '../../src/store/schema.js'
 import { objectStorage } from '../../src/wiring.js'
@@ -94,6 +95,7 @@ describe.each(['local', 's3'] as const)('attachments on %s storage', (kind) => {
         width: 3,
         height: 2,
         url: `/api/v1/chat/attachments/${imageId}`,
+        thumbnail_url: `/api/v1/chat/attachments/${imageId}?variant=thumbnail`,
       },
       {
         id: fileId,
@@ -103,6 +105,7 @@ describe.each(['local', 's3'] as const)('attachments on %s storage', (kind) => {
         width: null,
         height: null,
         url: `/api/v1/chat/attachments/${fileId}`,
+        thumbnail_url: null,
       },
     ])
     // History shows the same, to every member.
@@ -129,6 +132,45 @@ describe.each(['local', 's3'] as const)('attachments on %s storage', (kind) => {
     expect(file.headers.get('content-disposition')).toMatch(/^attachment; filename="report.txt"/)
     expect(file.headers.get('content-type')).toBe('application/octet-stream')
     if (kind === 'local') expect(file.headers.get('x-content-type-options')).toBe('nosniff')
+  })
+
+  it('makes a thumbnail of an image on first request and stores it beside it', async () => {
+    const id = await attach(t, owner, group, {
+      filename: 'wide.png',
+      content_type: 'image/png',
+      body: png(640, 320),
+    })
+    const message = (await sendWithAttachments(t, owner, group, [id])).json()
+    const thumbUrl = message.attachments[0].thumbnail_url as string
+    for (let i = 0; i < 2; i++) {
+      const redirect = await t.app.inject({ url: thumbUrl, headers: member.auth })
+      expect(redirect.statusCode, redirect.body).toBe(302)
+      const got = await fetch(new URL(String(redirect.headers.location), t.url))
+      expect(got.headers.get('content-type')).toBe('image/webp')
+      expect(got.headers.get('content-disposition')).toMatch(/^inline; filename="wide.thumb.webp"/)
+      expect(imageSize(new Uint8Array(await got.arrayBuffer()))).toMatchObject({
+        type: 'webp',
+        width: 320,
+        height: 160,
+      })
+    }
+    const key = (await row(id))?.thumbnailKey as string
+    expect(key).toMatch(/\.thumb\.webp$/)
+    // Not an image: no thumbnail.
+    const fileId = await attach(t, owner, group, text('no picture'))
+    await sendWithAttachments(t, owner, group, [fileId])
+    expectProblem(
+      await t.app.inject({
+        url: `/api/v1/chat/attachments/${fileId}?variant=thumbnail`,
+        headers: member.auth,
+      }),
+      404,
+      /thumbnail not found/,
+    )
+    // Deleting the message deletes the thumbnail too.
+    await restDelete(t.app, owner, message.id)
+    await expect.poll(async () => row(id), { interval: 20 }).toBeUndefined()
+    expect(await objectStorage(t.services.config).size(key)).toBeUndefined()
   })
 
   it('sends attachments over the socket (message.send frame) too', async () => {
