@@ -395,3 +395,47 @@ describe.each(['local', 's3'] as const)('attachments on %s storage', (kind) => {
     expect(await storage.size(sentKey)).toBe(4)
   })
 })
+
+describe('attachments on the embedded default (PGlite, local storage) and their rate limit', () => {
+  let t: TestApp
+  let owner: TestUser
+  let conv: string
+  beforeAll(async () => {
+    t = await startTestApp({ driver: 'pglite', env: { RATE_LIMITS: 'on', ATTACHMENT_RATE_PER_MIN: '3' } })
+    await t.listen()
+    owner = await registerUser(t.app, 'Embedded')
+    conv = await directChat(t.app, owner, await registerUser(t.app, 'Peer'))
+  })
+  afterAll(async () => t?.close())
+
+  it('sends, serves, deletes and sweeps; the fourth upload URL within a minute is a 429', async () => {
+    const id = await attach(t, owner, conv, { filename: 'p.png', content_type: 'image/png', body: png(4, 4) })
+    const sent = await sendWithAttachments(t, owner, conv, [id], 'embedded')
+    expect(sent.statusCode, sent.body).toBe(201)
+    expect(sent.json().attachments[0]).toMatchObject({ width: 4, height: 4 })
+    const redirect = await t.app.inject({ url: `/api/v1/chat/attachments/${id}`, headers: owner.auth })
+    expect(redirect.statusCode).toBe(302)
+    const unsent = (
+      await createAttachment(t, owner, conv, { filename: 'u.txt', content_type: 'text/plain', size: 1 })
+    ).json().id
+    expect(unsent).toBeDefined()
+    expect(
+      (await createAttachment(t, owner, conv, { filename: 'v.txt', content_type: 'text/plain', size: 1 }))
+        .statusCode,
+    ).toBe(201)
+    const limited = await createAttachment(t, owner, conv, {
+      filename: 'w.txt',
+      content_type: 'text/plain',
+      size: 1,
+    })
+    expect(limited.statusCode).toBe(429)
+    expect(limited.headers['retry-after']).toBeDefined()
+    expect(await t.services.attachments.sweep()).toEqual({ expired: 0, removed: 0 })
+    await restDelete(t.app, owner, sent.json().id)
+    await expect
+      .poll(async () => (await t.database.db.select().from(attachments).where(eq(attachments.id, id)))[0], {
+        interval: 20,
+      })
+      .toBeUndefined()
+  })
+})
