@@ -172,7 +172,7 @@ export class LocalObjectStorage implements ObjectStorage, SignedObjectServer {
     if (given.length !== wanted.length || !timingSafeEqual(given, wanted) || query.op !== op) {
       throw new ForbiddenError('the URL signature is not valid')
     }
-    if (Number(query.exp) * 1000 < this.clock()) throw new ForbiddenError('the URL has expired')
+    if (!(Number(query.exp) * 1000 >= this.clock())) throw new ForbiddenError('the URL has expired')
     if (!KEY.test(query.key ?? '')) throw new ForbiddenError('the URL signature is not valid')
     return query
   }

@@ -85,3 +85,28 @@ export const sendWithAttachments = (
     headers: user.auth,
     payload: { content, attachment_ids: ids },
   })
+
+/** Creates, uploads (through the app, no listening needed) and sends a small file; returns its id. */
+export async function sendFile(t: TestApp, user: TestUser, conversationId: string): Promise<string> {
+  const body = Buffer.from('a file only members may read')
+  const created = await t.app.inject({
+    method: 'POST',
+    url: `/api/v1/chat/conversations/${conversationId}/attachments`,
+    headers: user.auth,
+    payload: { filename: 'world.txt', content_type: 'text/plain', size: body.length },
+  })
+  const { id, upload } = created.json() as {
+    id: string
+    upload: { url: string; headers: Record<string, string> }
+  }
+  const put = await t.app.inject({ method: 'PUT', url: upload.url, headers: upload.headers, payload: body })
+  if (put.statusCode !== 204) throw new Error(`upload: ${put.statusCode} ${put.body}`)
+  const sent = await t.app.inject({
+    method: 'POST',
+    url: `/api/v1/chat/conversations/${conversationId}/messages`,
+    headers: user.auth,
+    payload: { content: '', attachment_ids: [id] },
+  })
+  if (sent.statusCode !== 201) throw new Error(`send: ${sent.statusCode} ${sent.body}`)
+  return id
+}

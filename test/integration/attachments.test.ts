@@ -13,7 +13,14 @@ import {
   uploadTo,
 } from '../helpers/attachments.js'
 import { startS3, type TestS3 } from '../helpers/s3.js'
-import { directChat, groupChat, removeMember, restDelete, TestSocket } from '../helpers/ws-client.js'
+import {
+  directChat,
+  freePort,
+  groupChat,
+  removeMember,
+  restDelete,
+  TestSocket,
+} from '../helpers/ws-client.js'
 
 const QUOTA = 1024 * 1024
 const UPLOAD_TTL_SEC = 900
@@ -437,5 +444,41 @@ describe('attachments on the embedded default (PGlite, local storage) and their 
         interval: 20,
       })
       .toBeUndefined()
+  })
+})
+
+describe('object storage unreachable', () => {
+  let t: TestApp
+  let owner: TestUser
+  let conv: string
+  beforeAll(async () => {
+    const port = await freePort()
+    t = await startTestApp({
+      env: {
+        S3_ENDPOINT: `http://127.0.0.1:${port}`,
+        S3_BUCKET: 'nowhere',
+        S3_ACCESS_KEY_ID: 'x',
+        S3_SECRET_ACCESS_KEY: 'y',
+        S3_FORCE_PATH_STYLE: 'true',
+      },
+    })
+    owner = await registerUser(t.app, 'Outage')
+    conv = await directChat(t.app, owner, await registerUser(t.app, 'Peer'))
+  })
+  afterAll(async () => t?.close())
+
+  it('a send with attachments is a 503 with Retry-After, and nothing is stored', async () => {
+    // Presigning needs no connection: the upload URL is handed out.
+    const created = await createAttachment(t, owner, conv, {
+      filename: 'a.txt',
+      content_type: 'text/plain',
+      size: 3,
+    })
+    expect(created.statusCode).toBe(201)
+    const res = await sendWithAttachments(t, owner, conv, [created.json().id], 'hi')
+    expectProblem(res, 503, /object storage is unavailable/)
+    expect(res.headers['retry-after']).toBeDefined()
+    const stored = await t.database.db.select().from(messages).where(eq(messages.conversationId, conv))
+    expect(stored).toEqual([])
   })
 })

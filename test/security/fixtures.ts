@@ -13,6 +13,7 @@ import {
   users,
 } from '../../src/store/schema.js'
 import { registerUser, type TestApp, type TestUser } from '../helpers/app.js'
+import { sendFile } from '../helpers/attachments.js'
 import { groupChat, removeMember, restSend } from '../helpers/ws-client.js'
 
 /** JSON Schema as the OpenAPI and AsyncAPI documents spell it (only what these tests read). */
@@ -181,33 +182,8 @@ export async function buildWorld(t: TestApp): Promise<World> {
   const group = await groupChat(t.app, owner, [member, other, removed])
   const secret = `secret-${crypto.randomUUID()}`
   const message = (await restSend(t.app, owner, group, secret)).id
-  const attachment = await sentAttachment(t, owner, group)
+  const attachment = await sendFile(t, owner, group)
   const last = await restSend(t.app, removed, group, 'said while still a member')
   await removeMember(t.app, owner, group, removed)
   return { owner, member, other, removed, stranger, group, message, attachment, secret, removedAt: last.seq }
-}
-
-/** Creates, uploads (through the app, no listening needed) and sends a small file; returns its id. */
-async function sentAttachment(t: TestApp, user: TestUser, conversationId: string): Promise<string> {
-  const body = Buffer.from('a file only members may read')
-  const created = await t.app.inject({
-    method: 'POST',
-    url: `/api/v1/chat/conversations/${conversationId}/attachments`,
-    headers: user.auth,
-    payload: { filename: 'world.txt', content_type: 'text/plain', size: body.length },
-  })
-  const { id, upload } = created.json() as {
-    id: string
-    upload: { url: string; headers: Record<string, string> }
-  }
-  const put = await t.app.inject({ method: 'PUT', url: upload.url, headers: upload.headers, payload: body })
-  if (put.statusCode !== 204) throw new Error(`upload: ${put.statusCode} ${put.body}`)
-  const sent = await t.app.inject({
-    method: 'POST',
-    url: `/api/v1/chat/conversations/${conversationId}/messages`,
-    headers: user.auth,
-    payload: { content: '', attachment_ids: [id] },
-  })
-  if (sent.statusCode !== 201) throw new Error(`send: ${sent.statusCode} ${sent.body}`)
-  return id
 }
