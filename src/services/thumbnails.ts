@@ -1,5 +1,3 @@
-import sharp from 'sharp'
-
 /** The longest side of a thumbnail, in pixels. */
 export const THUMBNAIL_MAX_SIDE = 320
 /** Larger images are not decoded at all (a decompression bomb is refused, not rendered). */
@@ -11,6 +9,8 @@ const MAX_INPUT_PIXELS = 50_000_000
  * image cannot be decoded.
  */
 export async function makeThumbnail(image: Buffer): Promise<Buffer | undefined> {
+  // Loaded on first use: the native library costs startup time that most processes never need.
+  const { default: sharp } = await import('sharp')
   try {
     return await sharp(image, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' })
       .rotate()

@@ -1,13 +1,4 @@
-import {
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  NoSuchKey,
-  NotFound,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3'
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
+import type { S3Client } from '@aws-sdk/client-s3'
 import type {
   DownloadOptions,
   ObjectStorage,
@@ -34,29 +25,35 @@ export interface S3Settings {
  */
 export class S3ObjectStorage implements ObjectStorage {
   readonly kind = 's3'
-  private readonly client: S3Client
-  /** Signs URLs for clients (never connects): the public endpoint's host is part of the signature. */
-  private readonly signer: S3Client
   private readonly bucket: string
+  /**
+   * The SDK and its clients, loaded on first use: the SDK is large, and a process that never
+   * touches an attachment (or uses the local storage) should not pay for loading it.
+   */
+  private loaded: Promise<Sdk> | undefined
 
   constructor(
-    settings: S3Settings,
+    private readonly settings: S3Settings,
     private readonly clock: () => number = Date.now,
   ) {
     this.bucket = settings.bucket
-    this.client = s3Client(settings, settings.endpoint)
-    this.signer = settings.publicEndpoint ? s3Client(settings, settings.publicEndpoint) : this.client
+  }
+
+  private sdk(): Promise<Sdk> {
+    this.loaded ??= loadSdk(this.settings)
+    return this.loaded
   }
 
   async presignUpload(key: string, opts: UploadOptions): Promise<UploadTarget> {
+    const { s3, getSignedUrl, signer } = await this.sdk()
     const now = this.clock()
-    const cmd = new PutObjectCommand({
+    const cmd = new s3.PutObjectCommand({
       Bucket: this.bucket,
       Key: key,
       ContentType: opts.contentType,
       ContentLength: opts.size,
     })
-    const url = await getSignedUrl(this.signer, cmd, {
+    const url = await getSignedUrl(signer, cmd, {
       signingDate: new Date(now),
       expiresIn: Math.max(1, Math.floor((opts.expiresAt.getTime() - now) / 1000)),
       // Signed, so the URL accepts only this length and type.
@@ -69,54 +66,59 @@ export class S3ObjectStorage implements ObjectStorage {
     }
   }
 
-  presignDownload(key: string, opts: DownloadOptions): Promise<string> {
-    const cmd = new GetObjectCommand({
+  async presignDownload(key: string, opts: DownloadOptions): Promise<string> {
+    const { s3, getSignedUrl, signer } = await this.sdk()
+    const cmd = new s3.GetObjectCommand({
       Bucket: this.bucket,
       Key: key,
       ResponseContentType: opts.contentType,
       ResponseContentDisposition: contentDisposition(opts.disposition, opts.filename),
     })
-    return getSignedUrl(this.signer, cmd, {
+    return getSignedUrl(signer, cmd, {
       signingDate: new Date(this.clock()),
       expiresIn: opts.expiresInSec,
     })
   }
 
   async size(key: string): Promise<number | undefined> {
+    const { s3, client } = await this.sdk()
     try {
-      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }))
+      const head = await client.send(new s3.HeadObjectCommand({ Bucket: this.bucket, Key: key }))
       return head.ContentLength
     } catch (err) {
-      if (err instanceof NotFound || err instanceof NoSuchKey) return undefined
+      if (err instanceof s3.NotFound || err instanceof s3.NoSuchKey) return undefined
       throw err
     }
   }
 
   async readStart(key: string, bytes: number): Promise<Buffer> {
+    const { s3, client } = await this.sdk()
     try {
-      const res = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=0-${bytes - 1}` }),
+      const res = await client.send(
+        new s3.GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=0-${bytes - 1}` }),
       )
       const body = await res.Body?.transformToByteArray()
       return Buffer.from(body ?? new Uint8Array()).subarray(0, bytes)
     } catch (err) {
-      if (err instanceof NoSuchKey || err instanceof NotFound) return Buffer.alloc(0)
+      if (err instanceof s3.NoSuchKey || err instanceof s3.NotFound) return Buffer.alloc(0)
       throw err
     }
   }
 
   async put(key: string, body: Buffer, contentType: string): Promise<void> {
-    await this.client.send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
+    const { s3, client } = await this.sdk()
+    await client.send(
+      new s3.PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
     )
   }
 
   async delete(keys: string[]): Promise<void> {
+    const { s3, client } = await this.sdk()
     // DeleteObjects takes at most 1,000 keys; deleting a missing key succeeds.
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000)
-      const res = await this.client.send(
-        new DeleteObjectsCommand({
+      const res = await client.send(
+        new s3.DeleteObjectsCommand({
           Bucket: this.bucket,
           Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
         }),
@@ -128,13 +130,37 @@ export class S3ObjectStorage implements ObjectStorage {
   }
 
   close(): void {
-    this.client.destroy()
-    if (this.signer !== this.client) this.signer.destroy()
+    void this.loaded?.then(({ client, signer }) => {
+      client.destroy()
+      if (signer !== client) signer.destroy()
+    })
   }
 }
 
-function s3Client(settings: S3Settings, endpoint: string | undefined): S3Client {
-  return new S3Client({
+interface Sdk {
+  s3: typeof import('@aws-sdk/client-s3')
+  getSignedUrl: typeof import('@aws-sdk/s3-request-presigner').getSignedUrl
+  client: S3Client
+  /** Signs URLs for clients (never connects): the public endpoint's host is part of the signature. */
+  signer: S3Client
+}
+
+async function loadSdk(settings: S3Settings): Promise<Sdk> {
+  const [s3, { getSignedUrl }] = await Promise.all([
+    import('@aws-sdk/client-s3'),
+    import('@aws-sdk/s3-request-presigner'),
+  ])
+  const client = s3Client(s3, settings, settings.endpoint)
+  const signer = settings.publicEndpoint ? s3Client(s3, settings, settings.publicEndpoint) : client
+  return { s3, getSignedUrl, client, signer }
+}
+
+function s3Client(
+  s3: typeof import('@aws-sdk/client-s3'),
+  settings: S3Settings,
+  endpoint: string | undefined,
+): S3Client {
+  return new s3.S3Client({
     region: settings.region,
     forcePathStyle: settings.forcePathStyle,
     // Otherwise a presigned PUT carries the checksum of an empty body, and S3 refuses the file.
