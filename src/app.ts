@@ -8,6 +8,7 @@ import addFormats from 'ajv-formats'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { startupWarnings } from './config/config.js'
+import { attachmentRoutes } from './http/attachment-routes.js'
 import { authRoutes } from './http/auth-routes.js'
 import { chatRoutes } from './http/chat-routes.js'
 import { closeConnectionsOnShutdown } from './http/closing.js'
@@ -15,6 +16,7 @@ import { refuseInvalidUtf8Json } from './http/json-body.js'
 import { registerOpenApi } from './http/openapi.js'
 import { opsRoutes } from './http/ops-routes.js'
 import { errorHandler, sendProblem } from './http/problem.js'
+import { storageRoutes } from './http/storage-routes.js'
 import { ticketRoutes } from './http/ticket-routes.js'
 import { userRoutes } from './http/user-routes.js'
 import { webRoutes } from './http/web-routes.js'
@@ -103,6 +105,8 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   await app.register(userRoutes, { ...opts, prefix: '/api/v1' })
   await app.register(chatRoutes, { ...opts, prefix: '/api/v1/chat' })
   await app.register(ticketRoutes, { ...opts, prefix: '/api/v1/chat' })
+  await app.register(attachmentRoutes, { ...opts, prefix: '/api/v1/chat' })
+  await app.register(storageRoutes, opts)
   await registerGateway(app, services)
   await app.register(webRoutes, { root: config.webDir })
   return app

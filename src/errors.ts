@@ -22,6 +22,12 @@ export type AppErrorCode =
   | 'unavailable'
   /** A request body that is not JSON (or not UTF-8). */
   | 'invalid_json'
+  /** A file over the size limit (HTTP 413). */
+  | 'too_large'
+  /** A file type the server does not accept (HTTP 415). */
+  | 'unsupported_media_type'
+  /** The user's storage quota would be exceeded (HTTP 413). */
+  | 'quota_exceeded'
 
 export abstract class AppError extends Error {
   abstract readonly status: number
@@ -74,6 +80,24 @@ export interface Quota {
   limit: number
   remaining: number
   resetInSec: number
+}
+
+/** An upload larger than allowed (or than it was declared). */
+export class TooLargeError extends AppError {
+  readonly status = 413
+  readonly code = 'too_large'
+}
+
+/** A content type outside the allow-list. */
+export class UnsupportedMediaTypeError extends AppError {
+  readonly status = 415
+  readonly code = 'unsupported_media_type'
+}
+
+/** What the user already stores plus this upload would exceed their quota. */
+export class QuotaExceededError extends AppError {
+  readonly status = 413
+  readonly code = 'quota_exceeded'
 }
 
 export class RateLimitedError extends AppError {

@@ -19,14 +19,18 @@ import { TicketsOrUnavailable } from './broker/tickets-unavailable.js'
 import type { Config } from './config/config.js'
 import { trackConnections } from './http/connections.js'
 import { createMetrics } from './observability/metrics.js'
+import { AttachmentService } from './services/attachments.js'
 import { AuthService } from './services/auth.js'
 import { ConversationService } from './services/conversations.js'
 import type { Services } from './services/index.js'
 import { LoginThrottle } from './services/login-throttle.js'
 import { MessageService } from './services/messages.js'
+import type { ObjectStorage } from './services/object-storage.js'
 import type { Broker, Presence, RateLimiter, SendRate } from './services/ports.js'
 import { PresenceService } from './services/presence.js'
 import { UserService } from './services/users.js'
+import { LocalObjectStorage } from './storage/local.js'
+import { S3ObjectStorage } from './storage/s3.js'
 import { type Database, openDatabase } from './store/db.js'
 import { primaryReads, type Reads, ReplicaReads } from './store/read-replica.js'
 
@@ -82,6 +86,7 @@ export async function startRuntime(
     `database: ${database.describe}${replica}; broker: ${infra.broker.kind === 'redis' ? `redis (${config.redisPubsub})` : 'in-process'}`,
   )
   const connections = trackConnections(app.server)
+  const sweeper = startSweeper(services.attachments, config.attachments.sweepIntervalSec, logger)
   return {
     app,
     services,
@@ -93,6 +98,7 @@ export async function startRuntime(
         )
         connections.destroyAll()
       }, config.shutdownTimeoutMs)
+      clearInterval(sweeper)
       try {
         await app.close()
       } finally {
@@ -121,6 +127,35 @@ export function readsFor(config: Config, database: Database, logger: Logger): Re
 const describeUrl = (url: string) => {
   const u = new URL(url)
   return `postgresql://${u.host}${u.pathname}`
+}
+
+/**
+ * Runs the attachment sweep every `intervalSec` (one instance at a time, by an advisory lock):
+ * unsent attachments past their TTL, and objects of deleted messages not yet removed.
+ */
+function startSweeper(attachments: AttachmentService, intervalSec: number, logger: Logger): NodeJS.Timeout {
+  let running = false
+  const timer = setInterval(() => {
+    if (running) return
+    running = true
+    attachments
+      .sweep()
+      .then((done) => {
+        if (done && done.removed > 0) logger.info(done, 'attachment sweep removed files')
+      })
+      .catch((err) => logger.warn({ err }, 'attachment sweep failed; retried at the next interval'))
+      .finally(() => {
+        running = false
+      })
+  }, intervalSec * 1000)
+  timer.unref()
+  return timer
+}
+
+/** S3-compatible storage when S3_BUCKET is set, else files under DATA_DIR served by this server. */
+export function objectStorage(config: Config, clock: () => number = Date.now): ObjectStorage {
+  if (config.s3) return new S3ObjectStorage(config.s3, clock)
+  return new LocalObjectStorage(config.dataDir, config.jwt.secret, clock)
 }
 
 /** The in-process stores by default; with REDIS_URL, Redis carries events, presence, tickets and limits. */
@@ -171,7 +206,11 @@ export function createServices(
   config: Config,
   database: Database,
   infra: Infrastructure,
-  opts: { clock?: (() => number) | undefined; reads?: Reads | undefined } = {},
+  opts: {
+    clock?: (() => number) | undefined
+    reads?: Reads | undefined
+    storage?: ObjectStorage | undefined
+  } = {},
 ): Services {
   const { db } = database
   const { broker } = infra
@@ -183,6 +222,24 @@ export function createServices(
     broker,
     { groupMaxMembers: config.groupMaxMembers },
     reads,
+  )
+  const storage = opts.storage ?? objectStorage(config, opts.clock)
+  const a = config.attachments
+  const attachments = new AttachmentService(
+    db,
+    storage,
+    conversations,
+    infra.limiter,
+    {
+      maxBytes: a.maxBytes,
+      contentTypes: a.contentTypes,
+      quotaBytes: a.quotaBytes,
+      perMinute: config.rateLimits.enabled ? a.ratePerMin : undefined,
+      uploadTtlSec: a.uploadTtlSec,
+      downloadTtlSec: a.downloadTtlSec,
+      unsentTtlSec: a.unsentTtlSec,
+    },
+    opts.clock,
   )
   return {
     config,
@@ -202,8 +259,11 @@ export function createServices(
         batchMax: config.messageBatchMax,
         sendRate: config.rateLimits.enabled ? infra.sendRate : undefined,
       },
+      attachments,
       reads,
     ),
+    attachments,
+    objectServer: storage.server,
     presence: new PresenceService(infra.presence, conversations, broker),
     limiter: infra.limiter,
     loginThrottle: new LoginThrottle(

@@ -16,6 +16,33 @@ interface Spec {
   oneOf?: readonly string[]
 }
 
+/** The default ATTACHMENT_CONTENT_TYPES: images, PDF, plain text, office documents, audio, video. */
+const DEFAULT_CONTENT_TYPES = [
+  'image/png',
+  'image/jpeg',
+  'image/gif',
+  'image/webp',
+  'application/pdf',
+  'text/plain',
+  'application/msword',
+  'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
+  'application/vnd.ms-excel',
+  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+  'application/vnd.ms-powerpoint',
+  'application/vnd.openxmlformats-officedocument.presentationml.presentation',
+  'application/vnd.oasis.opendocument.text',
+  'application/vnd.oasis.opendocument.spreadsheet',
+  'application/vnd.oasis.opendocument.presentation',
+  'audio/mpeg',
+  'audio/ogg',
+  'audio/wav',
+  'audio/webm',
+  'audio/mp4',
+  'video/mp4',
+  'video/webm',
+  'video/quicktime',
+]
+
 export const SETTINGS = {
   NODE_ENV: { kind: 'string', default: 'development', oneOf: ['development', 'production', 'test'] },
   HOST: { kind: 'string', default: '0.0.0.0' },
@@ -72,6 +99,21 @@ export const SETTINGS = {
   MESSAGE_BATCH_MAX: { kind: 'int', default: '500', min: 1, max: 10000 },
   METRICS_TOKEN: { kind: 'string' },
   WEB_DIR: { kind: 'string', default: './web/dist' },
+  S3_ENDPOINT: { kind: 'string' },
+  S3_PUBLIC_ENDPOINT: { kind: 'string' },
+  S3_BUCKET: { kind: 'string' },
+  S3_REGION: { kind: 'string', default: 'us-east-1' },
+  S3_ACCESS_KEY_ID: { kind: 'string' },
+  S3_SECRET_ACCESS_KEY: { kind: 'string' },
+  S3_FORCE_PATH_STYLE: { kind: 'bool', default: 'false' },
+  ATTACHMENT_MAX_BYTES: { kind: 'int', default: '26214400', min: 1, max: 5368709120 },
+  ATTACHMENT_CONTENT_TYPES: { kind: 'list', default: DEFAULT_CONTENT_TYPES.join(',') },
+  ATTACHMENT_QUOTA_BYTES: { kind: 'int', default: '1073741824', min: 1, max: 1099511627776 },
+  ATTACHMENT_RATE_PER_MIN: { kind: 'int', default: '30', min: 1, max: 1000000 },
+  ATTACHMENT_UPLOAD_TTL_SEC: { kind: 'int', default: '900', min: 10, max: 604800 },
+  ATTACHMENT_DOWNLOAD_TTL_SEC: { kind: 'int', default: '300', min: 10, max: 604800 },
+  ATTACHMENT_UNSENT_TTL_SEC: { kind: 'int', default: '86400', min: 60, max: 31536000 },
+  ATTACHMENT_SWEEP_INTERVAL_SEC: { kind: 'int', default: '300', min: 1, max: 86400 },
 } as const satisfies Record<string, Spec>
 
 export type SettingName = keyof typeof SETTINGS
@@ -150,6 +192,29 @@ export interface Config {
   metricsToken: string | undefined
   /** The built web client served at `/` (nothing is served when it has no index.html). */
   webDir: string
+  /** Set when S3_BUCKET is: attachments go to S3-compatible storage, else to DATA_DIR/objects. */
+  s3:
+    | {
+        endpoint: string | undefined
+        /** The endpoint as clients reach it, for presigned URLs, when it differs from the server's. */
+        publicEndpoint: string | undefined
+        bucket: string
+        region: string
+        accessKeyId: string | undefined
+        secretAccessKey: string | undefined
+        forcePathStyle: boolean
+      }
+    | undefined
+  attachments: {
+    maxBytes: number
+    contentTypes: string[]
+    quotaBytes: number
+    ratePerMin: number
+    uploadTtlSec: number
+    downloadTtlSec: number
+    unsentTtlSec: number
+    sweepIntervalSec: number
+  }
 }
 
 export class ConfigError extends Error {
@@ -297,6 +362,28 @@ export function loadConfig(raw: Raw = process.env): Config {
     messageBatchMax: int('MESSAGE_BATCH_MAX'),
     metricsToken,
     webDir: v.WEB_DIR as string,
+    s3:
+      v.S3_BUCKET === undefined
+        ? undefined
+        : {
+            endpoint: v.S3_ENDPOINT as string | undefined,
+            publicEndpoint: v.S3_PUBLIC_ENDPOINT as string | undefined,
+            bucket: v.S3_BUCKET as string,
+            region: v.S3_REGION as string,
+            accessKeyId: v.S3_ACCESS_KEY_ID as string | undefined,
+            secretAccessKey: v.S3_SECRET_ACCESS_KEY as string | undefined,
+            forcePathStyle: v.S3_FORCE_PATH_STYLE as boolean,
+          },
+    attachments: {
+      maxBytes: int('ATTACHMENT_MAX_BYTES'),
+      contentTypes: (v.ATTACHMENT_CONTENT_TYPES as string[]).map((t) => t.toLowerCase()),
+      quotaBytes: int('ATTACHMENT_QUOTA_BYTES'),
+      ratePerMin: int('ATTACHMENT_RATE_PER_MIN'),
+      uploadTtlSec: int('ATTACHMENT_UPLOAD_TTL_SEC'),
+      downloadTtlSec: int('ATTACHMENT_DOWNLOAD_TTL_SEC'),
+      unsentTtlSec: int('ATTACHMENT_UNSENT_TTL_SEC'),
+      sweepIntervalSec: int('ATTACHMENT_SWEEP_INTERVAL_SEC'),
+    },
   }
 }
 

@@ -29,6 +29,11 @@ const MessageHistory = Type.Object(
 )
 const ReadMarker = Type.Object({ last_read_seq: Type.Integer() }, { $id: 'ReadMarker' })
 const Title = Type.String({ minLength: 1, maxLength: 200 })
+const AttachmentIds = Type.Array(Uuid, {
+  maxItems: 10,
+  uniqueItems: true,
+  description: 'attachments from createAttachment, uploaded; with them, content may be empty',
+})
 
 export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
   const { conversations, messages, auth, config } = services
@@ -36,7 +41,7 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
   const common = { tags: ['chat'], security: [{ bearer: [] }] }
   const Content = Type.String({
     maxLength: 65536,
-    description: `The text: at most ${config.messageMaxChars} characters (MESSAGE_MAX_CHARS) once trimmed, not blank`,
+    description: `The text: at most ${config.messageMaxChars} characters (MESSAGE_MAX_CHARS) once trimmed; not blank unless attachment_ids are given`,
   })
 
   app.post(
@@ -251,7 +256,11 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
           'when stored; 200 with the first message when `client_msg_id` was already used (a safe retry). ' +
           'Sends per user are limited (MESSAGE_RATE_PER_SEC, burst MESSAGE_RATE_BURST): 429 with Retry-After.',
         params: IdParams,
-        body: Type.Object({ content: Content, client_msg_id: Type.Optional(ClientMsgId) }),
+        body: Type.Object({
+          content: Content,
+          client_msg_id: Type.Optional(ClientMsgId),
+          attachment_ids: Type.Optional(AttachmentIds),
+        }),
         response: {
           200: {
             description: 'Sent before with this client_msg_id',
@@ -269,6 +278,7 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
         req.params.id,
         req.body.content,
         req.body.client_msg_id ?? null,
+        req.body.attachment_ids,
       )
       return reply.code(created ? 201 : 200).send(message)
     },

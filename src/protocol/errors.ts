@@ -18,6 +18,9 @@ export const ERROR_CODES = [
   'invalid_frame',
   'invalid_json',
   'unknown_type',
+  'too_large',
+  'unsupported_media_type',
+  'quota_exceeded',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

@@ -33,9 +33,11 @@ export const MessageSendFrame = frame(
     content: Type.String({ maxLength: 65536 }),
     client_msg_id: Type.Optional(ClientMsgId),
     conversation_id: OptionalConversation,
+    attachment_ids: Type.Optional(Type.Array(Uuid, { maxItems: 10, uniqueItems: true })),
   },
   'Send a message. Answered by `message.ack` once committed, or `error` with the same client_msg_id. ' +
-    '`conversation_id` is required on the user socket.',
+    '`conversation_id` is required on the user socket. `attachment_ids`: uploaded attachments (see ' +
+    'POST /api/v1/chat/conversations/{id}/attachments), up to 10; with them `content` may be empty.',
 )
 export const MessageEditFrame = frame(
   'message.edit',

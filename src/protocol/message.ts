@@ -17,6 +17,23 @@ export const messageProperties = {
   created_at: Timestamp,
   edited_at: Type.Union([Timestamp, Type.Null()]),
   deleted_at: Type.Union([Timestamp, Type.Null()]),
+  attachments: Type.Array(
+    Type.Object({
+      id: Uuid,
+      filename: Type.String(),
+      content_type: Type.String(),
+      size: Type.Integer({ minimum: 0 }),
+      width: Type.Union([Type.Integer(), Type.Null()], {
+        description: 'images only, read from the stored file',
+      }),
+      height: Type.Union([Type.Integer(), Type.Null()]),
+      url: Type.String({ description: 'GET it (with your token) for a 302 to a short-lived download URL' }),
+      thumbnail_url: Type.Union([Type.String(), Type.Null()], {
+        description: 'images only: the same, for a WebP at most 320 px on its longest side',
+      }),
+    }),
+    { maxItems: 10 },
+  ),
 }
 
 export const MessageSchema = Type.Object(messageProperties, { title: 'Message' })

@@ -3,10 +3,12 @@ import type { TicketStore } from '../auth/tickets.js'
 import type { Config } from '../config/config.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { Database } from '../store/db.js'
+import type { AttachmentService } from './attachments.js'
 import type { AuthService } from './auth.js'
 import type { ConversationService } from './conversations.js'
 import type { LoginThrottle } from './login-throttle.js'
 import type { MessageService } from './messages.js'
+import type { SignedObjectServer } from './object-storage.js'
 import type { Broker, RateLimiter } from './ports.js'
 import type { PresenceService } from './presence.js'
 import type { UserService } from './users.js'
@@ -26,6 +28,9 @@ export interface Services {
   auth: AuthService
   conversations: ConversationService
   messages: MessageService
+  attachments: AttachmentService
+  /** The local disk storage's own URL handler; undefined when the storage serves its URLs itself (S3). */
+  objectServer: SignedObjectServer | undefined
   presence: PresenceService
   limiter: RateLimiter
   loginThrottle: LoginThrottle

@@ -9,12 +9,14 @@ import {
 import { decodeCursor, encodeCursor } from '../lib/cursor.js'
 import { isUuid } from '../lib/ids.js'
 import type { MessageView } from '../protocol/message.js'
+import { type AttachmentRef, releaseMessageAttachments } from '../store/attachments.js'
 import { findConversation } from '../store/conversations.js'
 import type { Db } from '../store/db.js'
 import * as store from '../store/messages.js'
 import { primaryReads, type Reads } from '../store/read-replica.js'
 import { advanceReadMarker } from '../store/reads.js'
 import type { MessageRow } from '../store/schema.js'
+import type { AttachmentService } from './attachments.js'
 import type { ConversationService } from './conversations.js'
 import { MessageWriter } from './message-writer.js'
 import type { Broker, SendRate } from './ports.js'
@@ -61,6 +63,7 @@ export class MessageService {
     private readonly broker: Broker,
     private readonly conversations: ConversationService,
     private readonly limits: MessageLimits,
+    private readonly attachments: AttachmentService,
     /** History pages and resume reads: a replica when one is configured (it serves only fresh reads). */
     private readonly reads: Reads = primaryReads(db),
   ) {
@@ -72,19 +75,22 @@ export class MessageService {
   /**
    * Stores a message and publishes it after commit. With a `clientMsgId` already used by this
    * sender in this conversation, returns the first message (`created: false`) and publishes nothing.
+   * With `attachmentIds`, the content may be empty.
    */
   async send(
     senderId: string,
     conversationId: string,
     content: string,
     clientMsgId: string | null = null,
+    attachmentIds: string[] = [],
   ): Promise<{ message: MessageView; created: boolean }> {
     if (!isUuid(conversationId)) throw new NotFoundError('conversation')
     // Here, on the one path every message takes, so no door (REST or socket) gets around it.
     if (this.limits.sendRate && !(await this.limits.sendRate.take(senderId))) throw new RateLimitedError(1)
-    const text = cleanText(content, 'content', this.limits.maxChars)
+    const text = cleanText(content, 'content', this.limits.maxChars, attachmentIds.length > 0 ? 0 : 1)
     if (clientMsgId !== null) cleanText(clientMsgId, 'client_msg_id', CLIENT_MSG_ID_MAX)
-    return this.writer.append({ senderId, conversationId, content: text, clientMsgId })
+    const attachments = await this.attachments.prepare(senderId, conversationId, attachmentIds, clientMsgId)
+    return this.writer.append({ senderId, conversationId, content: text, clientMsgId, attachments })
   }
 
   /** Sender only; a deleted message cannot be edited. */
@@ -101,8 +107,12 @@ export class MessageService {
     return view
   }
 
-  /** Sender, or an admin of the group. Leaves a tombstone: content emptied, seq kept. Idempotent. */
+  /**
+   * Sender, or an admin of the group. Leaves a tombstone: content and attachments emptied, seq
+   * kept. Idempotent. The attachments' objects are deleted after commit (the sweep retries).
+   */
   async delete(userId: string, messageId: string): Promise<MessageView> {
+    let released: AttachmentRef[] = []
     const { row, changed } = await this.db.transaction(async (tx) => {
       const msg = await this.visibleMessage(tx, userId, messageId)
       // Permission first, so deleting again answers the same as the first time (403 stays 403).
@@ -113,8 +123,11 @@ export class MessageService {
         if (!admin) throw new ForbiddenError('only the sender or a group admin may delete a message')
       }
       if (msg.deletedAt) return { row: msg, changed: false }
+      released = await releaseMessageAttachments(tx, msg.conversationId, messageId)
       return { row: await store.tombstoneMessage(tx, msg), changed: true }
     })
+    // Not awaited: the answer does not wait for storage, and a failure is retried by the sweep.
+    this.attachments.remove(released).catch(() => undefined)
     const view = toMessageView(row)
     if (changed)
       this.broker.publish({ type: 'message.deleted', conversation_id: row.conversationId, message: view })

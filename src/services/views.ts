@@ -1,5 +1,5 @@
 import type { MessageView } from '../protocol/message.js'
-import type { ConversationRow, MessageRow } from '../store/schema.js'
+import type { AttachmentMeta, ConversationRow, MessageRow } from '../store/schema.js'
 
 export type { MessageView }
 
@@ -13,6 +13,14 @@ export const toMessageView = (m: MessageRow): MessageView => ({
   created_at: m.createdAt.toISOString(),
   edited_at: m.editedAt?.toISOString() ?? null,
   deleted_at: m.deletedAt?.toISOString() ?? null,
+  attachments: m.attachments.map(attachmentView),
+})
+
+const attachmentView = (a: AttachmentMeta) => ({
+  ...a,
+  url: `/api/v1/chat/attachments/${a.id}`,
+  // Only images whose header was read as one (width set) have a thumbnail.
+  thumbnail_url: a.width === null ? null : `/api/v1/chat/attachments/${a.id}?variant=thumbnail`,
 })
 
 export interface MemberView {

@@ -1,8 +1,15 @@
 import { sql } from 'drizzle-orm'
 import { type AppError, NotFoundError } from '../errors.js'
 import { newId } from '../lib/ids.js'
+import { type Claim, claimAttachments } from './attachments.js'
 import { type Db, rowsOf } from './db.js'
-import { conversationMembers, conversations, type MessageRow, messages } from './schema.js'
+import {
+  type AttachmentMeta,
+  conversationMembers,
+  conversations,
+  type MessageRow,
+  messages,
+} from './schema.js'
 
 /** One message to store; content is already validated and trimmed. */
 export interface SendRequest {
@@ -10,6 +17,8 @@ export interface SendRequest {
   conversationId: string
   content: string
   clientMsgId: string | null
+  /** Checked beforehand (`AttachmentService.prepare`); claimed in this transaction. */
+  attachments?: AttachmentMeta[]
 }
 
 export interface StoredMessage {
@@ -88,6 +97,7 @@ export async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutc
       createdAt: now,
       editedAt: null,
       deletedAt: null,
+      attachments: req.attachments ?? [],
     }
     if (key !== undefined) inBatch.set(key, row)
     rows.push(row)
@@ -117,6 +127,7 @@ export async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutc
       set last_seq = v.seq, last_activity_at = ${now.toISOString()}::timestamptz
       from json_to_recordset(${JSON.stringify(touched)}::json) as v(id uuid, seq bigint)
       where c.id = v.id`)
+    await claimAttachments(tx, claimsOf(rows))
   }
   return { outcomes, membersVersion }
 }
@@ -126,6 +137,16 @@ const idempotencyKey = (r: {
   senderId: string | null
   clientMsgId: string | null
 }) => (r.clientMsgId === null ? undefined : `${r.conversationId}/${r.senderId}/${r.clientMsgId}`)
+
+const claimsOf = (rows: MessageRow[]): Claim[] =>
+  rows
+    .filter((r) => r.attachments.length > 0)
+    .map((r) => ({
+      conversationId: r.conversationId,
+      messageId: r.id,
+      senderId: r.senderId as string,
+      attachments: r.attachments,
+    }))
 
 const toDate = (v: unknown): Date | null => (v === null || v === undefined ? null : new Date(v as string))
 
@@ -139,7 +160,7 @@ function earlierQuery(tx: Db, reqs: SendRequest[]) {
       select m.*
       from json_to_recordset(${JSON.stringify(keys)}::json) as x(c uuid, s uuid, k text)
       cross join lateral (
-        select id, conversation_id, seq, sender_id, content, client_msg_id, created_at, edited_at, deleted_at
+        select id, conversation_id, seq, sender_id, content, client_msg_id, created_at, edited_at, deleted_at, attachments
         from ${messages}
         where conversation_id = x.c and sender_id = x.s and client_msg_id = x.k and client_msg_id is not null
         limit 1
@@ -159,6 +180,9 @@ function earlierMessages(result: unknown): Map<string, MessageRow> {
       createdAt: toDate(m.created_at) as Date,
       editedAt: toDate(m.edited_at),
       deletedAt: toDate(m.deleted_at),
+      attachments: (typeof m.attachments === 'string'
+        ? JSON.parse(m.attachments)
+        : m.attachments) as AttachmentMeta[],
     }),
   )
   return new Map(found.map((m) => [idempotencyKey(m) as string, m]))

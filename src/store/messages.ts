@@ -107,12 +107,33 @@ export async function editMessage(db: Db, message: MessageKey, content: string):
   return row as MessageRow
 }
 
-/** Leaves a tombstone: the content is emptied, the seq kept. */
+/** Leaves a tombstone: the content and attachments are emptied, the seq kept. */
 export async function tombstoneMessage(db: Db, message: MessageKey): Promise<MessageRow> {
   const [row] = await db
     .update(messages)
-    .set({ content: '', deletedAt: new Date() })
+    .set({ content: '', attachments: [], deletedAt: new Date() })
     .where(byKey(message))
     .returning()
   return row as MessageRow
+}
+
+/** The sender's message with this client_msg_id in the conversation, if there is one. */
+export async function messageByClientMsgId(
+  db: Db,
+  conversationId: string,
+  senderId: string,
+  clientMsgId: string,
+): Promise<MessageRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(messages)
+    .where(
+      and(
+        eq(messages.conversationId, conversationId),
+        eq(messages.senderId, senderId),
+        eq(messages.clientMsgId, clientMsgId),
+      ),
+    )
+    .limit(1)
+  return row
 }

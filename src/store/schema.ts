@@ -3,7 +3,10 @@ import {
   bigint,
   boolean,
   check,
+  foreignKey,
   index,
+  integer,
+  jsonb,
   pgTable,
   primaryKey,
   text,
@@ -119,10 +122,16 @@ export const messages = pgTable(
     createdAt: ts('created_at').notNull().defaultNow(),
     editedAt: ts('edited_at'),
     deletedAt: ts('deleted_at'),
+    /**
+     * The attachments as the message view shows them, written in the send transaction (the
+     * `attachments` table stays the record of ownership and storage): reads need no join.
+     */
+    attachments: jsonb('attachments').$type<AttachmentMeta[]>().notNull().default([]),
   },
   (t) => [
     // Led by conversation_id like every key here, so the table can be distributed by it
     // (docs/scaling.md); `id` alone is only looked up (edit, delete), through the index below.
+    // Per-conversation tables (attachments, reactions…) reference a message by this key.
     primaryKey({ name: 'messages_pkey', columns: [t.conversationId, t.id] }),
     index('messages_id_idx').on(t.id),
     uniqueIndex('messages_conversation_seq_key').on(t.conversationId, t.seq),
@@ -152,7 +161,59 @@ export const conversationDepartures = pgTable(
   (t) => [primaryKey({ columns: [t.conversationId, t.userId] })],
 )
 
+/** A message's attachment as stored with the message (the view adds its `url`). */
+export interface AttachmentMeta {
+  id: string
+  filename: string
+  content_type: string
+  size: number
+  width: number | null
+  height: number | null
+}
+
+/**
+ * Files uploaded to object storage for a conversation. Created when the upload URL is handed
+ * out; `message_id` is set by the send that uses it (once). `deleted_at` marks rows whose objects
+ * are to be deleted (their message was deleted, or they were never sent within the TTL): the
+ * periodic sweep deletes the objects, then the rows, so a failed delete is retried.
+ */
+export const attachments = pgTable(
+  'attachments',
+  {
+    conversationId: uuid('conversation_id')
+      .notNull()
+      .references(() => conversations.id, { onDelete: 'cascade' }),
+    id: uuid('id').notNull(),
+    uploaderId: uuid('uploader_id').references(() => users.id, { onDelete: 'set null' }),
+    filename: text('filename').notNull(),
+    contentType: text('content_type').notNull(),
+    size: bigint('size', { mode: 'number' }).notNull(),
+    storageKey: text('storage_key').notNull(),
+    thumbnailKey: text('thumbnail_key'),
+    width: integer('width'),
+    height: integer('height'),
+    messageId: uuid('message_id'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    deletedAt: ts('deleted_at'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.conversationId, t.id] }),
+    // GET /attachments/{id} finds a row by id alone; not unique, so the table can be split by conversation.
+    index('attachments_id_idx').on(t.id),
+    foreignKey({
+      name: 'attachments_message_fk',
+      columns: [t.conversationId, t.messageId],
+      foreignColumns: [messages.conversationId, messages.id],
+    }),
+    index('attachments_message_idx').on(t.conversationId, t.messageId),
+    index('attachments_uploader_idx').on(t.uploaderId),
+    index('attachments_unsent_idx').on(t.createdAt).where(sql`${t.messageId} is null`),
+    index('attachments_deleted_idx').on(t.deletedAt).where(sql`${t.deletedAt} is not null`),
+  ],
+)
+
 export type UserRow = typeof users.$inferSelect
 export type ConversationRow = typeof conversations.$inferSelect
 export type MemberRow = typeof conversationMembers.$inferSelect
 export type MessageRow = typeof messages.$inferSelect
+export type AttachmentRow = typeof attachments.$inferSelect

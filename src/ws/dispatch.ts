@@ -33,7 +33,13 @@ const handlers: Handlers = {
     const clientMsgId = f.client_msg_id ?? null
     const conversationId = target(c, f.conversation_id, clientMsgId)
     if (conversationId === undefined) return
-    const { message } = await c.services.messages.send(c.user.id, conversationId, f.content, clientMsgId)
+    const { message } = await c.services.messages.send(
+      c.user.id,
+      conversationId,
+      f.content,
+      clientMsgId,
+      f.attachment_ids,
+    )
     c.send(encode({ type: 'message.ack', client_msg_id: clientMsgId, message }))
   },
   'message.edit': async (c, f) => {

@@ -1,4 +1,7 @@
+import { mkdtempSync, rmSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { RedisBroker } from '../../src/broker/redis.js'
@@ -56,7 +59,9 @@ export async function startTestApp(
   } = {},
 ): Promise<TestApp> {
   const database = opts.database ?? (await openTestDatabase(opts.driver ?? 'postgres'))
-  const config = testConfig(opts.env)
+  // Attachments stored on local disk go to a directory of this app's own, removed on close.
+  const dataDir = opts.env?.DATA_DIR ? undefined : mkdtempSync(join(tmpdir(), 'chat-test-data-'))
+  const config = testConfig({ ...(dataDir ? { DATA_DIR: dataDir } : {}), ...opts.env })
   const logger = createLogger('silent')
   // With REDIS_URL in env, the instance uses Redis exactly as production does (broker and shared stores).
   const infra = opts.broker
@@ -93,6 +98,7 @@ export async function startTestApp(
       if (!opts.broker) await broker.close()
       await reads.close()
       if (!opts.database) await database.close()
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true })
       recordCoverage('http', contract.counts)
       if (contract.violations.length > 0) {
         const unique = [...new Set(contract.violations)]

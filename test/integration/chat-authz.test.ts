@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { asc, eq } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { conversationMembers, conversations, messages } from '../../src/store/schema.js'
+import { attachments, conversationMembers, conversations, messages } from '../../src/store/schema.js'
 import { DRIVERS, registerUser, startTestApp, type TestApp, type TestUser } from '../helpers/app.js'
+import { sendFile } from '../helpers/attachments.js'
 
 const API = '/api/v1/chat'
 type Method = 'GET' | 'HEAD' | 'POST' | 'PATCH' | 'DELETE'
@@ -12,6 +13,8 @@ interface Target {
   conversationId: string
   messageId: string
   memberId: string
+  /** A file sent in the conversation (for /attachments/{id}). */
+  attachmentId: string
   caller: TestUser
 }
 
@@ -48,6 +51,13 @@ const ROUTES: Route[] = [
   { method: 'POST', path: '/conversations/{id}/read', body: () => ({ seq: 1 }) },
   { method: 'PATCH', path: '/messages/{id}', body: () => ({ content: 'edited by a stranger' }) },
   { method: 'DELETE', path: '/messages/{id}' },
+  {
+    method: 'POST',
+    path: '/conversations/{id}/attachments',
+    body: () => ({ filename: 'a.txt', content_type: 'text/plain', size: 1 }),
+  },
+  { method: 'GET', path: '/attachments/{id}' },
+  { method: 'HEAD', path: '/attachments/{id}' },
 ]
 
 describe.each(DRIVERS)('chat authorization on %s', (driver) => {
@@ -58,7 +68,11 @@ describe.each(DRIVERS)('chat authorization on %s', (driver) => {
   afterAll(async () => t?.close())
 
   function request(route: Route, target: Target) {
-    const id = route.path.startsWith('/messages') ? target.messageId : target.conversationId
+    const id = route.path.startsWith('/messages')
+      ? target.messageId
+      : route.path.startsWith('/attachments')
+        ? target.attachmentId
+        : target.conversationId
     const url = route.path.replace('{id}', id).replace('{user_id}', route.userId?.(target) ?? '')
     const body = route.body?.(target)
     return t.app.inject({
@@ -84,6 +98,11 @@ describe.each(DRIVERS)('chat authorization on %s', (driver) => {
         .from(messages)
         .where(eq(messages.conversationId, conversationId))
         .orderBy(asc(messages.seq)),
+      attachments: await db
+        .select()
+        .from(attachments)
+        .where(eq(attachments.conversationId, conversationId))
+        .orderBy(asc(attachments.id)),
     }
   }
 
@@ -115,6 +134,8 @@ describe.each(DRIVERS)('chat authorization on %s', (driver) => {
     const directMsg = (
       await post(member, `/conversations/${directId}/messages`, { content: 'secret' })
     ).json().id
+    const groupFile = await sendFile(t, member, groupId)
+    const directFile = await sendFile(t, member, directId)
     const left = await t.app.inject({
       method: 'DELETE',
       url: `${API}/conversations/${groupId}/members/${leaver.id}`,
@@ -122,23 +143,40 @@ describe.each(DRIVERS)('chat authorization on %s', (driver) => {
     })
     expect(left.statusCode).toBe(204)
 
+    const group = {
+      conversationId: groupId,
+      messageId: groupMsg,
+      memberId: member.id,
+      attachmentId: groupFile,
+    }
+    const direct = {
+      conversationId: directId,
+      messageId: directMsg,
+      memberId: member.id,
+      attachmentId: directFile,
+    }
     const cases: { label: string; target: Target }[] = [
       {
         label: 'stranger, group',
-        target: { conversationId: groupId, messageId: groupMsg, memberId: member.id, caller: stranger },
+        target: { ...group, caller: stranger },
       },
       {
         label: 'stranger, direct',
-        target: { conversationId: directId, messageId: directMsg, memberId: member.id, caller: stranger },
+        target: { ...direct, caller: stranger },
       },
       {
         label: 'former member, group',
-        target: { conversationId: groupId, messageId: groupMsg, memberId: member.id, caller: leaver },
+        target: { ...group, caller: leaver },
       },
     ]
     for (const { label, target } of cases) {
       const before = await snapshot(target.conversationId)
-      const unknown: Target = { ...target, conversationId: randomUUID(), messageId: randomUUID() }
+      const unknown: Target = {
+        ...target,
+        conversationId: randomUUID(),
+        messageId: randomUUID(),
+        attachmentId: randomUUID(),
+      }
       const got: string[] = []
       const want: string[] = []
       for (const route of ROUTES) {

@@ -133,7 +133,8 @@ export function invalidFor(schema: Schema): fc.Arbitrary<unknown> {
     if (type === 'integer') extra.push(fc.double({ noInteger: true, noDefaultInfinity: true, noNaN: true }))
     if (schema.minimum !== undefined) extra.push(fc.integer({ max: schema.minimum - 1 }))
     if (schema.maximum !== undefined && schema.maximum < Number.MAX_SAFE_INTEGER) {
-      extra.push(fc.integer({ min: schema.maximum + 1 }))
+      // fc.integer's default max is 2^31-1; a maximum above it (a file size) needs its own.
+      extra.push(fc.integer({ min: schema.maximum + 1, max: Number.MAX_SAFE_INTEGER }))
     }
     // Ajv coerces any string with `s == +s` (" ", "0x10"): only strings that are no number at all.
     extra.push(fc.string({ minLength: 1, maxLength: 10 }).filter((s) => Number.isNaN(Number(s))))

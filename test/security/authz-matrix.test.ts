@@ -69,6 +69,19 @@ const ROUTES: Record<string, Access> = {
     plainMember: 403,
   },
   'DELETE /api/v1/chat/messages/{id}': { kind: 'member', plainMember: 403 },
+  'POST /api/v1/chat/conversations/{id}/attachments': {
+    kind: 'member',
+    body: () => ({ filename: 'intruder.txt', content_type: 'text/plain', size: 10 }),
+  },
+  'GET /api/v1/chat/attachments/{id}': { kind: 'member' },
+  'PUT /api/v1/storage/object': {
+    kind: 'public',
+    why: 'local storage upload URL: its HMAC signature (key, size, expiry) is the credential, as with S3',
+  },
+  'GET /api/v1/storage/object': {
+    kind: 'public',
+    why: 'local storage download URL: its HMAC signature (key, expiry) is the credential, as with S3',
+  },
 }
 
 /** Channels of docs/asyncapi.yaml by address. */
@@ -115,6 +128,7 @@ describe('authorization matrix: every route and socket of the API documents', ()
   const fill = (path: string) =>
     path
       .replace('/messages/{id}', `/messages/${w.message}`)
+      .replace('/attachments/{id}', `/attachments/${w.attachment}`)
       .replace('/users/{id}', `/users/${w.member.id}`)
       .replace('{id}', w.group)
       .replace('{user_id}', w.other.id)

@@ -4,8 +4,16 @@ import { asc } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
 import { parse } from 'yaml'
 import type { Database } from '../../src/store/db.js'
-import { conversationMembers, conversations, messages, refreshTokens, users } from '../../src/store/schema.js'
+import {
+  attachments,
+  conversationMembers,
+  conversations,
+  messages,
+  refreshTokens,
+  users,
+} from '../../src/store/schema.js'
 import { registerUser, type TestApp, type TestUser } from '../helpers/app.js'
+import { sendFile } from '../helpers/attachments.js'
 import { groupChat, removeMember, restSend } from '../helpers/ws-client.js'
 
 /** JSON Schema as the OpenAPI and AsyncAPI documents spell it (only what these tests read). */
@@ -133,6 +141,7 @@ export async function databaseDigest(database: Database) {
       .from(conversationMembers)
       .orderBy(asc(conversationMembers.conversationId), asc(conversationMembers.userId)),
     messages: await db.select().from(messages).orderBy(asc(messages.id)),
+    attachments: await db.select().from(attachments).orderBy(asc(attachments.id)),
   }
   const counts = Object.fromEntries(Object.entries(tables).map(([k, rows]) => [k, rows.length]))
   const hash = createHash('sha256').update(JSON.stringify(tables)).digest('hex')
@@ -156,6 +165,8 @@ export interface World {
   group: string
   /** The owner's message in the group. */
   message: string
+  /** A file the owner sent to the group (before the removal). */
+  attachment: string
   /** Text only members may read: if it shows up anywhere else, something leaked. */
   secret: string
   /** The last seq the removed member may see (the group's last seq at the removal). */
@@ -171,7 +182,8 @@ export async function buildWorld(t: TestApp): Promise<World> {
   const group = await groupChat(t.app, owner, [member, other, removed])
   const secret = `secret-${crypto.randomUUID()}`
   const message = (await restSend(t.app, owner, group, secret)).id
+  const attachment = await sendFile(t, owner, group)
   const last = await restSend(t.app, removed, group, 'said while still a member')
   await removeMember(t.app, owner, group, removed)
-  return { owner, member, other, removed, stranger, group, message, secret, removedAt: last.seq }
+  return { owner, member, other, removed, stranger, group, message, attachment, secret, removedAt: last.seq }
 }

@@ -62,6 +62,7 @@ describe('REST fuzzing: every request body of the OpenAPI document', () => {
   const urlOf = (path: string) =>
     path
       .replace('/messages/{id}', `/messages/${w.message}`)
+      .replace('/attachments/{id}', `/attachments/${w.attachment}`)
       .replace('/users/{id}', `/users/${w.member.id}`)
       .replace('{id}', w.group)
       .replace('{user_id}', w.other.id)

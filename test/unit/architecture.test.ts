@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 /**
  * The layering of docs/architecture.md, checked on the imports themselves (type-only imports
  * included: a type import is still an arrow someone must follow to read the code).
- * transports (http/, ws/) → services/ → store/ and broker/; protocol/, errors.ts, lib/ are leaves.
+ * transports (http/, ws/) → services/ → store/, broker/ and storage/; protocol/, errors.ts, lib/ are leaves.
  */
 const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../src')
 
@@ -19,6 +19,15 @@ const FORBIDDEN: [from: string, to: string, why: string][] = [
   ['broker', 'ws', 'the broker implements ports; it does not reach into transports'],
   ['broker', 'http', 'the broker implements ports; it does not reach into transports'],
   ['broker', 'store', 'the broker and the store are independent'],
+  ['storage', 'ws', 'object storage implements a port; it does not reach into transports'],
+  ['storage', 'http', 'object storage implements a port; it does not reach into transports'],
+  ['storage', 'store', 'object storage and the store are independent'],
+  ['storage', 'broker', 'object storage and the broker are independent'],
+  ['broker', 'storage', 'object storage and the broker are independent'],
+  ['store', 'storage', 'the store knows nothing of object storage'],
+  ['services', 'storage', 'services use the ObjectStorage port; wiring.ts picks the implementation'],
+  ['http', 'storage', 'routes go through services'],
+  ['ws', 'storage', 'the gateway goes through services'],
   ['http', 'store', 'routes go through services'],
   ['ws', 'store', 'the gateway goes through services'],
   ['protocol', 'services', 'the protocol is a leaf'],

@@ -17,6 +17,7 @@ const msg = (seq: number): MessageView => ({
   created_at: new Date(0).toISOString(),
   edited_at: null,
   deleted_at: null,
+  attachments: [],
 })
 
 /** A store holding seqs 1..n, as the removed member may read them (up to `readable`). */
