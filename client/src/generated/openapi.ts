@@ -185,6 +185,32 @@ export interface paths {
      */
     post: operations["createWsTicket"];
   };
+  "/api/v1/chat/conversations/{id}/attachments": {
+    /**
+     * Ask for a URL to upload a file to (members)
+     * @description Checks the size (ATTACHMENT_MAX_BYTES, 413), the type (ATTACHMENT_CONTENT_TYPES, 415), the caller's storage quota (413 quota_exceeded) and rate (429), then answers where to PUT the file. Send the message with `attachment_ids` after the upload; unsent attachments are deleted after ATTACHMENT_UNSENT_TTL_SEC.
+     */
+    post: operations["createAttachment"];
+  };
+  "/api/v1/chat/attachments/{id}": {
+    /**
+     * Download an attachment: 302 to a URL valid for a few minutes
+     * @description For whoever may read its message now (a current member; 404 otherwise, and for a deleted message). Images of safe types are served inline, everything else as a download. `variant=thumbnail`: a WebP at most 320 px on its longest side (images only; 404 otherwise).
+     */
+    get: operations["downloadAttachment"];
+  };
+  "/api/v1/storage/object": {
+    /**
+     * Download a file from a URL given by downloadAttachment (local storage only)
+     * @description Streams the file; 403 when the signature is wrong or expired.
+     */
+    get: operations["downloadObject"];
+    /**
+     * Upload a file to a URL from createAttachment (local storage only)
+     * @description The body is the file. Refused with 403 when the signature is wrong or expired, 413 past the declared size (the connection is then closed), 409 when the file was already uploaded.
+     */
+    put: operations["uploadObject"];
+  };
 }
 
 export type webhooks = Record<string, never>;
@@ -224,6 +250,20 @@ export interface components {
       created_at: string;
       edited_at: string | null;
       deleted_at: string | null;
+      attachments: ({
+          /** Format: uuid */
+          id: string;
+          filename: string;
+          content_type: string;
+          size: number;
+          /** @description images only, read from the stored file */
+          width: number | null;
+          height: number | null;
+          /** @description GET it (with your token) for a 302 to a short-lived download URL */
+          url: string;
+          /** @description images only: the same, for a WebP at most 320 px on its longest side */
+          thumbnail_url: string | null;
+        })[];
     };
     /** Conversation */
     Conversation: {
@@ -344,6 +384,23 @@ export interface components {
       ticket: string;
       /** @description Seconds the ticket stays valid */
       expires_in: number;
+    };
+    /** NewAttachment */
+    NewAttachment: {
+      /** Format: uuid */
+      id: string;
+      upload: {
+        /** @description absolute (S3) or relative to this API’s origin (local storage) */
+        url: string;
+        /** @enum {string} */
+        method: "PUT";
+        /** @description send these headers with the file */
+        headers: {
+          [key: string]: string;
+        };
+      };
+      /** Format: date-time */
+      expires_at: string;
     };
   };
   responses: never;
@@ -1761,10 +1818,12 @@ export interface operations {
     requestBody: {
       content: {
         "application/json": {
-          /** @description The text: at most 4000 characters (MESSAGE_MAX_CHARS) once trimmed, not blank */
+          /** @description The text: at most 4000 characters (MESSAGE_MAX_CHARS) once trimmed; not blank unless attachment_ids are given */
           content: string;
           /** @description Your id for this send: the same id again returns the first message instead of a second one */
           client_msg_id?: string;
+          /** @description attachments from createAttachment, uploaded; with them, content may be empty */
+          attachment_ids?: string[];
         };
       };
     };
@@ -1913,7 +1972,7 @@ export interface operations {
     requestBody: {
       content: {
         "application/json": {
-          /** @description The text: at most 4000 characters (MESSAGE_MAX_CHARS) once trimmed, not blank */
+          /** @description The text: at most 4000 characters (MESSAGE_MAX_CHARS) once trimmed; not blank unless attachment_ids are given */
           content: string;
         };
       };
@@ -2124,6 +2183,220 @@ export interface operations {
           /** @description Seconds to wait before trying again */
           "Retry-After"?: number;
         };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Ask for a URL to upload a file to (members)
+   * @description Checks the size (ATTACHMENT_MAX_BYTES, 413), the type (ATTACHMENT_CONTENT_TYPES, 415), the caller's storage quota (413 quota_exceeded) and rate (429), then answers where to PUT the file. Send the message with `attachment_ids` after the upload; unsent attachments are deleted after ATTACHMENT_UNSENT_TTL_SEC.
+   */
+  createAttachment: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          filename: string;
+          content_type: string;
+          size: number;
+        };
+      };
+    };
+    responses: {
+      /** @description Created */
+      201: {
+        content: {
+          "application/json": components["schemas"]["NewAttachment"];
+        };
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description RFC 9457 problem details (application/problem+json) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description RFC 9457 problem details (application/problem+json) */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description RFC 9457 problem details (application/problem+json) */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Download an attachment: 302 to a URL valid for a few minutes
+   * @description For whoever may read its message now (a current member; 404 otherwise, and for a deleted message). Images of safe types are served inline, everything else as a download. `variant=thumbnail`: a WebP at most 320 px on its longest side (images only; 404 otherwise).
+   */
+  downloadAttachment: {
+    parameters: {
+      query?: {
+        variant?: "original" | "thumbnail";
+      };
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description Location: the presigned download URL */
+      302: {
+        content: never;
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description RFC 9457 problem details (application/problem+json) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Download a file from a URL given by downloadAttachment (local storage only)
+   * @description Streams the file; 403 when the signature is wrong or expired.
+   */
+  downloadObject: {
+    parameters: {
+      query: {
+        op: string;
+        key: string;
+        exp: string;
+        sig: string;
+      };
+    };
+    responses: {
+      /** @description the file */
+      200: {
+        content: {
+          "application/json": string;
+        };
+      };
+      /** @description RFC 9457 problem details (application/problem+json) */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description RFC 9457 problem details (application/problem+json) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Upload a file to a URL from createAttachment (local storage only)
+   * @description The body is the file. Refused with 403 when the signature is wrong or expired, 413 past the declared size (the connection is then closed), 409 when the file was already uploaded.
+   */
+  uploadObject: {
+    parameters: {
+      query: {
+        op: string;
+        key: string;
+        exp: string;
+        sig: string;
+      };
+    };
+    responses: {
+      /** @description No Content */
+      204: {
+        content: never;
+      };
+      /** @description RFC 9457 problem details (application/problem+json) */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description RFC 9457 problem details (application/problem+json) */
+      409: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description RFC 9457 problem details (application/problem+json) */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
         content: {
           "application/problem+json": components["schemas"]["Problem"];
         };
