@@ -44,6 +44,9 @@ describe.each(DRIVERS)('SDK under network faults (%s)', (driver) => {
         fc.asyncProperty(fc.nat(), sendOps(minOps, maxOps), async (runSeed, ops) => {
           const before = { ...figures }
           await faultRun(t.url, runSeed, ops, figures)
+          const broken = MUST_BE_ZERO.filter((k) => figures[k] !== before[k])
+          if (broken.length > 0)
+            console.log(`SDK fault run (${driver}): broke ${broken}: ${JSON.stringify(figures)}`)
           for (const k of MUST_BE_ZERO) expect(figures[k] - before[k], k).toBe(0)
           if (figures.runs % 10 === 0) console.log(`SDK fault run (${driver}): ${JSON.stringify(figures)}`)
         }),
