@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import type { Services } from '../services/index.js'
 import { authenticate, currentUser } from './authenticate.js'
-import { authErrors, IdParams, Problem } from './schemas.js'
+import { authErrors, errors, IdParams } from './schemas.js'
 
 /** The hard ceiling of ATTACHMENT_MAX_BYTES; the configured limit is checked by the service (413). */
 const SIZE_CEILING = 5 * 1024 ** 3
@@ -46,11 +46,11 @@ export const attachmentRoutes: FastifyPluginAsyncTypebox<{ services: Services }>
           {
             filename: Type.String({ minLength: 1, maxLength: 1024 }),
             content_type: Type.String({ minLength: 1, maxLength: 255 }),
-            size: Type.Integer({ minimum: 1, maximum: SIZE_CEILING }),
+            size: Type.Integer({ minimum: 1, maximum: SIZE_CEILING, format: 'int64' }),
           },
           { additionalProperties: false },
         ),
-        response: { 201: NewAttachment, 404: Problem, 413: Problem, 415: Problem, ...authErrors },
+        response: { 201: NewAttachment, ...errors(404, 413, 415, 429), ...authErrors },
       },
     },
     async (req, reply) =>
@@ -74,7 +74,7 @@ export const attachmentRoutes: FastifyPluginAsyncTypebox<{ services: Services }>
         }),
         response: {
           302: Type.Null({ description: 'Location: the presigned download URL' }),
-          404: Problem,
+          ...errors(404),
           ...authErrors,
         },
       },
@@ -86,7 +86,7 @@ export const attachmentRoutes: FastifyPluginAsyncTypebox<{ services: Services }>
         .header('location', url)
         .header('cache-control', 'private, no-store')
         .header('x-content-type-options', 'nosniff')
-        .send(null)
+        .send()
     },
   )
 }

@@ -42,6 +42,8 @@ function openApiOptions(named: Set<string>): FastifyDynamicSwaggerOptions {
         { name: 'users', description: 'Profiles and user search' },
         { name: 'chat', description: 'Conversations, members, messages and read markers' },
         { name: 'ops', description: 'Health, readiness and metrics for operators and load balancers' },
+        { name: 'attachments', description: 'Files in messages: upload URLs and member-only downloads' },
+        { name: 'storage', description: "The embedded local storage's presigned upload and download URLs" },
       ],
       components: {
         securitySchemes: {
@@ -57,6 +59,14 @@ function openApiOptions(named: Set<string>): FastifyDynamicSwaggerOptions {
                 scopes: {},
               },
             },
+          },
+          signedUrl: {
+            type: 'apiKey',
+            in: 'query',
+            name: 'sig',
+            description:
+              "The local storage's presigned URLs (createAttachment, downloadAttachment): an HMAC of the " +
+              'operation, key, size and expiry in the query is the credential, as with S3 presigned URLs',
           },
           metricsToken: {
             type: 'http',

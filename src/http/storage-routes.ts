@@ -1,7 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
+import { SAFE_IMAGE_TYPES } from '../services/attachment-rules.js'
 import type { Services } from '../services/index.js'
 import { Problem } from './schemas.js'
+
+const File = Type.String({ format: 'binary' })
 
 const SignedQuery = Type.Object(
   {
@@ -23,7 +26,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = 
   // The body is streamed to disk as it arrives, whatever its type: no parser may buffer it.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_req, _payload, done) => done(null))
-  const common = { tags: ['storage'] }
+  const common = { tags: ['storage'], security: [{ signedUrl: [] }] }
 
   app.put(
     server.path,
@@ -63,7 +66,15 @@ export const storageRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = 
         description: 'Streams the file; 403 when the signature is wrong or expired.',
         querystring: SignedQuery,
         response: {
-          200: Type.String({ format: 'binary', description: 'the file' }),
+          200: {
+            description: 'The file: safe image types as themselves, everything else as a download',
+            content: Object.fromEntries(
+              ['application/octet-stream', ...SAFE_IMAGE_TYPES.keys()].map((type) => [
+                type,
+                { schema: File },
+              ]),
+            ),
+          },
           403: Problem,
           404: Problem,
         },

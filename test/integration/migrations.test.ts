@@ -94,7 +94,9 @@ describe('an upgrade of a database with rows', () => {
       const before = rowsOf(await database.db.execute(sql`select * from messages order by seq`))
       await database.migrate()
       const after = rowsOf(await database.db.execute(sql`select * from messages order by seq`))
-      expect(after).toEqual(before)
+      // Every old column keeps its value (later migrations may add columns with defaults).
+      expect(after).toHaveLength(before.length)
+      expect(after).toMatchObject(before)
       const key = rowsOf(
         await database.db.execute(sql`
           select array(select a.attname::text from unnest(x.indkey) with ordinality as k(n, i)
