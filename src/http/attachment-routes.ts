@@ -81,12 +81,11 @@ export const attachmentRoutes: FastifyPluginAsyncTypebox<{ services: Services }>
     },
     async (req, reply) => {
       const url = await attachments.downloadUrl(currentUser(req).id, req.params.id, req.query.variant)
+      // redirect() sends no body, as the document says (a 302 without content).
       return reply
-        .code(302)
-        .header('location', url)
         .header('cache-control', 'private, no-store')
         .header('x-content-type-options', 'nosniff')
-        .send()
+        .redirect(url, 302)
     },
   )
 }

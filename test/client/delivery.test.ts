@@ -23,6 +23,7 @@ const msg = (seq: number): Message => ({
   sender_id: null,
   content: `m${seq}`,
   client_msg_id: null,
+  attachments: [],
   created_at: new Date(seq * 1000).toISOString(),
   edited_at: null,
   deleted_at: null,
