@@ -267,7 +267,7 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
             content: { 'application/json': { schema: Message } },
           },
           201: { description: 'Stored', content: { 'application/json': { schema: Message } } },
-          ...errors(429),
+          ...errors(409, 429),
           ...notMember,
         },
       },

@@ -1862,6 +1862,12 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description Conflicts with the current state */
+      409: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
       /** @description The body is larger than BODY_LIMIT_BYTES */
       413: {
         content: {
@@ -2204,6 +2210,7 @@ export interface operations {
         "application/json": {
           filename: string;
           content_type: string;
+          /** Format: int64 */
           size: number;
         };
       };
@@ -2231,19 +2238,19 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description RFC 9457 problem details (application/problem+json) */
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
       404: {
         content: {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description RFC 9457 problem details (application/problem+json) */
+      /** @description The body is larger than BODY_LIMIT_BYTES */
       413: {
         content: {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description RFC 9457 problem details (application/problem+json) */
+      /** @description The body has a media type the operation does not accept */
       415: {
         content: {
           "application/problem+json": components["schemas"]["Problem"];
@@ -2251,6 +2258,16 @@ export interface operations {
       };
       /** @description The input is invalid; `errors[]` names each field */
       422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Too many requests: wait Retry-After seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
         content: {
           "application/problem+json": components["schemas"]["Problem"];
         };
@@ -2295,7 +2312,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description RFC 9457 problem details (application/problem+json) */
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
       404: {
         content: {
           "application/problem+json": components["schemas"]["Problem"];
@@ -2329,14 +2346,17 @@ export interface operations {
         op: string;
         key: string;
         exp: string;
-        sig: string;
       };
     };
     responses: {
-      /** @description the file */
+      /** @description The file: safe image types as themselves, everything else as a download */
       200: {
         content: {
-          "application/json": string;
+          "application/octet-stream": string;
+          "image/png": string;
+          "image/jpeg": string;
+          "image/gif": string;
+          "image/webp": string;
         };
       };
       /** @description RFC 9457 problem details (application/problem+json) */
@@ -2369,7 +2389,6 @@ export interface operations {
         op: string;
         key: string;
         exp: string;
-        sig: string;
       };
     };
     responses: {
