@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { buildApp } from './app.js'
@@ -28,6 +29,7 @@ import type { Broker, Presence, RateLimiter, SendRate } from './services/ports.j
 import { PresenceService } from './services/presence.js'
 import { UserService } from './services/users.js'
 import { type Database, openDatabase } from './store/db.js'
+import { developmentSigningSecret } from './store/signing-keys.js'
 
 /**
  * The only place that knows which store, broker and shared stores run: it opens them, builds
@@ -73,6 +75,8 @@ export async function startRuntime(
   if (!shared?.database) await database.migrate()
   const infra = shared?.infrastructure ?? (await infrastructure(config, logger))
   const services = createServices(config, database, infra)
+  // Without JWT_SECRET the key comes from the database: fail at startup, not at the first login.
+  await services.tokens.ready()
   const app = await buildApp(services, logger)
   logger.info(
     { database: database.describe, broker: infra.broker.kind },
@@ -154,7 +158,17 @@ export function createServices(
 ): Services {
   const { db } = database
   const { broker } = infra
-  const tokens = new AccessTokens(config.jwt)
+  const { secrets, issuer, audience, accessTtlSec } = config.jwt
+  const tokens = new AccessTokens({
+    issuer,
+    audience,
+    accessTtlSec,
+    // No JWT_SECRET (development): one key per database, so instances on it accept each other's tokens.
+    secrets:
+      secrets.length > 0
+        ? secrets
+        : async () => [await developmentSigningSecret(db, randomBytes(48).toString('base64url'))],
+  })
   const users = new UserService(db, broker)
   const conversations = new ConversationService(db, broker, { groupMaxMembers: config.groupMaxMembers })
   return {

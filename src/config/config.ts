@@ -1,6 +1,4 @@
-import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync } from 'node:fs'
 
 /**
  * Every setting the service reads, with its default. `.env.example` documents the same list;
@@ -85,9 +83,11 @@ export interface Config {
   redisPrefix: string
   redisPubsub: 'classic' | 'sharded'
   jwt: {
-    secret: string
-    /** JWT_SECRET was unset: the secret is the one generated in DATA_DIR, this instance's own. */
-    secretGenerated: boolean
+    /**
+     * JWT_SECRET's secrets, newest first: the first signs, every one verifies. Empty when
+     * JWT_SECRET is unset (development): the key is then the one kept in the database.
+     */
+    secrets: string[]
     issuer: string
     audience: string
     accessTtlSec: number
@@ -187,11 +187,8 @@ export function loadConfig(raw: Raw = process.env): Config {
   }
   const env = v.NODE_ENV as Config['env']
   const dataDir = v.DATA_DIR as string
-  let secret = v.JWT_SECRET as string | undefined
-  if (secret !== undefined && secret.length < 32) {
-    problems.push('JWT_SECRET: must be at least 32 characters')
-  }
-  if (secret === undefined && env === 'production') {
+  const secrets = parseSecrets(v.JWT_SECRET as string | undefined, problems)
+  if (secrets.length === 0 && env === 'production') {
     problems.push('JWT_SECRET: required when NODE_ENV=production (at least 32 random characters)')
   }
   const headersTimeout = v.HTTP_HEADERS_TIMEOUT_MS as number | undefined
@@ -200,8 +197,6 @@ export function loadConfig(raw: Raw = process.env): Config {
     problems.push('HTTP_HEADERS_TIMEOUT_MS: must not exceed HTTP_REQUEST_TIMEOUT_MS')
   }
   if (problems.length > 0) throw new ConfigError(problems)
-  const secretGenerated = secret === undefined
-  secret ??= developmentSecret(dataDir)
   const int = (name: SettingName) => v[name] as number
   return {
     env,
@@ -216,8 +211,7 @@ export function loadConfig(raw: Raw = process.env): Config {
     redisPrefix: v.REDIS_PREFIX as string,
     redisPubsub: v.REDIS_PUBSUB as Config['redisPubsub'],
     jwt: {
-      secret,
-      secretGenerated,
+      secrets,
       issuer: v.JWT_ISSUER as string,
       audience: v.JWT_AUDIENCE as string,
       accessTtlSec: int('ACCESS_TOKEN_TTL'),
@@ -265,17 +259,29 @@ export function loadConfig(raw: Raw = process.env): Config {
 /** What a valid configuration may still get wrong, one line each, for the log at startup. */
 export function startupWarnings(config: Config): string[] {
   const warnings: string[] = []
-  // Each instance generates its own secret in its own DATA_DIR; sharing a database or Redis is
-  // how instances are run side by side (behind one load balancer), where they must share one.
-  const shared = [config.databaseUrl && 'DATABASE_URL', config.redisUrl && 'REDIS_URL'].filter(Boolean)
-  if (config.jwt.secretGenerated && shared.length > 0) {
+  // The development key is shared through the database, but instances that each embed their
+  // own PGlite share nothing; only Redis says they are meant to run side by side.
+  if (config.jwt.secrets.length === 0 && !config.databaseUrl && config.redisUrl) {
     warnings.push(
-      `JWT_SECRET is not set: this instance signs tokens with a secret of its own (${join(config.dataDir, 'jwt-secret')}), ` +
-        `so instances sharing ${shared.join(' and ')} will not accept each other's tokens; ` +
-        'set JWT_SECRET, the same on every instance',
+      'JWT_SECRET is not set: this instance signs tokens with the development key of its own embedded database, ' +
+        "so instances sharing REDIS_URL will not accept each other's tokens; " +
+        'set DATABASE_URL (one database for all) or JWT_SECRET, the same on every instance',
     )
   }
   return warnings
+}
+
+/**
+ * JWT_SECRET: one secret, or several separated by commas, newest first. The first signs; the
+ * others are still accepted (the previous key while its tokens expire, or the next one before a
+ * rolling rotation makes it current: docs/security.md, "Signing keys"). Each at least 32 characters.
+ */
+function parseSecrets(text: string | undefined, problems: string[]): string[] {
+  if (text === undefined) return []
+  const secrets = text.split(',').map((s) => s.trim())
+  if (secrets.some((s) => s.length < 32)) problems.push('JWT_SECRET: must be at least 32 characters')
+  if (new Set(secrets).size !== secrets.length) problems.push('JWT_SECRET: lists a secret twice')
+  return secrets
 }
 
 /** `false`, `true`, or a comma-separated list of addresses, CIDRs and proxy-addr names (`loopback`…). */
@@ -283,19 +289,6 @@ function parseTrustProxy(text: string): boolean | string {
   if (text === 'false') return false
   if (text === 'true') return true
   return text
-}
-
-/**
- * Development only: a random secret generated once and kept in DATA_DIR, so tokens
- * survive restarts without anyone having to invent a secret.
- */
-function developmentSecret(dataDir: string): string {
-  const file = join(dataDir, 'jwt-secret')
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim()
-  mkdirSync(dataDir, { recursive: true })
-  const secret = randomBytes(48).toString('base64url')
-  writeFileSync(file, secret, { mode: 0o600 })
-  return secret
 }
 
 /** Reads `.env` into process.env when present; real environment variables win. */

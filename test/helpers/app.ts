@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
+import { keyId } from '../../src/auth/jwt.js'
 import { RedisBroker } from '../../src/broker/redis.js'
 import { type Config, loadConfig } from '../../src/config/config.js'
 import { createLogger } from '../../src/observability/logger.js'
@@ -14,6 +15,8 @@ import { type Driver, openTestDatabase } from './database.js'
 export { DRIVERS, type Driver, openTestDatabase } from './database.js'
 
 export const TEST_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789'
+/** The `kid` the app puts in tokens signed with TEST_SECRET (forged tokens need it to be accepted). */
+export const TEST_KID = keyId(TEST_SECRET)
 
 /** A config as production would parse it, with test-friendly overrides. */
 export function testConfig(env: Record<string, string> = {}): Config {
