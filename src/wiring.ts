@@ -14,6 +14,7 @@ import {
 import { FallbackPresence } from './broker/presence-fallback.js'
 import { FallbackRateLimiter } from './broker/rate-limiter-fallback.js'
 import { RedisBroker } from './broker/redis.js'
+import type { RedisTarget } from './broker/redis-client.js'
 import { RedisPresence, RedisRateLimiter, RedisSendRate, RedisTicketStore } from './broker/redis-stores.js'
 import { FallbackSendRate } from './broker/send-rate-fallback.js'
 import { TicketsOrUnavailable } from './broker/tickets-unavailable.js'
@@ -80,7 +81,7 @@ export async function startRuntime(
   const app = await buildApp(services, logger)
   logger.info(
     { database: database.describe, broker: infra.broker.kind },
-    `database: ${database.describe}; broker: ${infra.broker.kind === 'redis' ? `redis (${config.redisPubsub})` : 'in-process'}`,
+    `database: ${database.describe}; broker: ${infra.broker.kind === 'redis' ? `redis${config.redisClusterNodes.length > 0 ? ' cluster' : ''} (${config.redisPubsub})` : 'in-process'}`,
   )
   const connections = trackConnections(app.server)
   return {
@@ -106,12 +107,13 @@ export async function startRuntime(
   }
 }
 
-/** The in-process stores by default; with REDIS_URL, Redis carries events, presence, tickets and limits. */
+/** The in-process stores by default; with Redis (REDIS_URL or REDIS_CLUSTER_NODES) it carries events, presence, tickets and limits. */
 export async function infrastructure(config: Config, logger: Logger): Promise<Infrastructure> {
   const { messagePerSec, messageBurst } = config.rateLimits
-  if (!config.redisUrl) return memoryInfrastructure(config)
+  const target = redisTarget(config)
+  if (!target) return memoryInfrastructure(config)
   const broker = new RedisBroker({
-    url: config.redisUrl,
+    target,
     prefix: config.redisPrefix,
     mode: config.redisPubsub,
     logger,
@@ -132,6 +134,12 @@ export async function infrastructure(config: Config, logger: Logger): Promise<In
       logger,
     ),
   }
+}
+
+/** REDIS_URL (one server) or REDIS_CLUSTER_NODES (a cluster); undefined when neither is set. */
+function redisTarget(config: Config): RedisTarget | undefined {
+  if (config.redisClusterNodes.length > 0) return { clusterNodes: config.redisClusterNodes }
+  return config.redisUrl === undefined ? undefined : { url: config.redisUrl }
 }
 
 /** One process, nothing shared: the embedded default. */

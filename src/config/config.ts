@@ -28,8 +28,10 @@ export const SETTINGS = {
   DATABASE_POOL_SIZE: { kind: 'int', default: '10', min: 1, max: 200 },
   DATA_DIR: { kind: 'string', default: './data' },
   REDIS_URL: { kind: 'string' },
+  REDIS_CLUSTER_NODES: { kind: 'list', default: '' },
   REDIS_PREFIX: { kind: 'string', default: 'chat' },
-  REDIS_PUBSUB: { kind: 'string', default: 'classic', oneOf: ['classic', 'sharded'] },
+  // No default here: classic on one server, sharded on a cluster (loadConfig).
+  REDIS_PUBSUB: { kind: 'string', oneOf: ['classic', 'sharded'] },
   JWT_SECRET: { kind: 'string' },
   JWT_ISSUER: { kind: 'string', default: 'chat-api' },
   JWT_AUDIENCE: { kind: 'string', default: 'chat-api' },
@@ -80,6 +82,8 @@ export interface Config {
   databasePoolSize: number
   dataDir: string
   redisUrl: string | undefined
+  /** REDIS_CLUSTER_NODES: seed nodes of a Redis Cluster; empty when Redis is one server (or none). */
+  redisClusterNodes: { host: string; port: number }[]
   redisPrefix: string
   redisPubsub: 'classic' | 'sharded'
   jwt: {
@@ -191,6 +195,17 @@ export function loadConfig(raw: Raw = process.env): Config {
   if (secrets.length === 0 && env === 'production') {
     problems.push('JWT_SECRET: required when NODE_ENV=production (at least 32 random characters)')
   }
+  const clusterNodes = parseClusterNodes(v.REDIS_CLUSTER_NODES as string[], problems)
+  if (clusterNodes.length > 0 && v.REDIS_URL !== undefined) {
+    problems.push(
+      'REDIS_CLUSTER_NODES: set either REDIS_URL (one server) or REDIS_CLUSTER_NODES (a cluster), not both',
+    )
+  }
+  if (clusterNodes.length > 0 && v.REDIS_PUBSUB === 'classic') {
+    problems.push(
+      'REDIS_PUBSUB: a Redis Cluster needs sharded (classic Pub/Sub sends every message to every shard)',
+    )
+  }
   const headersTimeout = v.HTTP_HEADERS_TIMEOUT_MS as number | undefined
   const requestTimeout = v.HTTP_REQUEST_TIMEOUT_MS as number | undefined
   if (headersTimeout !== undefined && requestTimeout !== undefined && headersTimeout > requestTimeout) {
@@ -209,7 +224,9 @@ export function loadConfig(raw: Raw = process.env): Config {
     dataDir,
     redisUrl: v.REDIS_URL as string | undefined,
     redisPrefix: v.REDIS_PREFIX as string,
-    redisPubsub: v.REDIS_PUBSUB as Config['redisPubsub'],
+    redisClusterNodes: clusterNodes,
+    redisPubsub: (v.REDIS_PUBSUB ??
+      (clusterNodes.length > 0 ? 'sharded' : 'classic')) as Config['redisPubsub'],
     jwt: {
       secrets,
       issuer: v.JWT_ISSUER as string,
@@ -261,14 +278,34 @@ export function startupWarnings(config: Config): string[] {
   const warnings: string[] = []
   // The development key is shared through the database, but instances that each embed their
   // own PGlite share nothing; only Redis says they are meant to run side by side.
-  if (config.jwt.secrets.length === 0 && !config.databaseUrl && config.redisUrl) {
+  if (config.jwt.secrets.length === 0 && !config.databaseUrl && usesRedis(config)) {
     warnings.push(
       'JWT_SECRET is not set: this instance signs tokens with the development key of its own embedded database, ' +
-        "so instances sharing REDIS_URL will not accept each other's tokens; " +
+        "so instances sharing Redis will not accept each other's tokens; " +
         'set DATABASE_URL (one database for all) or JWT_SECRET, the same on every instance',
     )
   }
   return warnings
+}
+
+/** Whether Redis (one server or a cluster) carries events and shared state between instances. */
+export function usesRedis(config: Config): boolean {
+  return config.redisUrl !== undefined || config.redisClusterNodes.length > 0
+}
+
+/** `host:port,host:port,…` (IPv6 hosts in brackets: `[::1]:7000`). */
+function parseClusterNodes(items: string[], problems: string[]): { host: string; port: number }[] {
+  const nodes: { host: string; port: number }[] = []
+  for (const item of items) {
+    const match = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(item)
+    const port = Number(match?.[2])
+    if (!match?.[1] || port < 1 || port > 65535) {
+      problems.push(`REDIS_CLUSTER_NODES: "${item}" is not host:port`)
+      continue
+    }
+    nodes.push({ host: match[1].replace(/^\[|\]$/g, ''), port })
+  }
+  return nodes
 }
 
 /**

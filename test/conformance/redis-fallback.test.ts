@@ -3,9 +3,15 @@ import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { TicketStore } from '../../src/auth/tickets.js'
-import { MemoryPresence, MemoryRateLimiter, MemorySendRate } from '../../src/broker/memory-stores.js'
+import {
+  MemoryPresence,
+  MemoryRateLimiter,
+  MemorySendRate,
+  MemoryTicketStore,
+} from '../../src/broker/memory-stores.js'
 import { FallbackPresence } from '../../src/broker/presence-fallback.js'
 import { RedisBroker } from '../../src/broker/redis.js'
+import type { RedisClient } from '../../src/broker/redis-client.js'
 import { isRedisUnavailable } from '../../src/broker/redis-errors.js'
 import { RateLimitedError, UnavailableError } from '../../src/errors.js'
 import { errorHandler } from '../../src/http/problem.js'
@@ -16,6 +22,7 @@ import { infrastructure } from '../../src/wiring.js'
 import { errorCode } from '../../src/ws/errors.js'
 import { testConfig, uniquePrefix } from '../helpers/app.js'
 import { PrivateRedis } from '../helpers/private-redis.js'
+import { PrivateRedisCluster } from '../helpers/redis-cluster.js'
 import { freePort } from '../helpers/ws-client.js'
 
 /**
@@ -33,11 +40,11 @@ interface Stores {
   limiter: RateLimiter
   sendRate: SendRate
   presence: Presence
+  tickets: TicketStore
 }
 
 interface Instance extends Stores {
   broker: RedisBroker
-  tickets: TicketStore
   presence: FallbackPresence
 }
 
@@ -56,12 +63,23 @@ afterEach(async () => {
     await i.broker.close()
   }
 })
-afterAll(async () => redis?.stop())
+/** A Redis Cluster of this file's own, started when the first test needs it. */
+let cluster: Promise<PrivateRedisCluster> | undefined
+afterAll(async () => {
+  await redis?.stop()
+  await (await cluster)?.remove()
+})
 
-/** One instance's stores, wired as production wires them; instances given one prefix share state. */
-async function instance(prefix: string): Promise<Instance> {
+/**
+ * One instance's stores, wired as production wires them; instances given one prefix share state.
+ * On the test's Redis, or (`onCluster`) on its Redis Cluster.
+ */
+async function instance(prefix: string, onCluster = false): Promise<Instance> {
+  if (onCluster) cluster ??= PrivateRedisCluster.start()
+  const target: Record<string, string> =
+    cluster && onCluster ? { REDIS_CLUSTER_NODES: (await cluster).seeds } : { REDIS_URL: redis.url }
   const config = testConfig({
-    REDIS_URL: redis.url,
+    ...target,
     REDIS_PREFIX: prefix,
     MESSAGE_RATE_PER_SEC: String(PER_SEC),
     MESSAGE_RATE_BURST: String(BURST),
@@ -85,7 +103,7 @@ const pair = async (): Promise<[Instance, Instance]> => {
 }
 
 /** Resolves when `conn` closes (`events.once` would reject on the 'error' that may come first). */
-const closed = (conn: Redis) => new Promise<void>((resolve) => conn.once('close', () => resolve()))
+const closed = (conn: RedisClient) => new Promise<void>((resolve) => conn.once('close', () => resolve()))
 
 /** Kills the test's Redis and returns once every instance's command connection has noticed. */
 async function crash(of: Instance[], opts: { keepData?: boolean } = {}): Promise<void> {
@@ -108,9 +126,11 @@ const variants: [string, () => Promise<Stores>][] = [
       limiter: new MemoryRateLimiter(),
       sendRate: new MemorySendRate(PER_SEC, BURST),
       presence: new MemoryPresence(),
+      tickets: new MemoryTicketStore(),
     }),
   ],
   ['redis', () => instance(uniquePrefix('fallback'))],
+  ['redis cluster', () => instance(uniquePrefix('fallback'), true)],
   [
     'redis stopped (per-instance fallback)',
     async () => {
@@ -175,6 +195,26 @@ describe.each(variants)('shared-state contract: %s', (_name, make) => {
     expect(await presence.disconnect(user)).toBe(true)
     expect(await presence.connections(user)).toBe(0)
     expect(await presence.onlineAmong([user, other])).toEqual(new Set())
+  })
+
+  it('presence: who is online among many users (their keys spread over shards on a cluster)', async () => {
+    const { presence } = await make()
+    const users = Array.from({ length: 20 }, () => randomUUID())
+    const online = users.filter((_, i) => i % 3 === 0)
+    for (const user of online) await presence.connect(user)
+    expect(await presence.onlineAmong(users)).toEqual(new Set(online))
+    for (const user of online) await presence.disconnect(user)
+  })
+})
+
+describe.each(variants.filter(([name]) => !name.includes('stopped')))('tickets: %s', (_name, make) => {
+  it('a ticket is redeemed once, for its user; an unknown one is not', async () => {
+    const { tickets } = await make()
+    const user = randomUUID()
+    const ticket = await tickets.issue(user, 30)
+    expect(await tickets.redeem(ticket)).toBe(user)
+    expect(await tickets.redeem(ticket)).toBeUndefined()
+    expect(await tickets.redeem(`${ticket}x`)).toBeUndefined()
   })
 })
 

@@ -141,6 +141,36 @@ describe('loadConfig', () => {
   })
 })
 
+describe('Redis Cluster settings', () => {
+  const base = { JWT_SECRET: SECRET }
+  it('reads REDIS_CLUSTER_NODES as seed nodes and defaults Pub/Sub to sharded on a cluster only', () => {
+    const config = loadConfig({ ...base, REDIS_CLUSTER_NODES: 'a.example:7000, 10.0.0.2:7001,[::1]:7002' })
+    expect(config.redisClusterNodes).toEqual([
+      { host: 'a.example', port: 7000 },
+      { host: '10.0.0.2', port: 7001 },
+      { host: '::1', port: 7002 },
+    ])
+    expect(config.redisPubsub).toBe('sharded')
+    expect(loadConfig({ ...base, REDIS_URL: 'redis://r:6379' }).redisPubsub).toBe('classic')
+    expect(loadConfig(base).redisClusterNodes).toEqual([])
+  })
+
+  it('refuses a node that is not host:port, both REDIS_URL and a cluster, and classic Pub/Sub on a cluster', () => {
+    expect(problemsOf({ ...base, REDIS_CLUSTER_NODES: 'a:7000,b' })).toEqual([
+      'REDIS_CLUSTER_NODES: "b" is not host:port',
+    ])
+    expect(problemsOf({ ...base, REDIS_CLUSTER_NODES: 'a:70000' })).toEqual([
+      'REDIS_CLUSTER_NODES: "a:70000" is not host:port',
+    ])
+    expect(problemsOf({ ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_URL: 'redis://r:6379' })).toEqual([
+      'REDIS_CLUSTER_NODES: set either REDIS_URL (one server) or REDIS_CLUSTER_NODES (a cluster), not both',
+    ])
+    expect(problemsOf({ ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_PUBSUB: 'classic' })).toEqual([
+      'REDIS_PUBSUB: a Redis Cluster needs sharded (classic Pub/Sub sends every message to every shard)',
+    ])
+  })
+})
+
 describe('startupWarnings', () => {
   const embeddedKeyWarning = expect.stringMatching(/will not accept each other's tokens.*set DATABASE_URL/)
 
