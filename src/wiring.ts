@@ -6,6 +6,7 @@ import { AccessTokens } from './auth/jwt.js'
 import type { TicketStore } from './auth/tickets.js'
 import { MemoryBroker } from './broker/memory.js'
 import {
+  MemoryConnectionLeases,
   MemoryPresence,
   MemoryRateLimiter,
   MemorySendRate,
@@ -15,6 +16,7 @@ import { FallbackPresence } from './broker/presence-fallback.js'
 import { FallbackRateLimiter } from './broker/rate-limiter-fallback.js'
 import { RedisBroker } from './broker/redis.js'
 import type { RedisTarget } from './broker/redis-client.js'
+import { FallbackConnectionLeases, RedisConnectionLeases } from './broker/redis-leases.js'
 import { RedisPresence, RedisRateLimiter, RedisSendRate, RedisTicketStore } from './broker/redis-stores.js'
 import { FallbackSendRate } from './broker/send-rate-fallback.js'
 import { TicketsOrUnavailable } from './broker/tickets-unavailable.js'
@@ -26,7 +28,7 @@ import { ConversationService } from './services/conversations.js'
 import type { Services } from './services/index.js'
 import { LoginThrottle } from './services/login-throttle.js'
 import { MessageService } from './services/messages.js'
-import type { Broker, Presence, RateLimiter, SendRate } from './services/ports.js'
+import type { Broker, ConnectionLeases, Presence, RateLimiter, SendRate } from './services/ports.js'
 import { PresenceService } from './services/presence.js'
 import { UserService } from './services/users.js'
 import { type Database, openDatabase } from './store/db.js'
@@ -44,6 +46,7 @@ export interface Infrastructure {
   tickets: TicketStore
   presence: Presence
   sendRate: SendRate
+  leases: ConnectionLeases
 }
 
 export interface Runtime {
@@ -101,6 +104,7 @@ export async function startRuntime(
         clearTimeout(deadline)
       }
       await infra.presence.close()
+      await infra.leases.close()
       await infra.broker.close()
       if (!shared?.database) await database.close()
     },
@@ -121,7 +125,7 @@ export async function infrastructure(config: Config, logger: Logger): Promise<In
   await broker.connect()
   const redis = broker.commands
   const key = (name: string) => broker.key(name)
-  // While Redis is down, limits and presence count per instance and tickets answer 503 (docs/scaling.md).
+  // While Redis is down, limits, leases and presence count per instance and tickets answer 503 (docs/scaling.md).
   return {
     broker,
     tickets: new TicketsOrUnavailable(new RedisTicketStore(redis, key)),
@@ -131,6 +135,11 @@ export async function infrastructure(config: Config, logger: Logger): Promise<In
       new RedisSendRate(redis, key, messagePerSec, messageBurst),
       messagePerSec,
       messageBurst,
+      logger,
+    ),
+    leases: new FallbackConnectionLeases(
+      new RedisConnectionLeases(redis, key, config.ws.connectionLeaseMs),
+      broker,
       logger,
     ),
   }
@@ -151,6 +160,7 @@ export function memoryInfrastructure(config: Config, broker: Broker = new Memory
     limiter: new MemoryRateLimiter(),
     presence: new MemoryPresence(),
     sendRate: new MemorySendRate(messagePerSec, messageBurst),
+    leases: new MemoryConnectionLeases(),
   }
 }
 
@@ -206,5 +216,6 @@ export function createServices(
       opts.clock,
     ),
     tickets: infra.tickets,
+    connectionLeases: infra.leases,
   }
 }

@@ -125,8 +125,9 @@ export class RedisBroker implements Broker {
     }
   }
 
+  /** Connected, and every subscription this instance needs confirmed since the last outage began. */
   healthy(): boolean {
-    return this.pub.status === 'ready' && this.sub.status === 'ready'
+    return this.connected() && !this.down
   }
 
   /** Called after Redis comes back, so consumers re-read what they may have missed. */
@@ -138,6 +139,10 @@ export class RedisBroker implements Broker {
     this.closing = true
     clearTimeout(this.recovery)
     await Promise.all([this.pub.quit().catch(() => undefined), this.sub.quit().catch(() => undefined)])
+  }
+
+  private connected(): boolean {
+    return this.pub.status === 'ready' && this.sub.status === 'ready'
   }
 
   private redisSubscribe(channels: string[]): Promise<unknown> {
@@ -204,7 +209,7 @@ export class RedisBroker implements Broker {
       timer = setTimeout(() => reject(new Error('resubscribe timed out')), RESUBSCRIBE_TIMEOUT_MS)
     })
     const ok = await Promise.race([this.redisSubscribe(channels), timeout]).then(
-      () => this.healthy(),
+      () => this.connected(),
       () => false,
     )
     clearTimeout(timer)
@@ -221,7 +226,7 @@ export class RedisBroker implements Broker {
 
   private async onReady(): Promise<void> {
     if (this.cluster) return this.recoverSoon(0)
-    if (!this.healthy() || !this.down) return
+    if (!this.connected() || !this.down) return
     const channels = this.hub.channels()
     // Re-subscribe in chunks; a huge SUBSCRIBE line would block Redis.
     for (let i = 0; i < channels.length; i += 1000) {

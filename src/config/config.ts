@@ -52,6 +52,7 @@ export const SETTINGS = {
   WS_MAX_BACKLOG_BYTES: { kind: 'int', default: '1048576', min: 1024, max: 268435456 },
   WS_MAX_VIOLATIONS: { kind: 'int', default: '10', min: 1, max: 1000 },
   WS_MAX_CONNECTIONS_PER_USER: { kind: 'int', default: '20', min: 1, max: 100000 },
+  WS_CONNECTION_LEASE_MS: { kind: 'int', default: '30000', min: 1000, max: 600000 },
   WS_TICKET_TTL: { kind: 'int', default: '30', min: 1, max: 600 },
   TYPING_TTL_MS: { kind: 'int', default: '6000', min: 100, max: 60000 },
   TYPING_RELAY_INTERVAL_MS: { kind: 'int', default: '3000', min: 100, max: 60000 },
@@ -116,6 +117,8 @@ export interface Config {
     maxBacklogBytes: number
     maxViolations: number
     maxConnectionsPerUser: number
+    /** How long a socket's slot in the per-user limit outlives its instance (renewed every third). */
+    connectionLeaseMs: number
     ticketTtlSec: number
     typingTtlMs: number
     /** At most one typing `start` per socket and conversation is relayed this often. */
@@ -252,6 +255,7 @@ export function loadConfig(raw: Raw = process.env): Config {
       maxBacklogBytes: int('WS_MAX_BACKLOG_BYTES'),
       maxViolations: int('WS_MAX_VIOLATIONS'),
       maxConnectionsPerUser: int('WS_MAX_CONNECTIONS_PER_USER'),
+      connectionLeaseMs: int('WS_CONNECTION_LEASE_MS'),
       ticketTtlSec: int('WS_TICKET_TTL'),
       typingTtlMs: int('TYPING_TTL_MS'),
       typingRelayIntervalMs: int('TYPING_RELAY_INTERVAL_MS'),

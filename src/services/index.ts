@@ -7,7 +7,7 @@ import type { AuthService } from './auth.js'
 import type { ConversationService } from './conversations.js'
 import type { LoginThrottle } from './login-throttle.js'
 import type { MessageService } from './messages.js'
-import type { Broker, RateLimiter } from './ports.js'
+import type { Broker, ConnectionLeases, RateLimiter } from './ports.js'
 import type { PresenceService } from './presence.js'
 import type { UserService } from './users.js'
 
@@ -30,4 +30,6 @@ export interface Services {
   limiter: RateLimiter
   loginThrottle: LoginThrottle
   tickets: TicketStore
+  /** The per-user socket limit across instances. */
+  connectionLeases: ConnectionLeases
 }

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { TicketStore } from '../../src/auth/tickets.js'
 import {
+  MemoryConnectionLeases,
   MemoryPresence,
   MemoryRateLimiter,
   MemorySendRate,
@@ -16,14 +17,14 @@ import { isRedisUnavailable } from '../../src/broker/redis-errors.js'
 import { RateLimitedError, UnavailableError } from '../../src/errors.js'
 import { errorHandler } from '../../src/http/problem.js'
 import { createLogger } from '../../src/observability/logger.js'
-import type { Presence, RateLimiter, SendRate } from '../../src/services/ports.js'
+import type { ConnectionLeases, Presence, RateLimiter, SendRate } from '../../src/services/ports.js'
 import { consume } from '../../src/services/rate-limits.js'
 import { infrastructure } from '../../src/wiring.js'
 import { errorCode } from '../../src/ws/errors.js'
 import { testConfig, uniquePrefix } from '../helpers/app.js'
 import { PrivateRedis } from '../helpers/private-redis.js'
 import { PrivateRedisCluster } from '../helpers/redis-cluster.js'
-import { freePort } from '../helpers/ws-client.js'
+import { eventually, freePort } from '../helpers/ws-client.js'
 
 /**
  * The shared-state stores behind Redis, as `brokerDeps` wires them (with their per-instance
@@ -41,6 +42,7 @@ interface Stores {
   sendRate: SendRate
   presence: Presence
   tickets: TicketStore
+  leases: ConnectionLeases
 }
 
 interface Instance extends Stores {
@@ -84,7 +86,7 @@ async function instance(prefix: string, onCluster = false): Promise<Instance> {
     MESSAGE_RATE_PER_SEC: String(PER_SEC),
     MESSAGE_RATE_BURST: String(BURST),
   })
-  const { broker, limiter, sendRate, presence, tickets } = await infrastructure(
+  const { broker, limiter, sendRate, presence, tickets, leases } = await infrastructure(
     config,
     createLogger('silent'),
   )
@@ -92,7 +94,7 @@ async function instance(prefix: string, onCluster = false): Promise<Instance> {
     throw new Error('expected the Redis broker and the presence with fallback')
   }
   if (!limiter || !sendRate || !tickets) throw new Error('expected the Redis stores')
-  const made = { broker, limiter, sendRate, presence, tickets }
+  const made = { broker, limiter, sendRate, presence, tickets, leases }
   instances.push(made)
   return made
 }
@@ -127,6 +129,7 @@ const variants: [string, () => Promise<Stores>][] = [
       sendRate: new MemorySendRate(PER_SEC, BURST),
       presence: new MemoryPresence(),
       tickets: new MemoryTicketStore(),
+      leases: new MemoryConnectionLeases(),
     }),
   ],
   ['redis', () => instance(uniquePrefix('fallback'))],
@@ -197,6 +200,26 @@ describe.each(variants)('shared-state contract: %s', (_name, make) => {
     expect(await presence.onlineAmong([user, other])).toEqual(new Set())
   })
 
+  it('connection leases: at most the limit at once, a socket counted once, a released slot free again', async () => {
+    const { leases } = await make()
+    const user = randomUUID()
+    const sockets = Array.from({ length: 8 }, () => randomUUID())
+    const taken = await Promise.all(sockets.map((s) => leases.acquire(user, s, 3)))
+    expect(taken.filter(Boolean)).toHaveLength(3)
+    const holding = sockets.filter((_, i) => taken[i])
+    // Asking again for a socket that holds a lease is not a second lease.
+    expect(await leases.acquire(user, holding[0] as string, 3)).toBe(true)
+    expect(await leases.acquire(user, randomUUID(), 3)).toBe(false)
+    // Per user.
+    expect(await leases.acquire(randomUUID(), randomUUID(), 3)).toBe(true)
+    await leases.release(user, holding[0] as string)
+    // Releasing twice, or a socket that held nothing, frees nothing more.
+    await leases.release(user, holding[0] as string)
+    await leases.release(user, randomUUID())
+    expect(await leases.acquire(user, randomUUID(), 3)).toBe(true)
+    expect(await leases.acquire(user, randomUUID(), 3)).toBe(false)
+  })
+
   it('presence: who is online among many users (their keys spread over shards on a cluster)', async () => {
     const { presence } = await make()
     const users = Array.from({ length: 20 }, () => randomUUID())
@@ -219,6 +242,36 @@ describe.each(variants.filter(([name]) => !name.includes('stopped')))('tickets: 
 })
 
 describe('Redis stores with fallback: Redis stopped mid-way, then back', () => {
+  it('connection leases are shared, per instance while Redis is down, and written back after', async () => {
+    const [i0, i1] = await pair()
+    const user = randomUUID()
+    const [s1, s2, s3, s4, s5] = [randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID()]
+    expect(await i0.leases.acquire(user, s1, 2)).toBe(true)
+    expect(await i1.leases.acquire(user, s2, 2)).toBe(true)
+    expect(await i0.leases.acquire(user, s3, 2)).toBe(false)
+
+    // Redis crashes and comes back empty.
+    await crash([i0, i1])
+    // Each instance admits up to the limit on its own.
+    expect(await i0.leases.acquire(user, s3, 2)).toBe(true)
+    expect(await i0.leases.acquire(user, s4, 2)).toBe(false)
+    expect(await i1.leases.acquire(user, s5, 2)).toBe(true)
+
+    await revive([i0, i1])
+    // Both instances write their sockets' leases back (s1, s3 and s2, s5): 4, over the limit.
+    const key = i0.broker.key(`conns:${user}`)
+    await eventually('the leases to be written back', async () => (await i0.broker.commands.zcard(key)) === 4)
+    expect(await i1.leases.acquire(user, s4, 2)).toBe(false)
+    for (const [i, s] of [
+      [i0, s1],
+      [i0, s3],
+      [i1, s5],
+    ] as const)
+      await i.leases.release(user, s)
+    expect(await i0.leases.acquire(user, s4, 2)).toBe(true)
+    expect(await i1.leases.acquire(user, randomUUID(), 2)).toBe(false)
+  })
+
   it('rate limits are shared, per instance while Redis is down, and shared again after', async () => {
     const [i0, i1] = await pair()
     const key = 'login:account:someone@example.com'

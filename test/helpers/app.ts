@@ -80,6 +80,7 @@ export async function startTestApp(
     close: async () => {
       await app.close()
       await infra.presence.close()
+      await infra.leases.close()
       if (broker instanceof RedisBroker) await deleteKeys(broker, config.redisPrefix)
       if (!opts.broker) await broker.close()
       if (!opts.database) await database.close()
@@ -144,6 +145,8 @@ export async function startInstances(count: number, redis: TestRedis, extraEnv: 
   }
   return {
     nodes,
+    /** REDIS_PREFIX of these instances: every key and channel of theirs starts with it. */
+    prefix: redis.prefix,
     node: (i: number) => nodes[i] as TestApp,
     close: async () => {
       for (const n of nodes) await n.close()

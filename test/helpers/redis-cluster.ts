@@ -51,6 +51,7 @@ export class PrivateRedisCluster {
         '--cluster-yes',
       ])
       await cluster.waitUntilOk()
+      await cluster.waitForReplicas()
     } catch (err) {
       cluster.removeNow()
       throw err
@@ -77,6 +78,27 @@ export class PrivateRedisCluster {
           if (!info.includes('cluster_state:ok') || !info.includes('cluster_slots_ok:16384')) return false
         }
         return true
+      },
+      timeoutMs,
+    )
+  }
+
+  /**
+   * Resolves once every replica has synced with its primary: a replica that never did refuses to
+   * take over (its data is too old), so a failover test must not kill a primary before this.
+   */
+  async waitForReplicas(timeoutMs = 20_000): Promise<void> {
+    await eventually(
+      'every replica to sync with its primary',
+      async () => {
+        let replicas = 0
+        for (const node of this.nodes.filter((n) => n.proc)) {
+          const info = await this.admin(node.port, (r) => r.info('replication')).catch(() => '')
+          if (!info.includes('role:slave')) continue
+          if (!info.includes('master_link_status:up')) return false
+          replicas++
+        }
+        return replicas === this.nodes.length / 2
       },
       timeoutMs,
     )
@@ -142,6 +164,8 @@ export class PrivateRedisCluster {
       ['--cluster-config-file', `nodes-${node.port}.conf`],
       ['--cluster-node-timeout', String(NODE_TIMEOUT_MS)],
       ['--save', ''],
+      // Replicas sync at once (the default waits 5 s for more replicas to share one transfer).
+      ['--repl-diskless-sync-delay', '0'],
       ['--appendonly', 'no'],
       ['--dir', this.dir],
     ].flat()
