@@ -179,19 +179,28 @@ export class RedisBroker implements Broker {
 
   private markDown(): void {
     if (this.closing) return
+    if (!this.down) {
+      this.down = true
+      this.opts.logger.error(
+        'redis unavailable: cross-instance delivery paused; same-instance delivery and REST continue',
+      )
+    }
     // On a cluster no 'ready' follows a shard's failover (the cluster connection stays up).
     if (this.cluster) this.recoverSoon()
-    if (this.down) return
-    this.down = true
-    this.opts.logger.error(
-      'redis unavailable: cross-instance delivery paused; same-instance delivery and REST continue',
-    )
   }
 
+  /**
+   * Schedules a recovery attempt. One at a time: errors repeating faster than the delay must not
+   * keep postponing it. A delay of 0 (the topology just changed) goes ahead of a pending one.
+   */
   private recoverSoon(delayMs = 500): void {
     if (!this.down || this.closing) return
+    if (this.recovery !== undefined && delayMs > 0) return
     clearTimeout(this.recovery)
-    this.recovery = setTimeout(() => void this.recoverShards(), delayMs)
+    this.recovery = setTimeout(() => {
+      this.recovery = undefined
+      void this.recoverShards()
+    }, delayMs)
   }
 
   /**
