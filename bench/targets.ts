@@ -68,7 +68,7 @@ function logFile(name: string, id: string): string {
 
 function tokenSigner(secret: string): AccessTokens {
   return new AccessTokens({
-    secret,
+    secrets: secret.split(','),
     issuer: process.env.JWT_ISSUER ?? 'chat-api',
     audience: process.env.JWT_AUDIENCE ?? 'chat-api',
     accessTtlSec: Number(process.env.ACCESS_TOKEN_TTL ?? 86_400),

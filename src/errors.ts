@@ -136,7 +136,19 @@ const REDIS_UNAVAILABLE_MESSAGES = new Set([
   'Connection is closed.',
   // A `commandTimeout` elapsed.
   'Command timed out',
+  // Redis Cluster: not connected to the cluster (yet, or any more), offline queue off.
+  "Cluster isn't ready and enableOfflineQueue options is false",
+  'None of startup nodes is available',
+  'Cluster is disconnected.',
+  'Failed to refresh slots cache.',
 ])
+
+/**
+ * Redis Cluster, by how the message starts: a command for a failed primary, retried until the
+ * redirections ran out, and a cluster that has slots without a primary (CLUSTERDOWN) or is
+ * moving one (TRYAGAIN).
+ */
+const REDIS_UNAVAILABLE_PREFIXES = ['Too many Cluster redirections', 'CLUSTERDOWN', 'TRYAGAIN']
 
 /**
  * True when `err` says Redis could not be reached, as opposed to Redis refusing a command (a
@@ -147,6 +159,8 @@ export function isRedisUnavailable(err: unknown): boolean {
   for (let i = 0; i < 3 && e instanceof Error; i++) {
     // Commands written before the connection dropped, failed after `maxRetriesPerRequest` reconnects.
     if (e.name === 'MaxRetriesPerRequestError' || REDIS_UNAVAILABLE_MESSAGES.has(e.message)) return true
+    const message = e.message
+    if (REDIS_UNAVAILABLE_PREFIXES.some((p) => message.startsWith(p))) return true
     e = e.cause
   }
   return false

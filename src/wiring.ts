@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { buildApp } from './app.js'
@@ -5,6 +6,7 @@ import { AccessTokens } from './auth/jwt.js'
 import type { TicketStore } from './auth/tickets.js'
 import { MemoryBroker } from './broker/memory.js'
 import {
+  MemoryConnectionLeases,
   MemoryPresence,
   MemoryRateLimiter,
   MemorySendRate,
@@ -13,6 +15,8 @@ import {
 import { FallbackPresence } from './broker/presence-fallback.js'
 import { FallbackRateLimiter } from './broker/rate-limiter-fallback.js'
 import { RedisBroker } from './broker/redis.js'
+import type { RedisTarget } from './broker/redis-client.js'
+import { FallbackConnectionLeases, RedisConnectionLeases } from './broker/redis-leases.js'
 import { RedisPresence, RedisRateLimiter, RedisSendRate, RedisTicketStore } from './broker/redis-stores.js'
 import { FallbackSendRate } from './broker/send-rate-fallback.js'
 import { TicketsOrUnavailable } from './broker/tickets-unavailable.js'
@@ -26,13 +30,14 @@ import type { Services } from './services/index.js'
 import { LoginThrottle } from './services/login-throttle.js'
 import { MessageService } from './services/messages.js'
 import type { ObjectStorage } from './services/object-storage.js'
-import type { Broker, Presence, RateLimiter, SendRate } from './services/ports.js'
+import type { Broker, ConnectionLeases, Presence, RateLimiter, SendRate } from './services/ports.js'
 import { PresenceService } from './services/presence.js'
 import { UserService } from './services/users.js'
-import { LocalObjectStorage } from './storage/local.js'
+import { LocalObjectStorage, localStorageSecret } from './storage/local.js'
 import { S3ObjectStorage } from './storage/s3.js'
 import { type Database, openDatabase } from './store/db.js'
 import { primaryReads, type Reads, ReplicaReads } from './store/read-replica.js'
+import { developmentSigningSecret } from './store/signing-keys.js'
 
 /**
  * The only place that knows which store, broker and shared stores run: it opens them, builds
@@ -46,6 +51,7 @@ export interface Infrastructure {
   tickets: TicketStore
   presence: Presence
   sendRate: SendRate
+  leases: ConnectionLeases
 }
 
 export interface Runtime {
@@ -79,11 +85,13 @@ export async function startRuntime(
   const infra = shared?.infrastructure ?? (await infrastructure(config, logger))
   const reads = readsFor(config, database, logger)
   const services = createServices(config, database, infra, { reads })
+  // Without JWT_SECRET the key comes from the database: fail at startup, not at the first login.
+  await services.tokens.ready()
   const app = await buildApp(services, logger)
   const replica = config.databaseRead ? `; read replica: ${describeUrl(config.databaseRead.url)}` : ''
   logger.info(
     { database: database.describe, broker: infra.broker.kind },
-    `database: ${database.describe}${replica}; broker: ${infra.broker.kind === 'redis' ? `redis (${config.redisPubsub})` : 'in-process'}`,
+    `database: ${database.describe}${replica}; broker: ${infra.broker.kind === 'redis' ? `redis${config.redisClusterNodes.length > 0 ? ' cluster' : ''} (${config.redisPubsub})` : 'in-process'}`,
   )
   const connections = trackConnections(app.server)
   const sweeper = startSweeper(services.attachments, config.attachments.sweepIntervalSec, logger)
@@ -105,6 +113,7 @@ export async function startRuntime(
         clearTimeout(deadline)
       }
       await infra.presence.close()
+      await infra.leases.close()
       await infra.broker.close()
       await reads.close()
       if (!shared?.database) await database.close()
@@ -155,15 +164,20 @@ function startSweeper(attachments: AttachmentService, intervalSec: number, logge
 /** S3-compatible storage when S3_BUCKET is set, else files under DATA_DIR served by this server. */
 export function objectStorage(config: Config, clock: () => number = Date.now): ObjectStorage {
   if (config.s3) return new S3ObjectStorage(config.s3, clock)
-  return new LocalObjectStorage(config.dataDir, config.jwt.secret, clock)
+  return new LocalObjectStorage(
+    config.dataDir,
+    localStorageSecret(config.dataDir, config.jwt.secrets[0]),
+    clock,
+  )
 }
 
-/** The in-process stores by default; with REDIS_URL, Redis carries events, presence, tickets and limits. */
+/** The in-process stores by default; with Redis (REDIS_URL or REDIS_CLUSTER_NODES) it carries events, presence, tickets and limits. */
 export async function infrastructure(config: Config, logger: Logger): Promise<Infrastructure> {
   const { messagePerSec, messageBurst } = config.rateLimits
-  if (!config.redisUrl) return memoryInfrastructure(config)
+  const target = redisTarget(config)
+  if (!target) return memoryInfrastructure(config)
   const broker = new RedisBroker({
-    url: config.redisUrl,
+    target,
     prefix: config.redisPrefix,
     mode: config.redisPubsub,
     logger,
@@ -171,7 +185,7 @@ export async function infrastructure(config: Config, logger: Logger): Promise<In
   await broker.connect()
   const redis = broker.commands
   const key = (name: string) => broker.key(name)
-  // While Redis is down, limits and presence count per instance and tickets answer 503 (docs/scaling.md).
+  // While Redis is down, limits, leases and presence count per instance and tickets answer 503 (docs/scaling.md).
   return {
     broker,
     tickets: new TicketsOrUnavailable(new RedisTicketStore(redis, key)),
@@ -183,7 +197,18 @@ export async function infrastructure(config: Config, logger: Logger): Promise<In
       messageBurst,
       logger,
     ),
+    leases: new FallbackConnectionLeases(
+      new RedisConnectionLeases(redis, key, config.ws.connectionLeaseMs),
+      broker,
+      logger,
+    ),
   }
+}
+
+/** REDIS_URL (one server) or REDIS_CLUSTER_NODES (a cluster); undefined when neither is set. */
+function redisTarget(config: Config): RedisTarget | undefined {
+  if (config.redisClusterNodes.length > 0) return { clusterNodes: config.redisClusterNodes }
+  return config.redisUrl === undefined ? undefined : { url: config.redisUrl }
 }
 
 /** One process, nothing shared: the embedded default. */
@@ -195,6 +220,7 @@ export function memoryInfrastructure(config: Config, broker: Broker = new Memory
     limiter: new MemoryRateLimiter(),
     presence: new MemoryPresence(),
     sendRate: new MemorySendRate(messagePerSec, messageBurst),
+    leases: new MemoryConnectionLeases(),
   }
 }
 
@@ -215,7 +241,17 @@ export function createServices(
   const { db } = database
   const { broker } = infra
   const reads = opts.reads ?? primaryReads(db)
-  const tokens = new AccessTokens(config.jwt)
+  const { secrets, issuer, audience, accessTtlSec } = config.jwt
+  const tokens = new AccessTokens({
+    issuer,
+    audience,
+    accessTtlSec,
+    // No JWT_SECRET (development): one key per database, so instances on it accept each other's tokens.
+    secrets:
+      secrets.length > 0
+        ? secrets
+        : async () => [await developmentSigningSecret(db, randomBytes(48).toString('base64url'))],
+  })
   const users = new UserService(db, broker, reads)
   const conversations = new ConversationService(
     db,
@@ -277,5 +313,6 @@ export function createServices(
       opts.clock,
     ),
     tickets: infra.tickets,
+    connectionLeases: infra.leases,
   }
 }

@@ -1,5 +1,5 @@
 import { newTicket, type TicketStore } from '../auth/tickets.js'
-import type { Presence, RateLimiter, SendRate } from '../services/ports.js'
+import type { ConnectionLeases, Presence, RateLimiter, SendRate } from '../services/ports.js'
 
 /**
  * The in-process versions of the shared stores: one instance, nothing to share. The Redis
@@ -56,6 +56,27 @@ export class MemoryPresence implements Presence {
   /** Sockets per user as counted now (what the Redis fallback writes back after an outage). */
   snapshot(): Map<string, number> {
     return new Map(this.counts)
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Sockets per user on this process: exact, as every call runs to completion before the next. */
+export class MemoryConnectionLeases implements ConnectionLeases {
+  private readonly byUser = new Map<string, Set<string>>()
+
+  async acquire(userId: string, socketId: string, limit: number): Promise<boolean> {
+    const held = this.byUser.get(userId) ?? new Set<string>()
+    if (!held.has(socketId) && held.size >= limit) return false
+    held.add(socketId)
+    this.byUser.set(userId, held)
+    return true
+  }
+
+  async release(userId: string, socketId: string): Promise<void> {
+    const held = this.byUser.get(userId)
+    held?.delete(socketId)
+    if (held?.size === 0) this.byUser.delete(userId)
   }
 
   async close(): Promise<void> {}

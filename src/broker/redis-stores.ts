@@ -1,14 +1,14 @@
-import type { Redis } from 'ioredis'
 import { newTicket, type TicketStore } from '../auth/tickets.js'
 import type { RateLimiter, SendRate } from '../services/ports.js'
 import type { RestorablePresence } from './presence-fallback.js'
+import type { RedisClient } from './redis-client.js'
 
 type Key = (name: string) => string
 
 /** Tickets shared by every instance: a ticket issued on one is redeemed once on any (GETDEL). */
 export class RedisTicketStore implements TicketStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly key: Key,
   ) {}
 
@@ -39,7 +39,7 @@ return 0`
 /** Fixed windows (INCR + EXPIRE NX) and holds in Redis, so abuse limits hold across instances. */
 export class RedisRateLimiter implements RateLimiter {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly key: Key,
   ) {}
 
@@ -93,7 +93,7 @@ return ok`
 /** The per-user message bucket shared by all of a user's sockets on every instance. */
 export class RedisSendRate implements SendRate {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly key: Key,
     private readonly perSec: number,
     private readonly burst: number,
@@ -123,7 +123,7 @@ export class RedisPresence implements RestorablePresence {
   private readonly timer: NodeJS.Timeout
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly key: Key,
     private readonly instanceId: string,
   ) {
@@ -147,12 +147,11 @@ export class RedisPresence implements RestorablePresence {
   async onlineAmong(userIds: string[]): Promise<Set<string>> {
     if (userIds.length === 0) return new Set()
     const live = await this.liveInstances()
-    const pipe = this.redis.pipeline()
-    for (const id of userIds) pipe.hgetall(this.key(`presence:${id}`))
-    const results = (await pipe.exec()) ?? []
-    // A pipeline resolves with per-command errors: Redis going away must not read as "all offline".
-    for (const [err] of results) if (err) throw err
-    return new Set(userIds.filter((_, i) => countLive(results[i]?.[1] as Record<string, string>, live) > 0))
+    // Separate commands, not one pipeline: on a cluster the users' keys live on different shards
+    // (auto-pipelining still sends them in one write per shard). Any failure rejects the whole
+    // answer: Redis going away must not read as "all offline".
+    const counts = await Promise.all(userIds.map((id) => this.redis.hgetall(this.key(`presence:${id}`))))
+    return new Set(userIds.filter((_, i) => countLive(counts[i], live) > 0))
   }
 
   async connections(userId: string): Promise<number> {

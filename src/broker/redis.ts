@@ -1,18 +1,23 @@
 import { randomUUID } from 'node:crypto'
-import { Redis } from 'ioredis'
+import { Cluster } from 'ioredis'
 import type { Logger } from 'pino'
 import { type ChatEvent, channelsOf, type Envelope, parseEnvelope } from '../protocol/events.js'
 import type { Broker, Listener } from '../services/ports.js'
 import { LocalHub } from './local-hub.js'
+import { commandClient, type RedisClient, type RedisTarget, subscriberClient } from './redis-client.js'
 
 export interface RedisBrokerOptions {
-  url: string
+  /** One server, or a Redis Cluster's seed nodes (then `mode` must be `sharded`). */
+  target: RedisTarget
   /** Prefix of every channel, so deployments (and tests) can share one Redis. */
   prefix: string
   /** `sharded` uses SPUBLISH/SSUBSCRIBE (Redis 7): each channel lives on one shard of a Redis Cluster. */
   mode: 'classic' | 'sharded'
   logger: Logger
 }
+
+/** How long a subscription may take to be confirmed while shards recover before it is tried again. */
+const RESUBSCRIBE_TIMEOUT_MS = 2000
 
 /**
  * Pub/Sub between instances through Redis, one channel per conversation (`conv:<id>`) and per
@@ -26,6 +31,13 @@ export interface RedisBrokerOptions {
  * the event is recovered from PostgreSQL by the feeds' gap fill (`ws/feed.ts`) when the next
  * event arrives or when the broker reports `onReconnect`. Subscriptions are re-issued by this
  * class after a reconnect; the outage is logged once when it starts and once when it ends.
+ *
+ * Redis Cluster (sharded mode only): each channel lives on the shard that owns its slot, and
+ * ioredis keeps a subscriber per primary. When a primary fails, the channels it served hear
+ * nothing until its replica has taken over and ioredis has subscribed there: from the first sign
+ * of that (a subscriber or node lost) the broker counts as down, and it is up again once every
+ * channel it needs is confirmed subscribed; then `onReconnect` handlers re-read what was missed,
+ * as after a single server's outage.
  */
 export class RedisBroker implements Broker {
   readonly kind = 'redis' as const
@@ -33,8 +45,10 @@ export class RedisBroker implements Broker {
   /** How this instance's envelopes start: `JSON.stringify` keeps the key order `o`, `e`. */
   private readonly echoPrefix = `{"o":${JSON.stringify(this.instanceId)},`
   private readonly hub = new LocalHub()
-  private readonly pub: Redis
-  private readonly sub: Redis
+  private readonly pub: RedisClient
+  private readonly sub: RedisClient
+  private readonly cluster: boolean
+  private recovery: NodeJS.Timeout | undefined
   private down = false
   private closing = false
   private readonly reconnectHandlers: (() => void)[] = []
@@ -44,26 +58,12 @@ export class RedisBroker implements Broker {
   private readonly echo = Buffer.from(`{"o":"${this.instanceId}"`)
 
   constructor(private readonly opts: RedisBrokerOptions) {
-    const common = {
-      lazyConnect: true,
-      maxRetriesPerRequest: 1,
-      retryStrategy: (times: number) => Math.min(times * 100, 2000),
+    this.cluster = !('url' in opts.target)
+    if (this.cluster && opts.mode !== 'sharded') {
+      throw new Error('a Redis Cluster is used in sharded Pub/Sub mode only')
     }
-    // Auto-pipelining sends the commands issued in one event-loop turn (a committed batch's
-    // publishes) in one write: one PUBLISH syscall per message was a measured cost.
-    this.pub = new Redis(opts.url, {
-      ...common,
-      enableOfflineQueue: false,
-      enableAutoPipelining: true,
-      connectionName: 'chat-pub',
-    })
-    // Subscriptions are tracked by the hub and re-issued on 'ready', not by ioredis.
-    this.sub = new Redis(opts.url, {
-      ...common,
-      enableOfflineQueue: false,
-      autoResubscribe: false,
-      connectionName: 'chat-sub',
-    })
+    this.pub = commandClient(opts.target)
+    this.sub = subscriberClient(opts.target)
     const onMessage = (channel: Buffer, payload: Buffer) => {
       // Our own echo is dropped before it is decoded (JSON.stringify puts `o` first).
       if (payload.subarray(0, this.echo.length).equals(this.echo)) return
@@ -75,6 +75,12 @@ export class RedisBroker implements Broker {
       conn.on('close', () => this.markDown())
       conn.on('ready', () => void this.onReady())
     }
+    if (this.sub instanceof Cluster) {
+      // A primary's subscriber is gone (its node failed): its channels are deaf until recovery.
+      this.sub.on('-node', () => this.markDown())
+      // ioredis has subscribers for the new topology: check every channel now rather than later.
+      this.sub.on('subscribersReady', () => this.recoverSoon(0))
+    }
   }
 
   /** Connects both connections; rejects when Redis does not answer (startup should fail loudly). */
@@ -82,8 +88,8 @@ export class RedisBroker implements Broker {
     await Promise.all([this.pub.connect(), this.sub.connect()])
   }
 
-  /** The command connection, shared by the Redis presence, ticket and rate-limit stores. */
-  get commands(): Redis {
+  /** The command connection, shared by the Redis presence, ticket, rate-limit and lease stores. */
+  get commands(): RedisClient {
     return this.pub
   }
 
@@ -119,8 +125,9 @@ export class RedisBroker implements Broker {
     }
   }
 
+  /** Connected, and every subscription this instance needs confirmed since the last outage began. */
   healthy(): boolean {
-    return this.pub.status === 'ready' && this.sub.status === 'ready'
+    return this.connected() && !this.down
   }
 
   /** Called after Redis comes back, so consumers re-read what they may have missed. */
@@ -130,11 +137,18 @@ export class RedisBroker implements Broker {
 
   async close(): Promise<void> {
     this.closing = true
+    clearTimeout(this.recovery)
     await Promise.all([this.pub.quit().catch(() => undefined), this.sub.quit().catch(() => undefined)])
+  }
+
+  private connected(): boolean {
+    return this.pub.status === 'ready' && this.sub.status === 'ready'
   }
 
   private redisSubscribe(channels: string[]): Promise<unknown> {
     const keys = channels.map((c) => this.key(c))
+    // A cluster takes one slot per SSUBSCRIBE: one command per channel, pipelined.
+    if (this.cluster) return Promise.all(keys.map((k) => this.sub.ssubscribe(k)))
     return this.opts.mode === 'sharded' ? this.sub.ssubscribe(...keys) : this.sub.subscribe(...keys)
   }
 
@@ -164,22 +178,69 @@ export class RedisBroker implements Broker {
   }
 
   private markDown(): void {
-    if (this.down || this.closing) return
-    this.down = true
-    this.opts.logger.error(
-      'redis unavailable: cross-instance delivery paused; same-instance delivery and REST continue',
+    if (this.closing) return
+    if (!this.down) {
+      this.down = true
+      this.opts.logger.error(
+        'redis unavailable: cross-instance delivery paused; same-instance delivery and REST continue',
+      )
+    }
+    // On a cluster no 'ready' follows a shard's failover (the cluster connection stays up).
+    if (this.cluster) this.recoverSoon()
+  }
+
+  /**
+   * Schedules a recovery attempt. One at a time: errors repeating faster than the delay must not
+   * keep postponing it. A delay of 0 (the topology just changed) goes ahead of a pending one.
+   */
+  private recoverSoon(delayMs = 500): void {
+    if (!this.down || this.closing) return
+    if (this.recovery !== undefined && delayMs > 0) return
+    clearTimeout(this.recovery)
+    this.recovery = setTimeout(() => {
+      this.recovery = undefined
+      void this.recoverShards()
+    }, delayMs)
+  }
+
+  /**
+   * Cluster: up again once every channel this instance needs is confirmed subscribed. Confirmed
+   * on the subscriber connection ioredis subscribed on itself, after its own re-subscriptions, so
+   * from here on every publish reaches this instance and what came before is re-read by the
+   * `onReconnect` handlers. (ioredis lists a channel once per SSUBSCRIBE sent through it, until
+   * it is unsubscribed: repeats are harmless.)
+   */
+  private async recoverShards(): Promise<void> {
+    if (!this.down || this.closing) return
+    const channels = this.hub.channels()
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('resubscribe timed out')), RESUBSCRIBE_TIMEOUT_MS)
+    })
+    const ok = await Promise.race([this.redisSubscribe(channels), timeout]).then(
+      () => this.connected(),
+      () => false,
     )
+    clearTimeout(timer)
+    if (!ok) return this.recoverSoon(1000)
+    this.up(channels.length)
+  }
+
+  private up(channels: number): void {
+    if (!this.down) return
+    this.down = false
+    this.opts.logger.warn({ channels }, 'redis available again: resubscribed')
+    for (const handler of this.reconnectHandlers) handler()
   }
 
   private async onReady(): Promise<void> {
-    if (!this.healthy() || !this.down) return
+    if (this.cluster) return this.recoverSoon(0)
+    if (!this.connected() || !this.down) return
     const channels = this.hub.channels()
     // Re-subscribe in chunks; a huge SUBSCRIBE line would block Redis.
     for (let i = 0; i < channels.length; i += 1000) {
       await this.redisSubscribe(channels.slice(i, i + 1000)).catch(() => undefined)
     }
-    this.down = false
-    this.opts.logger.warn({ channels: channels.length }, 'redis available again: resubscribed')
-    for (const handler of this.reconnectHandlers) handler()
+    this.up(channels.length)
   }
 }

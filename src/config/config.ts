@@ -1,6 +1,4 @@
-import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync } from 'node:fs'
 
 /**
  * Every setting the service reads, with its default. `.env.example` documents the same list;
@@ -60,8 +58,10 @@ export const SETTINGS = {
   DATABASE_READ_WAIT_MS: { kind: 'int', default: '50', min: 0, max: 10000 },
   DATA_DIR: { kind: 'string', default: './data' },
   REDIS_URL: { kind: 'string' },
+  REDIS_CLUSTER_NODES: { kind: 'list', default: '' },
   REDIS_PREFIX: { kind: 'string', default: 'chat' },
-  REDIS_PUBSUB: { kind: 'string', default: 'classic', oneOf: ['classic', 'sharded'] },
+  // No default here: classic on one server, sharded on a cluster (loadConfig).
+  REDIS_PUBSUB: { kind: 'string', oneOf: ['classic', 'sharded'] },
   JWT_SECRET: { kind: 'string' },
   JWT_ISSUER: { kind: 'string', default: 'chat-api' },
   JWT_AUDIENCE: { kind: 'string', default: 'chat-api' },
@@ -82,6 +82,7 @@ export const SETTINGS = {
   WS_MAX_BACKLOG_BYTES: { kind: 'int', default: '1048576', min: 1024, max: 268435456 },
   WS_MAX_VIOLATIONS: { kind: 'int', default: '10', min: 1, max: 1000 },
   WS_MAX_CONNECTIONS_PER_USER: { kind: 'int', default: '20', min: 1, max: 100000 },
+  WS_CONNECTION_LEASE_MS: { kind: 'int', default: '30000', min: 1000, max: 600000 },
   WS_TICKET_TTL: { kind: 'int', default: '30', min: 1, max: 600 },
   TYPING_TTL_MS: { kind: 'int', default: '6000', min: 100, max: 60000 },
   TYPING_RELAY_INTERVAL_MS: { kind: 'int', default: '3000', min: 100, max: 60000 },
@@ -139,12 +140,16 @@ export interface Config {
     | undefined
   dataDir: string
   redisUrl: string | undefined
+  /** REDIS_CLUSTER_NODES: seed nodes of a Redis Cluster; empty when Redis is one server (or none). */
+  redisClusterNodes: { host: string; port: number }[]
   redisPrefix: string
   redisPubsub: 'classic' | 'sharded'
   jwt: {
-    secret: string
-    /** JWT_SECRET was unset: the secret is the one generated in DATA_DIR, this instance's own. */
-    secretGenerated: boolean
+    /**
+     * JWT_SECRET's secrets, newest first: the first signs, every one verifies. Empty when
+     * JWT_SECRET is unset (development): the key is then the one kept in the database.
+     */
+    secrets: string[]
     issuer: string
     audience: string
     accessTtlSec: number
@@ -169,6 +174,8 @@ export interface Config {
     maxBacklogBytes: number
     maxViolations: number
     maxConnectionsPerUser: number
+    /** How long a socket's slot in the per-user limit outlives its instance (renewed every third). */
+    connectionLeaseMs: number
     ticketTtlSec: number
     typingTtlMs: number
     /** At most one typing `start` per socket and conversation is relayed this often. */
@@ -271,12 +278,20 @@ export function loadConfig(raw: Raw = process.env): Config {
   }
   const env = v.NODE_ENV as Config['env']
   const dataDir = v.DATA_DIR as string
-  let secret = v.JWT_SECRET as string | undefined
-  if (secret !== undefined && secret.length < 32) {
-    problems.push('JWT_SECRET: must be at least 32 characters')
-  }
-  if (secret === undefined && env === 'production') {
+  const secrets = parseSecrets(v.JWT_SECRET as string | undefined, problems)
+  if (secrets.length === 0 && env === 'production') {
     problems.push('JWT_SECRET: required when NODE_ENV=production (at least 32 random characters)')
+  }
+  const clusterNodes = parseClusterNodes(v.REDIS_CLUSTER_NODES as string[], problems)
+  if (clusterNodes.length > 0 && v.REDIS_URL !== undefined) {
+    problems.push(
+      'REDIS_CLUSTER_NODES: set either REDIS_URL (one server) or REDIS_CLUSTER_NODES (a cluster), not both',
+    )
+  }
+  if (clusterNodes.length > 0 && v.REDIS_PUBSUB === 'classic') {
+    problems.push(
+      'REDIS_PUBSUB: a Redis Cluster needs sharded (classic Pub/Sub sends every message to every shard)',
+    )
   }
   const headersTimeout = v.HTTP_HEADERS_TIMEOUT_MS as number | undefined
   const requestTimeout = v.HTTP_REQUEST_TIMEOUT_MS as number | undefined
@@ -293,8 +308,6 @@ export function loadConfig(raw: Raw = process.env): Config {
     )
   }
   if (problems.length > 0) throw new ConfigError(problems)
-  const secretGenerated = secret === undefined
-  secret ??= developmentSecret(dataDir)
   const int = (name: SettingName) => v[name] as number
   return {
     env,
@@ -315,10 +328,11 @@ export function loadConfig(raw: Raw = process.env): Config {
     dataDir,
     redisUrl: v.REDIS_URL as string | undefined,
     redisPrefix: v.REDIS_PREFIX as string,
-    redisPubsub: v.REDIS_PUBSUB as Config['redisPubsub'],
+    redisClusterNodes: clusterNodes,
+    redisPubsub: (v.REDIS_PUBSUB ??
+      (clusterNodes.length > 0 ? 'sharded' : 'classic')) as Config['redisPubsub'],
     jwt: {
-      secret,
-      secretGenerated,
+      secrets,
       issuer: v.JWT_ISSUER as string,
       audience: v.JWT_AUDIENCE as string,
       accessTtlSec: int('ACCESS_TOKEN_TTL'),
@@ -342,6 +356,7 @@ export function loadConfig(raw: Raw = process.env): Config {
       maxBacklogBytes: int('WS_MAX_BACKLOG_BYTES'),
       maxViolations: int('WS_MAX_VIOLATIONS'),
       maxConnectionsPerUser: int('WS_MAX_CONNECTIONS_PER_USER'),
+      connectionLeaseMs: int('WS_CONNECTION_LEASE_MS'),
       ticketTtlSec: int('WS_TICKET_TTL'),
       typingTtlMs: int('TYPING_TTL_MS'),
       typingRelayIntervalMs: int('TYPING_RELAY_INTERVAL_MS'),
@@ -390,14 +405,13 @@ export function loadConfig(raw: Raw = process.env): Config {
 /** What a valid configuration may still get wrong, one line each, for the log at startup. */
 export function startupWarnings(config: Config): string[] {
   const warnings: string[] = []
-  // Each instance generates its own secret in its own DATA_DIR; sharing a database or Redis is
-  // how instances are run side by side (behind one load balancer), where they must share one.
-  const shared = [config.databaseUrl && 'DATABASE_URL', config.redisUrl && 'REDIS_URL'].filter(Boolean)
-  if (config.jwt.secretGenerated && shared.length > 0) {
+  // The development key is shared through the database, but instances that each embed their
+  // own PGlite share nothing; only Redis says they are meant to run side by side.
+  if (config.jwt.secrets.length === 0 && !config.databaseUrl && usesRedis(config)) {
     warnings.push(
-      `JWT_SECRET is not set: this instance signs tokens with a secret of its own (${join(config.dataDir, 'jwt-secret')}), ` +
-        `so instances sharing ${shared.join(' and ')} will not accept each other's tokens; ` +
-        'set JWT_SECRET, the same on every instance',
+      'JWT_SECRET is not set: this instance signs tokens with the development key of its own embedded database, ' +
+        "so instances sharing Redis will not accept each other's tokens; " +
+        'set DATABASE_URL (one database for all) or JWT_SECRET, the same on every instance',
     )
   }
   if (config.env === 'production' && config.metricsToken === undefined) {
@@ -409,24 +423,44 @@ export function startupWarnings(config: Config): string[] {
   return warnings
 }
 
+/** Whether Redis (one server or a cluster) carries events and shared state between instances. */
+export function usesRedis(config: Config): boolean {
+  return config.redisUrl !== undefined || config.redisClusterNodes.length > 0
+}
+
+/** `host:port,host:port,…` (IPv6 hosts in brackets: `[::1]:7000`). */
+function parseClusterNodes(items: string[], problems: string[]): { host: string; port: number }[] {
+  const nodes: { host: string; port: number }[] = []
+  for (const item of items) {
+    const match = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(item)
+    const port = Number(match?.[2])
+    if (!match?.[1] || port < 1 || port > 65535) {
+      problems.push(`REDIS_CLUSTER_NODES: "${item}" is not host:port`)
+      continue
+    }
+    nodes.push({ host: match[1].replace(/^\[|\]$/g, ''), port })
+  }
+  return nodes
+}
+
+/**
+ * JWT_SECRET: one secret, or several separated by commas, newest first. The first signs; the
+ * others are still accepted (the previous key while its tokens expire, or the next one before a
+ * rolling rotation makes it current: docs/security.md, "Signing keys"). Each at least 32 characters.
+ */
+function parseSecrets(text: string | undefined, problems: string[]): string[] {
+  if (text === undefined) return []
+  const secrets = text.split(',').map((s) => s.trim())
+  if (secrets.some((s) => s.length < 32)) problems.push('JWT_SECRET: must be at least 32 characters')
+  if (new Set(secrets).size !== secrets.length) problems.push('JWT_SECRET: lists a secret twice')
+  return secrets
+}
+
 /** `false`, `true`, or a comma-separated list of addresses, CIDRs and proxy-addr names (`loopback`…). */
 function parseTrustProxy(text: string): boolean | string {
   if (text === 'false') return false
   if (text === 'true') return true
   return text
-}
-
-/**
- * Development only: a random secret generated once and kept in DATA_DIR, so tokens
- * survive restarts without anyone having to invent a secret.
- */
-function developmentSecret(dataDir: string): string {
-  const file = join(dataDir, 'jwt-secret')
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim()
-  mkdirSync(dataDir, { recursive: true })
-  const secret = randomBytes(48).toString('base64url')
-  writeFileSync(file, secret, { mode: 0o600 })
-  return secret
 }
 
 /** Reads `.env` into process.env when present; real environment variables win. */

@@ -9,7 +9,7 @@ import type { ConversationService } from './conversations.js'
 import type { LoginThrottle } from './login-throttle.js'
 import type { MessageService } from './messages.js'
 import type { SignedObjectServer } from './object-storage.js'
-import type { Broker, RateLimiter } from './ports.js'
+import type { Broker, ConnectionLeases, RateLimiter } from './ports.js'
 import type { PresenceService } from './presence.js'
 import type { UserService } from './users.js'
 
@@ -35,4 +35,6 @@ export interface Services {
   limiter: RateLimiter
   loginThrottle: LoginThrottle
   tickets: TicketStore
+  /** The per-user socket limit across instances. */
+  connectionLeases: ConnectionLeases
 }

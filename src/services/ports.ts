@@ -52,6 +52,23 @@ export interface Presence {
   close(): Promise<void>
 }
 
+/**
+ * The per-user socket limit (WS_MAX_CONNECTIONS_PER_USER), exact across instances: every open
+ * socket holds a lease, and a user may hold at most `limit` at once anywhere. Leases of an
+ * instance that dies expire on their own (WS_CONNECTION_LEASE_MS), so a crash cannot lock a user
+ * out for good.
+ */
+export interface ConnectionLeases {
+  /**
+   * Takes a lease for socket `socketId` of `userId` when the user holds fewer than `limit`, and
+   * says whether it did. Atomic: of callers racing on any instance, at most `limit` succeed.
+   */
+  acquire(userId: string, socketId: string, limit: number): Promise<boolean>
+  /** Gives the lease back. Never throws: a lease that cannot be given back expires. */
+  release(userId: string, socketId: string): Promise<void>
+  close(): Promise<void>
+}
+
 /** Fixed-window counters for abuse limits (login failures, registrations, tickets). */
 export interface RateLimiter {
   /** Counts one hit on `key` and returns how many the window holds now and when it resets. Atomic. */

@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createReadStream, createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { link, mkdir, open, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { type Readable, Transform } from 'node:stream'
@@ -19,6 +19,25 @@ import { contentDisposition } from './content-disposition.js'
 const KEY = /^[a-z0-9][a-z0-9._-]*(\/[a-z0-9][a-z0-9._-]*)*$/
 
 export const LOCAL_OBJECT_PATH = '/api/v1/storage/object'
+
+/**
+ * The secret the local storage signs its URLs with: derived from JWT_SECRET's current key when it
+ * is set; else (development, where the JWT key lives in the database and is loaded later) a random
+ * one kept beside the objects, created once (`wx`: of two instances on one DATA_DIR, the second
+ * reads the first's).
+ */
+export function localStorageSecret(dataDir: string, jwtSecret: string | undefined): string {
+  if (jwtSecret !== undefined) return jwtSecret
+  const dir = join(dataDir, 'objects')
+  const file = join(dir, '.url-signing-key')
+  mkdirSync(dir, { recursive: true })
+  try {
+    writeFileSync(file, randomBytes(48).toString('base64url'), { flag: 'wx', mode: 0o600 })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+  }
+  return readFileSync(file, 'utf8')
+}
 
 /**
  * Objects as files under `<DATA_DIR>/objects`, for `npm start` with no other service. The server

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import websocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import Type from 'typebox'
@@ -22,7 +23,6 @@ declare module 'fastify' {
 export async function registerGateway(app: FastifyInstance, services: Services): Promise<void> {
   const { config } = services
   const connections = new Set<Connection>()
-  const local = new UserCounts()
   // After a broker outage, every feed re-reads the store: live events published meanwhile were lost.
   services.broker.onReconnect?.(() => {
     for (const c of connections)
@@ -103,13 +103,20 @@ export async function registerGateway(app: FastifyInstance, services: Services):
       if (!params.conversation_id || !isUuid(params.conversation_id)) throw new NotFoundError('conversation')
       await services.conversations.requireMember(user.id, params.conversation_id)
     }
-    const everywhere = await services.presence.connections(user.id)
-    // Presence counts a socket only once it is attached, so a burst of opens would all pass on it
-    // alone; the local count is taken synchronously here and is exact on this instance.
-    if (Math.max(everywhere, local.count(user.id)) >= config.ws.maxConnectionsPerUser) {
+    // A lease per socket, taken before the upgrade and held until the TCP connection closes: exact
+    // across instances, even for opens that all arrive at once (services/ports.ts ConnectionLeases).
+    const socketId = randomUUID()
+    if (!(await services.connectionLeases.acquire(user.id, socketId, config.ws.maxConnectionsPerUser))) {
       throw new RateLimitedError(5)
     }
-    const release = local.hold(user.id)
+    let held = true
+    const release = () => {
+      if (!held) return
+      held = false
+      services.connectionLeases
+        .release(user.id, socketId)
+        .catch((err: unknown) => req.log.warn({ err }, 'connection lease not released; it will expire'))
+    }
     const connection = new Connection(
       user.id,
       req.tokenExp,
@@ -182,28 +189,6 @@ function protocolToken(req: FastifyRequest): string | undefined {
   if (typeof header !== 'string') return undefined
   const parts = header.split(',').map((p) => p.trim())
   return parts[0] === 'bearer' && parts[1] ? parts[1] : undefined
-}
-
-/** Sockets per user on this instance, from the limit check until the TCP connection closes. */
-class UserCounts {
-  private readonly counts = new Map<string, number>()
-
-  count(userId: string): number {
-    return this.counts.get(userId) ?? 0
-  }
-
-  /** Counts one more; the returned function uncounts it (once, however often it is called). */
-  hold(userId: string): () => void {
-    this.counts.set(userId, this.count(userId) + 1)
-    let held = true
-    return () => {
-      if (!held) return
-      held = false
-      const n = this.count(userId) - 1
-      if (n > 0) this.counts.set(userId, n)
-      else this.counts.delete(userId)
-    }
-  }
 }
 
 /**

@@ -1,32 +1,76 @@
 import { Redis } from 'ioredis'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { MemoryBroker } from '../../src/broker/memory.js'
 import { RedisBroker } from '../../src/broker/redis.js'
+import type { RedisTarget } from '../../src/broker/redis-client.js'
 import { createLogger } from '../../src/observability/logger.js'
 import { type ChatEvent, conversationChannel } from '../../src/protocol/events.js'
 import type { Broker } from '../../src/services/ports.js'
 import { redisUrl, uniquePrefix } from '../helpers/app.js'
+import { PrivateRedisCluster } from '../helpers/redis-cluster.js'
 import { eventually, range } from '../helpers/ws-client.js'
 
-/** Two "instances" of a broker kind sharing one transport (or, for memory, none). */
-type Factory = () => Promise<{ a: Broker; b: Broker | undefined; prefix: string }>
+/**
+ * Two "instances" of a broker kind sharing one transport (or, for memory, none), and how many
+ * subscribers Redis counts on a (full) channel name.
+ */
+type Factory = () => Promise<{
+  a: Broker
+  b: Broker | undefined
+  prefix: string
+  subscribers?: (channel: string) => Promise<number>
+}>
+
+/** A Redis Cluster of this file's own, started by the first test that needs it. */
+let cluster: Promise<PrivateRedisCluster> | undefined
+afterAll(async () => (await cluster)?.remove())
 
 const redisPair =
-  (mode: 'classic' | 'sharded'): Factory =>
+  (mode: 'classic' | 'sharded', target: () => Promise<RedisTarget>): Factory =>
   async () => {
     const prefix = uniquePrefix('broker')
+    const on = await target()
     const make = async () => {
-      const broker = new RedisBroker({ url: redisUrl(), prefix, mode, logger: createLogger('silent') })
+      const broker = new RedisBroker({ target: on, prefix, mode, logger: createLogger('silent') })
       await broker.connect()
       return broker
     }
-    return { a: await make(), b: await make(), prefix }
+    return { a: await make(), b: await make(), prefix, subscribers: (channel) => subscribers(channel) }
   }
 
+/** Subscribers of a channel on the one Redis, classic and sharded together. */
+async function subscribers(channel: string): Promise<number> {
+  const redis = new Redis(redisUrl())
+  try {
+    const classic = (await redis.pubsub('NUMSUB', channel)) as [string, number]
+    const sharded = (await redis.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number]
+    return Number(classic[1]) + Number(sharded[1])
+  } finally {
+    redis.disconnect()
+  }
+}
+
+const clusterPair: Factory = async () => {
+  cluster ??= PrivateRedisCluster.start()
+  const c = await cluster
+  const pair = await redisPair('sharded', async () => ({
+    clusterNodes: c.ports.map((port) => ({ host: '127.0.0.1', port })),
+  }))()
+  // Sharded subscriptions live on the primary that owns the channel's slot.
+  const count = async (channel: string) =>
+    c.admin(await c.primaryOf(channel), async (r) => {
+      const [, n] = (await r.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number]
+      return Number(n)
+    })
+  return { ...pair, subscribers: count }
+}
+
+const single = async (): Promise<RedisTarget> => ({ url: redisUrl() })
 const factories: [string, Factory][] = [
   ['memory', async () => ({ a: new MemoryBroker(), b: undefined, prefix: '' })],
-  ['redis classic', redisPair('classic')],
-  ['redis sharded', redisPair('sharded')],
+  ['redis classic', redisPair('classic', single)],
+  ['redis sharded', redisPair('sharded', single)],
+  ['redis cluster (sharded)', clusterPair],
 ]
 
 const event = (conversationId: string, seq: number): ChatEvent => ({
@@ -139,28 +183,36 @@ describe.each(factories.filter(([name]) => name.startsWith('redis')))(
       expect(onA.got.map(seqOf)).toEqual(range(1, 22))
     })
 
+    it('carries channels spread over every shard, each to its subscribers only', async () => {
+      const { a, b } = await start()
+      const onB = recorder()
+      // 30 conversations: on a cluster their channels hash to slots on all three primaries.
+      const ids = range(1, 30).map((i) => `spread-${i}`)
+      for (const id of ids) await b.subscribe(conversationChannel(id), onB.listener)
+      ids.forEach((id, i) => {
+        a.publish(event(id, i + 1))
+      })
+      // Not subscribed: must not arrive.
+      a.publish(event('spread-unheard', 99))
+      await onB.until(30)
+      a.publish(event(ids[0] as string, 31))
+      await onB.untilSeq(31)
+      expect(onB.got.map(seqOf).sort((x, y) => x - y)).toEqual(range(1, 31))
+    })
+
     it('unsubscribes from Redis when the last local listener leaves', async () => {
-      const { b, prefix } = await start()
-      const redis = new Redis(redisUrl())
-      try {
-        const channel = `${prefix}:${conversationChannel('c4')}`
-        const count = async () => {
-          const classic = (await redis.pubsub('NUMSUB', channel)) as [string, number]
-          const sharded = (await redis.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number]
-          return Number(classic[1]) + Number(sharded[1])
-        }
-        const off1 = await b.subscribe(conversationChannel('c4'), () => {})
-        const off2 = await b.subscribe(conversationChannel('c4'), () => {})
-        expect(await count()).toBe(1)
-        off1()
-        expect(await count()).toBe(1)
-        off2()
-        // UNSUBSCRIBE travels on b's subscriber connection, which this client cannot order against
-        // (and Redis sends no event for it): poll until Redis reflects it.
-        await eventually('Redis to count no subscriber on the channel', async () => (await count()) === 0)
-      } finally {
-        redis.disconnect()
-      }
+      const { b, prefix, subscribers: numsub } = await start()
+      const channel = `${prefix}:${conversationChannel('c4')}`
+      const count = () => (numsub as NonNullable<typeof numsub>)(channel)
+      const off1 = await b.subscribe(conversationChannel('c4'), () => {})
+      const off2 = await b.subscribe(conversationChannel('c4'), () => {})
+      expect(await count()).toBe(1)
+      off1()
+      expect(await count()).toBe(1)
+      off2()
+      // UNSUBSCRIBE travels on b's subscriber connection, which this client cannot order against
+      // (and Redis sends no event for it): poll until Redis reflects it.
+      await eventually('Redis to count no subscriber on the channel', async () => (await count()) === 0)
     })
   },
 )

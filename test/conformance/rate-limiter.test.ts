@@ -1,17 +1,46 @@
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
 import { MemoryRateLimiter } from '../../src/broker/memory-stores.js'
 import { RedisRateLimiter } from '../../src/broker/redis-stores.js'
 import type { RateLimiter } from '../../src/services/ports.js'
 import { redisUrl, uniquePrefix } from '../helpers/app.js'
+import { PrivateRedisCluster } from '../helpers/redis-cluster.js'
 
 /** Both limiters must answer alike: the login throttle and the abuse limits rely on these semantics. */
 const redis = new Redis(redisUrl(), { lazyConnect: true })
 const prefix = uniquePrefix('limiter')
 
+/**
+ * The same limiter on a Redis Cluster of this file's own, started when the first test calls it:
+ * each key's commands (and the MULTI of `hit`) go to the shard that owns the key.
+ */
+let cluster: { servers: PrivateRedisCluster; client: Cluster } | undefined
+function clusterLimiter(): RateLimiter {
+  let started: Promise<RateLimiter> | undefined
+  const ready = () => {
+    started ??= PrivateRedisCluster.start().then(async (servers) => {
+      const client = new Cluster(servers.ports.map((port) => ({ host: '127.0.0.1', port })))
+      cluster = { servers, client }
+      return new RedisRateLimiter(client, (name) => `${prefix}:${name}`)
+    })
+    return started
+  }
+  return {
+    hit: async (key, windowSec) => (await ready()).hit(key, windowSec),
+    release: async (key) => (await ready()).release(key),
+    reset: async (key) => (await ready()).reset(key),
+    acquireHold: async (key, holdMs, nowMs) => (await ready()).acquireHold(key, holdMs, nowMs),
+  }
+}
+afterAll(async () => {
+  cluster?.client.disconnect()
+  await cluster?.servers.remove()
+})
+
 const factories: [string, () => RateLimiter][] = [
   ['memory', () => new MemoryRateLimiter()],
   ['redis', () => new RedisRateLimiter(redis, (name) => `${prefix}:${name}`)],
+  ['redis cluster', clusterLimiter],
 ]
 
 afterAll(async () => {

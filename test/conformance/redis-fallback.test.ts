@@ -3,20 +3,28 @@ import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { TicketStore } from '../../src/auth/tickets.js'
-import { MemoryPresence, MemoryRateLimiter, MemorySendRate } from '../../src/broker/memory-stores.js'
+import {
+  MemoryConnectionLeases,
+  MemoryPresence,
+  MemoryRateLimiter,
+  MemorySendRate,
+  MemoryTicketStore,
+} from '../../src/broker/memory-stores.js'
 import { FallbackPresence } from '../../src/broker/presence-fallback.js'
 import { RedisBroker } from '../../src/broker/redis.js'
+import type { RedisClient } from '../../src/broker/redis-client.js'
 import { isRedisUnavailable } from '../../src/broker/redis-errors.js'
 import { RateLimitedError, UnavailableError } from '../../src/errors.js'
 import { errorHandler } from '../../src/http/problem.js'
 import { createLogger } from '../../src/observability/logger.js'
-import type { Presence, RateLimiter, SendRate } from '../../src/services/ports.js'
+import type { ConnectionLeases, Presence, RateLimiter, SendRate } from '../../src/services/ports.js'
 import { consume } from '../../src/services/rate-limits.js'
 import { infrastructure } from '../../src/wiring.js'
 import { errorCode } from '../../src/ws/errors.js'
 import { testConfig, uniquePrefix } from '../helpers/app.js'
 import { PrivateRedis } from '../helpers/private-redis.js'
-import { freePort } from '../helpers/ws-client.js'
+import { PrivateRedisCluster } from '../helpers/redis-cluster.js'
+import { eventually, freePort } from '../helpers/ws-client.js'
 
 /**
  * The shared-state stores behind Redis, as `brokerDeps` wires them (with their per-instance
@@ -33,11 +41,12 @@ interface Stores {
   limiter: RateLimiter
   sendRate: SendRate
   presence: Presence
+  tickets: TicketStore
+  leases: ConnectionLeases
 }
 
 interface Instance extends Stores {
   broker: RedisBroker
-  tickets: TicketStore
   presence: FallbackPresence
 }
 
@@ -56,17 +65,28 @@ afterEach(async () => {
     await i.broker.close()
   }
 })
-afterAll(async () => redis?.stop())
+/** A Redis Cluster of this file's own, started when the first test needs it. */
+let cluster: Promise<PrivateRedisCluster> | undefined
+afterAll(async () => {
+  await redis?.stop()
+  await (await cluster)?.remove()
+})
 
-/** One instance's stores, wired as production wires them; instances given one prefix share state. */
-async function instance(prefix: string): Promise<Instance> {
+/**
+ * One instance's stores, wired as production wires them; instances given one prefix share state.
+ * On the test's Redis, or (`onCluster`) on its Redis Cluster.
+ */
+async function instance(prefix: string, onCluster = false): Promise<Instance> {
+  if (onCluster) cluster ??= PrivateRedisCluster.start()
+  const target: Record<string, string> =
+    cluster && onCluster ? { REDIS_CLUSTER_NODES: (await cluster).seeds } : { REDIS_URL: redis.url }
   const config = testConfig({
-    REDIS_URL: redis.url,
+    ...target,
     REDIS_PREFIX: prefix,
     MESSAGE_RATE_PER_SEC: String(PER_SEC),
     MESSAGE_RATE_BURST: String(BURST),
   })
-  const { broker, limiter, sendRate, presence, tickets } = await infrastructure(
+  const { broker, limiter, sendRate, presence, tickets, leases } = await infrastructure(
     config,
     createLogger('silent'),
   )
@@ -74,7 +94,7 @@ async function instance(prefix: string): Promise<Instance> {
     throw new Error('expected the Redis broker and the presence with fallback')
   }
   if (!limiter || !sendRate || !tickets) throw new Error('expected the Redis stores')
-  const made = { broker, limiter, sendRate, presence, tickets }
+  const made = { broker, limiter, sendRate, presence, tickets, leases }
   instances.push(made)
   return made
 }
@@ -85,7 +105,7 @@ const pair = async (): Promise<[Instance, Instance]> => {
 }
 
 /** Resolves when `conn` closes (`events.once` would reject on the 'error' that may come first). */
-const closed = (conn: Redis) => new Promise<void>((resolve) => conn.once('close', () => resolve()))
+const closed = (conn: RedisClient) => new Promise<void>((resolve) => conn.once('close', () => resolve()))
 
 /** Kills the test's Redis and returns once every instance's command connection has noticed. */
 async function crash(of: Instance[], opts: { keepData?: boolean } = {}): Promise<void> {
@@ -108,9 +128,12 @@ const variants: [string, () => Promise<Stores>][] = [
       limiter: new MemoryRateLimiter(),
       sendRate: new MemorySendRate(PER_SEC, BURST),
       presence: new MemoryPresence(),
+      tickets: new MemoryTicketStore(),
+      leases: new MemoryConnectionLeases(),
     }),
   ],
   ['redis', () => instance(uniquePrefix('fallback'))],
+  ['redis cluster', () => instance(uniquePrefix('fallback'), true)],
   [
     'redis stopped (per-instance fallback)',
     async () => {
@@ -176,9 +199,79 @@ describe.each(variants)('shared-state contract: %s', (_name, make) => {
     expect(await presence.connections(user)).toBe(0)
     expect(await presence.onlineAmong([user, other])).toEqual(new Set())
   })
+
+  it('connection leases: at most the limit at once, a socket counted once, a released slot free again', async () => {
+    const { leases } = await make()
+    const user = randomUUID()
+    const sockets = Array.from({ length: 8 }, () => randomUUID())
+    const taken = await Promise.all(sockets.map((s) => leases.acquire(user, s, 3)))
+    expect(taken.filter(Boolean)).toHaveLength(3)
+    const holding = sockets.filter((_, i) => taken[i])
+    // Asking again for a socket that holds a lease is not a second lease.
+    expect(await leases.acquire(user, holding[0] as string, 3)).toBe(true)
+    expect(await leases.acquire(user, randomUUID(), 3)).toBe(false)
+    // Per user.
+    expect(await leases.acquire(randomUUID(), randomUUID(), 3)).toBe(true)
+    await leases.release(user, holding[0] as string)
+    // Releasing twice, or a socket that held nothing, frees nothing more.
+    await leases.release(user, holding[0] as string)
+    await leases.release(user, randomUUID())
+    expect(await leases.acquire(user, randomUUID(), 3)).toBe(true)
+    expect(await leases.acquire(user, randomUUID(), 3)).toBe(false)
+  })
+
+  it('presence: who is online among many users (their keys spread over shards on a cluster)', async () => {
+    const { presence } = await make()
+    const users = Array.from({ length: 20 }, () => randomUUID())
+    const online = users.filter((_, i) => i % 3 === 0)
+    for (const user of online) await presence.connect(user)
+    expect(await presence.onlineAmong(users)).toEqual(new Set(online))
+    for (const user of online) await presence.disconnect(user)
+  })
+})
+
+describe.each(variants.filter(([name]) => !name.includes('stopped')))('tickets: %s', (_name, make) => {
+  it('a ticket is redeemed once, for its user; an unknown one is not', async () => {
+    const { tickets } = await make()
+    const user = randomUUID()
+    const ticket = await tickets.issue(user, 30)
+    expect(await tickets.redeem(ticket)).toBe(user)
+    expect(await tickets.redeem(ticket)).toBeUndefined()
+    expect(await tickets.redeem(`${ticket}x`)).toBeUndefined()
+  })
 })
 
 describe('Redis stores with fallback: Redis stopped mid-way, then back', () => {
+  it('connection leases are shared, per instance while Redis is down, and written back after', async () => {
+    const [i0, i1] = await pair()
+    const user = randomUUID()
+    const [s1, s2, s3, s4, s5] = [randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID()]
+    expect(await i0.leases.acquire(user, s1, 2)).toBe(true)
+    expect(await i1.leases.acquire(user, s2, 2)).toBe(true)
+    expect(await i0.leases.acquire(user, s3, 2)).toBe(false)
+
+    // Redis crashes and comes back empty.
+    await crash([i0, i1])
+    // Each instance admits up to the limit on its own.
+    expect(await i0.leases.acquire(user, s3, 2)).toBe(true)
+    expect(await i0.leases.acquire(user, s4, 2)).toBe(false)
+    expect(await i1.leases.acquire(user, s5, 2)).toBe(true)
+
+    await revive([i0, i1])
+    // Both instances write their sockets' leases back (s1, s3 and s2, s5): 4, over the limit.
+    const key = i0.broker.key(`conns:${user}`)
+    await eventually('the leases to be written back', async () => (await i0.broker.commands.zcard(key)) === 4)
+    expect(await i1.leases.acquire(user, s4, 2)).toBe(false)
+    for (const [i, s] of [
+      [i0, s1],
+      [i0, s3],
+      [i1, s5],
+    ] as const)
+      await i.leases.release(user, s)
+    expect(await i0.leases.acquire(user, s4, 2)).toBe(true)
+    expect(await i1.leases.acquire(user, randomUUID(), 2)).toBe(false)
+  })
+
   it('rate limits are shared, per instance while Redis is down, and shared again after', async () => {
     const [i0, i1] = await pair()
     const key = 'login:account:someone@example.com'

@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
+import { keyId } from '../../src/auth/jwt.js'
 import { RedisBroker } from '../../src/broker/redis.js'
+import { scanTargets } from '../../src/broker/redis-client.js'
 import { type Config, loadConfig } from '../../src/config/config.js'
 import { createLogger } from '../../src/observability/logger.js'
 import type { Services } from '../../src/services/index.js'
@@ -18,6 +20,8 @@ import { type Driver, openTestDatabase } from './database.js'
 export { DRIVERS, type Driver, openTestDatabase } from './database.js'
 
 export const TEST_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789'
+/** The `kid` the app puts in tokens signed with TEST_SECRET (forged tokens need it to be accepted). */
+export const TEST_KID = keyId(TEST_SECRET)
 
 /** A config as production would parse it, with test-friendly overrides. */
 export function testConfig(env: Record<string, string> = {}): Config {
@@ -66,7 +70,7 @@ export async function startTestApp(
   // With REDIS_URL in env, the instance uses Redis exactly as production does (broker and shared stores).
   const infra = opts.broker
     ? memoryInfrastructure(config, opts.broker)
-    : config.redisUrl
+    : config.redisUrl || config.redisClusterNodes.length > 0
       ? await infrastructure(config, logger)
       : memoryInfrastructure(config)
   const broker = infra.broker
@@ -94,6 +98,7 @@ export async function startTestApp(
     close: async () => {
       await app.close()
       await infra.presence.close()
+      await infra.leases.close()
       if (broker instanceof RedisBroker) await deleteKeys(broker, config.redisPrefix)
       if (!opts.broker) await broker.close()
       await reads.close()
@@ -140,17 +145,23 @@ export const redisUrl = (): string => process.env.TEST_REDIS_URL ?? 'redis://127
 export const uniquePrefix = (name: string): string =>
   `test:${name}:${process.pid}:${Date.now().toString(36)}:${Math.random().toString(36).slice(2, 8)}`
 
+/** Where instances find Redis: one server (`url`) or a cluster (`clusterNodes`, REDIS_CLUSTER_NODES). */
+export type TestRedis = { url: string; prefix: string } | { clusterNodes: string; prefix: string }
+
+/** The env that points an instance at `redis`. */
+export const redisEnv = (redis: TestRedis): Record<string, string> =>
+  'url' in redis
+    ? { REDIS_URL: redis.url, REDIS_PREFIX: redis.prefix }
+    : { REDIS_CLUSTER_NODES: redis.clusterNodes, REDIS_PREFIX: redis.prefix }
+
 /**
- * `count` listening instances sharing one fresh PostgreSQL database and one Redis (as behind a
- * load balancer), configured by `extraEnv` too. `close` stops them all and drops the database.
+ * `count` listening instances sharing one fresh PostgreSQL database and one Redis or Redis
+ * Cluster (as behind a load balancer), configured by `extraEnv` too. `close` stops them all and
+ * drops the database.
  */
-export async function startInstances(
-  count: number,
-  redis: { url: string; prefix: string },
-  extraEnv: Record<string, string> = {},
-) {
+export async function startInstances(count: number, redis: TestRedis, extraEnv: Record<string, string> = {}) {
   const database = await openTestDatabase('postgres')
-  const env = { ...extraEnv, REDIS_URL: redis.url, REDIS_PREFIX: redis.prefix }
+  const env = { ...extraEnv, ...redisEnv(redis) }
   const nodes: TestApp[] = []
   for (let i = 0; i < count; i++) {
     const node = await startTestApp({ database, env })
@@ -159,6 +170,8 @@ export async function startInstances(
   }
   return {
     nodes,
+    /** REDIS_PREFIX of these instances: every key and channel of theirs starts with it. */
+    prefix: redis.prefix,
     node: (i: number) => nodes[i] as TestApp,
     close: async () => {
       for (const n of nodes) await n.close()
@@ -167,14 +180,16 @@ export async function startInstances(
   }
 }
 
-/** Leaves the shared Redis as it was: every key under the test's own prefix goes. */
+/** Leaves the shared Redis as it was: every key under the test's own prefix goes (on every shard). */
 async function deleteKeys(broker: RedisBroker, prefix: string): Promise<void> {
-  const redis = broker.commands
-  if (redis.status !== 'ready') return
-  let cursor = '0'
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500)
-    cursor = next
-    if (keys.length > 0) await redis.del(...keys)
-  } while (cursor !== '0')
+  if (broker.commands.status !== 'ready') return
+  for (const redis of scanTargets(broker.commands)) {
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500)
+      cursor = next
+      // One key per command: on a cluster node, keys of different slots cannot share a DEL.
+      await Promise.all(keys.map((k) => redis.del(k)))
+    } while (cursor !== '0')
+  }
 }

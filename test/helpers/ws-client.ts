@@ -4,7 +4,7 @@ import { createServer } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { SignJWT } from 'jose'
 import WebSocket from 'ws'
-import { TEST_SECRET, type TestUser } from './app.js'
+import { TEST_KID, TEST_SECRET, type TestUser } from './app.js'
 import { frameContract, SCHEMA_REFUSALS } from './frame-contract.js'
 
 export interface Frame {
@@ -268,7 +268,7 @@ export async function history(app: FastifyInstance, user: TestUser, conversation
 export async function signAccessToken(userId: string, ttlSec: number): Promise<string> {
   const now = Math.floor(Date.now() / 1000)
   return new SignJWT({ typ: 'access' })
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT', kid: TEST_KID })
     .setSubject(userId)
     .setIssuer('chat-api')
     .setAudience('chat-api')

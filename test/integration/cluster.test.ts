@@ -1,17 +1,41 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { redisUrl, registerUser, startInstances, type TestUser, uniquePrefix } from '../helpers/app.js'
+import {
+  redisUrl,
+  registerUser,
+  startInstances,
+  type TestRedis,
+  type TestUser,
+  uniquePrefix,
+} from '../helpers/app.js'
+import { PrivateRedisCluster } from '../helpers/redis-cluster.js'
 import { type Frame, TestSocket } from '../helpers/ws-client.js'
 
+/** A Redis Cluster of this file's own (3 primaries, 3 replicas), started for its describe. */
+let redisCluster: PrivateRedisCluster | undefined
+afterAll(async () => redisCluster?.remove())
+
+const targets: [string, () => Promise<TestRedis>][] = [
+  ['Redis', async () => ({ url: redisUrl(), prefix: uniquePrefix('cluster') })],
+  [
+    'a Redis Cluster (sharded Pub/Sub)',
+    async () => {
+      redisCluster = await PrivateRedisCluster.start()
+      return { clusterNodes: redisCluster.seeds, prefix: uniquePrefix('cluster') }
+    },
+  ],
+]
+
 /**
- * Three instances on three ports sharing one PostgreSQL and one Redis, as behind a load
- * balancer: every real-time guarantee must hold for users connected to different instances.
+ * Three instances on three ports sharing one PostgreSQL and one Redis (or Redis Cluster), as
+ * behind a load balancer: every real-time guarantee must hold for users connected to different
+ * instances.
  */
-describe('three instances through Redis', () => {
+describe.each(targets)('three instances through %s', (_name, target) => {
   let cluster: Awaited<ReturnType<typeof startInstances>>
   const sockets: TestSocket[] = []
 
   beforeAll(async () => {
-    cluster = await startInstances(3, { url: redisUrl(), prefix: uniquePrefix('cluster') })
+    cluster = await startInstances(3, await target())
   })
   afterAll(async () => {
     for (const s of sockets) s.close()

@@ -1,14 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { Agent, request as httpRequest } from 'node:http'
 import { connect, type Socket } from 'node:net'
-import { join } from 'node:path'
 import postgres from 'postgres'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { registerUser, startTestApp, TEST_SECRET, type TestApp, type TestUser } from '../helpers/app.js'
+import { registerUser, startTestApp, type TestApp, type TestUser } from '../helpers/app.js'
 import { createTestDatabase, lockConversations } from '../helpers/pg.js'
-import { conversationSocketUrl, directChat, freePort, TestSocket } from '../helpers/ws-client.js'
+import { startServer } from '../helpers/server-process.js'
+import { conversationSocketUrl, directChat, TestSocket } from '../helpers/ws-client.js'
 
 /** A raw TCP connection, to hold what a well-behaved client never would. */
 class RawConnection {
@@ -257,38 +257,6 @@ describe('the server process on SIGTERM', () => {
     }
   })
 })
-
-/** `src/server.ts` as production runs it, on a free port; resolves once it listens. */
-async function startServer(env: Record<string, string>) {
-  const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: join(import.meta.dirname, '..', '..'),
-    env: {
-      PATH: process.env.PATH,
-      NODE_ENV: 'production',
-      JWT_SECRET: TEST_SECRET,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      LOG_LEVEL: 'info',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let output = ''
-  const collect = (c: Buffer) => {
-    output += c.toString()
-  }
-  child.stdout?.on('data', collect)
-  child.stderr?.on('data', collect)
-  await new Promise<void>((resolve, reject) => {
-    const onData = () => {
-      if (output.includes('listening on')) resolve()
-    }
-    child.stdout?.on('data', onData)
-    child.once('exit', (code) => reject(new Error(`server exited (${code}) before listening:\n${output}`)))
-  })
-  return { child, url: `http://127.0.0.1:${port}`, output: () => output }
-}
 
 async function register(base: string): Promise<string> {
   const res = await fetch(`${base}/api/v1/auth/register`, {

@@ -7,6 +7,7 @@ import {
   DRIVERS,
   registerUser,
   startTestApp,
+  TEST_KID,
   TEST_SECRET,
   type TestApp,
   type TestUser,
@@ -33,7 +34,7 @@ async function forge(
   const payload = { ...claims }
   for (const name of opts.omit ?? []) delete payload[name]
   return new SignJWT(payload)
-    .setProtectedHeader({ alg: opts.alg ?? 'HS256', typ: 'JWT' })
+    .setProtectedHeader({ alg: opts.alg ?? 'HS256', typ: 'JWT', kid: TEST_KID })
     .sign(new TextEncoder().encode(opts.secret ?? TEST_SECRET))
 }
 

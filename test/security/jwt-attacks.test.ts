@@ -2,7 +2,14 @@ import { eq } from 'drizzle-orm'
 import { exportJWK, exportSPKI, generateKeyPair, type JWTPayload, SignJWT, UnsecuredJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { users } from '../../src/store/schema.js'
-import { registerUser, startTestApp, TEST_SECRET, type TestApp, type TestUser } from '../helpers/app.js'
+import {
+  registerUser,
+  startTestApp,
+  TEST_KID,
+  TEST_SECRET,
+  type TestApp,
+  type TestUser,
+} from '../helpers/app.js'
 import { conversationSocketUrl, directChat, TestSocket, userSocketUrl } from '../helpers/ws-client.js'
 
 const HS_KEY = new TextEncoder().encode(TEST_SECRET)
@@ -22,7 +29,7 @@ const claims = (sub: string, extra: JWTPayload = {}): JWTPayload => ({
 })
 
 const hs256 = (payload: JWTPayload, key: Uint8Array = HS_KEY, alg = 'HS256') =>
-  new SignJWT(payload).setProtectedHeader({ alg, typ: 'JWT' }).sign(key)
+  new SignJWT(payload).setProtectedHeader({ alg, typ: 'JWT', kid: TEST_KID }).sign(key)
 
 describe('JWT attacks', () => {
   let t: TestApp
@@ -53,12 +60,14 @@ describe('JWT attacks', () => {
       },
       {
         name: 'RS256 with an attacker key pair',
-        token: await new SignJWT(claims(victim.id)).setProtectedHeader({ alg: 'RS256' }).sign(rsa.privateKey),
+        token: await new SignJWT(claims(victim.id))
+          .setProtectedHeader({ alg: 'RS256', kid: TEST_KID })
+          .sign(rsa.privateKey),
       },
       {
         name: 'RS256 with the attacker key embedded as jwk header',
         token: await new SignJWT(claims(victim.id))
-          .setProtectedHeader({ alg: 'RS256', jwk: await exportJWK(rsa.publicKey) })
+          .setProtectedHeader({ alg: 'RS256', kid: TEST_KID, jwk: await exportJWK(rsa.publicKey) })
           .sign(rsa.privateKey),
       },
       {

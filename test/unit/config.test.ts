@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -55,7 +55,7 @@ describe('loadConfig', () => {
       corsOrigins: [],
       bodyLimitBytes: 65536,
       jwt: {
-        secret: SECRET,
+        secrets: [SECRET],
         issuer: 'chat-api',
         audience: 'chat-api',
         accessTtlSec: 900,
@@ -138,42 +138,66 @@ describe('loadConfig', () => {
     ])
   })
 
-  it('in development without JWT_SECRET, generates one secret in DATA_DIR and reuses it', () => {
-    const dataDir = join(tmp(), 'nested', 'data')
-    const first = loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir }).jwt.secret
-    expect(first.length).toBeGreaterThanOrEqual(32)
-    const file = join(dataDir, 'jwt-secret')
-    expect(readFileSync(file, 'utf8')).toBe(first)
-    // Owner-only: the file is a signing key.
-    expect(statSync(file).mode & 0o077).toBe(0)
-    expect(loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir }).jwt.secret).toBe(first)
-    const elsewhere = loadConfig({ NODE_ENV: 'development', DATA_DIR: tmp() }).jwt.secret
-    expect(elsewhere).not.toBe(first)
+  it('in development without JWT_SECRET, lists no secret and writes nothing to DATA_DIR (the key is in the database)', () => {
+    const dataDir = tmp()
+    expect(loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir }).jwt.secrets).toEqual([])
+    expect(readdirSync(dataDir)).toEqual([])
+  })
+
+  it('reads JWT_SECRET as one secret, or a comma-separated list with the current one first', () => {
+    const [a, b, c] = ['a', 'b', 'c'].map((x) => x.repeat(40))
+    expect(loadConfig({ JWT_SECRET: a }).jwt.secrets).toEqual([a])
+    expect(loadConfig({ JWT_SECRET: ` ${a} , ${b},${c}` }).jwt.secrets).toEqual([a, b, c])
+    expect(problemsOf({ JWT_SECRET: `${a},short` })).toEqual(['JWT_SECRET: must be at least 32 characters'])
+    expect(problemsOf({ JWT_SECRET: `${a},` })).toEqual(['JWT_SECRET: must be at least 32 characters'])
+    expect(problemsOf({ JWT_SECRET: `${a},${a}` })).toEqual(['JWT_SECRET: lists a secret twice'])
+  })
+})
+
+describe('Redis Cluster settings', () => {
+  const base = { JWT_SECRET: SECRET }
+  it('reads REDIS_CLUSTER_NODES as seed nodes and defaults Pub/Sub to sharded on a cluster only', () => {
+    const config = loadConfig({ ...base, REDIS_CLUSTER_NODES: 'a.example:7000, 10.0.0.2:7001,[::1]:7002' })
+    expect(config.redisClusterNodes).toEqual([
+      { host: 'a.example', port: 7000 },
+      { host: '10.0.0.2', port: 7001 },
+      { host: '::1', port: 7002 },
+    ])
+    expect(config.redisPubsub).toBe('sharded')
+    expect(loadConfig({ ...base, REDIS_URL: 'redis://r:6379' }).redisPubsub).toBe('classic')
+    expect(loadConfig(base).redisClusterNodes).toEqual([])
+  })
+
+  it('refuses a node that is not host:port, both REDIS_URL and a cluster, and classic Pub/Sub on a cluster', () => {
+    expect(problemsOf({ ...base, REDIS_CLUSTER_NODES: 'a:7000,b' })).toEqual([
+      'REDIS_CLUSTER_NODES: "b" is not host:port',
+    ])
+    expect(problemsOf({ ...base, REDIS_CLUSTER_NODES: 'a:70000' })).toEqual([
+      'REDIS_CLUSTER_NODES: "a:70000" is not host:port',
+    ])
+    expect(problemsOf({ ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_URL: 'redis://r:6379' })).toEqual([
+      'REDIS_CLUSTER_NODES: set either REDIS_URL (one server) or REDIS_CLUSTER_NODES (a cluster), not both',
+    ])
+    expect(problemsOf({ ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_PUBSUB: 'classic' })).toEqual([
+      'REDIS_PUBSUB: a Redis Cluster needs sharded (classic Pub/Sub sends every message to every shard)',
+    ])
   })
 })
 
 describe('startupWarnings', () => {
-  const sharedSecretWarning = expect.stringMatching(/will not accept each other's tokens.*set JWT_SECRET/)
+  const embeddedKeyWarning = expect.stringMatching(/will not accept each other's tokens.*set DATABASE_URL/)
 
-  it.each([
-    ['DATABASE_URL', { DATABASE_URL: 'postgres://db/chat' }],
-    ['REDIS_URL', { REDIS_URL: 'redis://cache:6379' }],
-  ])('warns when the JWT secret was generated and %s is shared with other instances', (_name, shared) => {
-    const config = loadConfig({ NODE_ENV: 'development', DATA_DIR: tmp(), ...shared })
-    expect(startupWarnings(config)).toEqual([sharedSecretWarning])
+  it('warns when the key is generated in an embedded database while Redis joins this instance to others', () => {
+    const config = loadConfig({ NODE_ENV: 'development', REDIS_URL: 'redis://cache:6379' })
+    expect(startupWarnings(config)).toEqual([embeddedKeyWarning])
   })
 
-  it('says nothing of the secret when JWT_SECRET is set, or when no shared service is configured', () => {
-    const shared = { DATABASE_URL: 'postgres://db/chat', REDIS_URL: 'redis://cache:6379' }
-    expect(startupWarnings(loadConfig({ JWT_SECRET: SECRET, DATA_DIR: tmp(), ...shared }))).toEqual([])
-    expect(startupWarnings(loadConfig({ NODE_ENV: 'development', DATA_DIR: tmp() }))).toEqual([])
-  })
-
-  it('warns on a generated secret read back from DATA_DIR too', () => {
-    const dataDir = tmp()
-    loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir })
-    const again = loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir, REDIS_URL: 'redis://cache:6379' })
-    expect(startupWarnings(again)).toEqual([sharedSecretWarning])
+  it('says nothing of the key when JWT_SECRET is set, or the database is shared, or nothing is', () => {
+    const redis = { REDIS_URL: 'redis://cache:6379' }
+    expect(startupWarnings(loadConfig({ JWT_SECRET: SECRET, ...redis }))).toEqual([])
+    const shared = { DATABASE_URL: 'postgres://db/chat', ...redis }
+    expect(startupWarnings(loadConfig({ NODE_ENV: 'development', ...shared }))).toEqual([])
+    expect(startupWarnings(loadConfig({ NODE_ENV: 'development' }))).toEqual([])
   })
 })
 

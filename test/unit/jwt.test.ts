@@ -1,15 +1,17 @@
 import { decodeJwt, decodeProtectedHeader, type JWTPayload, SignJWT, UnsecuredJWT } from 'jose'
 import { describe, expect, it } from 'vitest'
-import { AccessTokens, type JwtSettings } from '../../src/auth/jwt.js'
+import { AccessTokens, type JwtSettings, keyId } from '../../src/auth/jwt.js'
 import { UnauthorizedError } from '../../src/errors.js'
 
+const SECRET = 'unit-test-secret-that-is-long-enough-0123456789'
 const SETTINGS: JwtSettings = {
-  secret: 'unit-test-secret-that-is-long-enough-0123456789',
+  secrets: [SECRET],
   issuer: 'chat-api-test',
   audience: 'chat-clients-test',
   accessTtlSec: 600,
 }
-const KEY = new TextEncoder().encode(SETTINGS.secret)
+const KEY = new TextEncoder().encode(SECRET)
+const KID = keyId(SECRET)
 const USER = '0190a8c4-0000-7000-8000-000000000001'
 const now = () => Math.floor(Date.now() / 1000)
 
@@ -28,8 +30,8 @@ function claims(extra: Record<string, unknown> = {}): JWTPayload {
   return Object.fromEntries(Object.entries(base).filter(([, v]) => v !== undefined)) as JWTPayload
 }
 
-const forge = (payload: JWTPayload, alg = 'HS256', key: Uint8Array = KEY) =>
-  new SignJWT(payload).setProtectedHeader({ alg, typ: 'JWT' }).sign(key)
+const forge = (payload: JWTPayload, alg = 'HS256', key: Uint8Array = KEY, kid: string | null = KID) =>
+  new SignJWT(payload).setProtectedHeader({ alg, typ: 'JWT', ...(kid === null ? {} : { kid }) }).sign(key)
 
 /** The message `verify` refuses a token with (fails the test if it accepts). */
 async function refusal(tokens: AccessTokens, token: string): Promise<string> {
@@ -47,7 +49,7 @@ describe('AccessTokens', () => {
   it('signs an HS256 JWT with the settings’ issuer, audience and TTL, a jti and typ "access"', async () => {
     const before = now()
     const token = await tokens.sign(USER)
-    expect(decodeProtectedHeader(token)).toEqual({ alg: 'HS256', typ: 'JWT' })
+    expect(decodeProtectedHeader(token)).toEqual({ alg: 'HS256', typ: 'JWT', kid: KID })
     const payload = decodeJwt(token)
     expect(payload).toMatchObject({ typ: 'access', sub: USER, iss: SETTINGS.issuer, aud: SETTINGS.audience })
     expect(payload.iat).toBeGreaterThanOrEqual(before)
@@ -64,10 +66,50 @@ describe('AccessTokens', () => {
   })
 
   it('refuses a token signed with another secret, or by another issuer or for another audience', async () => {
-    const other = new AccessTokens({ ...SETTINGS, secret: `${SETTINGS.secret}-other` })
+    const other = new AccessTokens({ ...SETTINGS, secrets: [`${SECRET}-other`] })
     expect(await refusal(tokens, await other.sign(USER))).toBe('invalid access token')
+    // Another secret under our kid: the kid picks our key, whose signature check fails.
+    const liar = new TextEncoder().encode(`${SECRET}-other`)
+    expect(await refusal(tokens, await forge(claims(), 'HS256', liar, KID))).toBe('invalid access token')
     expect(await refusal(tokens, await forge(claims({ iss: 'someone-else' })))).toBe('invalid access token')
     expect(await refusal(tokens, await forge(claims({ aud: 'another-app' })))).toBe('invalid access token')
+  })
+
+  it('picks the key by kid: a previous secret still verifies, an unlisted or missing kid is refused', async () => {
+    const NEXT = 'unit-test-next-secret-that-is-long-enough-98765'
+    const rotated = new AccessTokens({ ...SETTINGS, secrets: [NEXT, SECRET] })
+    const fresh = await rotated.sign(USER)
+    // The first secret signs.
+    expect(decodeProtectedHeader(fresh).kid).toBe(keyId(NEXT))
+    expect(keyId(NEXT)).not.toBe(KID)
+    // Tokens of the previous secret keep working while it is listed.
+    expect(await rotated.verify(await tokens.sign(USER))).toMatchObject({ sub: USER })
+    // Before the rotation reaches this instance, its token names a key it does not know.
+    expect(await refusal(tokens, fresh)).toBe('invalid access token')
+    // Once the previous secret is dropped, its tokens are refused.
+    const after = new AccessTokens({ ...SETTINGS, secrets: [NEXT] })
+    expect(await refusal(after, await tokens.sign(USER))).toBe('invalid access token')
+    expect(await refusal(tokens, await forge(claims(), 'HS256', KEY, null))).toBe('invalid access token')
+    expect(await refusal(tokens, await forge(claims(), 'HS256', KEY, 'no-such-key'))).toBe(
+      'invalid access token',
+    )
+  })
+
+  it('loads its secrets once from a source, and again after a failed load', async () => {
+    let calls = 0
+    const loaded = new AccessTokens({
+      ...SETTINGS,
+      secrets: async () => {
+        calls++
+        if (calls === 1) throw new Error('database unavailable')
+        return [SECRET]
+      },
+    })
+    await expect(loaded.sign(USER)).rejects.toThrow('database unavailable')
+    const token = await loaded.sign(USER)
+    expect(await loaded.verify(token)).toMatchObject({ sub: USER })
+    expect(await tokens.verify(token)).toMatchObject({ sub: USER })
+    expect(calls).toBe(2)
   })
 
   it('accepts only HS256: another HMAC algorithm with the same secret and alg none are refused', async () => {
