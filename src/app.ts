@@ -15,6 +15,7 @@ import { closeConnectionsOnShutdown } from './http/closing.js'
 import { refuseInvalidUtf8Json } from './http/json-body.js'
 import { opsRoutes } from './http/ops-routes.js'
 import { errorHandler, sendProblem } from './http/problem.js'
+import { richRoutes } from './http/rich-routes.js'
 import { ticketRoutes } from './http/ticket-routes.js'
 import { userRoutes } from './http/user-routes.js'
 import { normalizeIds } from './lib/ids.js'
@@ -115,6 +116,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   await app.register(authRoutes, { ...opts, prefix: '/api/v1' })
   await app.register(userRoutes, { ...opts, prefix: '/api/v1' })
   await app.register(chatRoutes, { ...opts, prefix: '/api/v1/chat' })
+  await app.register(richRoutes, { ...opts, prefix: '/api/v1/chat' })
   await app.register(ticketRoutes, { ...opts, prefix: '/api/v1/chat' })
   await registerGateway(app, services)
   return app

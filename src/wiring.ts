@@ -24,8 +24,11 @@ import { ConversationService } from './services/conversations.js'
 import type { Services } from './services/index.js'
 import { LoginThrottle } from './services/login-throttle.js'
 import { MessageService } from './services/messages.js'
+import { PinService } from './services/pins.js'
 import type { Broker, Presence, RateLimiter, SendRate } from './services/ports.js'
 import { PresenceService } from './services/presence.js'
+import { ReactionService } from './services/reactions.js'
+import { ThreadService } from './services/threads.js'
 import { UserService } from './services/users.js'
 import { type Database, openDatabase } from './store/db.js'
 
@@ -171,6 +174,9 @@ export function createServices(
       batchMax: config.messageBatchMax,
       sendRate: config.rateLimits.enabled ? infra.sendRate : undefined,
     }),
+    reactions: new ReactionService(db, broker),
+    pins: new PinService(db, broker),
+    threads: new ThreadService(db),
     presence: new PresenceService(infra.presence, conversations, broker),
     limiter: infra.limiter,
     loginThrottle: new LoginThrottle(

@@ -3,7 +3,17 @@ import Type from 'typebox'
 import type { Services } from '../services/index.js'
 import { HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT } from '../services/messages.js'
 import { authenticate, currentUser } from './authenticate.js'
-import { authErrors, Conversation, IdParams, Member, Message, Page, Problem, Uuid } from './schemas.js'
+import {
+  authErrors,
+  Conversation,
+  IdParams,
+  Member,
+  Mentions,
+  Message,
+  Page,
+  Problem,
+  Uuid,
+} from './schemas.js'
 
 const MAX_SEQ = Number.MAX_SAFE_INTEGER
 const Seq = Type.Integer({ minimum: 0, maximum: MAX_SEQ })
@@ -193,6 +203,10 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
         body: Type.Object({
           content: Type.String({ maxLength: 65536 }),
           client_msg_id: Type.Optional(ClientMsgId),
+          reply_to: Type.Optional(
+            Type.Union([Uuid, Type.Null()], { description: 'a message of this conversation' }),
+          ),
+          mentions: Type.Optional(Mentions),
         }),
         response: { 200: Message, 201: Message, ...notMember },
       },
@@ -203,6 +217,7 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
         req.params.id,
         req.body.content,
         req.body.client_msg_id ?? null,
+        { reply_to: req.body.reply_to, mentions: req.body.mentions },
       )
       return reply.code(created ? 201 : 200).send(message)
     },

@@ -33,9 +33,23 @@ export const MessageSendFrame = frame(
     content: Type.String({ maxLength: 65536 }),
     client_msg_id: Type.Optional(ClientMsgId),
     conversation_id: OptionalConversation,
+    reply_to: Type.Optional(Type.Union([Uuid, Type.Null()])),
+    mentions: Type.Optional(Type.Array(Type.Union([Uuid, Type.Literal('@all')]), { maxItems: 50 })),
   },
   'Send a message. Answered by `message.ack` once committed, or `error` with the same client_msg_id. ' +
-    '`conversation_id` is required on the user socket.',
+    '`conversation_id` is required on the user socket. `reply_to`: a message of the same conversation; ' +
+    '`mentions`: member ids, or "@all" (group admins and owners).',
+)
+const Emoji = Type.String({ minLength: 1, maxLength: 64 })
+export const ReactionAddFrame = frame(
+  'reaction.add',
+  { message_id: Uuid, emoji: Emoji },
+  'React to a message (idempotent): one emoji or a :short_name: (see the REST description). Members get `message.reactions`.',
+)
+export const ReactionRemoveFrame = frame(
+  'reaction.remove',
+  { message_id: Uuid, emoji: Emoji },
+  'Remove your reaction (idempotent).',
 )
 export const MessageEditFrame = frame(
   'message.edit',
@@ -75,6 +89,8 @@ export const ClientFrame = Type.Union([
   MessageSendFrame,
   MessageEditFrame,
   MessageDeleteFrame,
+  ReactionAddFrame,
+  ReactionRemoveFrame,
   TypingFrame,
   ReadFrame,
   SyncFrame,

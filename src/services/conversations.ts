@@ -6,6 +6,7 @@ import type { Db } from '../store/db.js'
 import * as members from '../store/members.js'
 import { lastMessages } from '../store/messages.js'
 import { unreadCounts } from '../store/reads.js'
+import { unreadMentionCounts } from '../store/rich-pages.js'
 import type { ConversationRow, MemberRow } from '../store/schema.js'
 import { activeUserIds } from '../store/users.js'
 import type { Broker } from './ports.js'
@@ -239,14 +240,15 @@ export class ConversationService {
     return view as ConversationView
   }
 
-  /** Members, last message and unread count for a page of conversations, in three queries. */
+  /** Members, last message, unread and unread-mention counts for a page of conversations, in four queries. */
   private async views(me: string, rows: ConversationRow[]): Promise<ConversationView[]> {
     if (rows.length === 0) return []
     const ids = rows.map((r) => r.id)
-    const [all, last, unread] = await Promise.all([
+    const [all, last, unread, mentioned] = await Promise.all([
       members.membersOf(this.db, ids),
       lastMessages(this.db, rows),
       unreadCounts(this.db, me, ids),
+      unreadMentionCounts(this.db, me, ids),
     ])
     const lastBy = new Map(last.map((m) => [m.conversationId, toMessageView(m)]))
     return rows.map((r) => ({
@@ -254,6 +256,7 @@ export class ConversationService {
       members: all.filter((m) => m.conversationId === r.id).map(toMemberView),
       last_message: lastBy.get(r.id) ?? null,
       unread_count: unread.get(r.id) ?? 0,
+      unread_mentions: mentioned.get(r.id) ?? 0,
     }))
   }
 }

@@ -7,8 +7,11 @@ import type { AuthService } from './auth.js'
 import type { ConversationService } from './conversations.js'
 import type { LoginThrottle } from './login-throttle.js'
 import type { MessageService } from './messages.js'
+import type { PinService } from './pins.js'
 import type { Broker, RateLimiter } from './ports.js'
 import type { PresenceService } from './presence.js'
+import type { ReactionService } from './reactions.js'
+import type { ThreadService } from './threads.js'
 import type { UserService } from './users.js'
 
 /**
@@ -26,6 +29,9 @@ export interface Services {
   auth: AuthService
   conversations: ConversationService
   messages: MessageService
+  reactions: ReactionService
+  pins: PinService
+  threads: ThreadService
   presence: PresenceService
   limiter: RateLimiter
   loginThrottle: LoginThrottle

@@ -20,6 +20,12 @@ export const msg = (seq: number, over: Partial<MessageView> = {}): MessageView =
   created_at: '2030-01-01T00:00:00.000Z',
   edited_at: null,
   deleted_at: null,
+  reply_to: null,
+  thread: null,
+  reactions: [],
+  mentions: [],
+  mentions_all: false,
+  pinned_at: null,
   ...over,
 })
 

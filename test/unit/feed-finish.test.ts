@@ -17,6 +17,12 @@ const msg = (seq: number): MessageView => ({
   created_at: new Date(0).toISOString(),
   edited_at: null,
   deleted_at: null,
+  reply_to: null,
+  thread: null,
+  reactions: [],
+  mentions: [],
+  mentions_all: false,
+  pinned_at: null,
 })
 
 /** A store holding seqs 1..n, as the removed member may read them (up to `readable`). */
