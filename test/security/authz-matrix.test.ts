@@ -66,6 +66,16 @@ const ROUTES: Record<string, Access> = {
     plainMember: 403,
   },
   'DELETE /api/v1/chat/messages/{id}': { kind: 'member', plainMember: 403 },
+  'GET /api/v1/chat/messages/{id}/replies': { kind: 'member' },
+  'PUT /api/v1/chat/messages/{id}/reactions/{emoji}': { kind: 'member' },
+  'DELETE /api/v1/chat/messages/{id}/reactions/{emoji}': { kind: 'member' },
+  'GET /api/v1/chat/mentions': {
+    kind: 'signed-in',
+    why: 'messages mentioning the caller, in their own conversations',
+  },
+  'PUT /api/v1/chat/messages/{id}/pin': { kind: 'member', plainMember: 403 },
+  'DELETE /api/v1/chat/messages/{id}/pin': { kind: 'member', plainMember: 403 },
+  'GET /api/v1/chat/conversations/{id}/pins': { kind: 'member' },
 }
 
 /** Channels of docs/asyncapi.yaml by address. */
@@ -85,6 +95,14 @@ const FRAMES: Record<string, ((w: World) => { frame: object; code: string }) | '
     code: 'not_found',
   }),
   'message.delete': (w) => ({ frame: { type: 'message.delete', message_id: w.message }, code: 'not_found' }),
+  'reaction.add': (w) => ({
+    frame: { type: 'reaction.add', message_id: w.message, emoji: '👍' },
+    code: 'not_found',
+  }),
+  'reaction.remove': (w) => ({
+    frame: { type: 'reaction.remove', message_id: w.message, emoji: '👍' },
+    code: 'not_found',
+  }),
   typing: (w) => ({ frame: { type: 'typing', conversation_id: w.group, state: 'start' }, code: 'not_found' }),
   read: (w) => ({ frame: { type: 'read', conversation_id: w.group, seq: 1 }, code: 'not_found' }),
   sync: (w) => ({ frame: { type: 'sync', cursors: { [w.group]: 0 } }, code: 'not_found' }),
@@ -112,6 +130,7 @@ describe('authorization matrix: every route and socket of the API documents', ()
   const fill = (path: string) =>
     path
       .replace('/messages/{id}', `/messages/${w.message}`)
+      .replace('{emoji}', encodeURIComponent('👍'))
       .replace('/users/{id}', `/users/${w.member.id}`)
       .replace('{id}', w.group)
       .replace('{user_id}', w.other.id)
