@@ -28,6 +28,7 @@ import { PinService } from './services/pins.js'
 import type { Broker, Presence, RateLimiter, SendRate } from './services/ports.js'
 import { PresenceService } from './services/presence.js'
 import { ReactionService } from './services/reactions.js'
+import { SearchService } from './services/search.js'
 import { ThreadService } from './services/threads.js'
 import { UserService } from './services/users.js'
 import { type Database, openDatabase } from './store/db.js'
@@ -177,6 +178,7 @@ export function createServices(
     reactions: new ReactionService(db, broker),
     pins: new PinService(db, broker),
     threads: new ThreadService(db),
+    search: new SearchService(db, config.searchLanguage),
     presence: new PresenceService(infra.presence, conversations, broker),
     limiter: infra.limiter,
     loginThrottle: new LoginThrottle(

@@ -47,6 +47,42 @@ export const SETTINGS = {
   HTTP_KEEP_ALIVE_TIMEOUT_MS: { kind: 'int', default: '72000', min: 100, max: 3600000 },
   MESSAGE_MAX_CHARS: { kind: 'int', default: '4000', min: 1, max: 100000 },
   GROUP_MAX_MEMBERS: { kind: 'int', default: '1000', min: 2, max: 100000 },
+  SEARCH_LANGUAGE: {
+    kind: 'string',
+    default: 'simple',
+    // PostgreSQL's built-in text search configurations.
+    oneOf: [
+      'simple',
+      'arabic',
+      'armenian',
+      'basque',
+      'catalan',
+      'danish',
+      'dutch',
+      'english',
+      'finnish',
+      'french',
+      'german',
+      'greek',
+      'hindi',
+      'hungarian',
+      'indonesian',
+      'irish',
+      'italian',
+      'lithuanian',
+      'nepali',
+      'norwegian',
+      'portuguese',
+      'romanian',
+      'russian',
+      'serbian',
+      'spanish',
+      'swedish',
+      'tamil',
+      'turkish',
+      'yiddish',
+    ],
+  },
   WS_MAX_FRAME_BYTES: { kind: 'int', default: '16384', min: 1024, max: 1048576 },
   WS_HEARTBEAT_MS: { kind: 'int', default: '30000', min: 100, max: 600000 },
   WS_MAX_BACKLOG_BYTES: { kind: 'int', default: '1048576', min: 1024, max: 268435456 },
@@ -106,6 +142,8 @@ export interface Config {
   }
   messageMaxChars: number
   groupMaxMembers: number
+  /** Full-text configuration searched besides `simple`; undefined when it is `simple`. */
+  searchLanguage: string | undefined
   ws: {
     maxFrameBytes: number
     heartbeatMs: number
@@ -235,6 +273,7 @@ export function loadConfig(raw: Raw = process.env): Config {
     },
     messageMaxChars: int('MESSAGE_MAX_CHARS'),
     groupMaxMembers: int('GROUP_MAX_MEMBERS'),
+    searchLanguage: v.SEARCH_LANGUAGE === 'simple' ? undefined : (v.SEARCH_LANGUAGE as string),
     ws: {
       maxFrameBytes: int('WS_MAX_FRAME_BYTES'),
       heartbeatMs: int('WS_HEARTBEAT_MS'),

@@ -4,6 +4,7 @@ import { ReactionSchema } from '../protocol/message.js'
 import { EMOJI_MAX_LENGTH } from '../services/emoji.js'
 import type { Services } from '../services/index.js'
 import { PINS_MAX_PAGE } from '../services/pins.js'
+import { SEARCH_MAX_LIMIT, SEARCH_MAX_QUERY } from '../services/search.js'
 import { authenticate, currentUser } from './authenticate.js'
 import { authErrors, IdParams, Message, Page, Problem, Uuid } from './schemas.js'
 
@@ -25,11 +26,25 @@ const ReactionSummary = Type.Object(
   { message_id: Uuid, rev: Type.Integer({ minimum: 0 }), reactions: Type.Array(ReactionSchema) },
   { $id: 'ReactionSummary' },
 )
+const SearchResults = Type.Object(
+  {
+    items: Type.Array(
+      Type.Object({
+        message: Message,
+        snippet: Type.String({
+          description: 'HTML-escaped text around the first match; matches in <mark>…</mark>',
+        }),
+      }),
+    ),
+    next_cursor: Type.Union([Type.String(), Type.Null()]),
+  },
+  { $id: 'SearchResults' },
+)
 const Pin = Type.Object({ pinned_at: Type.String({ format: 'date-time' }) }, { $id: 'Pin' })
 
 /** Threads, reactions, mentions and pins (issue 14): member-only, like the messages they are about. */
 export const richRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
-  const { reactions, pins, threads } = services
+  const { reactions, pins, threads, search } = services
   app.addHook('onRequest', authenticate(services.auth))
   const common = { tags: ['chat'], security: [{ bearer: [] }] }
 
@@ -97,6 +112,31 @@ export const richRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
       },
     },
     async (req) => threads.mentions(currentUser(req).id, req.query.limit ?? 50, req.query.cursor),
+  )
+
+  app.get(
+    '/search',
+    {
+      schema: {
+        ...common,
+        operationId: 'searchMessages',
+        summary: 'Search messages in your conversations, newest first',
+        description:
+          'A message matches when every word of `q` starts one of its words (full-text search, `simple` ' +
+          'configuration plus SEARCH_LANGUAGE), or when it contains `q` itself (3+ characters, any part of a ' +
+          'word). Only conversations you are a member of now (a removed member finds nothing in them); deleted ' +
+          'messages never match; edits are searched as edited. Newest first (by created_at, then id); keyset ' +
+          'pages via `cursor`. `conversation_id` narrows to one conversation (404 when not a member).',
+        querystring: Type.Object({
+          q: Type.String({ minLength: 1, maxLength: SEARCH_MAX_QUERY }),
+          conversation_id: Type.Optional(Uuid),
+          cursor: Cursor,
+          limit: Type.Optional(Limit(SEARCH_MAX_LIMIT, 20)),
+        }),
+        response: { 200: SearchResults, ...notMember },
+      },
+    },
+    async (req) => search.search(currentUser(req).id, req.query),
   )
 
   app.put(

@@ -11,6 +11,7 @@ import type { PinService } from './pins.js'
 import type { Broker, RateLimiter } from './ports.js'
 import type { PresenceService } from './presence.js'
 import type { ReactionService } from './reactions.js'
+import type { SearchService } from './search.js'
 import type { ThreadService } from './threads.js'
 import type { UserService } from './users.js'
 
@@ -32,6 +33,7 @@ export interface Services {
   reactions: ReactionService
   pins: PinService
   threads: ThreadService
+  search: SearchService
   presence: PresenceService
   limiter: RateLimiter
   loginThrottle: LoginThrottle

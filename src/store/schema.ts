@@ -137,6 +137,14 @@ export const messages = pgTable(
     index('messages_replies_idx')
       .on(t.conversationId, t.replyToId, t.seq)
       .where(sql`${t.replyToId} is not null`),
+    // Search (store/search.ts): words and word prefixes through full-text search with the `simple`
+    // configuration, any substring of 3+ characters through pg_trgm. Deleted messages are left out.
+    index('messages_search_simple_idx')
+      .using('gin', sql`to_tsvector('simple'::regconfig, ${t.content})`)
+      .where(sql`${t.deletedAt} is null`),
+    index('messages_search_trgm_idx')
+      .using('gin', sql`${t.content} gin_trgm_ops`)
+      .where(sql`${t.deletedAt} is null`),
     uniqueIndex('messages_client_msg_id_key')
       .on(t.conversationId, t.senderId, t.clientMsgId)
       .where(sql`${t.clientMsgId} is not null`),

@@ -12,7 +12,7 @@ type Access =
   /** Open to anyone; `why` says why that is safe. */
   | { kind: 'public'; why: string }
   /** Any signed-in user, acting on their own account or on public data only. */
-  | { kind: 'signed-in'; why: string }
+  | { kind: 'signed-in'; why: string; query?: (w: World) => string }
   /** Aimed at one conversation or message: a non-member gets 404 (existence does not leak). */
   | { kind: 'member'; body?: (w: World) => object; plainMember?: 403 }
   /** Superusers only: anyone else gets 403. */
@@ -72,6 +72,12 @@ const ROUTES: Record<string, Access> = {
   'GET /api/v1/chat/mentions': {
     kind: 'signed-in',
     why: 'messages mentioning the caller, in their own conversations',
+  },
+  'GET /api/v1/chat/search': {
+    kind: 'signed-in',
+    why: "searches only the caller's own conversations",
+    // The group's secret itself: a stranger or a removed member must find nothing of it.
+    query: (w) => `?q=${encodeURIComponent(w.secret)}`,
   },
   'PUT /api/v1/chat/messages/{id}/pin': { kind: 'member', plainMember: 403 },
   'DELETE /api/v1/chat/messages/{id}/pin': { kind: 'member', plainMember: 403 },
@@ -162,7 +168,7 @@ describe('authorization matrix: every route and socket of the API documents', ()
         continue
       }
       if (!op.security) failures.push(`${op.key}: protected but documents no security requirement`)
-      const url = fill(op.path)
+      const url = fill(op.path) + ('query' in access && access.query ? access.query(w) : '')
       if (url.includes('{')) failures.push(`${op.key}: unknown path parameter; extend fill()`)
       const body = 'body' in access ? access.body?.(w) : undefined
       type Cell = { who: string; headers: Record<string, string>; status: number; caller?: TestUser }
