@@ -36,7 +36,10 @@ const likePattern = (s: string) => `%${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
  * are partial on `deleted_at is null`).
  */
 export async function searchMessages(db: Db, userId: string, q: SearchQuery): Promise<RichMessage[]> {
+  // The substring test first: PostgreSQL evaluates OR arguments in order when it rechecks a row
+  // (every row pg_trgm finds is rechecked), and ILIKE costs far less than computing to_tsvector.
   const matches: SQL[] = []
+  if (q.phrase.length >= 3) matches.push(sql`${messages.content} ilike ${likePattern(q.phrase)}`)
   if (q.words.length > 0) {
     matches.push(
       sql`to_tsvector('simple'::regconfig, ${messages.content}) @@ ${prefixQuery('simple', q.words)}`,
@@ -46,7 +49,6 @@ export async function searchMessages(db: Db, userId: string, q: SearchQuery): Pr
         sql`to_tsvector(${q.language}::regconfig, ${messages.content}) @@ ${prefixQuery(q.language, q.words)}`,
       )
   }
-  if (q.phrase.length >= 3) matches.push(sql`${messages.content} ilike ${likePattern(q.phrase)}`)
   if (matches.length === 0) return []
   // The caller's conversations as an array, not a join: joined, PostgreSQL repeats the index
   // scans of the match once per conversation (1.2 s against 90 ms on the 1M-message bench).
