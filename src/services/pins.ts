@@ -5,7 +5,7 @@ import { findConversation } from '../store/conversations.js'
 import type { Db } from '../store/db.js'
 import { findMember } from '../store/members.js'
 import { lockVisibleMessage } from '../store/messages.js'
-import { deletePin, insertPin, pinsPage } from '../store/rich-pages.js'
+import { deletePin, insertPin, pinnedAt, pinsPage } from '../store/rich-pages.js'
 import type { MessageRow } from '../store/schema.js'
 import type { Broker } from './ports.js'
 import { richView } from './views.js'
@@ -29,8 +29,8 @@ export class PinService {
       const msg = await this.allowed(tx, userId, messageId)
       if (msg.deletedAt) throw new ConflictError('the message was deleted')
       const pin = await insertPin(tx, msg.conversationId, msg.id, userId)
-      const [current] = pin ? [pin] : await pinsOf(tx, userId, msg)
-      return { msg, pin, at: current?.pinnedAt ?? new Date() }
+      const at = pin?.pinnedAt ?? (await pinnedAt(tx, msg.conversationId, msg.id)) ?? new Date()
+      return { msg, pin, at }
     })
     if (pin)
       this.broker.publish({
@@ -82,9 +82,4 @@ export class PinService {
       throw new ForbiddenError('only group admins and the owner may pin messages')
     return msg
   }
-}
-
-async function pinsOf(tx: Db, userId: string, msg: MessageRow) {
-  const rows = await pinsPage(tx, userId, msg.conversationId, PINS_MAX_PAGE)
-  return rows.filter((r) => r.id === msg.id).map((r) => ({ pinnedAt: r.extras.pinnedAt }))
 }

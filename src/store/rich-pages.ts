@@ -136,6 +136,15 @@ export async function insertPin(db: Db, conversationId: string, messageId: strin
   return row
 }
 
+/** When the message was pinned, or undefined when it is not. */
+export async function pinnedAt(db: Db, conversationId: string, messageId: string): Promise<Date | undefined> {
+  const [row] = await db
+    .select({ at: messagePins.pinnedAt })
+    .from(messagePins)
+    .where(and(eq(messagePins.conversationId, conversationId), eq(messagePins.messageId, messageId)))
+  return row?.at
+}
+
 /** Unpins a message; true when it was pinned. */
 export async function deletePin(db: Db, conversationId: string, messageId: string): Promise<boolean> {
   const rows = await db
