@@ -43,9 +43,12 @@ const parent = alias(messages, 'parent')
 
 /**
  * The reactions summary of `messages`' current row as JSON, `me` for `viewerId` (null: nobody).
- * One index range on message_reactions' primary key per message.
+ * One index range on message_reactions' primary key per message that ever had a reaction (its
+ * `reactions_rev` moved); none for the others, which are most of any history page.
  */
-export const reactionSummary = (viewerId: string | null): SQL<unknown> => sql`(
+export const reactionSummary = (
+  viewerId: string | null,
+): SQL<unknown> => sql`case when ${messages.reactionsRev} = 0 then '[]'::json else (
   select coalesce(json_agg(json_build_array(r.emoji, r.n, r.ids, r.me) order by r.first, r.emoji), '[]'::json)
   from (
     select x.emoji, count(*)::int as n, (array_agg(x.user_id order by x.created_at, x.user_id))[1:${sql.raw(String(REACTION_USERS_SHOWN))}] as ids,
@@ -53,7 +56,7 @@ export const reactionSummary = (viewerId: string | null): SQL<unknown> => sql`(
     from ${messageReactions} x
     where x.conversation_id = ${messages.conversationId} and x.message_id = ${messages.id}
     group by x.emoji
-  ) r)`
+  ) r) end`
 
 /**
  * Messages with everything their views show (the replied-to message, thread summary, reactions
