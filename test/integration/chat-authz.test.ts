@@ -5,7 +5,7 @@ import { conversationMembers, conversations, messages } from '../../src/store/sc
 import { DRIVERS, registerUser, startTestApp, type TestApp, type TestUser } from '../helpers/app.js'
 
 const API = '/api/v1/chat'
-type Method = 'GET' | 'HEAD' | 'POST' | 'PATCH' | 'DELETE'
+type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
 
 /** What a route is aimed at: `{id}` is the conversation, or the message on /messages routes. */
 interface Target {
@@ -48,6 +48,14 @@ const ROUTES: Route[] = [
   { method: 'POST', path: '/conversations/{id}/read', body: () => ({ seq: 1 }) },
   { method: 'PATCH', path: '/messages/{id}', body: () => ({ content: 'edited by a stranger' }) },
   { method: 'DELETE', path: '/messages/{id}' },
+  { method: 'GET', path: '/messages/{id}/replies' },
+  { method: 'HEAD', path: '/messages/{id}/replies' },
+  { method: 'PUT', path: '/messages/{id}/reactions/{emoji}' },
+  { method: 'DELETE', path: '/messages/{id}/reactions/{emoji}' },
+  { method: 'PUT', path: '/messages/{id}/pin' },
+  { method: 'DELETE', path: '/messages/{id}/pin' },
+  { method: 'GET', path: '/conversations/{id}/pins' },
+  { method: 'HEAD', path: '/conversations/{id}/pins' },
 ]
 
 describe.each(DRIVERS)('chat authorization on %s', (driver) => {
@@ -59,7 +67,10 @@ describe.each(DRIVERS)('chat authorization on %s', (driver) => {
 
   function request(route: Route, target: Target) {
     const id = route.path.startsWith('/messages') ? target.messageId : target.conversationId
-    const url = route.path.replace('{id}', id).replace('{user_id}', route.userId?.(target) ?? '')
+    const url = route.path
+      .replace('{id}', id)
+      .replace('{user_id}', route.userId?.(target) ?? '')
+      .replace('{emoji}', encodeURIComponent('👍'))
     const body = route.body?.(target)
     return t.app.inject({
       method: route.method,

@@ -14,6 +14,8 @@ import { createTestDatabase } from '../helpers/pg.js'
  * back out leaving every earlier row as it was, after which it applies again.
  */
 const TAG = '0005_rich_messages'
+/** Migrations after it, newest first, each with its rollback script. */
+const LATER = ['0006_message_search']
 
 /** The migrations folder as it was before 0005 (journal cut just before it). */
 function foldersBefore(tag: string): string {
@@ -54,10 +56,13 @@ describe(`migration ${TAG} on PostgreSQL with existing rows`, () => {
       ).toBe(true)
       await sql`insert into message_reactions (conversation_id, message_id, user_id, emoji) values ('00000000-0000-4000-8000-0000000000c1', '00000000-0000-4000-8000-0000000000a1', '00000000-0000-4000-8000-000000000001', ':ok:')`
 
-      await sql.begin(async (tx) => {
-        await tx.unsafe(readFileSync(join(MIGRATIONS_DIR, `rollback/${TAG}.sql`), 'utf8'))
-        await tx`delete from drizzle.__drizzle_migrations where id = (select max(id) from drizzle.__drizzle_migrations)`
-      })
+      // Later migrations first, newest first, as an operator would take them back.
+      for (const tag of [...LATER, TAG]) {
+        await sql.begin(async (tx) => {
+          await tx.unsafe(readFileSync(join(MIGRATIONS_DIR, `rollback/${tag}.sql`), 'utf8'))
+          await tx`delete from drizzle.__drizzle_migrations where id = (select max(id) from drizzle.__drizzle_migrations)`
+        })
+      }
       expect([...(await sql`select id, seq, content from messages order by seq`)]).toEqual([...original])
       const columns =
         await sql`select column_name from information_schema.columns where table_name = 'messages' and column_name = 'reply_to_id'`
