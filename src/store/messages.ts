@@ -28,11 +28,21 @@ export async function messagePage(
       : bound.kind === 'before' && bound.seq !== undefined
         ? lt(messages.seq, bound.seq)
         : undefined
-  const rows = await selectRich(db, viewerId)
+  const order = bound.kind === 'before' ? desc(messages.seq) : asc(messages.seq)
+  // The bare page first, then its extras: joined before the OFFSET, they would run for every
+  // skipped row too.
+  const page = db
+    .select({ id: messages.id })
+    .from(messages)
     .where(and(eq(messages.conversationId, conversationId), isMember(conversationId, viewerId), cond))
-    .orderBy(bound.kind === 'before' ? desc(messages.seq) : asc(messages.seq))
+    .orderBy(order)
     .limit(limit)
     .offset(bound.kind === 'skip' ? bound.skip : 0)
+    .as('page')
+  const rows = await selectRich(db, viewerId)
+    .innerJoin(page, eq(page.id, messages.id))
+    .where(eq(messages.conversationId, conversationId))
+    .orderBy(order)
   return rows.map(toRich)
 }
 
