@@ -9,6 +9,7 @@ import { connections } from './scenarios/connections.js'
 import type { Context, ScenarioOutput, Status } from './scenarios/context.js'
 import { history } from './scenarios/history.js'
 import { ceiling, dm, fanout, hot } from './scenarios/messaging-scenarios.js'
+import { search } from './scenarios/search.js'
 import { rampChart } from './svg.js'
 import { runId } from './targets.js'
 
@@ -22,6 +23,7 @@ const RUNNERS: Record<Scenario, (ctx: Context) => Promise<ScenarioOutput>> = {
   fanout,
   connections,
   history,
+  search,
 }
 
 /** The generator holds one socket per user: re-run under the hard open-file limit when the soft one is lower. */

@@ -1,6 +1,15 @@
 /** Command-line options of `npm run bench -- <scenario> [options]`, with per-scenario defaults. */
 
-export const SCENARIOS = ['dm', 'hot', 'fanout', 'connections', 'history', 'cluster', 'ceiling'] as const
+export const SCENARIOS = [
+  'dm',
+  'hot',
+  'fanout',
+  'connections',
+  'history',
+  'search',
+  'cluster',
+  'ceiling',
+] as const
 export type Scenario = (typeof SCENARIOS)[number]
 
 export interface Options {
@@ -86,6 +95,7 @@ const perScenario: Record<Scenario, Defaults> = {
   fanout: { members: 1000, senders: 1, steps: [25, 50, 100, 150, 200, 300] },
   connections: {},
   history: {},
+  search: { requests: 200 },
 }
 
 /** --smoke: each scenario tiny, seconds long (CI runs these; figures mean nothing). */
@@ -97,6 +107,7 @@ const smoke: Record<Scenario, Defaults> = {
   fanout: { members: 30, senders: 2, steps: [20], stepSeconds: 1, drainSeconds: 15 },
   connections: { sockets: 100, perUser: 5, sourceIps: 2, holdSeconds: 0.5, concurrency: 20 },
   history: { messages: 20_000, depths: [0, 1000, 10_000], requests: 10, skipRequests: 5 },
+  search: { messages: 20_000, requests: 10 },
 }
 
 export const USAGE = `usage: npm run bench -- <scenario> [options]
@@ -107,6 +118,7 @@ scenarios:
   fanout       one group of --members (1000), --senders (1) sending; deliveries/s
   connections  --sockets (19000) idle authenticated sockets: sockets/s and server RSS per socket
   history      one conversation of --messages (1,000,000): page latency by depth, keyset vs skip/limit
+  search       --messages (1,000,000) in 1,000 conversations; a member of 50 searches (words, prefixes, substrings)
   cluster      dm with users split over --instances (2) through Redis (needs DATABASE_URL and REDIS_URL)
   ceiling      the dm ramp against a bare ws relay (no auth, no storage), then against the server: the ratio
 

@@ -30,8 +30,12 @@ import type { Services } from './services/index.js'
 import { LoginThrottle } from './services/login-throttle.js'
 import { MessageService } from './services/messages.js'
 import type { ObjectStorage } from './services/object-storage.js'
+import { PinService } from './services/pins.js'
 import type { Broker, ConnectionLeases, Presence, RateLimiter, SendRate } from './services/ports.js'
 import { PresenceService } from './services/presence.js'
+import { ReactionService } from './services/reactions.js'
+import { SearchService } from './services/search.js'
+import { ThreadService } from './services/threads.js'
 import { UserService } from './services/users.js'
 import { LocalObjectStorage, localStorageSecret } from './storage/local.js'
 import { S3ObjectStorage } from './storage/s3.js'
@@ -300,6 +304,10 @@ export function createServices(
     ),
     attachments,
     objectServer: storage.server,
+    reactions: new ReactionService(db, broker),
+    pins: new PinService(db, broker),
+    threads: new ThreadService(db),
+    search: new SearchService(db, config.searchLanguage),
     presence: new PresenceService(infra.presence, conversations, broker),
     limiter: infra.limiter,
     loginThrottle: new LoginThrottle(

@@ -52,6 +52,8 @@ export interface Config {
   }
   messageMaxChars: number
   groupMaxMembers: number
+  /** Full-text configuration searched besides `simple`; undefined when it is `simple`. */
+  searchLanguage: string | undefined
   ws: {
     maxFrameBytes: number
     heartbeatMs: number
@@ -234,6 +236,7 @@ export function loadConfig(raw: Raw = process.env): Config {
     },
     messageMaxChars: int('MESSAGE_MAX_CHARS'),
     groupMaxMembers: int('GROUP_MAX_MEMBERS'),
+    searchLanguage: v.SEARCH_LANGUAGE === 'simple' ? undefined : (v.SEARCH_LANGUAGE as string),
     ws: {
       maxFrameBytes: int('WS_MAX_FRAME_BYTES'),
       heartbeatMs: int('WS_HEARTBEAT_MS'),

@@ -3,7 +3,17 @@ import Type from 'typebox'
 import type { Services } from '../services/index.js'
 import { HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT } from '../services/messages.js'
 import { authenticate, currentUser } from './authenticate.js'
-import { authErrors, Conversation, errors, IdParams, Member, Message, Page, Uuid } from './schemas.js'
+import {
+  authErrors,
+  Conversation,
+  errors,
+  IdParams,
+  Member,
+  Mentions,
+  Message,
+  Page,
+  Uuid,
+} from './schemas.js'
 
 const MAX_SEQ = Number.MAX_SAFE_INTEGER
 const Seq = Type.Integer({ minimum: 0, maximum: MAX_SEQ, format: 'int64' })
@@ -260,6 +270,10 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
           content: Content,
           client_msg_id: Type.Optional(ClientMsgId),
           attachment_ids: Type.Optional(AttachmentIds),
+          reply_to: Type.Optional(
+            Type.Union([Uuid, Type.Null()], { description: 'a message of this conversation' }),
+          ),
+          mentions: Type.Optional(Mentions),
         }),
         response: {
           200: {
@@ -278,7 +292,11 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
         req.params.id,
         req.body.content,
         req.body.client_msg_id ?? null,
-        req.body.attachment_ids,
+        {
+          reply_to: req.body.reply_to,
+          mentions: req.body.mentions,
+          attachment_ids: req.body.attachment_ids,
+        },
       )
       return reply.code(created ? 201 : 200).send(message)
     },

@@ -64,6 +64,12 @@ export const Registration = Type.Object(
 
 export const Message = Type.Object(messageProperties, { $id: 'Message' })
 
+/** `mentions` of a send: member ids, or `@all` (group admins and owners) for every member. */
+export const Mentions = Type.Array(Type.Union([Uuid, Type.Literal('@all')]), {
+  maxItems: 50,
+  description: 'Members mentioned (each must be a member), or "@all" (group admins and owners only).',
+})
+
 export const Member = Type.Object(
   {
     user_id: Uuid,
@@ -86,6 +92,7 @@ export const Conversation = Type.Object(
     members: Type.Array(Member),
     last_message: Type.Union([Message, Type.Null()]),
     unread_count: Type.Integer(),
+    unread_mentions: Type.Integer({ description: 'messages mentioning you after your read marker' }),
   },
   { $id: 'Conversation' },
 )

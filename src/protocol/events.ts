@@ -1,6 +1,6 @@
 import Type, { type Static, type TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
-import { MessageSchema } from './message.js'
+import { MessageSchema, ThreadSchema } from './message.js'
 
 /**
  * Everything that changes is published as one of these, after its transaction commits, and
@@ -13,6 +13,16 @@ import { MessageSchema } from './message.js'
  */
 const Id = Type.String({ maxLength: 64 })
 const Count = Type.Integer({ minimum: 0 })
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()])
+
+/**
+ * Who reacted with what, by user id: the recipients' `me` flags are worked out from it on each
+ * instance (the summary itself lists only the first few users). Bounded by the reaction limits.
+ */
+const Reactors = Type.Record(Type.String({ maxLength: 64 }), Type.Array(Type.String({ maxLength: 64 })))
+const ReactionTotals = Type.Array(
+  Type.Object({ emoji: Type.String(), count: Count, user_ids: Type.Array(Id) }),
+)
 
 const event = <T extends string, P extends Record<string, TSchema>>(type: T, props: P) =>
   Type.Object({ type: Type.Literal(type), ...props })
@@ -23,8 +33,36 @@ export const AccountClosed = event('account.closed', { user_id: Id })
 const conversationEvents = [
   /** `members_version`: the conversation's membership version when the message was stored. */
   event('message.created', { conversation_id: Id, message: MessageSchema, members_version: Count }),
-  event('message.updated', { conversation_id: Id, message: MessageSchema }),
-  event('message.deleted', { conversation_id: Id, message: MessageSchema }),
+  /** `reactors`: for the recipients' `me` flags in `message.reactions` (the view's have `me` false). */
+  event('message.updated', {
+    conversation_id: Id,
+    message: MessageSchema,
+    reactors: Type.Optional(Reactors),
+  }),
+  event('message.deleted', {
+    conversation_id: Id,
+    message: MessageSchema,
+    reactors: Type.Optional(Reactors),
+  }),
+  /** A root's thread summary after a reply was committed. */
+  event('message.thread', { conversation_id: Id, message_id: Id, seq: Count, thread: ThreadSchema }),
+  /** A message's whole reactions summary after a change; `rev` grows with every change of that message. */
+  event('message.reactions', {
+    conversation_id: Id,
+    message_id: Id,
+    seq: Count,
+    rev: Count,
+    reactions: ReactionTotals,
+    reactors: Reactors,
+  }),
+  event('message.pinned', {
+    conversation_id: Id,
+    message_id: Id,
+    seq: Count,
+    pinned_by: Nullable(Id),
+    pinned_at: Type.String(),
+  }),
+  event('message.unpinned', { conversation_id: Id, message_id: Id, seq: Count }),
   event('read', { conversation_id: Id, user_id: Id, seq: Count }),
   event('typing', {
     conversation_id: Id,

@@ -34,10 +34,24 @@ export const MessageSendFrame = frame(
     client_msg_id: Type.Optional(ClientMsgId),
     conversation_id: OptionalConversation,
     attachment_ids: Type.Optional(Type.Array(Uuid, { maxItems: 10, uniqueItems: true })),
+    reply_to: Type.Optional(Type.Union([Uuid, Type.Null()])),
+    mentions: Type.Optional(Type.Array(Type.Union([Uuid, Type.Literal('@all')]), { maxItems: 50 })),
   },
   'Send a message. Answered by `message.ack` once committed, or `error` with the same client_msg_id. ' +
-    '`conversation_id` is required on the user socket. `attachment_ids`: uploaded attachments (see ' +
+    '`conversation_id` is required on the user socket. `reply_to`: a message of the same conversation; ' +
+    '`mentions`: member ids, or "@all" (group admins and owners). `attachment_ids`: uploaded attachments (see ' +
     'POST /api/v1/chat/conversations/{id}/attachments), up to 10; with them `content` may be empty.',
+)
+const Emoji = Type.String({ minLength: 1, maxLength: 64 })
+export const ReactionAddFrame = frame(
+  'reaction.add',
+  { message_id: Uuid, emoji: Emoji },
+  'React to a message (idempotent): one emoji or a :short_name: (see the REST description). Members get `message.reactions`.',
+)
+export const ReactionRemoveFrame = frame(
+  'reaction.remove',
+  { message_id: Uuid, emoji: Emoji },
+  'Remove your reaction (idempotent).',
 )
 export const MessageEditFrame = frame(
   'message.edit',
@@ -77,6 +91,8 @@ export const ClientFrame = Type.Union([
   MessageSendFrame,
   MessageEditFrame,
   MessageDeleteFrame,
+  ReactionAddFrame,
+  ReactionRemoveFrame,
   TypingFrame,
   ReadFrame,
   SyncFrame,

@@ -2,6 +2,40 @@ import Type, { type Static } from 'typebox'
 
 const Uuid = Type.String({ format: 'uuid' })
 const Timestamp = Type.String({ format: 'date-time' })
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()])
+
+/** The message a reply answers; `excerpt` is null once that message was deleted. */
+export const ReplyToSchema = Type.Object(
+  {
+    id: Uuid,
+    seq: Type.Integer({ minimum: 1 }),
+    sender_id: Nullable(Uuid),
+    excerpt: Nullable(Type.String()),
+  },
+  { title: 'ReplyTo' },
+)
+
+/** The replies to a message: their number, the newest one's time and the first five repliers. */
+export const ThreadSchema = Type.Object(
+  {
+    reply_count: Type.Integer({ minimum: 1 }),
+    last_reply_at: Timestamp,
+    participants: Type.Array(Uuid, { maxItems: 5 }),
+  },
+  { title: 'Thread' },
+)
+
+/** One emoji on a message: how many reacted, the first few of them, and whether the viewer did. */
+export const ReactionSchema = Type.Object(
+  {
+    emoji: Type.String({ maxLength: 64 }),
+    count: Type.Integer({ minimum: 1 }),
+    user_ids: Type.Array(Uuid, { maxItems: 5 }),
+    me: Type.Boolean(),
+  },
+  { title: 'Reaction' },
+)
+export type ReactionView = Static<typeof ReactionSchema>
 
 /**
  * The fields of a message as clients see it, shared by the REST schemas and the WebSocket frames
@@ -11,12 +45,18 @@ export const messageProperties = {
   id: Uuid,
   conversation_id: Uuid,
   seq: Type.Integer({ minimum: 1 }),
-  sender_id: Type.Union([Uuid, Type.Null()]),
+  sender_id: Nullable(Uuid),
   content: Type.String(),
-  client_msg_id: Type.Union([Type.String(), Type.Null()]),
+  client_msg_id: Nullable(Type.String()),
   created_at: Timestamp,
-  edited_at: Type.Union([Timestamp, Type.Null()]),
-  deleted_at: Type.Union([Timestamp, Type.Null()]),
+  edited_at: Nullable(Timestamp),
+  deleted_at: Nullable(Timestamp),
+  reply_to: Nullable(ReplyToSchema),
+  thread: Nullable(ThreadSchema),
+  reactions: Type.Array(ReactionSchema),
+  mentions: Type.Array(Uuid),
+  mentions_all: Type.Boolean(),
+  pinned_at: Nullable(Timestamp),
   attachments: Type.Array(
     Type.Object({
       id: Uuid,

@@ -1,7 +1,7 @@
 import Type, { type Static } from 'typebox'
 import { ErrorCodeSchema } from './errors.js'
 import { ClientMsgId, frame, Seq, Uuid } from './frames.js'
-import { MessageSchema } from './message.js'
+import { MessageSchema, ReactionSchema, ThreadSchema } from './message.js'
 
 /**
  * Every frame the server sends, as a schema (for the AsyncAPI document) and as the `ServerFrame`
@@ -24,6 +24,38 @@ export const ServerFrames = [
     'message.deleted',
     { conversation_id: Uuid, message: MessageSchema },
     'A message was deleted (tombstone: content empty, seq kept).',
+  ),
+  frame(
+    'message.thread',
+    { conversation_id: Uuid, message_id: Uuid, seq: Seq, thread: ThreadSchema },
+    "A reply changed its root's thread summary. Sent after the root's message.new; `reply_count` only grows, so keep the larger one.",
+  ),
+  frame(
+    'message.reactions',
+    {
+      conversation_id: Uuid,
+      message_id: Uuid,
+      seq: Seq,
+      rev: Seq,
+      reactions: Type.Array(ReactionSchema),
+    },
+    "A message's reactions changed: its whole new summary (`me` for you). Sent after the message's message.new. `rev` grows with every change to that message's reactions: apply a summary only when its rev is higher than the one you hold, and a missed one is made good by the next.",
+  ),
+  frame(
+    'message.pinned',
+    {
+      conversation_id: Uuid,
+      message_id: Uuid,
+      seq: Seq,
+      pinned_by: Type.Union([Uuid, Type.Null()]),
+      pinned_at: Type.String({ format: 'date-time' }),
+    },
+    'A message was pinned. Sent after its message.new.',
+  ),
+  frame(
+    'message.unpinned',
+    { conversation_id: Uuid, message_id: Uuid, seq: Seq },
+    'A message was unpinned (by a member, or because it was deleted).',
   ),
   frame('read', { conversation_id: Uuid, user_id: Uuid, seq: Seq }, "A member's read marker moved."),
   frame(

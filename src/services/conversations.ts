@@ -7,6 +7,7 @@ import * as members from '../store/members.js'
 import { lastMessages } from '../store/messages.js'
 import { primaryReads, type Reads } from '../store/read-replica.js'
 import { unreadCounts } from '../store/reads.js'
+import { unreadMentionCounts } from '../store/rich-pages.js'
 import type { ConversationRow, MemberRow } from '../store/schema.js'
 import { activeUserIds } from '../store/users.js'
 import type { Broker } from './ports.js'
@@ -244,14 +245,15 @@ export class ConversationService {
     return view as ConversationView
   }
 
-  /** Members, last message and unread count for a page of conversations, in three queries. */
+  /** Members, last message, unread and unread-mention counts for a page of conversations, in four queries. */
   private async views(me: string, rows: ConversationRow[], db: Db = this.db): Promise<ConversationView[]> {
     if (rows.length === 0) return []
     const ids = rows.map((r) => r.id)
-    const [all, last, unread] = await Promise.all([
+    const [all, last, unread, mentioned] = await Promise.all([
       members.membersOf(db, ids),
       lastMessages(db, rows),
       unreadCounts(db, me, ids),
+      unreadMentionCounts(db, me, ids),
     ])
     const lastBy = new Map(last.map((m) => [m.conversationId, toMessageView(m)]))
     return rows.map((r) => ({
@@ -259,6 +261,7 @@ export class ConversationService {
       members: all.filter((m) => m.conversationId === r.id).map(toMemberView),
       last_message: lastBy.get(r.id) ?? null,
       unread_count: unread.get(r.id) ?? 0,
+      unread_mentions: mentioned.get(r.id) ?? 0,
     }))
   }
 }

@@ -9,8 +9,12 @@ import type { ConversationService } from './conversations.js'
 import type { LoginThrottle } from './login-throttle.js'
 import type { MessageService } from './messages.js'
 import type { SignedObjectServer } from './object-storage.js'
+import type { PinService } from './pins.js'
 import type { Broker, ConnectionLeases, RateLimiter } from './ports.js'
 import type { PresenceService } from './presence.js'
+import type { ReactionService } from './reactions.js'
+import type { SearchService } from './search.js'
+import type { ThreadService } from './threads.js'
 import type { UserService } from './users.js'
 
 /**
@@ -31,6 +35,10 @@ export interface Services {
   attachments: AttachmentService
   /** The local disk storage's own URL handler; undefined when the storage serves its URLs itself (S3). */
   objectServer: SignedObjectServer | undefined
+  reactions: ReactionService
+  pins: PinService
+  threads: ThreadService
+  search: SearchService
   presence: PresenceService
   limiter: RateLimiter
   loginThrottle: LoginThrottle

@@ -2,6 +2,8 @@ import { AppError, isDatabaseUnavailable, UnavailableError } from '../errors.js'
 import type { MessageView } from '../protocol/message.js'
 import type { Db } from '../store/db.js'
 import { type BatchOutcomes, type SendRequest, storeBatch } from '../store/message-batch.js'
+import type { ThreadChange } from '../store/message-batch-rich.js'
+import { noExtras } from '../store/message-views.js'
 import { toMessageView } from './views.js'
 
 export type { SendRequest }
@@ -51,7 +53,11 @@ export class MessageWriter {
     private readonly db: Db,
     private readonly maxBatch: number,
     /** Called after each commit with the newly created messages in commit (seq) order. */
-    private readonly onCommitted: (created: MessageView[], membersVersion: Map<string, number>) => void,
+    private readonly onCommitted: (
+      created: MessageView[],
+      membersVersion: Map<string, number>,
+      threads: ThreadChange[],
+    ) => void,
   ) {}
 
   append(req: SendRequest): Promise<SendResult> {
@@ -129,14 +135,16 @@ export class MessageWriter {
       for (const p of batch) p.reject(error)
       return
     }
-    const { outcomes, membersVersion } = result
+    const { outcomes, membersVersion, threads } = result
     const results = outcomes.map((o) =>
-      o instanceof AppError ? o : { message: toMessageView(o.message), created: o.created },
+      o instanceof AppError
+        ? o
+        : { message: toMessageView(o.message, noExtras(o.parent)), created: o.created },
     )
     const created = results
       .filter((o): o is SendResult => !(o instanceof AppError) && o.created)
       .map((o) => o.message)
-    if (created.length > 0) this.onCommitted(created, membersVersion)
+    if (created.length > 0) this.onCommitted(created, membersVersion, threads)
     batch.forEach((p, i) => {
       const o = results[i]
       if (o instanceof AppError) p.reject(o)

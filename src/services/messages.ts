@@ -8,20 +8,25 @@ import {
 } from '../errors.js'
 import { decodeCursor, encodeCursor } from '../lib/cursor.js'
 import { isUuid } from '../lib/ids.js'
+import type { ChatEvent } from '../protocol/events.js'
 import type { MessageView } from '../protocol/message.js'
 import { type AttachmentRef, releaseMessageAttachments } from '../store/attachments.js'
 import { findConversation } from '../store/conversations.js'
 import type { Db } from '../store/db.js'
+import type { ThreadChange } from '../store/message-batch-rich.js'
+import { type RichMessage, richByIds } from '../store/message-views.js'
 import * as store from '../store/messages.js'
+import { reactionState } from '../store/reactions.js'
 import { primaryReads, type Reads } from '../store/read-replica.js'
 import { advanceReadMarker } from '../store/reads.js'
+import { deletePin } from '../store/rich-pages.js'
 import type { MessageRow } from '../store/schema.js'
 import type { AttachmentService } from './attachments.js'
 import type { ConversationService } from './conversations.js'
 import { MessageWriter } from './message-writer.js'
 import type { Broker, SendRate } from './ports.js'
 import { cleanText } from './text.js'
-import { toMessageView } from './views.js'
+import { richView } from './views.js'
 
 export interface HistoryQuery {
   before_seq?: number | undefined
@@ -67,8 +72,8 @@ export class MessageService {
     /** History pages and resume reads: a replica when one is configured (it serves only fresh reads). */
     private readonly reads: Reads = primaryReads(db),
   ) {
-    this.writer = new MessageWriter(db, limits.batchMax, (created, versions) =>
-      this.publishCreated(created, versions),
+    this.writer = new MessageWriter(db, limits.batchMax, (created, versions, threads) =>
+      this.publishCreated(created, versions, threads),
     )
   }
 
@@ -82,38 +87,52 @@ export class MessageService {
     conversationId: string,
     content: string,
     clientMsgId: string | null = null,
-    attachmentIds: string[] = [],
+    extras: SendExtras = {},
   ): Promise<{ message: MessageView; created: boolean }> {
     if (!isUuid(conversationId)) throw new NotFoundError('conversation')
     // Here, on the one path every message takes, so no door (REST or socket) gets around it.
     if (this.limits.sendRate && !(await this.limits.sendRate.take(senderId))) throw new RateLimitedError(1)
+    const attachmentIds = extras.attachment_ids ?? []
     const text = cleanText(content, 'content', this.limits.maxChars, attachmentIds.length > 0 ? 0 : 1)
     if (clientMsgId !== null) cleanText(clientMsgId, 'client_msg_id', CLIENT_MSG_ID_MAX)
     const attachments = await this.attachments.prepare(senderId, conversationId, attachmentIds, clientMsgId)
-    return this.writer.append({ senderId, conversationId, content: text, clientMsgId, attachments })
+    return this.writer.append({
+      senderId,
+      conversationId,
+      content: text,
+      clientMsgId,
+      attachments,
+      ...parseRich(extras),
+    })
   }
 
   /** Sender only; a deleted message cannot be edited. */
   async edit(userId: string, messageId: string, content: string): Promise<MessageView> {
     const text = cleanText(content, 'content', this.limits.maxChars)
-    const row = await this.db.transaction(async (tx) => {
+    const { view, reactors } = await this.db.transaction(async (tx) => {
       const msg = await this.visibleMessage(tx, userId, messageId)
       if (msg.senderId !== userId) throw new ForbiddenError('only the sender may edit a message')
       if (msg.deletedAt) throw new ConflictError('the message was deleted')
-      return store.editMessage(tx, msg, text)
+      await store.editMessage(tx, msg, text)
+      return broadcastView(tx, msg)
     })
-    const view = toMessageView(row)
-    this.broker.publish({ type: 'message.updated', conversation_id: row.conversationId, message: view })
-    return view
+    this.broker.publish({
+      type: 'message.updated',
+      conversation_id: view.conversation_id,
+      message: view,
+      reactors,
+    })
+    return personal(view, reactors, userId)
   }
 
   /**
    * Sender, or an admin of the group. Leaves a tombstone: content and attachments emptied, seq
-   * kept. Idempotent. The attachments' objects are deleted after commit (the sweep retries).
+   * kept; a pin is removed with it. Idempotent. The attachments' objects are deleted after commit
+   * (the sweep retries).
    */
   async delete(userId: string, messageId: string): Promise<MessageView> {
     let released: AttachmentRef[] = []
-    const { row, changed } = await this.db.transaction(async (tx) => {
+    const { row, changed, unpinned, full } = await this.db.transaction(async (tx) => {
       const msg = await this.visibleMessage(tx, userId, messageId)
       // Permission first, so deleting again answers the same as the first time (403 stays 403).
       if (msg.senderId !== userId) {
@@ -122,16 +141,32 @@ export class MessageService {
         const admin = conv?.kind === 'group' && (member.role === 'owner' || member.role === 'admin')
         if (!admin) throw new ForbiddenError('only the sender or a group admin may delete a message')
       }
-      if (msg.deletedAt) return { row: msg, changed: false }
-      released = await releaseMessageAttachments(tx, msg.conversationId, messageId)
-      return { row: await store.tombstoneMessage(tx, msg), changed: true }
+      const changed = !msg.deletedAt
+      if (changed) {
+        released = await releaseMessageAttachments(tx, msg.conversationId, messageId)
+        await store.tombstoneMessage(tx, msg)
+      }
+      const unpinned = changed && (await deletePin(tx, msg.conversationId, msg.id))
+      return { row: msg, changed, unpinned, full: await broadcastView(tx, msg) }
     })
     // Not awaited: the answer does not wait for storage, and a failure is retried by the sweep.
     this.attachments.remove(released).catch(() => undefined)
-    const view = toMessageView(row)
+    const { view, reactors } = full
     if (changed)
-      this.broker.publish({ type: 'message.deleted', conversation_id: row.conversationId, message: view })
-    return view
+      this.broker.publish({
+        type: 'message.deleted',
+        conversation_id: row.conversationId,
+        message: view,
+        reactors,
+      })
+    if (unpinned)
+      this.broker.publish({
+        type: 'message.unpinned',
+        conversation_id: row.conversationId,
+        message_id: row.id,
+        seq: row.seq,
+      })
+    return personal(view, reactors, userId)
   }
 
   /** Moves the caller's read marker forward (never back, never past the last message). */
@@ -179,7 +214,7 @@ export class MessageService {
     const first = items[0]
     const more = rows.length > limit && first !== undefined
     return {
-      items: items.map(toMessageView),
+      items: items.map(richView),
       next_cursor: more ? encodeCursor({ before: first.seq }) : null,
       next_before_seq: more ? first.seq : null,
       next_after_seq: null,
@@ -200,7 +235,7 @@ export class MessageService {
     const rows = await this.reads.fresh('resume', (db) =>
       store.messagesAfterFor(db, conversationId, userId, afterSeq, limit),
     )
-    return rows.map(toMessageView)
+    return rows.map(richView)
   }
 
   /** Resolves once queued sends have committed (graceful shutdown). */
@@ -209,7 +244,11 @@ export class MessageService {
   }
 
   /** The one publish step for new messages, run after each group commit in seq order. */
-  private publishCreated(created: MessageView[], membersVersion: Map<string, number>): void {
+  private publishCreated(
+    created: MessageView[],
+    membersVersion: Map<string, number>,
+    threads: ThreadChange[],
+  ): void {
     for (const message of created) {
       this.broker.publish({
         type: 'message.created',
@@ -218,6 +257,8 @@ export class MessageService {
         members_version: membersVersion.get(message.conversation_id) ?? 0,
       })
     }
+    // After the replies themselves, so a socket gets a reply before its root's new count.
+    for (const t of threads) this.broker.publish(threadEvent(t))
   }
 
   /** The message if the user is a member of its conversation; 404 otherwise (existence does not leak). */
@@ -227,6 +268,57 @@ export class MessageService {
     return row
   }
 }
+
+/** A message as every member sees it (`me` false) and who reacted with what, for an event. */
+async function broadcastView(tx: Db, msg: MessageRow) {
+  const [full] = await richByIds(tx, null, msg.conversationId, [msg.id])
+  const { reactors } = await reactionState(tx, msg.conversationId, msg.id, msg.reactionsRev)
+  return { view: richView(full as RichMessage), reactors }
+}
+
+/** The view with `me` set for `userId`. */
+function personal(view: MessageView, reactors: Record<string, string[]>, userId: string): MessageView {
+  const mine = new Set(reactors[userId] ?? [])
+  return { ...view, reactions: view.reactions.map((r) => ({ ...r, me: mine.has(r.emoji) })) }
+}
+
+/** What a send may carry besides its text, as the client gave it. */
+export interface SendExtras {
+  reply_to?: string | null | undefined
+  /** Member ids, and `@all` (group admins and owners) for everyone. */
+  mentions?: string[] | undefined
+  /** Uploaded attachments (`AttachmentService.prepare` checks them), up to 10. */
+  attachment_ids?: string[] | undefined
+}
+
+export const MENTIONS_MAX = 50
+export const MENTION_ALL = '@all'
+
+function parseRich(rich: SendExtras): { replyToId: string | null; mentions: string[]; mentionsAll: boolean } {
+  const replyToId = rich.reply_to ?? null
+  if (replyToId !== null && !isUuid(replyToId)) throw invalid('reply_to', 'must be a message id')
+  const given = rich.mentions ?? []
+  if (given.length > MENTIONS_MAX) throw invalid('mentions', `at most ${MENTIONS_MAX} mentions`)
+  const ids = given.filter((m) => m !== MENTION_ALL).map((m) => m.toLowerCase())
+  if (ids.some((m) => !isUuid(m))) throw invalid('mentions', `must be member ids or "${MENTION_ALL}"`)
+  return {
+    replyToId: replyToId?.toLowerCase() ?? null,
+    mentions: [...new Set(ids)],
+    mentionsAll: given.includes(MENTION_ALL),
+  }
+}
+
+const threadEvent = (t: ThreadChange): ChatEvent => ({
+  type: 'message.thread',
+  conversation_id: t.conversationId,
+  message_id: t.messageId,
+  seq: t.seq,
+  thread: {
+    reply_count: t.thread.replyCount,
+    last_reply_at: t.thread.lastReplyAt.toISOString(),
+    participants: t.thread.participants,
+  },
+})
 
 /** Which page a history query asks for; a malformed combination is a 422. */
 function pageBound(q: HistoryQuery): store.PageBound {
@@ -244,12 +336,12 @@ function pageBound(q: HistoryQuery): store.PageBound {
   return after !== undefined ? { kind: 'after', seq: after } : { kind: 'before', seq: before }
 }
 
-function forwardPage(rows: MessageRow[], limit: number): HistoryPage {
+function forwardPage(rows: RichMessage[], limit: number): HistoryPage {
   const items = rows.slice(0, limit)
   const last = items.at(-1)
   const more = rows.length > limit && last !== undefined
   return {
-    items: items.map(toMessageView),
+    items: items.map(richView),
     next_cursor: more ? encodeCursor({ after: last.seq }) : null,
     next_before_seq: null,
     next_after_seq: more ? last.seq : null,

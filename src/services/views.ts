@@ -1,9 +1,14 @@
 import type { MessageView } from '../protocol/message.js'
+import { type MessageExtras, noExtras, type RichMessage } from '../store/message-views.js'
 import type { AttachmentMeta, ConversationRow, MessageRow } from '../store/schema.js'
 
 export type { MessageView }
 
-export const toMessageView = (m: MessageRow): MessageView => ({
+/**
+ * A message as clients see it. Without `extras` (a message just stored, or the conversation
+ * list's last message) it shows no thread, reactions or pin.
+ */
+export const toMessageView = (m: MessageRow, extras: MessageExtras = noExtras()): MessageView => ({
   id: m.id,
   conversation_id: m.conversationId,
   seq: m.seq,
@@ -14,6 +19,21 @@ export const toMessageView = (m: MessageRow): MessageView => ({
   edited_at: m.editedAt?.toISOString() ?? null,
   deleted_at: m.deletedAt?.toISOString() ?? null,
   attachments: m.attachments.map(attachmentView),
+  reply_to: extras.parent && {
+    id: extras.parent.id,
+    seq: extras.parent.seq,
+    sender_id: extras.parent.senderId,
+    excerpt: extras.parent.excerpt,
+  },
+  thread: extras.thread && {
+    reply_count: extras.thread.replyCount,
+    last_reply_at: extras.thread.lastReplyAt.toISOString(),
+    participants: extras.thread.participants,
+  },
+  reactions: extras.reactions.map((r) => ({ emoji: r.emoji, count: r.count, user_ids: r.userIds, me: r.me })),
+  mentions: m.mentions,
+  mentions_all: m.mentionsAll,
+  pinned_at: extras.pinnedAt?.toISOString() ?? null,
 })
 
 const attachmentView = (a: AttachmentMeta) => ({
@@ -22,6 +42,8 @@ const attachmentView = (a: AttachmentMeta) => ({
   // Only images whose header was read as one (width set) have a thumbnail.
   thumbnail_url: a.width === null ? null : `/api/v1/chat/attachments/${a.id}?variant=thumbnail`,
 })
+
+export const richView = (r: RichMessage): MessageView => toMessageView(r, r.extras)
 
 export interface MemberView {
   user_id: string
@@ -41,6 +63,7 @@ export interface ConversationView {
   members: MemberView[]
   last_message: MessageView | null
   unread_count: number
+  unread_mentions: number
 }
 
 export const baseConversationView = (c: ConversationRow) => ({

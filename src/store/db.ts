@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { PGlite } from '@electric-sql/pglite'
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
 import { sql } from 'drizzle-orm'
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
@@ -94,6 +95,8 @@ async function openPglite(opts: DatabaseOptions): Promise<Database> {
   if (dir !== 'memory://') mkdirSync(dir, { recursive: true })
   const client = await PGlite.create(dir, {
     startParams: PGLITE_START_PARAMS,
+    // Migrations create it (search); PGlite can only load extensions it was given here.
+    extensions: { pg_trgm },
     ...(opts.pgliteSnapshot ? { loadDataDir: opts.pgliteSnapshot } : {}),
   })
   const db = drizzlePglite(client, { schema }) as unknown as Db

@@ -4,6 +4,14 @@ import { newId } from '../lib/ids.js'
 import { type Claim, claimAttachments } from './attachments.js'
 import { type Db, rowsOf } from './db.js'
 import {
+  checkRich,
+  type RichLookups,
+  richLookups,
+  type ThreadChange,
+  writeRich,
+} from './message-batch-rich.js'
+import type { ParentInfo } from './message-views.js'
+import {
   type AttachmentMeta,
   conversationMembers,
   conversations,
@@ -19,10 +27,18 @@ export interface SendRequest {
   clientMsgId: string | null
   /** Checked beforehand (`AttachmentService.prepare`); claimed in this transaction. */
   attachments?: AttachmentMeta[]
+  /** A message of the same conversation this one replies to. */
+  replyToId?: string | null
+  /** Members mentioned (each must be a member). */
+  mentions?: string[]
+  /** `@all` (a group admin or owner only). */
+  mentionsAll?: boolean
 }
 
 export interface StoredMessage {
   message: MessageRow
+  /** The replied-to message (for the view's `reply_to`). */
+  parent: ParentInfo | null
   /** False when `clientMsgId` matched an earlier message, which is returned instead. */
   created: boolean
 }
@@ -33,6 +49,8 @@ export type Outcome = StoredMessage | AppError
 export interface BatchOutcomes {
   outcomes: Outcome[]
   membersVersion: Map<string, number>
+  /** Threads whose summary the batch's replies changed, as committed. */
+  threads: ThreadChange[]
 }
 
 /**
@@ -50,7 +68,7 @@ export async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutc
   // Issued together, in this order, so postgres.js pipelines them in one round trip (PGlite runs
   // them in turn): the reads run after the lock is granted and see what committed before it.
   // (Drizzle's queries start when awaited, so Promise.all starts them in array order.)
-  const [locked, memberRows, earlierRows] = await Promise.all([
+  const [locked, memberRows, earlierRows, rich] = await Promise.all([
     tx.execute(sql`
       select id, last_seq, members_version from ${conversations}
       where id = any(array(select value::uuid from json_array_elements_text(${JSON.stringify(convIds)}::json)))
@@ -63,6 +81,7 @@ export async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutc
         select 1 from ${conversationMembers} m where m.conversation_id = x.c and m.user_id = x.u limit 1
       ) m`),
     earlierQuery(tx, reqs) ?? [],
+    richLookups(tx, reqs),
   ])
   const earlier = earlierMessages(earlierRows)
   const lockedRows = rowsOf(locked)
@@ -82,7 +101,12 @@ export async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutc
     const key = idempotencyKey(req)
     const before = key === undefined ? undefined : (earlier.get(key) ?? inBatch.get(key))
     if (before) {
-      outcomes.push({ message: before, created: false })
+      outcomes.push({ message: before, created: false, parent: parentOf(before, rich) })
+      continue
+    }
+    const parent = checkRich(req, rich)
+    if (parent instanceof Error) {
+      outcomes.push(parent)
       continue
     }
     const seq = (lastSeq.get(req.conversationId) ?? 0) + 1
@@ -98,11 +122,16 @@ export async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutc
       editedAt: null,
       deletedAt: null,
       attachments: req.attachments ?? [],
+      replyToId: req.replyToId ?? null,
+      mentions: req.mentions ?? [],
+      mentionsAll: req.mentionsAll ?? false,
+      reactionsRev: 0,
     }
     if (key !== undefined) inBatch.set(key, row)
     rows.push(row)
-    outcomes.push({ message: row, created: true })
+    outcomes.push({ message: row, created: true, parent })
   }
+  let threads: ThreadChange[] = []
   if (rows.length > 0) {
     const touched = [...new Set(rows.map((r) => r.conversationId))].map((id) => ({
       id,
@@ -115,21 +144,34 @@ export async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutc
       s: r.senderId,
       t: r.content,
       k: r.clientMsgId,
+      ...(r.replyToId !== null ? { r: r.replyToId } : {}),
+      ...(r.mentions.length > 0 ? { mn: `{${r.mentions.join(',')}}` } : {}),
+      ...(r.mentionsAll ? { ma: true } : {}),
     }))
+    // Absent keys are null: a plain message's JSON stays as short as before.
     await tx.execute(sql`
       with inserted as (
-        insert into ${messages} (id, conversation_id, seq, sender_id, content, client_msg_id, created_at)
-        select x.id, x.c, x.seq, x.s, x.t, x.k, ${now.toISOString()}::timestamptz
+        insert into ${messages} (id, conversation_id, seq, sender_id, content, client_msg_id, created_at, reply_to_id, mentions, mentions_all)
+        select x.id, x.c, x.seq, x.s, x.t, x.k, ${now.toISOString()}::timestamptz,
+          x.r, coalesce(x.mn::uuid[], '{}'), coalesce(x.ma, false)
         from json_to_recordset(${JSON.stringify(values)}::json)
-          as x(id uuid, c uuid, seq bigint, s uuid, t text, k text)
+          as x(id uuid, c uuid, seq bigint, s uuid, t text, k text, r uuid, mn text, ma boolean)
       )
       update ${conversations} as c
       set last_seq = v.seq, last_activity_at = ${now.toISOString()}::timestamptz
       from json_to_recordset(${JSON.stringify(touched)}::json) as v(id uuid, seq bigint)
       where c.id = v.id`)
     await claimAttachments(tx, claimsOf(rows))
+    threads = await writeRich(tx, rows, rich)
   }
-  return { outcomes, membersVersion }
+  return { outcomes, membersVersion, threads }
+}
+
+/** The replied-to message of an earlier message returned for a repeated client_msg_id. */
+function parentOf(m: MessageRow, rich: RichLookups | undefined): ParentInfo | null {
+  if (m.replyToId === null) return null
+  const p = rich?.parents.get(`${m.conversationId}/${m.replyToId}`)
+  return p ? { id: p.id, seq: p.seq, senderId: p.senderId, excerpt: p.excerpt } : null
 }
 
 const idempotencyKey = (r: {
@@ -160,7 +202,8 @@ function earlierQuery(tx: Db, reqs: SendRequest[]) {
       select m.*
       from json_to_recordset(${JSON.stringify(keys)}::json) as x(c uuid, s uuid, k text)
       cross join lateral (
-        select id, conversation_id, seq, sender_id, content, client_msg_id, created_at, edited_at, deleted_at, attachments
+        select id, conversation_id, seq, sender_id, content, client_msg_id, created_at, edited_at, deleted_at,
+          attachments, reply_to_id, mentions::text, mentions_all, reactions_rev
         from ${messages}
         where conversation_id = x.c and sender_id = x.s and client_msg_id = x.k and client_msg_id is not null
         limit 1
@@ -183,7 +226,16 @@ function earlierMessages(result: unknown): Map<string, MessageRow> {
       attachments: (typeof m.attachments === 'string'
         ? JSON.parse(m.attachments)
         : m.attachments) as AttachmentMeta[],
+      replyToId: (m.reply_to_id as string | null) ?? null,
+      mentions: textArray(m.mentions),
+      mentionsAll: m.mentions_all === true,
+      reactionsRev: Number(m.reactions_rev ?? 0),
     }),
   )
   return new Map(found.map((m) => [idempotencyKey(m) as string, m]))
+}
+
+/** PostgreSQL's text form of a uuid[] (`{a,b}`) as an array. */
+function textArray(v: unknown): string[] {
+  return typeof v === 'string' && v.length > 2 ? v.slice(1, -1).split(',') : []
 }

@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, gt, lt, or, type SQL } from 'drizzle-orm'
 import type { Db } from './db.js'
 import { isMember, wasMemberAt } from './members.js'
+import { type RichMessage, selectRich, toRich } from './message-views.js'
 import { type MessageRow, conversationMembers as members, messages } from './schema.js'
 
 /** Which messages of a conversation a page holds. */
@@ -14,42 +15,49 @@ export type PageBound =
  * unknown conversation) the page is empty, decided in the same query. `after` and `skip` pages
  * ascend; `before` pages descend from the bound (the newest first).
  */
-export function messagePage(
+export async function messagePage(
   db: Db,
   conversationId: string,
   viewerId: string,
   bound: PageBound,
   limit: number,
-): Promise<MessageRow[]> {
+): Promise<RichMessage[]> {
   const cond: SQL | undefined =
     bound.kind === 'after'
       ? gt(messages.seq, bound.seq)
       : bound.kind === 'before' && bound.seq !== undefined
         ? lt(messages.seq, bound.seq)
         : undefined
-  return db
-    .select()
+  const order = bound.kind === 'before' ? desc(messages.seq) : asc(messages.seq)
+  // The bare page first, then its extras: joined before the OFFSET, they would run for every
+  // skipped row too.
+  const page = db
+    .select({ id: messages.id })
     .from(messages)
     .where(and(eq(messages.conversationId, conversationId), isMember(conversationId, viewerId), cond))
-    .orderBy(bound.kind === 'before' ? desc(messages.seq) : asc(messages.seq))
+    .orderBy(order)
     .limit(limit)
     .offset(bound.kind === 'skip' ? bound.skip : 0)
+    .as('page')
+  const rows = await selectRich(db, viewerId)
+    .innerJoin(page, eq(page.id, messages.id))
+    .where(eq(messages.conversationId, conversationId))
+    .orderBy(order)
+  return rows.map(toRich)
 }
 
 /**
  * Messages after `afterSeq`, ascending, that reached `userId` as a member: for socket delivery and
  * resume, which go on up to a removal (and no further) after the member was removed.
  */
-export function messagesAfterFor(
+export async function messagesAfterFor(
   db: Db,
   conversationId: string,
   userId: string,
   afterSeq: number,
   limit: number,
-): Promise<MessageRow[]> {
-  return db
-    .select()
-    .from(messages)
+): Promise<RichMessage[]> {
+  const rows = await selectRich(db, userId)
     .where(
       and(
         eq(messages.conversationId, conversationId),
@@ -59,6 +67,7 @@ export function messagesAfterFor(
     )
     .orderBy(asc(messages.seq))
     .limit(limit)
+  return rows.map(toRich)
 }
 
 /** The last message of each conversation given with its last seq (for conversation lists). */
@@ -136,4 +145,18 @@ export async function messageByClientMsgId(
     )
     .limit(1)
   return row
+}
+
+/** The message if `userId` is a member of its conversation (no lock); undefined otherwise. */
+export async function findVisibleMessage(
+  db: Db,
+  userId: string,
+  messageId: string,
+): Promise<MessageRow | undefined> {
+  const [row] = await db
+    .select({ m: messages })
+    .from(messages)
+    .innerJoin(members, and(eq(members.conversationId, messages.conversationId), eq(members.userId, userId)))
+    .where(eq(messages.id, messageId))
+  return row?.m
 }

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm'
 import {
+  type AnyPgColumn,
   bigint,
   boolean,
   check,
@@ -127,6 +128,14 @@ export const messages = pgTable(
      * `attachments` table stays the record of ownership and storage): reads need no join.
      */
     attachments: jsonb('attachments').$type<AttachmentMeta[]>().notNull().default([]),
+    /** The message this one answers, in the same conversation (its thread's root). */
+    replyToId: uuid('reply_to_id'),
+    /** Members the sender mentioned (checked to be members when sent). */
+    mentions: uuid('mentions').array().notNull().default(sql`'{}'::uuid[]`),
+    /** `@all`: a group admin mentioned every member. */
+    mentionsAll: boolean('mentions_all').notNull().default(false),
+    /** Bumped by every reaction change, under the message's row lock: orders `message.reactions` events. */
+    reactionsRev: integer('reactions_rev').notNull().default(0),
   },
   (t) => [
     // Led by conversation_id like every key here, so the table can be distributed by it
@@ -135,6 +144,17 @@ export const messages = pgTable(
     primaryKey({ name: 'messages_pkey', columns: [t.conversationId, t.id] }),
     index('messages_id_idx').on(t.id),
     uniqueIndex('messages_conversation_seq_key').on(t.conversationId, t.seq),
+    index('messages_replies_idx')
+      .on(t.conversationId, t.replyToId, t.seq)
+      .where(sql`${t.replyToId} is not null`),
+    // Search (store/search.ts): words and word prefixes through full-text search with the `simple`
+    // configuration, any substring of 3+ characters through pg_trgm. Deleted messages are left out.
+    index('messages_search_simple_idx')
+      .using('gin', sql`to_tsvector('simple'::regconfig, ${t.content})`)
+      .where(sql`${t.deletedAt} is null`),
+    index('messages_search_trgm_idx')
+      .using('gin', sql`${t.content} gin_trgm_ops`)
+      .where(sql`${t.deletedAt} is null`),
     uniqueIndex('messages_client_msg_id_key')
       .on(t.conversationId, t.senderId, t.clientMsgId)
       .where(sql`${t.clientMsgId} is not null`),
@@ -222,6 +242,87 @@ export const signingKeys = pgTable('signing_keys', {
   secret: text('secret').notNull(),
   createdAt: ts('created_at').notNull().defaultNow(),
 })
+
+/** A message's key in the per-conversation tables below: (conversation_id, message_id). */
+const messageRef = (t: { conversationId: AnyPgColumn; messageId: AnyPgColumn }, name: string) =>
+  foreignKey({
+    name,
+    columns: [t.conversationId, t.messageId],
+    foreignColumns: [messages.conversationId, messages.id],
+  }).onDelete('cascade')
+
+/**
+ * The summary of a thread (the replies to one root), kept by the group commit under the
+ * conversation's row lock, so concurrent replies count exactly. `participants`: the first five
+ * distinct repliers.
+ */
+export const messageThreads = pgTable(
+  'message_threads',
+  {
+    conversationId: uuid('conversation_id').notNull(),
+    messageId: uuid('message_id').notNull(),
+    replyCount: integer('reply_count').notNull(),
+    lastReplyAt: ts('last_reply_at').notNull(),
+    participants: uuid('participants').array().notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.conversationId, t.messageId] }),
+    messageRef(t, 'message_threads_message_fk'),
+  ],
+)
+
+export const messageReactions = pgTable(
+  'message_reactions',
+  {
+    conversationId: uuid('conversation_id').notNull(),
+    messageId: uuid('message_id').notNull(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    emoji: text('emoji').notNull(),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.conversationId, t.messageId, t.userId, t.emoji] }),
+    messageRef(t, 'message_reactions_message_fk'),
+  ],
+)
+
+/** One row per mentioned member (`@all` expands to every member at the time of sending). */
+export const messageMentions = pgTable(
+  'message_mentions',
+  {
+    conversationId: uuid('conversation_id').notNull(),
+    messageId: uuid('message_id').notNull(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    seq: bigint('seq', { mode: 'number' }).notNull(),
+    createdAt: ts('created_at').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.conversationId, t.messageId, t.userId] }),
+    messageRef(t, 'message_mentions_message_fk'),
+    // GET /mentions: the user's newest first; the unread count: after the read marker.
+    index('message_mentions_user_idx').on(t.userId, t.createdAt, t.messageId),
+    index('message_mentions_unread_idx').on(t.userId, t.conversationId, t.seq),
+  ],
+)
+
+export const messagePins = pgTable(
+  'message_pins',
+  {
+    conversationId: uuid('conversation_id').notNull(),
+    messageId: uuid('message_id').notNull(),
+    pinnedBy: uuid('pinned_by').references(() => users.id, { onDelete: 'set null' }),
+    pinnedAt: ts('pinned_at').notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.conversationId, t.messageId] }),
+    messageRef(t, 'message_pins_message_fk'),
+    index('message_pins_list_idx').on(t.conversationId, t.pinnedAt),
+  ],
+)
 
 export type UserRow = typeof users.$inferSelect
 export type ConversationRow = typeof conversations.$inferSelect

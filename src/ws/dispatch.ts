@@ -18,7 +18,14 @@ export interface Session {
 }
 
 /** Frames that change stored state: refused once shutdown has begun, and waited for by it. */
-export const WRITES = new Set<ClientFrame['type']>(['message.send', 'message.edit', 'message.delete', 'read'])
+export const WRITES = new Set<ClientFrame['type']>([
+  'message.send',
+  'message.edit',
+  'message.delete',
+  'reaction.add',
+  'reaction.remove',
+  'read',
+])
 
 type Handlers = {
   [K in ClientFrame['type']]: (c: Session, frame: Extract<ClientFrame, { type: K }>) => Promise<void> | void
@@ -33,13 +40,11 @@ const handlers: Handlers = {
     const clientMsgId = f.client_msg_id ?? null
     const conversationId = target(c, f.conversation_id, clientMsgId)
     if (conversationId === undefined) return
-    const { message } = await c.services.messages.send(
-      c.user.id,
-      conversationId,
-      f.content,
-      clientMsgId,
-      f.attachment_ids,
-    )
+    const { message } = await c.services.messages.send(c.user.id, conversationId, f.content, clientMsgId, {
+      reply_to: f.reply_to,
+      mentions: f.mentions,
+      attachment_ids: f.attachment_ids,
+    })
     c.send(encode({ type: 'message.ack', client_msg_id: clientMsgId, message }))
   },
   'message.edit': async (c, f) => {
@@ -47,6 +52,12 @@ const handlers: Handlers = {
   },
   'message.delete': async (c, f) => {
     await c.services.messages.delete(c.user.id, f.message_id)
+  },
+  'reaction.add': async (c, f) => {
+    await c.services.reactions.add(c.user.id, f.message_id, f.emoji)
+  },
+  'reaction.remove': async (c, f) => {
+    await c.services.reactions.remove(c.user.id, f.message_id, f.emoji)
   },
   typing: (c, f) => {
     const conversationId = target(c, f.conversation_id)

@@ -36,6 +36,8 @@ export class ConversationFeed {
   private readonly held = new Map<number, MessageView>()
   /** Edits and deletes of messages not delivered yet: the newer version goes out in their place. */
   private readonly amended = new Map<number, MessageView>()
+  /** Sends waiting for the message they are about (see `whenDelivered`), by its seq. */
+  private readonly waiting = new Map<number, (() => void)[]>()
   private filling = false
   private closed = false
   /** Set when the cursor moves back or held messages are dropped during a fill: read again. */
@@ -121,6 +123,23 @@ export class ConversationFeed {
   }
 
   /**
+   * Runs `send` (an event about the message with `seq`: reactions, thread, pin) once this socket
+   * has the message: at once when it has, right after the message otherwise, and never when the
+   * message never goes out (past a removal). So such an event never reaches a client before the
+   * message it is about, and nothing about a message the user may not see reaches them.
+   */
+  whenDelivered(seq: number, send: () => void): void {
+    if (seq <= this.lastSeq) {
+      send()
+      return
+    }
+    if (this.closed || seq > this.end) return
+    const list = this.waiting.get(seq)
+    if (list) list.push(send)
+    else this.waiting.set(seq, [send])
+  }
+
+  /**
    * The user was removed at `seq`: deliver everything up to it (reading from the store what has
    * not arrived live), nothing after it, then call `done` and close. Every message up to a removal
    * was committed while the user was a member, so they get all of it, whatever the feed was doing.
@@ -129,6 +148,7 @@ export class ConversationFeed {
     this.end = Math.min(this.end, seq)
     this.onFinished = done
     for (const s of this.held.keys()) if (s > this.end) this.held.delete(s)
+    for (const s of this.waiting.keys()) if (s > this.end) this.waiting.delete(s)
     if (!this.finishIfDone()) void this.fill()
   }
 
@@ -136,6 +156,7 @@ export class ConversationFeed {
     this.closed = true
     this.held.clear()
     this.amended.clear()
+    this.waiting.clear()
   }
 
   /** Reads from the store until caught up with everything held. Only one fill runs at a time. */
@@ -225,7 +246,13 @@ export class ConversationFeed {
     this.held.delete(m.seq)
     const latest = newest(this.amended.get(m.seq), m)
     this.amended.delete(m.seq)
-    return this.sink.deliver(latest, replay)
+    const delivered = this.sink.deliver(latest, replay)
+    const after = this.waiting.get(m.seq)
+    if (after) {
+      this.waiting.delete(m.seq)
+      for (const send of after) send()
+    }
+    return delivered
   }
 
   /** Delivers held messages that are now next in line (`replay`: as part of a fill). */

@@ -6,7 +6,7 @@ import type { MessageView } from '../protocol/message.js'
 import type { Services } from '../services/index.js'
 import type { Listener } from '../services/ports.js'
 import { ConversationFeed } from './feed.js'
-import { eventFrame, messageNewFrame } from './outbound.js'
+import { eventFrameFor, messageNewFrame } from './outbound.js'
 
 /** What a follower needs from its socket. */
 export interface FollowerSink {
@@ -216,6 +216,13 @@ export class Follower {
       case 'message.deleted':
         if (feed?.amend(event.message)) this.sendEvent(event)
         return
+      case 'message.thread':
+      case 'message.reactions':
+      case 'message.pinned':
+      case 'message.unpinned':
+        // After the message itself, and only if this user gets it (see docs/architecture.md).
+        feed?.whenDelivered(event.seq, () => this.sendEvent(event))
+        return
       case 'typing':
         if (feed && event.user_id !== this.userId) this.sendEvent(event)
         return
@@ -335,7 +342,7 @@ export class Follower {
   }
 
   private sendEvent(event: ChatEvent): void {
-    const s = eventFrame(event)
+    const s = eventFrameFor(event, this.userId)
     if (s !== undefined) this.sink.send(s)
   }
 }

@@ -34,11 +34,74 @@ export function eventFrame(event: ChatEvent): string | undefined {
   return s
 }
 
-function eventToFrame(e: ChatEvent): ServerFrame | undefined {
+type Reactors = Record<string, string[]>
+/** Frames of one event for recipients who reacted, by the emojis they reacted with. */
+const personalFrames = new WeakMap<ChatEvent, Map<string, string>>()
+
+/**
+ * The frame of an event for one recipient: events that carry reactions set `me` from who the
+ * recipient is. Everyone who has not reacted shares one string; each distinct set of the
+ * recipient's own emojis is serialized once.
+ */
+export function eventFrameFor(event: ChatEvent, userId: string): string | undefined {
+  const reactors: Reactors | undefined =
+    event.type === 'message.reactions' ||
+    ((event.type === 'message.updated' || event.type === 'message.deleted') && event.reactors)
+      ? event.reactors
+      : undefined
+  const mine = reactors?.[userId]
+  if (!mine || mine.length === 0) return eventFrame(event)
+  const k = mine.join('\u0000')
+  let byMine = personalFrames.get(event)
+  if (!byMine) {
+    byMine = new Map()
+    personalFrames.set(event, byMine)
+  }
+  let s = byMine.get(k)
+  if (s === undefined) {
+    const frame = eventToFrame(event, new Set(mine))
+    if (!frame) return undefined
+    s = encode(frame)
+    byMine.set(k, s)
+  }
+  return s
+}
+
+function eventToFrame(e: ChatEvent, mine: Set<string> = new Set()): ServerFrame | undefined {
   switch (e.type) {
     case 'message.updated':
-    case 'message.deleted':
-      return { type: e.type, conversation_id: e.conversation_id, message: e.message }
+    case 'message.deleted': {
+      const reactions = e.message.reactions.map((r) => ({ ...r, me: mine.has(r.emoji) }))
+      return { type: e.type, conversation_id: e.conversation_id, message: { ...e.message, reactions } }
+    }
+    case 'message.thread':
+      return {
+        type: e.type,
+        conversation_id: e.conversation_id,
+        message_id: e.message_id,
+        seq: e.seq,
+        thread: e.thread,
+      }
+    case 'message.reactions':
+      return {
+        type: e.type,
+        conversation_id: e.conversation_id,
+        message_id: e.message_id,
+        seq: e.seq,
+        rev: e.rev,
+        reactions: e.reactions.map((r) => ({ ...r, me: mine.has(r.emoji) })),
+      }
+    case 'message.pinned':
+      return {
+        type: e.type,
+        conversation_id: e.conversation_id,
+        message_id: e.message_id,
+        seq: e.seq,
+        pinned_by: e.pinned_by,
+        pinned_at: e.pinned_at,
+      }
+    case 'message.unpinned':
+      return { type: e.type, conversation_id: e.conversation_id, message_id: e.message_id, seq: e.seq }
     case 'read':
       return { type: 'read', conversation_id: e.conversation_id, user_id: e.user_id, seq: e.seq }
     case 'typing':

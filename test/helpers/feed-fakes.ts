@@ -21,6 +21,12 @@ export const msg = (seq: number, over: Partial<MessageView> = {}): MessageView =
   edited_at: null,
   deleted_at: null,
   attachments: [],
+  reply_to: null,
+  thread: null,
+  reactions: [],
+  mentions: [],
+  mentions_all: false,
+  pinned_at: null,
   ...over,
 })
 

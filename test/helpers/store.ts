@@ -5,7 +5,12 @@ import { newId } from '../../src/lib/ids.js'
 import { insertConversation } from '../../src/store/conversations.js'
 import type { Database, Db } from '../../src/store/db.js'
 import type { Role } from '../../src/store/members.js'
-import { type Outcome, type StoredMessage, storeBatch } from '../../src/store/message-batch.js'
+import {
+  type Outcome,
+  type SendRequest,
+  type StoredMessage,
+  storeBatch,
+} from '../../src/store/message-batch.js'
 import type { MessageRow, UserRow } from '../../src/store/schema.js'
 import { insertUser } from '../../src/store/users.js'
 import { type Driver, openTestDatabase } from './app.js'
@@ -85,7 +90,7 @@ export const req = (senderId: string, conversationId: string, content: string, c
 })
 
 /** Commits one batch the way the message writer does: `storeBatch` inside its own transaction. */
-export const commit = (db: Db, reqs: ReturnType<typeof req>[]) => db.transaction((tx) => storeBatch(tx, reqs))
+export const commit = (db: Db, reqs: SendRequest[]) => db.transaction((tx) => storeBatch(tx, reqs))
 
 /** The outcome as a stored message, failing the test when it is an error. */
 export function stored(o: Outcome | undefined): StoredMessage {

@@ -95,6 +95,13 @@ describe('bench --smoke', () => {
     expect(code, output).toBe(0)
   }, 180_000)
 
+  it('search finds only messages of the searcher’s conversations', async () => {
+    const { code, output, result } = await runBench(['search'], onServers)
+    expect(result.summary.foreign_hits, output).toBe(0)
+    expect(result.summary.worst_http_p99_ms, output).toBeGreaterThan(0)
+    expect(code, output).toBe(0)
+  }, 180_000)
+
   it('dm on the embedded database (no PostgreSQL, no Redis)', async () => {
     const env = { ...process.env }
     delete env.DATABASE_URL

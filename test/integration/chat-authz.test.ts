@@ -6,7 +6,7 @@ import { DRIVERS, registerUser, startTestApp, type TestApp, type TestUser } from
 import { sendFile } from '../helpers/attachments.js'
 
 const API = '/api/v1/chat'
-type Method = 'GET' | 'HEAD' | 'POST' | 'PATCH' | 'DELETE'
+type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
 
 /** What a route is aimed at: `{id}` is the conversation, or the message on /messages routes. */
 interface Target {
@@ -58,6 +58,14 @@ const ROUTES: Route[] = [
   },
   { method: 'GET', path: '/attachments/{id}' },
   { method: 'HEAD', path: '/attachments/{id}' },
+  { method: 'GET', path: '/messages/{id}/replies' },
+  { method: 'HEAD', path: '/messages/{id}/replies' },
+  { method: 'PUT', path: '/messages/{id}/reactions/{emoji}' },
+  { method: 'DELETE', path: '/messages/{id}/reactions/{emoji}' },
+  { method: 'PUT', path: '/messages/{id}/pin' },
+  { method: 'DELETE', path: '/messages/{id}/pin' },
+  { method: 'GET', path: '/conversations/{id}/pins' },
+  { method: 'HEAD', path: '/conversations/{id}/pins' },
 ]
 
 describe.each(DRIVERS)('chat authorization on %s', (driver) => {
@@ -73,7 +81,10 @@ describe.each(DRIVERS)('chat authorization on %s', (driver) => {
       : route.path.startsWith('/attachments')
         ? target.attachmentId
         : target.conversationId
-    const url = route.path.replace('{id}', id).replace('{user_id}', route.userId?.(target) ?? '')
+    const url = route.path
+      .replace('{id}', id)
+      .replace('{user_id}', route.userId?.(target) ?? '')
+      .replace('{emoji}', encodeURIComponent('👍'))
     const body = route.body?.(target)
     return t.app.inject({
       method: route.method,

@@ -291,7 +291,9 @@ describe.each(DRIVERS)('messages on %s', (driver) => {
       const edited = res.json()
       expect(edited).toMatchObject({ id: msg.id, seq: msg.seq, content: 'typo', created_at: msg.created_at })
       expect(edited.edited_at).not.toBeNull()
-      expect(events).toEqual([{ type: 'message.updated', conversation_id: id, message: edited }])
+      expect(events).toEqual([
+        { type: 'message.updated', conversation_id: id, message: edited, reactors: {} },
+      ])
       expect((await stored(id))[0]).toMatchObject({ content: 'typo', editedAt: new Date(edited.edited_at) })
     })
 
@@ -308,7 +310,7 @@ describe.each(DRIVERS)('messages on %s', (driver) => {
       expect(tomb).toMatchObject({ id: msg.id, seq: 1, content: '', sender_id: a.id })
       expect(tomb.deleted_at).not.toBeNull()
       expect((await call(a, 'DELETE', `/messages/${msg.id}`)).json()).toEqual(tomb)
-      expect(events).toEqual([{ type: 'message.deleted', conversation_id: id, message: tomb }])
+      expect(events).toEqual([{ type: 'message.deleted', conversation_id: id, message: tomb, reactors: {} }])
       const history = (await call(b, 'GET', `/conversations/${id}/messages`)).json()
       expect(history.items.map((m: Msg) => [m.seq, m.content])).toEqual([
         [1, ''],

@@ -12,7 +12,7 @@ type Access =
   /** Open to anyone; `why` says why that is safe. */
   | { kind: 'public'; why: string }
   /** Any signed-in user, acting on their own account or on public data only. */
-  | { kind: 'signed-in'; why: string }
+  | { kind: 'signed-in'; why: string; query?: (w: World) => string }
   /** Aimed at one conversation or message: a non-member gets 404 (existence does not leak). */
   | { kind: 'member'; body?: (w: World) => object; plainMember?: 403 }
   /** Superusers only: anyone else gets 403. */
@@ -82,6 +82,22 @@ const ROUTES: Record<string, Access> = {
     kind: 'public',
     why: 'local storage download URL: its HMAC signature (key, expiry) is the credential, as with S3',
   },
+  'GET /api/v1/chat/messages/{id}/replies': { kind: 'member' },
+  'PUT /api/v1/chat/messages/{id}/reactions/{emoji}': { kind: 'member' },
+  'DELETE /api/v1/chat/messages/{id}/reactions/{emoji}': { kind: 'member' },
+  'GET /api/v1/chat/mentions': {
+    kind: 'signed-in',
+    why: 'messages mentioning the caller, in their own conversations',
+  },
+  'GET /api/v1/chat/search': {
+    kind: 'signed-in',
+    why: "searches only the caller's own conversations",
+    // The group's secret itself: a stranger or a removed member must find nothing of it.
+    query: (w) => `?q=${encodeURIComponent(w.secret)}`,
+  },
+  'PUT /api/v1/chat/messages/{id}/pin': { kind: 'member', plainMember: 403 },
+  'DELETE /api/v1/chat/messages/{id}/pin': { kind: 'member', plainMember: 403 },
+  'GET /api/v1/chat/conversations/{id}/pins': { kind: 'member' },
 }
 
 /** Channels of docs/asyncapi.yaml by address. */
@@ -101,6 +117,14 @@ const FRAMES: Record<string, ((w: World) => { frame: object; code: string }) | '
     code: 'not_found',
   }),
   'message.delete': (w) => ({ frame: { type: 'message.delete', message_id: w.message }, code: 'not_found' }),
+  'reaction.add': (w) => ({
+    frame: { type: 'reaction.add', message_id: w.message, emoji: '👍' },
+    code: 'not_found',
+  }),
+  'reaction.remove': (w) => ({
+    frame: { type: 'reaction.remove', message_id: w.message, emoji: '👍' },
+    code: 'not_found',
+  }),
   typing: (w) => ({ frame: { type: 'typing', conversation_id: w.group, state: 'start' }, code: 'not_found' }),
   read: (w) => ({ frame: { type: 'read', conversation_id: w.group, seq: 1 }, code: 'not_found' }),
   sync: (w) => ({ frame: { type: 'sync', cursors: { [w.group]: 0 } }, code: 'not_found' }),
@@ -129,6 +153,7 @@ describe('authorization matrix: every route and socket of the API documents', ()
     path
       .replace('/messages/{id}', `/messages/${w.message}`)
       .replace('/attachments/{id}', `/attachments/${w.attachment}`)
+      .replace('{emoji}', encodeURIComponent('👍'))
       .replace('/users/{id}', `/users/${w.member.id}`)
       .replace('{id}', w.group)
       .replace('{user_id}', w.other.id)
@@ -165,7 +190,7 @@ describe('authorization matrix: every route and socket of the API documents', ()
         continue
       }
       if (!op.security) failures.push(`${op.key}: protected but documents no security requirement`)
-      const url = fill(op.path)
+      const url = fill(op.path) + ('query' in access && access.query ? access.query(w) : '')
       if (url.includes('{')) failures.push(`${op.key}: unknown path parameter; extend fill()`)
       const body = 'body' in access ? access.body?.(w) : undefined
       type Cell = { who: string; headers: Record<string, string>; status: number; caller?: TestUser }

@@ -1,6 +1,7 @@
 import { eq } from 'drizzle-orm'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { isReaction } from '../../src/services/emoji.js'
 import { messages } from '../../src/store/schema.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
 import { type Frame, TestSocket } from '../helpers/ws-client.js'
@@ -51,7 +52,18 @@ describe('WebSocket fuzzing: every client frame type of the AsyncAPI document', 
 
   it('reads the frame types from the AsyncAPI document', () => {
     expect([...clientFrames.keys()].sort()).toEqual(
-      ['auth', 'message.delete', 'message.edit', 'message.send', 'ping', 'read', 'sync', 'typing'].sort(),
+      [
+        'auth',
+        'message.delete',
+        'message.edit',
+        'message.send',
+        'ping',
+        'reaction.add',
+        'reaction.remove',
+        'read',
+        'sync',
+        'typing',
+      ].sort(),
     )
   })
 
@@ -135,6 +147,17 @@ describe('WebSocket fuzzing: every client frame type of the AsyncAPI document', 
         code: 'not_found',
       })),
       fc.uuid().map((id) => ({ frame: { type: 'message.delete', message_id: id }, code: 'not_found' })),
+      fc
+        .string({ minLength: 1, maxLength: 64 })
+        .filter((e) => !isReaction(e.normalize('NFC')))
+        .map((emoji) => ({
+          frame: { type: 'reaction.add', message_id: w.message, emoji },
+          code: 'validation_failed',
+        })),
+      fc.uuid().map((id) => ({
+        frame: { type: 'reaction.remove', message_id: id, emoji: '👍' },
+        code: 'not_found',
+      })),
       fc
         .uuid()
         .map((id) => ({ frame: { type: 'message.edit', message_id: id, content: 'x' }, code: 'not_found' })),

@@ -18,6 +18,12 @@ const msg = (seq: number): MessageView => ({
   edited_at: null,
   deleted_at: null,
   attachments: [],
+  reply_to: null,
+  thread: null,
+  reactions: [],
+  mentions: [],
+  mentions_all: false,
+  pinned_at: null,
 })
 
 /** A store holding seqs 1..n, as the removed member may read them (up to `readable`). */

@@ -178,6 +178,58 @@ export interface paths {
      */
     post: operations["markRead"];
   };
+  "/api/v1/chat/messages/{id}/replies": {
+    /**
+     * Replies to a message (its thread), oldest first
+     * @description Keyset pages: pass `next_cursor` as `cursor` for the next (newer) replies.
+     */
+    get: operations["listReplies"];
+  };
+  "/api/v1/chat/messages/{id}/reactions/{emoji}": {
+    /**
+     * React to a message (idempotent)
+     * @description At most 20 different reactions per message and 10 per user per message (422 beyond). Answers the message's whole reactions summary; members' sockets get `message.reactions`.
+     */
+    put: operations["addReaction"];
+    /**
+     * Remove your reaction (idempotent)
+     * @description Answers the message's whole reactions summary.
+     */
+    delete: operations["removeReaction"];
+  };
+  "/api/v1/chat/mentions": {
+    /**
+     * Messages that mention you, newest first
+     * @description Across the conversations you are a member of now (a conversation you left shows nothing); deleted messages are left out. `@all` mentions count. Keyset pages via `cursor`.
+     */
+    get: operations["listMentions"];
+  };
+  "/api/v1/chat/search": {
+    /**
+     * Search messages in your conversations, newest first
+     * @description A message matches when every word of `q` starts one of its words (full-text search, `simple` configuration plus SEARCH_LANGUAGE), or when it contains `q` itself (3+ characters, any part of a word). Only conversations you are a member of now (a removed member finds nothing in them); deleted messages never match; edits are searched as edited. Newest first (by created_at, then id); keyset pages via `cursor`. `conversation_id` narrows to one conversation (404 when not a member).
+     */
+    get: operations["searchMessages"];
+  };
+  "/api/v1/chat/messages/{id}/pin": {
+    /**
+     * Pin a message (group admins and owner; either member of a direct conversation)
+     * @description Idempotent. A deleted message cannot be pinned (409), and deleting one unpins it.
+     */
+    put: operations["pinMessage"];
+    /**
+     * Unpin a message (same roles as pinning)
+     * @description Idempotent.
+     */
+    delete: operations["unpinMessage"];
+  };
+  "/api/v1/chat/conversations/{id}/pins": {
+    /**
+     * A conversation's pinned messages, latest pin first
+     * @description At most 100.
+     */
+    get: operations["listPins"];
+  };
   "/api/v1/chat/ws-ticket": {
     /**
      * A ticket for opening a WebSocket from a browser
@@ -250,6 +302,28 @@ export interface components {
       created_at: string;
       edited_at: string | null;
       deleted_at: string | null;
+      reply_to: ({
+        /** Format: uuid */
+        id: string;
+        seq: number;
+        sender_id: string | null;
+        excerpt: string | null;
+      }) | null;
+      thread: {
+        reply_count: number;
+        /** Format: date-time */
+        last_reply_at: string;
+        participants: string[];
+      } | null;
+      reactions: {
+          emoji: string;
+          count: number;
+          user_ids: string[];
+          me: boolean;
+        }[];
+      mentions: string[];
+      mentions_all: boolean;
+      pinned_at: string | null;
       attachments: ({
           /** Format: uuid */
           id: string;
@@ -280,6 +354,8 @@ export interface components {
       members: components["schemas"]["Member"][];
       last_message: components["schemas"]["Message"] | null;
       unread_count: number;
+      /** @description messages mentioning you after your read marker */
+      unread_mentions: number;
     };
     /** Health */
     Health: {
@@ -377,6 +453,32 @@ export interface components {
     /** ReadMarker */
     ReadMarker: {
       last_read_seq: number;
+    };
+    /** ReactionSummary */
+    ReactionSummary: {
+      /** Format: uuid */
+      message_id: string;
+      rev: number;
+      reactions: {
+          emoji: string;
+          count: number;
+          user_ids: string[];
+          me: boolean;
+        }[];
+    };
+    /** SearchResults */
+    SearchResults: {
+      items: {
+          message: components["schemas"]["Message"];
+          /** @description HTML-escaped text around the first match; matches in <mark>…</mark> */
+          snippet: string;
+        }[];
+      next_cursor: string | null;
+    };
+    /** Pin */
+    Pin: {
+      /** Format: date-time */
+      pinned_at: string;
     };
     /** WsTicket */
     WsTicket: {
@@ -1824,6 +1926,10 @@ export interface operations {
           client_msg_id?: string;
           /** @description attachments from createAttachment, uploaded; with them, content may be empty */
           attachment_ids?: string[];
+          /** @description a message of this conversation */
+          reply_to?: string | null;
+          /** @description Members mentioned (each must be a member), or "@all" (group admins and owners only). */
+          mentions?: (string | "@all")[];
         };
       };
     };
@@ -2109,6 +2215,455 @@ export interface operations {
       };
       /** @description The body has a media type the operation does not accept */
       415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Replies to a message (its thread), oldest first
+   * @description Keyset pages: pass `next_cursor` as `cursor` for the next (newer) replies.
+   */
+  listReplies: {
+    parameters: {
+      query?: {
+        limit?: number;
+        cursor?: string;
+      };
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": {
+            items: components["schemas"]["Message"][];
+            /** @description Pass as `cursor` for the next page; null on the last page */
+            next_cursor: string | null;
+          };
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description RFC 9457 problem details (application/problem+json) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * React to a message (idempotent)
+   * @description At most 20 different reactions per message and 10 per user per message (422 beyond). Answers the message's whole reactions summary; members' sockets get `message.reactions`.
+   */
+  addReaction: {
+    parameters: {
+      path: {
+        id: string;
+        /** @description One emoji (a single grapheme of emoji code points, URL-encoded) or a short name matching ^:[a-z0-9_+-]{1,32}:$ */
+        emoji: string;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["ReactionSummary"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description RFC 9457 problem details (application/problem+json) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description RFC 9457 problem details (application/problem+json) */
+      409: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Remove your reaction (idempotent)
+   * @description Answers the message's whole reactions summary.
+   */
+  removeReaction: {
+    parameters: {
+      path: {
+        id: string;
+        /** @description One emoji (a single grapheme of emoji code points, URL-encoded) or a short name matching ^:[a-z0-9_+-]{1,32}:$ */
+        emoji: string;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["ReactionSummary"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description RFC 9457 problem details (application/problem+json) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Messages that mention you, newest first
+   * @description Across the conversations you are a member of now (a conversation you left shows nothing); deleted messages are left out. `@all` mentions count. Keyset pages via `cursor`.
+   */
+  listMentions: {
+    parameters: {
+      query?: {
+        limit?: number;
+        cursor?: string;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": {
+            items: components["schemas"]["Message"][];
+            /** @description Pass as `cursor` for the next page; null on the last page */
+            next_cursor: string | null;
+          };
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Search messages in your conversations, newest first
+   * @description A message matches when every word of `q` starts one of its words (full-text search, `simple` configuration plus SEARCH_LANGUAGE), or when it contains `q` itself (3+ characters, any part of a word). Only conversations you are a member of now (a removed member finds nothing in them); deleted messages never match; edits are searched as edited. Newest first (by created_at, then id); keyset pages via `cursor`. `conversation_id` narrows to one conversation (404 when not a member).
+   */
+  searchMessages: {
+    parameters: {
+      query: {
+        q: string;
+        conversation_id?: string;
+        cursor?: string;
+        limit?: number;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["SearchResults"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description RFC 9457 problem details (application/problem+json) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Pin a message (group admins and owner; either member of a direct conversation)
+   * @description Idempotent. A deleted message cannot be pinned (409), and deleting one unpins it.
+   */
+  pinMessage: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Pin"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description RFC 9457 problem details (application/problem+json) */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description RFC 9457 problem details (application/problem+json) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description RFC 9457 problem details (application/problem+json) */
+      409: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Unpin a message (same roles as pinning)
+   * @description Idempotent.
+   */
+  unpinMessage: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description No Content */
+      204: {
+        content: never;
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description RFC 9457 problem details (application/problem+json) */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description RFC 9457 problem details (application/problem+json) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * A conversation's pinned messages, latest pin first
+   * @description At most 100.
+   */
+  listPins: {
+    parameters: {
+      query?: {
+        limit?: number;
+      };
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": {
+            items: components["schemas"]["Message"][];
+          };
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description RFC 9457 problem details (application/problem+json) */
+      404: {
         content: {
           "application/problem+json": components["schemas"]["Problem"];
         };

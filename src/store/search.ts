@@ -1,0 +1,74 @@
+import { and, desc, eq, lt, or, type SQL, sql } from 'drizzle-orm'
+import type { Db } from './db.js'
+import { type RichMessage, selectRich, toRich } from './message-views.js'
+import { conversationMembers as members, messages } from './schema.js'
+
+/** Where a search page continues: before this message (newest first). */
+export interface SearchCursor {
+  at: Date
+  id: string
+}
+
+export interface SearchQuery {
+  /** The words of the query (letters and digits only), each matched as a word prefix. */
+  words: string[]
+  /** The whole query, matched anywhere in the text when it has 3+ characters (pg_trgm). */
+  phrase: string
+  /** Full-text configuration besides `simple` (SEARCH_LANGUAGE), or undefined for `simple` alone. */
+  language: string | undefined
+  conversationId: string | undefined
+  before: SearchCursor | undefined
+  limit: number
+}
+
+/** `a:* & b:*` for the words; they are letters and digits only, so nothing in them is tsquery syntax. */
+const prefixQuery = (config: string, words: string[]): SQL =>
+  sql`to_tsquery(${config}::regconfig, ${words.map((w) => `${w}:*`).join(' & ')})`
+
+/** `%…%` for ILIKE with its wildcards taken literally. */
+const likePattern = (s: string) => `%${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
+
+/**
+ * Messages matching the query, newest first, in conversations `userId` is a member of now (a
+ * removed member finds nothing there: history answers them 404 too). A message matches when
+ * every word starts a word of it (full text, `simple`, plus the configured language), or when it
+ * contains the whole query (pg_trgm, 3+ characters). Deleted messages never match (the indexes
+ * are partial on `deleted_at is null`).
+ */
+export async function searchMessages(db: Db, userId: string, q: SearchQuery): Promise<RichMessage[]> {
+  // The substring test first: PostgreSQL evaluates OR arguments in order when it rechecks a row
+  // (every row pg_trgm finds is rechecked), and ILIKE costs far less than computing to_tsvector.
+  const matches: SQL[] = []
+  if (q.phrase.length >= 3) matches.push(sql`${messages.content} ilike ${likePattern(q.phrase)}`)
+  if (q.words.length > 0) {
+    matches.push(
+      sql`to_tsvector('simple'::regconfig, ${messages.content}) @@ ${prefixQuery('simple', q.words)}`,
+    )
+    if (q.language)
+      matches.push(
+        sql`to_tsvector(${q.language}::regconfig, ${messages.content}) @@ ${prefixQuery(q.language, q.words)}`,
+      )
+  }
+  if (matches.length === 0) return []
+  // The caller's conversations as an array, not a join: joined, PostgreSQL repeats the index
+  // scans of the match once per conversation (1.2 s against 90 ms on the 1M-message bench).
+  const mine = sql`${messages.conversationId} = any(array(select ${members.conversationId} from ${members} where ${members.userId} = ${userId}))`
+  const rows = await selectRich(db, userId)
+    .where(
+      and(
+        mine,
+        q.conversationId ? eq(messages.conversationId, q.conversationId) : undefined,
+        sql`${messages.deletedAt} is null`,
+        or(...matches),
+        q.before
+          ? or(
+              lt(messages.createdAt, q.before.at),
+              and(eq(messages.createdAt, q.before.at), lt(messages.id, q.before.id)),
+            )
+          : undefined,
+      ),
+    )
+    .orderBy(desc(messages.createdAt), desc(messages.id))
+    .limit(q.limit)
+  return rows.map(toRich)
+}
