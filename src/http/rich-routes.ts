@@ -9,7 +9,8 @@ import { authenticate, currentUser } from './authenticate.js'
 import { authErrors, IdParams, Message, Page, Problem, Uuid } from './schemas.js'
 
 const notMember = { 404: Problem, ...authErrors }
-const Limit = (max: number, dflt: number) => Type.Integer({ minimum: 1, maximum: max, default: dflt })
+const Limit = (max: number, dflt: number) =>
+  Type.Integer({ minimum: 1, maximum: max, default: dflt, format: 'int32' })
 const Cursor = Type.Optional(Type.String({ maxLength: 512 }))
 const MessagePage = Page(Message)
 
