@@ -264,7 +264,8 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
         description:
           "Stored with the next `seq` of the conversation and delivered to its members' sockets. 201 " +
           'when stored; 200 with the first message when `client_msg_id` was already used (a safe retry). ' +
-          'Sends per user are limited (MESSAGE_RATE_PER_SEC, burst MESSAGE_RATE_BURST): 429 with Retry-After.',
+          'Sends per user are limited (MESSAGE_RATE_PER_SEC, burst MESSAGE_RATE_BURST): 429 with Retry-After. ' +
+          '403: `@all` in `mentions` from someone who is not a group admin or owner; 409: an attachment already used.',
         params: IdParams,
         body: Type.Object({
           content: Content,
@@ -281,7 +282,7 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
             content: { 'application/json': { schema: Message } },
           },
           201: { description: 'Stored', content: { 'application/json': { schema: Message } } },
-          ...errors(409, 429),
+          ...errors(403, 409, 429),
           ...notMember,
         },
       },

@@ -155,7 +155,7 @@ export interface paths {
     get: operations["listMessages"];
     /**
      * Send a message
-     * @description Stored with the next `seq` of the conversation and delivered to its members' sockets. 201 when stored; 200 with the first message when `client_msg_id` was already used (a safe retry). Sends per user are limited (MESSAGE_RATE_PER_SEC, burst MESSAGE_RATE_BURST): 429 with Retry-After.
+     * @description Stored with the next `seq` of the conversation and delivered to its members' sockets. 201 when stored; 200 with the first message when `client_msg_id` was already used (a safe retry). Sends per user are limited (MESSAGE_RATE_PER_SEC, burst MESSAGE_RATE_BURST): 429 with Retry-After. 403: `@all` in `mentions` from someone who is not a group admin or owner; 409: an attachment already used.
      */
     post: operations["sendMessage"];
   };
@@ -1909,7 +1909,7 @@ export interface operations {
   };
   /**
    * Send a message
-   * @description Stored with the next `seq` of the conversation and delivered to its members' sockets. 201 when stored; 200 with the first message when `client_msg_id` was already used (a safe retry). Sends per user are limited (MESSAGE_RATE_PER_SEC, burst MESSAGE_RATE_BURST): 429 with Retry-After.
+   * @description Stored with the next `seq` of the conversation and delivered to its members' sockets. 201 when stored; 200 with the first message when `client_msg_id` was already used (a safe retry). Sends per user are limited (MESSAGE_RATE_PER_SEC, burst MESSAGE_RATE_BURST): 429 with Retry-After. 403: `@all` in `mentions` from someone who is not a group admin or owner; 409: an attachment already used.
    */
   sendMessage: {
     parameters: {
@@ -1958,6 +1958,12 @@ export interface operations {
           /** @description Always `Bearer` */
           "WWW-Authenticate"?: string;
         };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
         content: {
           "application/problem+json": components["schemas"]["Problem"];
         };
