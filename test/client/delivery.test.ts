@@ -7,6 +7,7 @@ import {
 } from '@chat-api/client'
 import { describe, expect, it } from 'vitest'
 import { Delivery } from '../../client/src/delivery.js'
+import { msg as stored } from '../helpers/feed-fakes.js'
 
 /**
  * The delivery layer's ordering rules on their own: what arrives (live, out of order, twice)
@@ -16,24 +17,9 @@ import { Delivery } from '../../client/src/delivery.js'
  */
 const C = '0190a000-0000-7000-8000-000000000001'
 
-const msg = (seq: number): Message => ({
-  id: `0190a000-0000-7000-8000-${String(seq).padStart(12, '0')}`,
-  conversation_id: C,
-  seq,
-  sender_id: null,
-  content: `m${seq}`,
-  client_msg_id: null,
-  attachments: [],
-  reply_to: null,
-  thread: null,
-  reactions: [],
-  mentions: [],
-  mentions_all: false,
-  pinned_at: null,
-  created_at: new Date(seq * 1000).toISOString(),
-  edited_at: null,
-  deleted_at: null,
-})
+/** A stored message of conversation C (the server's view and the SDK's Message are one shape). */
+const msg = (seq: number): Message =>
+  stored(seq, { conversation_id: C, content: `m${seq}`, created_at: new Date(seq * 1000).toISOString() })
 
 function setup(historyUpTo: number, opts: { failFirst?: ChatError; pageSize?: number } = {}) {
   const history = Array.from({ length: historyUpTo }, (_, i) => msg(i + 1))

@@ -1,30 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import type { MessageView } from '../../src/protocol/message.js'
 import { ConversationFeed } from '../../src/ws/feed.js'
+import { msg as stored } from '../helpers/feed-fakes.js'
 
 /**
  * `finishAt`: a member removed at seq R gets every message up to R (from the store when it did not
  * arrive live), nothing after it, then the feed finishes (issue 10, defect 6).
  */
-const CONV = '00000000-0000-4000-8000-000000000000'
-const msg = (seq: number): MessageView => ({
-  id: `00000000-0000-4000-8000-${String(seq).padStart(12, '0')}`,
-  conversation_id: CONV,
-  seq,
-  sender_id: null,
-  content: `m${seq}`,
-  client_msg_id: null,
-  created_at: new Date(0).toISOString(),
-  edited_at: null,
-  deleted_at: null,
-  attachments: [],
-  reply_to: null,
-  thread: null,
-  reactions: [],
-  mentions: [],
-  mentions_all: false,
-  pinned_at: null,
-})
+const msg = (seq: number): MessageView => stored(seq, { content: `m${seq}` })
 
 /** A store holding seqs 1..n, as the removed member may read them (up to `readable`). */
 function harness(n: number, start: number, opts: { readable?: number; paused?: boolean } = {}) {
