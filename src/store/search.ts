@@ -41,8 +41,20 @@ export async function searchMessages(db: Db, userId: string, q: SearchQuery): Pr
   const matches: SQL[] = []
   if (q.phrase.length >= 3) matches.push(sql`${messages.content} ilike ${likePattern(q.phrase)}`)
   if (q.words.length > 0) {
+    // A message whose words start with the query's words contains each of them (a token of the
+    // `simple` configuration is a lower-cased piece of the text, and ILIKE folds case the same
+    // way), so with 3+ characters each the same ILIKEs, redundant for the result, let
+    // PostgreSQL find the candidates in the (conversation_id, trigram) index, within the
+    // searcher's conversations, instead of the whole table's full-text index (20 ms against
+    // 87 ms for `w12` on the 1M-message bench; PostgreSQL folds `x or (x and y)` into `x`).
+    const narrow = q.words.every((w) => w.length >= 3)
+      ? q.words.map((w) => sql`${messages.content} ilike ${likePattern(w)}`)
+      : []
     matches.push(
-      sql`to_tsvector('simple'::regconfig, ${messages.content}) @@ ${prefixQuery('simple', q.words)}`,
+      and(
+        ...narrow,
+        sql`to_tsvector('simple'::regconfig, ${messages.content}) @@ ${prefixQuery('simple', q.words)}`,
+      ) as SQL,
     )
     if (q.language)
       matches.push(
