@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { PGlite } from '@electric-sql/pglite'
+import { btree_gin } from '@electric-sql/pglite/contrib/btree_gin'
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
 import { sql } from 'drizzle-orm'
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
@@ -95,8 +96,8 @@ async function openPglite(opts: DatabaseOptions): Promise<Database> {
   if (dir !== 'memory://') mkdirSync(dir, { recursive: true })
   const client = await PGlite.create(dir, {
     startParams: PGLITE_START_PARAMS,
-    // Migrations create it (search); PGlite can only load extensions it was given here.
-    extensions: { pg_trgm },
+    // Migrations create them (search); PGlite can only load extensions it was given here.
+    extensions: { pg_trgm, btree_gin },
     ...(opts.pgliteSnapshot ? { loadDataDir: opts.pgliteSnapshot } : {}),
   })
   const db = drizzlePglite(client, { schema }) as unknown as Db

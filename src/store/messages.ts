@@ -29,15 +29,22 @@ export async function messagePage(
         ? lt(messages.seq, bound.seq)
         : undefined
   const order = bound.kind === 'before' ? desc(messages.seq) : asc(messages.seq)
-  // The bare page first, then its extras: joined before the OFFSET, they would run for every
-  // skipped row too.
+  const mine = and(eq(messages.conversationId, conversationId), isMember(conversationId, viewerId), cond)
+  if (bound.kind !== 'skip') {
+    // A keyset page straight off the (conversation_id, seq) index: the joins of the extras run
+    // for the rows the LIMIT keeps and no others, and nothing is read twice.
+    const rows = await selectRich(db, viewerId).where(mine).orderBy(order).limit(limit)
+    return rows.map(toRich)
+  }
+  // A `skip` page: the bare page first, then its extras: joined before the OFFSET, they would
+  // run for every skipped row too.
   const page = db
     .select({ id: messages.id })
     .from(messages)
-    .where(and(eq(messages.conversationId, conversationId), isMember(conversationId, viewerId), cond))
+    .where(mine)
     .orderBy(order)
     .limit(limit)
-    .offset(bound.kind === 'skip' ? bound.skip : 0)
+    .offset(bound.skip)
     .as('page')
   const rows = await selectRich(db, viewerId)
     .innerJoin(page, eq(page.id, messages.id))

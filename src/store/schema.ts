@@ -155,6 +155,11 @@ export const messages = pgTable(
     index('messages_search_trgm_idx')
       .using('gin', sql`${t.content} gin_trgm_ops`)
       .where(sql`${t.deletedAt} is null`),
+    // The same led by conversation_id (btree_gin): a search scans only the searcher's
+    // conversations inside the index instead of every match in the table, then rechecks those.
+    index('messages_search_conv_trgm_idx')
+      .using('gin', t.conversationId, sql`${t.content} gin_trgm_ops`)
+      .where(sql`${t.deletedAt} is null`),
     uniqueIndex('messages_client_msg_id_key')
       .on(t.conversationId, t.senderId, t.clientMsgId)
       .where(sql`${t.clientMsgId} is not null`),

@@ -55,6 +55,26 @@ describe.each(DRIVERS)('search on %s', (driver) => {
     expect(page.items[0]?.snippet).toContain('<mark>')
   })
 
+  it('finds words of one or two characters too (no trigram: one scan over the conversations of the member)', async () => {
+    const [a, b, stranger] = await Promise.all([
+      registerUser(t.app, 'A'),
+      registerUser(t.app, 'B'),
+      registerUser(t.app, 'S'),
+    ])
+    const w = uniqueWord()
+    const id = await group(a, [b])
+    await send(a, id, `${w} xy first`)
+    await send(a, id, `${w} other`)
+    await send(b, id, `${w} xylophone last`)
+    // `xy` (2 characters) goes through the single scan, `xylo` through the per-conversation one.
+    const page = await find(b, `q=${encodeURIComponent(`${w} xy`)}&limit=1`)
+    expect(contents(page)).toEqual([`${w} xylophone last`])
+    const rest = await find(b, `q=${encodeURIComponent(`${w} xy`)}&cursor=${page.next_cursor}`)
+    expect(contents(rest)).toEqual([`${w} xy first`])
+    expect(contents(await find(b, `q=${encodeURIComponent(`${w} xylo`)}`))).toEqual([`${w} xylophone last`])
+    expect((await find(stranger, `q=${encodeURIComponent(`${w} xy`)}`)).items).toEqual([])
+  })
+
   it('re-indexes edits, drops deleted messages, narrows to one conversation', async () => {
     const a = await registerUser(t.app, 'A')
     const w = uniqueWord()
