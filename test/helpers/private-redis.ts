@@ -28,21 +28,7 @@ export class PrivateRedis {
   /** Resolves once the server accepts connections. */
   async start(): Promise<void> {
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
-    const proc = spawn('redis-server', [...args, '--dir', this.dir])
-    let out = ''
-    await new Promise<void>((resolve, reject) => {
-      const onData = (d: Buffer) => {
-        out += d.toString()
-        if (!out.includes('Ready to accept connections')) return
-        // Keep draining its output unread: a full pipe would stall the server in a long run.
-        proc.stdout?.off('data', onData)
-        proc.stdout?.resume()
-        resolve()
-      }
-      proc.stdout?.on('data', onData)
-      proc.once('error', reject)
-      proc.once('exit', (code) => reject(new Error(`redis-server exited ${code}: ${out.slice(-500)}`)))
-    })
+    const proc = await spawnRedisServer([...args, '--dir', this.dir])
     this.proc = proc
   }
 
@@ -94,4 +80,26 @@ export class PrivateRedis {
       redis.disconnect()
     }
   }
+}
+
+/**
+ * Starts `redis-server` with these arguments; resolves once it accepts connections (its output is
+ * drained afterwards: a full pipe would stall the server in a long run).
+ */
+export async function spawnRedisServer(args: string[]): Promise<ChildProcess> {
+  const proc = spawn('redis-server', args)
+  let out = ''
+  await new Promise<void>((resolve, reject) => {
+    const onData = (d: Buffer) => {
+      out += d.toString()
+      if (!out.includes('Ready to accept connections')) return
+      proc.stdout?.off('data', onData)
+      proc.stdout?.resume()
+      resolve()
+    }
+    proc.stdout?.on('data', onData)
+    proc.once('error', reject)
+    proc.once('exit', (code) => reject(new Error(`redis-server exited ${code}: ${out.slice(-500)}`)))
+  })
+  return proc
 }

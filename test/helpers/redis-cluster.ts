@@ -1,10 +1,11 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { type ChildProcess, execFile } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
+import { spawnRedisServer } from './private-redis.js'
 import { eventually, freePort } from './ws-client.js'
 
 const run = promisify(execFile)
@@ -169,21 +170,7 @@ export class PrivateRedisCluster {
       ['--appendonly', 'no'],
       ['--dir', this.dir],
     ].flat()
-    const proc = spawn('redis-server', args)
-    let out = ''
-    await new Promise<void>((resolve, reject) => {
-      const onData = (d: Buffer) => {
-        out += d.toString()
-        if (!out.includes('Ready to accept connections')) return
-        // Keep draining its output unread: a full pipe would stall the server.
-        proc.stdout?.off('data', onData)
-        proc.stdout?.resume()
-        resolve()
-      }
-      proc.stdout?.on('data', onData)
-      proc.once('error', reject)
-      proc.once('exit', (code) => reject(new Error(`redis-server exited ${code}: ${out.slice(-500)}`)))
-    })
+    const proc = await spawnRedisServer(args)
     node.proc = proc
   }
 }
