@@ -117,3 +117,10 @@ async function openPglite(opts: DatabaseOptions): Promise<Database> {
     dump: async () => client.dumpDataDir('gzip'),
   }
 }
+
+/**
+ * A uuid[] parameter that both drivers bind alike (one JSON text; postgres.js and PGlite disagree on
+ * array parameters), for `= any(…)` over a list of ids.
+ */
+export const uuidArray = (ids: readonly string[]) =>
+  sql`array(select value::uuid from json_array_elements_text(${JSON.stringify(ids)}::json))`

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm'
 import { type AppError, ForbiddenError, invalid } from '../errors.js'
-import { type Db, rowsOf } from './db.js'
+import { type Db, rowsOf, uuidArray } from './db.js'
 import { EXCERPT_CHARS, type ParentInfo, type ThreadInfo } from './message-views.js'
 import {
   conversationMembers,
@@ -68,7 +68,7 @@ export function richLookups(tx: Db, reqs: RichRequest[]): Promise<RichLookups> |
       : tx.execute(sql`
       select m.conversation_id, m.user_id, m.role, c.kind
       from ${conversationMembers} m join ${conversations} c on c.id = m.conversation_id
-      where m.conversation_id = any(array(select value::uuid from json_array_elements_text(${JSON.stringify(mentionConvs)}::json)))`),
+      where m.conversation_id = any(${uuidArray(mentionConvs)})`),
   ]).then(([parentRows, memberRows]) => toLookups(parentRows, memberRows))
 }
 

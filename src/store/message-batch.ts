@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm'
 import { type AppError, NotFoundError } from '../errors.js'
 import { newId } from '../lib/ids.js'
 import { type Claim, claimAttachments } from './attachments.js'
-import { type Db, rowsOf } from './db.js'
+import { type Db, rowsOf, uuidArray } from './db.js'
 import {
   checkRich,
   type RichLookups,
@@ -71,7 +71,7 @@ export async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutc
   const [locked, memberRows, earlierRows, rich] = await Promise.all([
     tx.execute(sql`
       select id, last_seq, members_version from ${conversations}
-      where id = any(array(select value::uuid from json_array_elements_text(${JSON.stringify(convIds)}::json)))
+      where id = any(${uuidArray(convIds)})
       order by id
       for update`),
     tx.execute(sql`

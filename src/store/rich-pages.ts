@@ -1,5 +1,5 @@
 import { and, asc, desc, eq, gt, isNull, lt, or, sql } from 'drizzle-orm'
-import type { Db } from './db.js'
+import { type Db, uuidArray } from './db.js'
 import { isMember } from './members.js'
 import { type RichMessage, selectRich, toRich } from './message-views.js'
 import { conversationMembers as members, messageMentions, messagePins, messages } from './schema.js'
@@ -97,7 +97,7 @@ export async function unreadMentionCounts(
     .where(
       and(
         eq(messageMentions.userId, userId),
-        sql`${messageMentions.conversationId} = any(array(select value::uuid from json_array_elements_text(${JSON.stringify(conversationIds)}::json)))`,
+        sql`${messageMentions.conversationId} = any(${uuidArray(conversationIds)})`,
         sql`${messageMentions.seq} > ${members.lastReadSeq}`,
         isNull(messages.deletedAt),
       ),
