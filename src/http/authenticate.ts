@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { UnauthorizedError } from '../errors.js'
+import { ForbiddenError, UnauthorizedError } from '../errors.js'
 import type { AuthService } from '../services/auth.js'
 import type { User } from '../services/users.js'
 
@@ -33,4 +33,12 @@ export const authenticate = (auth: AuthService) =>
 export function currentUser(req: FastifyRequest): User {
   if (!req.user) throw new UnauthorizedError()
   return req.user
+}
+
+/**
+ * preHandler for `/api/v1/admin/...`: operators only. Today an operator is a user with
+ * `is_superuser`; issue 15 turns that into a named role, and this stays the one place that decides.
+ */
+export async function requireOperator(req: FastifyRequest): Promise<void> {
+  if (!currentUser(req).isSuperuser) throw new ForbiddenError('operators only')
 }
