@@ -10,6 +10,7 @@ import type { Logger } from 'pino'
 import { startupWarnings } from './config/config.js'
 import { attachmentRoutes } from './http/attachment-routes.js'
 import { authRoutes } from './http/auth-routes.js'
+import { blockRoutes } from './http/block-routes.js'
 import { chatRoutes } from './http/chat-routes.js'
 import { closeConnectionsOnShutdown } from './http/closing.js'
 import { refuseInvalidUtf8Json } from './http/json-body.js'
@@ -104,6 +105,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   await app.register(opsRoutes, opts)
   await app.register(authRoutes, { ...opts, prefix: '/api/v1' })
   await app.register(userRoutes, { ...opts, prefix: '/api/v1' })
+  await app.register(blockRoutes, { ...opts, prefix: '/api/v1' })
   await app.register(chatRoutes, { ...opts, prefix: '/api/v1/chat' })
   await app.register(richRoutes, { ...opts, prefix: '/api/v1/chat' })
   await app.register(ticketRoutes, { ...opts, prefix: '/api/v1/chat' })

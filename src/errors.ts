@@ -28,6 +28,8 @@ export type AppErrorCode =
   | 'unsupported_media_type'
   /** The user's storage quota would be exceeded (HTTP 413). */
   | 'quota_exceeded'
+  /** A block between two users refuses it (HTTP 403): see docs/moderation.md. */
+  | 'blocked'
 
 export abstract class AppError extends Error {
   abstract readonly status: number
@@ -73,6 +75,16 @@ export class UnauthorizedError extends AppError {
 export class ForbiddenError extends AppError {
   readonly status = 403
   readonly code = 'forbidden'
+}
+
+/**
+ * A block between the two users refuses the action: a new direct conversation, a message in
+ * their direct conversation (closed both ways while either blocks the other), or adding a user
+ * who blocked the actor to a group. A 403 of its own type so clients can say why.
+ */
+export class BlockedError extends AppError {
+  readonly status = 403
+  readonly code = 'blocked'
 }
 
 /** A fixed-window limit as clients are told it (the RateLimit-* headers). */

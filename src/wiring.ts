@@ -25,6 +25,7 @@ import { trackConnections } from './http/connections.js'
 import { createMetrics } from './observability/metrics.js'
 import { AttachmentService } from './services/attachments.js'
 import { AuthService } from './services/auth.js'
+import { BlockService } from './services/blocks.js'
 import { ConversationService } from './services/conversations.js'
 import type { Services } from './services/index.js'
 import { LoginThrottle } from './services/login-throttle.js'
@@ -309,6 +310,7 @@ export function createServices(
     threads: new ThreadService(db),
     search: new SearchService(db, config.searchLanguage),
     presence: new PresenceService(infra.presence, conversations, broker),
+    blocks: new BlockService(db, broker),
     limiter: infra.limiter,
     loginThrottle: new LoginThrottle(
       infra.limiter,

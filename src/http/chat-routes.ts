@@ -63,11 +63,14 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
         summary: 'Create or get the direct conversation with a user',
         description:
           'There is one direct conversation per pair of users: 201 when this call created it, 200 when ' +
-          'it existed (also under concurrent calls). 404 when the recipient does not exist.',
+          'it existed (also under concurrent calls). 404 when the recipient does not exist. 403 ' +
+          '`/problems/blocked` when none exists yet and either user blocks the other; an existing one ' +
+          'is returned (readable, `blocked: true`, closed to new messages).',
         body: Type.Object({ recipient_id: Uuid }),
         response: {
           200: { description: 'It existed', content: { 'application/json': { schema: Conversation } } },
           201: { description: 'Created', content: { 'application/json': { schema: Conversation } } },
+          ...errors(403),
           ...notMember,
         },
       },
@@ -88,12 +91,12 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
         ...common,
         operationId: 'createGroup',
         summary: 'Create a group owned by the caller',
-        description: `The caller is its owner; \`member_ids\` (optional) are added as members. At most ${config.groupMaxMembers} members (GROUP_MAX_MEMBERS); 404 when a member does not exist.`,
+        description: `The caller is its owner; \`member_ids\` (optional) are added as members. At most ${config.groupMaxMembers} members (GROUP_MAX_MEMBERS); 404 when a member does not exist; 403 \`/problems/blocked\` when a member blocks the caller.`,
         body: Type.Object({
           title: Title,
           member_ids: Type.Array(Uuid, { maxItems: config.groupMaxMembers, default: [] }),
         }),
-        response: { 201: Conversation, ...notMember },
+        response: { 201: Conversation, ...errors(403), ...notMember },
       },
     },
     async (req, reply) => {
@@ -163,7 +166,8 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
         summary: 'Add a member to a group',
         description:
           'Group owners and admins only (403 otherwise). 201 when added, 200 when already a member; ' +
-          '422 for a full group (GROUP_MAX_MEMBERS) or a direct conversation, 404 for an unknown user.',
+          '422 for a full group (GROUP_MAX_MEMBERS) or a direct conversation, 404 for an unknown user, ' +
+          '403 `/problems/blocked` when that user blocks the caller.',
         params: IdParams,
         body: Type.Object({ user_id: Uuid }),
         response: {
@@ -265,7 +269,8 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
           "Stored with the next `seq` of the conversation and delivered to its members' sockets. 201 " +
           'when stored; 200 with the first message when `client_msg_id` was already used (a safe retry). ' +
           'Sends per user are limited (MESSAGE_RATE_PER_SEC, burst MESSAGE_RATE_BURST): 429 with Retry-After. ' +
-          '403: `@all` in `mentions` from someone who is not a group admin or owner; 409: an attachment already used.',
+          '403: `@all` in `mentions` from someone who is not a group admin or owner, or `/problems/blocked` in a ' +
+          'direct conversation closed by a block (either way); 409: an attachment already used.',
         params: IdParams,
         body: Type.Object({
           content: Content,

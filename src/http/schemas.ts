@@ -93,6 +93,10 @@ export const Conversation = Type.Object(
     last_message: Type.Union([Message, Type.Null()]),
     unread_count: Type.Integer(),
     unread_mentions: Type.Integer({ description: 'messages mentioning you after your read marker' }),
+    blocked: Type.Boolean({
+      description:
+        'A direct conversation one member blocks the other in: still readable, closed to new messages (403 `blocked`)',
+    }),
   },
   { $id: 'Conversation' },
 )

@@ -21,6 +21,7 @@ export const ERROR_CODES = [
   'too_large',
   'unsupported_media_type',
   'quota_exceeded',
+  'blocked',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

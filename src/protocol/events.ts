@@ -30,6 +30,13 @@ const event = <T extends string, P extends Record<string, TSchema>>(type: T, pro
 /** The account was deleted or deactivated: its sockets close. */
 export const AccountClosed = event('account.closed', { user_id: Id })
 
+/**
+ * `blocker_id` started (`blocked`) or stopped blocking `blocked_id`. Sent to the blocked user's
+ * sockets, on every instance, which from then on drop (or again relay) the blocker's presence
+ * and typing. Clients see no frame for it.
+ */
+export const BlockChanged = event('block.changed', { blocker_id: Id, blocked_id: Id, blocked: Type.Boolean() })
+
 const conversationEvents = [
   /** `members_version`: the conversation's membership version when the message was stored. */
   event('message.created', { conversation_id: Id, message: MessageSchema, members_version: Count }),
@@ -87,7 +94,7 @@ export const ConversationEvent = Type.Union([...conversationEvents])
 export type ConversationEvent = Static<typeof ConversationEvent>
 export type AccountEvent = Static<typeof AccountClosed>
 
-export const ChatEvent = Type.Union([AccountClosed, ...conversationEvents])
+export const ChatEvent = Type.Union([AccountClosed, BlockChanged, ...conversationEvents])
 export type ChatEvent = Static<typeof ChatEvent>
 
 /** What travels between instances: the publishing instance (`o`, so it drops its own echo) and the event. */
@@ -113,6 +120,7 @@ export const userChannel = (id: string): string => `user:${id}`
 /** Where an event is published. */
 export function channelsOf(event: ChatEvent): string[] {
   if (event.type === 'account.closed') return [userChannel(event.user_id)]
+  if (event.type === 'block.changed') return [userChannel(event.blocked_id)]
   const conv = conversationChannel(event.conversation_id)
   switch (event.type) {
     case 'conversation.created':

@@ -1,6 +1,7 @@
-import { ForbiddenError, invalid, NotFoundError } from '../errors.js'
+import { BlockedError, ForbiddenError, invalid, NotFoundError } from '../errors.js'
 import { decodeCursor, encodeCursor } from '../lib/cursor.js'
 import { isUuid, newId } from '../lib/ids.js'
+import * as blocks from '../store/blocks.js'
 import * as convs from '../store/conversations.js'
 import type { Db } from '../store/db.js'
 import * as members from '../store/members.js'
@@ -37,7 +38,12 @@ export class ConversationService {
     return row
   }
 
-  /** Create-or-get; the unique `direct_key` makes concurrent creates from both sides meet on one row. */
+  /**
+   * Create-or-get; the unique `direct_key` makes concurrent creates from both sides meet on one row.
+   * An existing conversation is returned even when a block closed it (it stays readable); a new
+   * one is refused (403 `blocked`) while either user blocks the other, checked under the pair's
+   * lock so a block committing meanwhile cannot be missed.
+   */
   async openDirect(
     me: string,
     recipientId: string,
@@ -55,6 +61,10 @@ export class ConversationService {
         { userId: me, role: 'member' },
         { userId: recipientId, role: 'member' },
       ],
+      async (tx) => {
+        await blocks.lockPair(tx, directKey)
+        if (await blocks.pairBlocked(tx, me, recipientId)) throw blockedDirect()
+      },
     )
     if (!created) {
       const winner = await convs.findDirect(this.db, directKey)
@@ -72,6 +82,7 @@ export class ConversationService {
       throw invalid('member_ids', `a group holds at most ${this.limits.groupMaxMembers} members`)
     }
     await this.requireActiveUsers(others, 'member_ids')
+    await this.refuseBlockers(me, others)
     const id = newId()
     await convs.insertConversation(this.db, { id, kind: 'group', title, createdBy: me }, [
       { userId: me, role: 'owner' },
@@ -103,6 +114,7 @@ export class ConversationService {
     if (conv.kind !== 'group') throw invalid('user_id', 'a direct conversation has exactly two members')
     requireAdmin(actor)
     await this.requireActiveUsers([userId], 'user_id')
+    await this.refuseBlockers(me, [userId])
     const result = await this.db.transaction(async (tx) => {
       // Under the conversation lock, so `seq` says exactly which messages the new member may see.
       const { seq } = await convs.lockConversation(tx, conversationId)
@@ -234,6 +246,16 @@ export class ConversationService {
     }
   }
 
+  /**
+   * Someone who blocks `me` cannot be put in a group by `me`. The refusal names nobody, so a
+   * list of ids cannot be used to find out who blocks the caller faster than one by one.
+   */
+  private async refuseBlockers(me: string, ids: string[]): Promise<void> {
+    if ((await blocks.blockersAmong(this.db, me, ids)).size > 0) {
+      throw new BlockedError('a user you named blocks you and cannot be added by you')
+    }
+  }
+
   private async memberView(conversationId: string, userId: string): Promise<MemberView> {
     const [row] = await members.membersOf(this.db, [conversationId], userId)
     if (!row) throw new NotFoundError('member')
@@ -272,6 +294,9 @@ const toMemberView = (m: members.MemberWithName): MemberView => ({
   role: m.role,
   last_read_seq: m.lastReadSeq,
 })
+
+const blockedDirect = () =>
+  new BlockedError('one of you blocks the other: a direct conversation cannot be started')
 
 function requireAdmin(member: MemberRow): void {
   if (member.role !== 'owner' && member.role !== 'admin')

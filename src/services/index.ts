@@ -5,6 +5,7 @@ import type { Metrics } from '../observability/metrics.js'
 import type { Database } from '../store/db.js'
 import type { AttachmentService } from './attachments.js'
 import type { AuthService } from './auth.js'
+import type { BlockService } from './blocks.js'
 import type { ConversationService } from './conversations.js'
 import type { LoginThrottle } from './login-throttle.js'
 import type { MessageService } from './messages.js'
@@ -40,6 +41,7 @@ export interface Services {
   threads: ThreadService
   search: SearchService
   presence: PresenceService
+  blocks: BlockService
   limiter: RateLimiter
   loginThrottle: LoginThrottle
   tickets: TicketStore

@@ -64,6 +64,8 @@ export interface ConversationView {
   last_message: MessageView | null
   unread_count: number
   unread_mentions: number
+  /** A direct conversation closed by a block (either way): readable, no new messages. */
+  blocked: boolean
 }
 
 export const baseConversationView = (c: ConversationRow) => ({
@@ -74,4 +76,5 @@ export const baseConversationView = (c: ConversationRow) => ({
   last_seq: c.lastSeq,
   last_activity_at: c.lastActivityAt.toISOString(),
   created_at: c.createdAt.toISOString(),
+  blocked: c.blocked,
 })

@@ -18,14 +18,17 @@ export async function findDirect(db: Db, directKey: string): Promise<Conversatio
 /**
  * Creates a conversation with its first members in one transaction. Returns false when a
  * direct conversation with the same `directKey` already exists (a concurrent create won).
+ * `guard` runs first in the transaction and may throw to refuse the creation.
  */
 export async function insertConversation(
   db: Db,
   row: { id: string; kind: 'direct' | 'group'; title?: string; directKey?: string; createdBy: string },
   initial: { userId: string; role: Role }[],
+  guard?: (tx: Db) => Promise<void>,
 ): Promise<boolean> {
   try {
     await db.transaction(async (tx) => {
+      await guard?.(tx)
       await tx.insert(conversations).values(row)
       await insertMembers(tx, row.id, initial)
     })

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm'
-import { type AppError, NotFoundError } from '../errors.js'
+import { type AppError, BlockedError, NotFoundError } from '../errors.js'
 import { newId } from '../lib/ids.js'
 import { type Claim, claimAttachments } from './attachments.js'
 import { type Db, rowsOf, uuidArray } from './db.js'
@@ -70,7 +70,7 @@ export async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutc
   // (Drizzle's queries start when awaited, so Promise.all starts them in array order.)
   const [locked, memberRows, earlierRows, rich] = await Promise.all([
     tx.execute(sql`
-      select id, last_seq, members_version from ${conversations}
+      select id, last_seq, members_version, blocked from ${conversations}
       where id = any(${uuidArray(convIds)})
       order by id
       for update`),
@@ -88,6 +88,8 @@ export async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutc
   const lastSeq = new Map(lockedRows.map((c) => [c.id as string, Number(c.last_seq)]))
   const membersVersion = new Map(lockedRows.map((c) => [c.id as string, Number(c.members_version)]))
   const members = new Set(rowsOf(memberRows).map((m) => `${m.c}/${m.u}`))
+  // Direct conversations a block closed, read under the lock the block change also takes.
+  const closed = new Set(lockedRows.filter((c) => c.blocked === true).map((c) => c.id as string))
 
   const outcomes: Outcome[] = []
   const rows: MessageRow[] = []
@@ -102,6 +104,10 @@ export async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutc
     const before = key === undefined ? undefined : (earlier.get(key) ?? inBatch.get(key))
     if (before) {
       outcomes.push({ message: before, created: false, parent: parentOf(before, rich) })
+      continue
+    }
+    if (closed.has(req.conversationId)) {
+      outcomes.push(new BlockedError('this direct conversation is closed: one of you blocks the other'))
       continue
     }
     const parent = checkRich(req, rich)

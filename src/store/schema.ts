@@ -76,6 +76,12 @@ export const conversations = pgTable(
      * socket that sees a version it does not know re-checks membership before delivering.
      */
     membersVersion: bigint('members_version', { mode: 'number' }).notNull().default(0),
+    /**
+     * A direct conversation whose two members block each other either way: closed to new
+     * messages. Kept on the row (set under its lock with the block change, store/blocks.ts) so the
+     * group commit reads it with the lock it already takes, at no extra query per message.
+     */
+    blocked: boolean('blocked').notNull().default(false),
     lastActivityAt: ts('last_activity_at').notNull().defaultNow(),
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
@@ -160,6 +166,8 @@ export const messages = pgTable(
     index('messages_search_conv_trgm_idx')
       .using('gin', t.conversationId, sql`${t.content} gin_trgm_ops`)
       .where(sql`${t.deletedAt} is null`),
+    // The sender's messages by id (UUIDv7, so in time order): the data export's keyset pages.
+    index('messages_sender_idx').on(t.senderId, t.id),
     uniqueIndex('messages_client_msg_id_key')
       .on(t.conversationId, t.senderId, t.clientMsgId)
       .where(sql`${t.clientMsgId} is not null`),
@@ -326,6 +334,30 @@ export const messagePins = pgTable(
     primaryKey({ columns: [t.conversationId, t.messageId] }),
     messageRef(t, 'message_pins_message_fk'),
     index('message_pins_list_idx').on(t.conversationId, t.pinnedAt),
+  ],
+)
+
+/**
+ * Who blocks whom (docs/moderation.md). Not per-conversation data: a block is between two users.
+ * `blocked_id` is indexed for "who blocks me" (a socket's presence and typing filter).
+ */
+export const userBlocks = pgTable(
+  'user_blocks',
+  {
+    blockerId: uuid('blocker_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    blockedId: uuid('blocked_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.blockerId, t.blockedId] }),
+    // GET /users/me/blocks pages newest first by (created_at, blocked_id).
+    index('user_blocks_list_idx').on(t.blockerId, t.createdAt, t.blockedId),
+    index('user_blocks_blocked_idx').on(t.blockedId),
+    check('user_blocks_not_self', sql`${t.blockerId} <> ${t.blockedId}`),
   ],
 )
 

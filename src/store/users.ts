@@ -1,5 +1,6 @@
 import { and, asc, eq, gt, inArray, isNull, like, or, type SQL, sql } from 'drizzle-orm'
 import { ConflictError } from '../errors.js'
+import { deleteBlocksBy } from './blocks.js'
 import type { Db } from './db.js'
 import { isUniqueViolation } from './pg-errors.js'
 import { type UserRow, users } from './schema.js'
@@ -93,7 +94,8 @@ export async function updateUser(db: Db, id: string, changes: UserChanges): Prom
 
 /**
  * Soft delete: the row stays so messages keep their sender, but it can no longer sign in, its
- * email is freed, its name is blanked and every session ends.
+ * email is freed, its name is blanked, every session ends and the blocks it made are removed
+ * (docs/moderation.md lists what is kept and why).
  */
 export async function softDeleteUser(db: Db, id: string): Promise<void> {
   await db.transaction(async (tx) => {
@@ -110,5 +112,6 @@ export async function softDeleteUser(db: Db, id: string): Promise<void> {
       })
       .where(eq(users.id, id))
     await revokeAllSessions(tx, id)
+    await deleteBlocksBy(tx, id)
   })
 }

@@ -180,7 +180,7 @@ export class Connection {
       await presence.changed(this.user.id, status, this.follower.followed())
       if (status === 'offline' || this.closed) return
       for (const id of await presence.onlinePeers(this.user.id, this.bound)) {
-        if (this.follower.notePeer(id, 'online'))
+        if (!this.follower.hides(id) && this.follower.notePeer(id, 'online'))
           this.send(encode({ type: 'presence', user_id: id, status: 'online' }))
       }
     } catch (err) {

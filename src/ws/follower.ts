@@ -5,8 +5,9 @@ import { conversationChannel, userChannel } from '../protocol/events.js'
 import type { MessageView } from '../protocol/message.js'
 import type { Services } from '../services/index.js'
 import type { Listener } from '../services/ports.js'
+import { BlockedPeers } from './blocked-peers.js'
 import { ConversationFeed } from './feed.js'
-import { eventFrameFor, messageNewFrame } from './outbound.js'
+import { encode, eventFrameFor, messageNewFrame } from './outbound.js'
 
 /** What a follower needs from its socket. */
 export interface FollowerSink {
@@ -51,6 +52,8 @@ export class Follower {
   private readonly unsubscribe = new Map<string, () => void>()
   /** Presence of peers as last sent, so a repeated status is not sent twice. */
   private readonly peers = new Map<string, 'online' | 'offline'>()
+  /** Users who block this user: their presence and typing are not sent (see `noteBlock`). */
+  private readonly hidden = new BlockedPeers()
   /** Conversations being left: delivering up to the removal, then forgotten. */
   private readonly leaving = new Set<string>()
   private closed = false
@@ -70,7 +73,10 @@ export class Follower {
     const { conversations } = this.services
     // The user channel in every case: it carries the account's own events (account.closed, removal).
     await this.subscribe(userChannel(this.userId))
+    // Read after subscribing, so a block committed meanwhile arrives as an event and is not lost.
+    const hidden = this.hidden.load(() => this.services.blocks.blockersOf(this.userId))
     if (this.bound) {
+      await hidden
       await this.subscribe(conversationChannel(this.bound))
       const { seq: last, membersVersion } = await conversations.position(this.bound)
       this.knownVersion.set(this.bound, membersVersion)
@@ -79,7 +85,7 @@ export class Follower {
       this.addFeed(this.bound, start, start < last)
       return
     }
-    const ids = await conversations.memberships(this.userId)
+    const [ids] = await Promise.all([conversations.memberships(this.userId), hidden])
     await Promise.all(ids.map((m) => this.subscribe(conversationChannel(m.conversationId))))
     // Read the starting points only now: anything committed after them arrives live.
     for (const m of await conversations.memberships(this.userId)) {
@@ -99,6 +105,24 @@ export class Follower {
   /** The conversations followed; undefined for a bound socket (its presence reaches every peer). */
   followed(): string[] | undefined {
     return this.bound ? undefined : [...this.feeds.keys()]
+  }
+
+  /** True when `userId` blocks this socket's user: their presence and typing are not sent. */
+  hides(userId: string): boolean {
+    return this.hidden.has(userId)
+  }
+
+  /**
+   * A peer started or stopped blocking this user. From a block on, their presence and typing are
+   * dropped, and a client that was shown them online is told offline (it should show nothing
+   * live of them); after an unblock their next change is relayed again.
+   */
+  private noteBlock(blockerId: string, blocked: boolean): void {
+    this.hidden.apply(blockerId, blocked)
+    if (blocked && this.peers.get(blockerId) === 'online') {
+      this.peers.set(blockerId, 'offline')
+      this.sink.send(encode({ type: 'presence', user_id: blockerId, status: 'offline' }))
+    }
   }
 
   /** Records a peer's presence; true when it changed (and should be sent). */
@@ -205,6 +229,10 @@ export class Follower {
       if (event.user_id === this.userId) this.sink.close(CloseCode.Forbidden, 'account closed')
       return
     }
+    if (event.type === 'block.changed') {
+      if (event.blocked_id === this.userId) this.noteBlock(event.blocker_id, event.blocked)
+      return
+    }
     const feed = this.feeds.get(event.conversation_id)
     switch (event.type) {
       case 'message.created':
@@ -224,10 +252,15 @@ export class Follower {
         feed?.whenDelivered(event.seq, () => this.sendEvent(event))
         return
       case 'typing':
-        if (feed && event.user_id !== this.userId) this.sendEvent(event)
+        if (feed && event.user_id !== this.userId && !this.hidden.has(event.user_id)) this.sendEvent(event)
         return
       case 'presence':
-        if (event.user_id !== this.userId && this.notePeer(event.user_id, event.status)) this.sendEvent(event)
+        if (
+          event.user_id !== this.userId &&
+          !this.hidden.has(event.user_id) &&
+          this.notePeer(event.user_id, event.status)
+        )
+          this.sendEvent(event)
         return
       case 'conversation.created':
         void this.join(event.conversation_id, 0, event)
