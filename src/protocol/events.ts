@@ -35,7 +35,11 @@ export const AccountClosed = event('account.closed', { user_id: Id })
  * sockets, on every instance, which from then on drop (or again relay) the blocker's presence
  * and typing. Clients see no frame for it.
  */
-export const BlockChanged = event('block.changed', { blocker_id: Id, blocked_id: Id, blocked: Type.Boolean() })
+export const BlockChanged = event('block.changed', {
+  blocker_id: Id,
+  blocked_id: Id,
+  blocked: Type.Boolean(),
+})
 
 const conversationEvents = [
   /** `members_version`: the conversation's membership version when the message was stored. */

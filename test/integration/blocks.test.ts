@@ -21,7 +21,8 @@ describe.each(DRIVERS)('blocks on %s', (driver) => {
     expect((await call(a, 'DELETE', `/users/me/blocks/${b.id}`)).statusCode).toBe(204)
   const send = (u: TestUser, conv: string, content: string) =>
     call(u, 'POST', `/chat/conversations/${conv}/messages`, { content })
-  const openDirect = (a: TestUser, b: TestUser) => call(a, 'POST', '/chat/conversations', { recipient_id: b.id })
+  const openDirect = (a: TestUser, b: TestUser) =>
+    call(a, 'POST', '/chat/conversations', { recipient_id: b.id })
   const expectBlocked = (res: { statusCode: number; json: () => { type: string } }) => {
     expect(res.statusCode).toBe(403)
     expect(res.json().type).toBe('/problems/blocked')
@@ -50,7 +51,9 @@ describe.each(DRIVERS)('blocks on %s', (driver) => {
   it('refuses blocking yourself (422) and an unknown user (404); a forged cursor is a 422', async () => {
     const [a] = await users('Ann')
     expect((await call(a, 'PUT', `/users/me/blocks/${a.id}`)).statusCode).toBe(422)
-    expect((await call(a, 'PUT', '/users/me/blocks/00000000-0000-4000-8000-000000000000')).statusCode).toBe(404)
+    expect((await call(a, 'PUT', '/users/me/blocks/00000000-0000-4000-8000-000000000000')).statusCode).toBe(
+      404,
+    )
     expect((await call(a, 'GET', '/users/me/blocks?cursor=bm9wZQ')).statusCode).toBe(422)
   })
 
