@@ -13,6 +13,7 @@ import { authRoutes } from './http/auth-routes.js'
 import { blockRoutes } from './http/block-routes.js'
 import { chatRoutes } from './http/chat-routes.js'
 import { closeConnectionsOnShutdown } from './http/closing.js'
+import { exportRoutes } from './http/export-routes.js'
 import { refuseInvalidUtf8Json } from './http/json-body.js'
 import { registerOpenApi } from './http/openapi.js'
 import { opsRoutes } from './http/ops-routes.js'
@@ -106,6 +107,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   await app.register(authRoutes, { ...opts, prefix: '/api/v1' })
   await app.register(userRoutes, { ...opts, prefix: '/api/v1' })
   await app.register(blockRoutes, { ...opts, prefix: '/api/v1' })
+  await app.register(exportRoutes, { ...opts, prefix: '/api/v1' })
   await app.register(chatRoutes, { ...opts, prefix: '/api/v1/chat' })
   await app.register(richRoutes, { ...opts, prefix: '/api/v1/chat' })
   await app.register(ticketRoutes, { ...opts, prefix: '/api/v1/chat' })

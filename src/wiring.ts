@@ -27,6 +27,7 @@ import { AttachmentService } from './services/attachments.js'
 import { AuthService } from './services/auth.js'
 import { BlockService } from './services/blocks.js'
 import { ConversationService } from './services/conversations.js'
+import { EXPORT_MAX_PER_WINDOW, EXPORT_WINDOW_SEC, ExportService } from './services/export.js'
 import type { Services } from './services/index.js'
 import { LoginThrottle } from './services/login-throttle.js'
 import { MessageService } from './services/messages.js'
@@ -311,6 +312,11 @@ export function createServices(
     search: new SearchService(db, config.searchLanguage),
     presence: new PresenceService(infra.presence, conversations, broker),
     blocks: new BlockService(db, broker),
+    exports: new ExportService(
+      db,
+      infra.limiter,
+      config.rateLimits.enabled ? { max: EXPORT_MAX_PER_WINDOW, windowSec: EXPORT_WINDOW_SEC } : undefined,
+    ),
     limiter: infra.limiter,
     loginThrottle: new LoginThrottle(
       infra.limiter,

@@ -7,6 +7,7 @@ import type { AttachmentService } from './attachments.js'
 import type { AuthService } from './auth.js'
 import type { BlockService } from './blocks.js'
 import type { ConversationService } from './conversations.js'
+import type { ExportService } from './export.js'
 import type { LoginThrottle } from './login-throttle.js'
 import type { MessageService } from './messages.js'
 import type { SignedObjectServer } from './object-storage.js'
@@ -42,6 +43,7 @@ export interface Services {
   search: SearchService
   presence: PresenceService
   blocks: BlockService
+  exports: ExportService
   limiter: RateLimiter
   loginThrottle: LoginThrottle
   tickets: TicketStore
