@@ -124,7 +124,7 @@ describe('data export streaming (PostgreSQL)', () => {
     expect(res.statusCode).toBe(200)
     const chunks: Buffer[] = [(await once(res, 'data'))[0] as Buffer]
     res.pause()
-    // Stored while the reader has taken only the start of a ~48 MB document.
+    // Stored while the reader has taken only the start of a ~24 MB document.
     const late = newId()
     await t.database.db
       .insert(messages)

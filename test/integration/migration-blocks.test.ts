@@ -49,7 +49,9 @@ describe(`migration ${TAG} on PostgreSQL with existing rows`, () => {
       expect(
         await sql`select 1 from information_schema.columns where table_name = 'conversations' and column_name = 'blocked'`,
       ).toHaveLength(0)
-      expect(await sql`select 1 from information_schema.tables where table_name = 'user_blocks'`).toHaveLength(0)
+      expect(
+        await sql`select 1 from information_schema.tables where table_name = 'user_blocks'`,
+      ).toHaveLength(0)
       expect(await sql`select 1 from pg_indexes where indexname = 'messages_sender_idx'`).toHaveLength(0)
 
       await migrate(drizzle(sql), { migrationsFolder: MIGRATIONS_DIR })
