@@ -12,7 +12,13 @@ type Access =
   /** Open to anyone; `why` says why that is safe. */
   | { kind: 'public'; why: string }
   /** Any signed-in user, acting on their own account or on public data only. */
-  | { kind: 'signed-in'; why: string; query?: (w: World) => string }
+  | {
+      kind: 'signed-in'
+      why: string
+      query?: (w: World) => string
+      /** What the caller's own data may name (the export lists the removed member's own message in the group). */
+      mayName?: (w: World) => string[]
+    }
   /** Aimed at one conversation or message: a non-member gets 404 (existence does not leak). */
   | { kind: 'member'; body?: (w: World) => object; plainMember?: 403 }
   /** Superusers only: anyone else gets 403. */
@@ -95,6 +101,14 @@ const ROUTES: Record<string, Access> = {
     // The group's secret itself: a stranger or a removed member must find nothing of it.
     query: (w) => `?q=${encodeURIComponent(w.secret)}`,
   },
+  'GET /api/v1/users/me/blocks': { kind: 'signed-in', why: "the caller's own block list" },
+  'PUT /api/v1/users/me/blocks/{user_id}': { kind: 'signed-in', why: "the caller's own block list" },
+  'DELETE /api/v1/users/me/blocks/{user_id}': { kind: 'signed-in', why: "the caller's own block list" },
+  'GET /api/v1/users/me/export': {
+    kind: 'signed-in',
+    why: "the caller's own data only: account, memberships, blocks, the messages they sent",
+    mayName: (w) => [w.group],
+  },
   'PUT /api/v1/chat/messages/{id}/pin': { kind: 'member', plainMember: 403 },
   'DELETE /api/v1/chat/messages/{id}/pin': { kind: 'member', plainMember: 403 },
   'GET /api/v1/chat/conversations/{id}/pins': { kind: 'member' },
@@ -167,8 +181,10 @@ describe('authorization matrix: every route and socket of the API documents', ()
     const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
     const others = (caller: TestUser) =>
       [w.owner, w.member, w.other, w.removed, w.stranger].filter((u) => u !== caller).map((u) => u.email)
-    const leaks = (text: string, caller: TestUser) =>
-      [w.secret, w.group, w.message, ...others(caller)].filter((s) => text.includes(s))
+    const leaks = (text: string, caller: TestUser, allowed: string[] = []) =>
+      [w.secret, w.group, w.message, ...others(caller)].filter(
+        (s) => text.includes(s) && !allowed.includes(s),
+      )
 
     // Every documented route is in the table, and the table names no route that is gone.
     const ops = operations(doc, { head: true })
@@ -238,7 +254,8 @@ describe('authorization matrix: every route and socket of the API documents', ()
           }
         }
         if (cell.caller) {
-          const leaked = leaks(res.body, cell.caller)
+          const own = cell.caller === w.removed && 'mayName' in access ? (access.mayName?.(w) ?? []) : []
+          const leaked = leaks(res.body, cell.caller, own)
           if (leaked.length > 0) failures.push(`${where}: response leaks ${leaked.join(', ')}`)
         }
       }

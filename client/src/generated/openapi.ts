@@ -98,6 +98,32 @@ export interface paths {
      */
     patch: operations["updateMe"];
   };
+  "/api/v1/users/me/blocks": {
+    /**
+     * The users you block
+     * @description Newest block first. Keyset pages: pass `next_cursor` back as `cursor`. Clients use it to collapse blocked users' messages in groups, where they still flow (docs/moderation.md).
+     */
+    get: operations["listBlocks"];
+  };
+  "/api/v1/users/me/blocks/{user_id}": {
+    /**
+     * Block a user (idempotent)
+     * @description From then on, on every instance at once: your direct conversation with them (if any) stays readable but takes no new message from either of you, neither can start one (403 `/problems/blocked`), they cannot add you to a group, and their sockets no longer get your presence or typing. 404 for an unknown or deleted user, 422 for yourself.
+     */
+    put: operations["blockUser"];
+    /**
+     * Unblock a user (idempotent)
+     * @description Lifts your block; your direct conversation reopens unless they block you too. 204 also when you did not block them.
+     */
+    delete: operations["unblockUser"];
+  };
+  "/api/v1/users/me/export": {
+    /**
+     * Download your data
+     * @description One JSON document: your account, your memberships, the users you block and every message you sent (deleted ones as tombstones), with attachments listed by metadata and URL (not their bytes). Streamed as it is read, so it starts at once whatever its size. At most 2 per 1 hour per user (429 with Retry-After). Should the database fail midway, the connection is cut and the document is incomplete (not valid JSON): retry.
+     */
+    get: operations["exportMe"];
+  };
   "/api/v1/chat/conversations": {
     /**
      * The caller's conversations
@@ -106,14 +132,14 @@ export interface paths {
     get: operations["listConversations"];
     /**
      * Create or get the direct conversation with a user
-     * @description There is one direct conversation per pair of users: 201 when this call created it, 200 when it existed (also under concurrent calls). 404 when the recipient does not exist.
+     * @description There is one direct conversation per pair of users: 201 when this call created it, 200 when it existed (also under concurrent calls). 404 when the recipient does not exist. 403 `/problems/blocked` when none exists yet and either user blocks the other; an existing one is returned (readable, `blocked: true`, closed to new messages).
      */
     post: operations["openDirectConversation"];
   };
   "/api/v1/chat/groups": {
     /**
      * Create a group owned by the caller
-     * @description The caller is its owner; `member_ids` (optional) are added as members. At most 1000 members (GROUP_MAX_MEMBERS); 404 when a member does not exist.
+     * @description The caller is its owner; `member_ids` (optional) are added as members. At most 1000 members (GROUP_MAX_MEMBERS); 404 when a member does not exist; 403 `/problems/blocked` when a member blocks the caller.
      */
     post: operations["createGroup"];
   };
@@ -132,7 +158,7 @@ export interface paths {
   "/api/v1/chat/conversations/{id}/members": {
     /**
      * Add a member to a group
-     * @description Group owners and admins only (403 otherwise). 201 when added, 200 when already a member; 422 for a full group (GROUP_MAX_MEMBERS) or a direct conversation, 404 for an unknown user.
+     * @description Group owners and admins only (403 otherwise). 201 when added, 200 when already a member; 422 for a full group (GROUP_MAX_MEMBERS) or a direct conversation, 404 for an unknown user, 403 `/problems/blocked` when that user blocks the caller.
      */
     post: operations["addMember"];
   };
@@ -156,7 +182,7 @@ export interface paths {
     get: operations["listMessages"];
     /**
      * Send a message
-     * @description Stored with the next `seq` of the conversation and delivered to its members' sockets. 201 when stored; 200 with the first message when `client_msg_id` was already used (a safe retry). Sends per user are limited (MESSAGE_RATE_PER_SEC, burst MESSAGE_RATE_BURST): 429 with Retry-After. 403: `@all` in `mentions` from someone who is not a group admin or owner; 409: an attachment already used.
+     * @description Stored with the next `seq` of the conversation and delivered to its members' sockets. 201 when stored; 200 with the first message when `client_msg_id` was already used (a safe retry). Sends per user are limited (MESSAGE_RATE_PER_SEC, burst MESSAGE_RATE_BURST): 429 with Retry-After. 403: `@all` in `mentions` from someone who is not a group admin or owner, or `/problems/blocked` in a direct conversation closed by a block (either way); 409: an attachment already used.
      */
     post: operations["sendMessage"];
   };
@@ -281,6 +307,17 @@ export interface components {
       /** Format: date-time */
       created_at: string;
     };
+    /**
+     * Block
+     * @description A user you block
+     */
+    Block: {
+      /** Format: uuid */
+      user_id: string;
+      full_name: string;
+      /** Format: date-time */
+      blocked_at: string;
+    };
     /** Member */
     Member: {
       /** Format: uuid */
@@ -357,6 +394,8 @@ export interface components {
       unread_count: number;
       /** @description messages mentioning you after your read marker */
       unread_mentions: number;
+      /** @description A direct conversation one member blocks the other in: still readable, closed to new messages (403 `blocked`) */
+      blocked: boolean;
     };
     /** Health */
     Health: {
@@ -435,6 +474,68 @@ export interface components {
       items: components["schemas"]["PublicUser"][];
       /** @description Pass as `cursor` for the next page; null on the last page */
       next_cursor: string | null;
+    };
+    /** BlockPage */
+    BlockPage: {
+      items: components["schemas"]["Block"][];
+      /** @description Pass as `cursor` for the next page; null on the last page */
+      next_cursor: string | null;
+    };
+    /**
+     * UserExport
+     * @description Your data, as GET /users/me/export streams it
+     */
+    UserExport: {
+      /** @enum {string} */
+      format: "chat-api.export.v1";
+      /** Format: date-time */
+      exported_at: string;
+      account: components["schemas"]["PrivateUser"];
+      /** @description The conversations you are a member of now */
+      memberships: ({
+          /** Format: uuid */
+          conversation_id: string;
+          kind: "direct" | "group";
+          title: string | null;
+          role: string;
+          /** Format: date-time */
+          joined_at: string;
+          last_read_seq: number;
+        })[];
+      /** @description The users you block */
+      blocks: {
+          /** Format: uuid */
+          user_id: string;
+          /** Format: date-time */
+          blocked_at: string;
+        }[];
+      /** @description Every message you sent, in any conversation, oldest first */
+      messages: ({
+          /** Format: uuid */
+          id: string;
+          /** Format: uuid */
+          conversation_id: string;
+          seq: number;
+          /** @description Empty for a deleted message (its tombstone) */
+          content: string;
+          client_msg_id: string | null;
+          /** Format: date-time */
+          created_at: string;
+          edited_at: string | null;
+          deleted_at: string | null;
+          reply_to_id: string | null;
+          attachments: ({
+              /** Format: uuid */
+              id: string;
+              filename: string;
+              content_type: string;
+              size: number;
+              width: number | null;
+              height: number | null;
+              /** @description GET it (with your token) for a 302 to a short-lived download URL */
+              url: string;
+            })[];
+        })[];
     };
     /** ConversationPage */
     ConversationPage: {
@@ -1293,6 +1394,208 @@ export interface operations {
     };
   };
   /**
+   * The users you block
+   * @description Newest block first. Keyset pages: pass `next_cursor` back as `cursor`. Clients use it to collapse blocked users' messages in groups, where they still flow (docs/moderation.md).
+   */
+  listBlocks: {
+    parameters: {
+      query?: {
+        limit?: number;
+        cursor?: string;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["BlockPage"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Block a user (idempotent)
+   * @description From then on, on every instance at once: your direct conversation with them (if any) stays readable but takes no new message from either of you, neither can start one (403 `/problems/blocked`), they cannot add you to a group, and their sockets no longer get your presence or typing. 404 for an unknown or deleted user, 422 for yourself.
+   */
+  blockUser: {
+    parameters: {
+      path: {
+        user_id: string;
+      };
+    };
+    responses: {
+      /** @description Done (also when nothing changed) */
+      204: {
+        content: never;
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Unblock a user (idempotent)
+   * @description Lifts your block; your direct conversation reopens unless they block you too. 204 also when you did not block them.
+   */
+  unblockUser: {
+    parameters: {
+      path: {
+        user_id: string;
+      };
+    };
+    responses: {
+      /** @description Done (also when nothing changed) */
+      204: {
+        content: never;
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Download your data
+   * @description One JSON document: your account, your memberships, the users you block and every message you sent (deleted ones as tombstones), with attachments listed by metadata and URL (not their bytes). Streamed as it is read, so it starts at once whatever its size. At most 2 per 1 hour per user (429 with Retry-After). Should the database fail midway, the connection is cut and the document is incomplete (not valid JSON): retry.
+   */
+  exportMe: {
+    responses: {
+      /** @description Your data (streamed) */
+      200: {
+        headers: {
+          /** @description Requests allowed in the window */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in the window */
+          "RateLimit-Remaining"?: number;
+          /** @description Seconds until the window resets */
+          "RateLimit-Reset"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["UserExport"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Too many requests: wait Retry-After seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+          /** @description Requests allowed in the window */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in the window */
+          "RateLimit-Remaining"?: number;
+          /** @description Seconds until the window resets */
+          "RateLimit-Reset"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
    * The caller's conversations
    * @description Most recent activity first, each with its members, last message and unread count. Keyset pages: pass `next_cursor` back as `cursor`.
    */
@@ -1340,7 +1643,7 @@ export interface operations {
   };
   /**
    * Create or get the direct conversation with a user
-   * @description There is one direct conversation per pair of users: 201 when this call created it, 200 when it existed (also under concurrent calls). 404 when the recipient does not exist.
+   * @description There is one direct conversation per pair of users: 201 when this call created it, 200 when it existed (also under concurrent calls). 404 when the recipient does not exist. 403 `/problems/blocked` when none exists yet and either user blocks the other; an existing one is returned (readable, `blocked: true`, closed to new messages).
    */
   openDirectConversation: {
     requestBody: {
@@ -1376,6 +1679,12 @@ export interface operations {
           /** @description Always `Bearer` */
           "WWW-Authenticate"?: string;
         };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
         content: {
           "application/problem+json": components["schemas"]["Problem"];
         };
@@ -1418,7 +1727,7 @@ export interface operations {
   };
   /**
    * Create a group owned by the caller
-   * @description The caller is its owner; `member_ids` (optional) are added as members. At most 1000 members (GROUP_MAX_MEMBERS); 404 when a member does not exist.
+   * @description The caller is its owner; `member_ids` (optional) are added as members. At most 1000 members (GROUP_MAX_MEMBERS); 404 when a member does not exist; 403 `/problems/blocked` when a member blocks the caller.
    */
   createGroup: {
     requestBody: {
@@ -1449,6 +1758,12 @@ export interface operations {
           /** @description Always `Bearer` */
           "WWW-Authenticate"?: string;
         };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
         content: {
           "application/problem+json": components["schemas"]["Problem"];
         };
@@ -1624,7 +1939,7 @@ export interface operations {
   };
   /**
    * Add a member to a group
-   * @description Group owners and admins only (403 otherwise). 201 when added, 200 when already a member; 422 for a full group (GROUP_MAX_MEMBERS) or a direct conversation, 404 for an unknown user.
+   * @description Group owners and admins only (403 otherwise). 201 when added, 200 when already a member; 422 for a full group (GROUP_MAX_MEMBERS) or a direct conversation, 404 for an unknown user, 403 `/problems/blocked` when that user blocks the caller.
    */
   addMember: {
     parameters: {
@@ -1910,7 +2225,7 @@ export interface operations {
   };
   /**
    * Send a message
-   * @description Stored with the next `seq` of the conversation and delivered to its members' sockets. 201 when stored; 200 with the first message when `client_msg_id` was already used (a safe retry). Sends per user are limited (MESSAGE_RATE_PER_SEC, burst MESSAGE_RATE_BURST): 429 with Retry-After. 403: `@all` in `mentions` from someone who is not a group admin or owner; 409: an attachment already used.
+   * @description Stored with the next `seq` of the conversation and delivered to its members' sockets. 201 when stored; 200 with the first message when `client_msg_id` was already used (a safe retry). Sends per user are limited (MESSAGE_RATE_PER_SEC, burst MESSAGE_RATE_BURST): 429 with Retry-After. 403: `@all` in `mentions` from someone who is not a group admin or owner, or `/problems/blocked` in a direct conversation closed by a block (either way); 409: an attachment already used.
    */
   sendMessage: {
     parameters: {
