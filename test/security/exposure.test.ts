@@ -12,6 +12,7 @@ const EMAIL_ALLOWED: Record<string, string> = {
   'GET /api/v1/auth/me': 'the caller',
   'PATCH /api/v1/users/me': 'the caller',
   'PATCH /api/v1/users/{id}': 'superusers only (403 for everyone else)',
+  'GET /api/v1/users/me/export': "the caller's own account, in their own data export",
 }
 
 /** Every property of a schema, with its JSON path, following $refs, unions and array items. */
