@@ -76,9 +76,8 @@ export class Follower {
     // Read after subscribing, so a block committed meanwhile arrives as an event and is not lost.
     const hidden = this.hidden.load(() => this.services.blocks.blockersOf(this.userId))
     if (this.bound) {
-      await hidden
       await this.subscribe(conversationChannel(this.bound))
-      const { seq: last, membersVersion } = await conversations.position(this.bound)
+      const [{ seq: last, membersVersion }] = await Promise.all([conversations.position(this.bound), hidden])
       this.knownVersion.set(this.bound, membersVersion)
       // A cursor past the end would silently swallow the next messages: clamp it.
       const start = sinceSeq === undefined ? last : Math.min(sinceSeq, last)
