@@ -25,15 +25,18 @@ import { trackConnections } from './http/connections.js'
 import { createMetrics } from './observability/metrics.js'
 import { AttachmentService } from './services/attachments.js'
 import { AuthService } from './services/auth.js'
+import { BanService } from './services/bans.js'
 import { ConversationService } from './services/conversations.js'
 import type { Services } from './services/index.js'
 import { LoginThrottle } from './services/login-throttle.js'
 import { MessageService } from './services/messages.js'
+import { ModerationService } from './services/moderation.js'
 import type { ObjectStorage } from './services/object-storage.js'
 import { PinService } from './services/pins.js'
 import type { Broker, ConnectionLeases, Presence, RateLimiter, SendRate } from './services/ports.js'
 import { PresenceService } from './services/presence.js'
 import { ReactionService } from './services/reactions.js'
+import { ReportService } from './services/reports.js'
 import { SearchService } from './services/search.js'
 import { ThreadService } from './services/threads.js'
 import { UserService } from './services/users.js'
@@ -281,6 +284,19 @@ export function createServices(
     },
     opts.clock,
   )
+  const messages = new MessageService(
+    db,
+    broker,
+    conversations,
+    {
+      maxChars: config.messageMaxChars,
+      batchMax: config.messageBatchMax,
+      sendRate: config.rateLimits.enabled ? infra.sendRate : undefined,
+    },
+    attachments,
+    reads,
+  )
+  const moderation = new ModerationService(db, broker, messages)
   return {
     config,
     database,
@@ -290,18 +306,7 @@ export function createServices(
     users,
     auth: new AuthService(db, users, tokens, config.jwt.refreshTtlSec),
     conversations,
-    messages: new MessageService(
-      db,
-      broker,
-      conversations,
-      {
-        maxChars: config.messageMaxChars,
-        batchMax: config.messageBatchMax,
-        sendRate: config.rateLimits.enabled ? infra.sendRate : undefined,
-      },
-      attachments,
-      reads,
-    ),
+    messages,
     attachments,
     objectServer: storage.server,
     reactions: new ReactionService(db, broker),
@@ -322,5 +327,8 @@ export function createServices(
     ),
     tickets: infra.tickets,
     connectionLeases: infra.leases,
+    moderation,
+    reports: new ReportService(db, moderation),
+    bans: new BanService(db, broker, conversations),
   }
 }

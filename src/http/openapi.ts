@@ -44,6 +44,8 @@ function openApiOptions(named: Set<string>): FastifyDynamicSwaggerOptions {
         { name: 'ops', description: 'Health, readiness and metrics for operators and load balancers' },
         { name: 'attachments', description: 'Files in messages: upload URLs and member-only downloads' },
         { name: 'storage', description: "The embedded local storage's presigned upload and download URLs" },
+        { name: 'moderation', description: 'Reporting messages and banning members from groups' },
+        { name: 'admin', description: 'Operators only: reports, accounts, any message, the audit log' },
       ],
       components: {
         securitySchemes: {

@@ -21,6 +21,8 @@ export const ERROR_CODES = [
   'too_large',
   'unsupported_media_type',
   'quota_exceeded',
+  'account_suspended',
+  'banned',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]
