@@ -1,4 +1,4 @@
-import { ForbiddenError, invalid, NotFoundError } from '../errors.js'
+import { invalid, NotFoundError } from '../errors.js'
 import { decodeIdCursor, idPage } from '../lib/cursor.js'
 import { isUuid } from '../lib/ids.js'
 import * as bans from '../store/bans.js'
