@@ -1,5 +1,5 @@
 import Type, { type TSchema } from 'typebox'
-import { REPORT_REASONS, REPORT_RESOLUTIONS } from '../store/schema.js'
+import { REPORT_REASONS, REPORT_RESOLUTIONS } from '../protocol/moderation.js'
 import { Page, PrivateUser, Uuid } from './schemas.js'
 
 /** Schemas of the moderation and admin routes (docs/moderation.md). */

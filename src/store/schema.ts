@@ -1,3 +1,8 @@
+/**
+ * The database schema, every table in one file. It is longer than 400 lines because drizzle-kit
+ * generates migrations from this one module (drizzle.config.ts), and tables split into modules
+ * that reference each other (users, conversations, messages) would import each other in a cycle.
+ */
 import { sql } from 'drizzle-orm'
 import {
   type AnyPgColumn,
@@ -15,6 +20,9 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core'
+import { REPORT_REASONS, REPORT_RESOLUTIONS } from '../protocol/moderation.js'
+
+export type { ReportReason, ReportResolution } from '../protocol/moderation.js'
 
 // Millisecond precision: what a JS Date holds, so timestamps round-trip exactly through cursors.
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date', precision: 3 })
@@ -334,19 +342,6 @@ export const messagePins = pgTable(
     index('message_pins_list_idx').on(t.conversationId, t.pinnedAt),
   ],
 )
-
-export const REPORT_REASONS = [
-  'spam',
-  'harassment',
-  'hate',
-  'violence',
-  'sexual',
-  'illegal',
-  'other',
-] as const
-export type ReportReason = (typeof REPORT_REASONS)[number]
-export const REPORT_RESOLUTIONS = ['dismiss', 'delete_message', 'suspend_user'] as const
-export type ReportResolution = (typeof REPORT_RESOLUTIONS)[number]
 
 /** A message as it was when reported: kept with the report whatever happens to the message later. */
 export interface MessageSnapshot {
