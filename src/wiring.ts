@@ -328,7 +328,14 @@ export function createServices(
     tickets: infra.tickets,
     connectionLeases: infra.leases,
     moderation,
-    reports: new ReportService(db, moderation),
+    reports: new ReportService(
+      db,
+      moderation,
+      infra.limiter,
+      config.rateLimits.enabled
+        ? { max: config.rateLimits.reportMaxPerUser, windowSec: config.rateLimits.reportWindowSec }
+        : undefined,
+    ),
     bans: new BanService(db, broker, conversations),
   }
 }

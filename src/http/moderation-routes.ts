@@ -4,7 +4,7 @@ import type { Services } from '../services/index.js'
 import { REPORT_NOTE_MAX } from '../services/reports.js'
 import { authenticate, currentUser } from './authenticate.js'
 import { BanPage, Cursor, Limit, Report, ReportReason } from './moderation-schemas.js'
-import { authErrors, errors, IdParams, Uuid } from './schemas.js'
+import { authErrors, errors, IdParams, rateLimited, Uuid } from './schemas.js'
 
 /** Members report messages; group owners and admins ban (docs/moderation.md). Mounted under /api/v1/chat. */
 export const moderationRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (
@@ -27,7 +27,8 @@ export const moderationRoutes: FastifyPluginAsyncTypebox<{ services: Services }>
         description:
           'Members of its conversation only (404 for anyone else). The report keeps a snapshot of the ' +
           'message as it is now. One open report per reporter and message: reporting it again answers ' +
-          '200 with the open report, unchanged. 422: your own message; 409: a deleted message.',
+          '200 with the open report, unchanged. 422: your own message; 409: a deleted message. Limited per ' +
+          'user (REPORT_MAX_PER_USER in REPORT_WINDOW_SEC): 429 with Retry-After.',
         params: IdParams,
         body: Type.Object(
           {
@@ -48,6 +49,7 @@ export const moderationRoutes: FastifyPluginAsyncTypebox<{ services: Services }>
           },
           201: { description: 'Reported', content: { 'application/json': { schema: Report } } },
           ...errors(409),
+          ...rateLimited(),
           ...notMember,
         },
       },

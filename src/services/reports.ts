@@ -13,6 +13,8 @@ import type {
   UserRow,
 } from '../store/schema.js'
 import { audit, type ModerationService } from './moderation.js'
+import type { RateLimiter } from './ports.js'
+import { consume } from './rate-limits.js'
 import { cleanText } from './text.js'
 
 export const REPORT_NOTE_MAX = 1000
@@ -63,6 +65,9 @@ export class ReportService {
   constructor(
     private readonly db: Db,
     private readonly moderation: ModerationService,
+    private readonly limiter: RateLimiter,
+    /** REPORT_MAX_PER_USER in REPORT_WINDOW_SEC; undefined when RATE_LIMITS=off. */
+    private readonly limit?: { max: number; windowSec: number },
   ) {}
 
   /**
@@ -85,6 +90,8 @@ export class ReportService {
         : cleanText(noteInput, 'note', REPORT_NOTE_MAX)
     if (msg.senderId === reporterId) throw invalid('id', 'cannot report your own message')
     if (msg.deletedAt) throw new ConflictError('the message was deleted')
+    if (this.limit)
+      await consume(this.limiter, `report:user:${reporterId}`, this.limit.max, this.limit.windowSec)
     const { row, created } = await reports.insertReport(this.db, {
       id: newId(),
       conversationId: msg.conversationId,

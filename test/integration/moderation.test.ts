@@ -350,3 +350,41 @@ describe.each(DRIVERS)('moderation on %s', (driver) => {
     })
   })
 })
+
+describe('report rate limit', () => {
+  let t: TestApp
+  beforeAll(async () => {
+    t = await startTestApp({ env: { RATE_LIMITS: 'on', REPORT_MAX_PER_USER: '2', REPORT_WINDOW_SEC: '600' } })
+  })
+  afterAll(async () => t?.close())
+
+  it('refuses the reports of a user past REPORT_MAX_PER_USER with 429 and Retry-After', async () => {
+    const [a, b] = [await registerUser(t.app, 'A'), await registerUser(t.app, 'B')]
+    const conv = (
+      await t.app.inject({
+        method: 'POST',
+        url: '/api/v1/chat/groups',
+        headers: a.auth,
+        payload: { title: 'g', member_ids: [b.id] },
+      })
+    ).json().id
+    const statuses: number[] = []
+    for (let i = 0; i < 3; i++) {
+      const m = await t.app.inject({
+        method: 'POST',
+        url: `/api/v1/chat/conversations/${conv}/messages`,
+        headers: a.auth,
+        payload: { content: `m${i}` },
+      })
+      const r = await t.app.inject({
+        method: 'POST',
+        url: `/api/v1/chat/messages/${m.json().id}/report`,
+        headers: b.auth,
+        payload: { reason: 'spam' },
+      })
+      statuses.push(r.statusCode)
+      if (r.statusCode === 429) expect(Number(r.headers['retry-after'])).toBeGreaterThan(0)
+    }
+    expect(statuses).toEqual([201, 201, 429])
+  })
+})

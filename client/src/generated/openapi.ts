@@ -267,7 +267,7 @@ export interface paths {
   "/api/v1/chat/messages/{id}/report": {
     /**
      * Report a message to the operators
-     * @description Members of its conversation only (404 for anyone else). The report keeps a snapshot of the message as it is now. One open report per reporter and message: reporting it again answers 200 with the open report, unchanged. 422: your own message; 409: a deleted message.
+     * @description Members of its conversation only (404 for anyone else). The report keeps a snapshot of the message as it is now. One open report per reporter and message: reporting it again answers 200 with the open report, unchanged. 422: your own message; 409: a deleted message. Limited per user (REPORT_MAX_PER_USER in REPORT_WINDOW_SEC): 429 with Retry-After.
      */
     post: operations["reportMessage"];
   };
@@ -3184,7 +3184,7 @@ export interface operations {
   };
   /**
    * Report a message to the operators
-   * @description Members of its conversation only (404 for anyone else). The report keeps a snapshot of the message as it is now. One open report per reporter and message: reporting it again answers 200 with the open report, unchanged. 422: your own message; 409: a deleted message.
+   * @description Members of its conversation only (404 for anyone else). The report keeps a snapshot of the message as it is now. One open report per reporter and message: reporting it again answers 200 with the open report, unchanged. 422: your own message; 409: a deleted message. Limited per user (REPORT_MAX_PER_USER in REPORT_WINDOW_SEC): 429 with Retry-After.
    */
   reportMessage: {
     parameters: {
@@ -3260,6 +3260,22 @@ export interface operations {
       };
       /** @description The input is invalid; `errors[]` names each field */
       422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Too many requests: wait Retry-After seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+          /** @description Requests allowed in the window */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in the window */
+          "RateLimit-Remaining"?: number;
+          /** @description Seconds until the window resets */
+          "RateLimit-Reset"?: number;
+        };
         content: {
           "application/problem+json": components["schemas"]["Problem"];
         };
