@@ -24,7 +24,8 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = as
   const { reports, moderation, auth } = services
   app.addHook('onRequest', authenticate(auth))
   app.addHook('preValidation', requireOperator)
-  const common = { tags: ['admin'], security: [{ bearer: [] }] }
+  // The `operator` scope sets these apart from the routes any signed-in user may call (OWASP API5).
+  const common = { tags: ['admin'], security: [{ bearer: ['operator'] }] }
   const refused = { ...errors(403), ...authErrors }
 
   app.get(

@@ -58,7 +58,10 @@ function openApiOptions(named: Set<string>): FastifyDynamicSwaggerOptions {
               password: {
                 tokenUrl: '/api/v1/auth/login',
                 refreshUrl: '/api/v1/auth/refresh',
-                scopes: {},
+                scopes: {
+                  operator:
+                    "Operators only (/api/v1/admin): the account's role, read on every request, not a token claim (docs/moderation.md)",
+                },
               },
             },
           },
