@@ -44,7 +44,9 @@ function expectNoCrash(res: Res, where: string) {
   if (res.statusCode >= 400) expectClientError(res, where)
 }
 
-describe('REST fuzzing: every request body of the OpenAPI document', () => {
+describe('REST fuzzing: every request body of the OpenAPI document', {
+  timeout: PER_OPERATION_TIMEOUT_MS,
+}, () => {
   let t: TestApp
   let w: World
   let doc: Awaited<ReturnType<typeof openApi>>
@@ -95,45 +97,37 @@ describe('REST fuzzing: every request body of the OpenAPI document', () => {
     expect(bodyOps.length).toBeGreaterThanOrEqual(14)
   })
 
-  it(
-    'a body no schema accepts (wrong types, too long, missing fields, __proto__, 2^53+1, deep nesting) gets a 4xx',
-    async () => {
-      for (const { op, schema } of bodyOps) {
-        await fc.assert(
-          fc.asyncProperty(invalidBody(schema, { uuid: w.other.id }), async (body) => {
-            expectClientError(await send(op, toJson(body)), op.key)
-          }),
-          fuzzRuns(25),
-        )
-      }
-      await healthy()
-      expect(({} as Record<string, unknown>).polluted).toBeUndefined()
-    },
-    PER_OPERATION_TIMEOUT_MS,
-  )
+  it('a body no schema accepts (wrong types, too long, missing fields, __proto__, 2^53+1, deep nesting) gets a 4xx', async () => {
+    for (const { op, schema } of bodyOps) {
+      await fc.assert(
+        fc.asyncProperty(invalidBody(schema, { uuid: w.other.id }), async (body) => {
+          expectClientError(await send(op, toJson(body)), op.key)
+        }),
+        fuzzRuns(25),
+      )
+    }
+    await healthy()
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+  })
 
-  it(
-    'well-typed hostile values (NUL, lone surrogates, bidi, huge) never cause a 5xx',
-    async () => {
-      for (const { op, schema } of bodyOps) {
-        await fc.assert(
-          fc.asyncProperty(hostileBody(schema, { uuid: w.other.id }), async (body) => {
-            expectNoCrash(await send(op, toJson(body)), op.key)
-          }),
-          fuzzRuns(25),
-        )
-      }
-      await healthy()
-      // The owner can still sign in: no fuzzed body changed the password or deleted the account.
-      const login = await t.app.inject({
-        method: 'POST',
-        url: '/api/v1/auth/login',
-        payload: { email: w.owner.email, password: w.owner.password },
-      })
-      expect(login.statusCode).toBe(200)
-    },
-    PER_OPERATION_TIMEOUT_MS,
-  )
+  it('well-typed hostile values (NUL, lone surrogates, bidi, huge) never cause a 5xx', async () => {
+    for (const { op, schema } of bodyOps) {
+      await fc.assert(
+        fc.asyncProperty(hostileBody(schema, { uuid: w.other.id }), async (body) => {
+          expectNoCrash(await send(op, toJson(body)), op.key)
+        }),
+        fuzzRuns(25),
+      )
+    }
+    await healthy()
+    // The owner can still sign in: no fuzzed body changed the password or deleted the account.
+    const login = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/login',
+      payload: { email: w.owner.email, password: w.owner.password },
+    })
+    expect(login.statusCode).toBe(200)
+  })
 
   it('text PostgreSQL cannot store (NUL, lone surrogates) is refused with 422 wherever a user sends text', async () => {
     const bad = ['a\u0000b', 'a\uD800b', '\uDC00']
@@ -181,40 +175,26 @@ describe('REST fuzzing: every request body of the OpenAPI document', () => {
     }
   })
 
-  it(
-    'raw bytes that are not JSON, truncated JSON, deep nesting and wrong media types get a 4xx',
-    async () => {
-      const raw = fc.oneof(
-        fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
-        fc.string({ unit: 'binary', maxLength: 50 }).map((s) => `{"content": ${s}`),
-        fc.constantFrom(
-          '',
-          '{',
-          '{"a":1}}',
-          '[1,2',
-          'nul',
-          '{"a":"\\ud800"',
-          '\uFEFF{"a":',
-          'NaN',
-          '{"a":01}',
-        ),
-        deepJsonText,
+  it('raw bytes that are not JSON, truncated JSON, deep nesting and wrong media types get a 4xx', async () => {
+    const raw = fc.oneof(
+      fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
+      fc.string({ unit: 'binary', maxLength: 50 }).map((s) => `{"content": ${s}`),
+      fc.constantFrom('', '{', '{"a":1}}', '[1,2', 'nul', '{"a":"\\ud800"', '\uFEFF{"a":', 'NaN', '{"a":01}'),
+      deepJsonText,
+    )
+    for (const { op } of bodyOps) {
+      await fc.assert(
+        fc.asyncProperty(raw, async (payload) => {
+          expectClientError(await send(op, payload as string), op.key)
+        }),
+        fuzzRuns(15),
       )
-      for (const { op } of bodyOps) {
-        await fc.assert(
-          fc.asyncProperty(raw, async (payload) => {
-            expectClientError(await send(op, payload as string), op.key)
-          }),
-          fuzzRuns(15),
-        )
-        for (const type of ['text/plain', 'application/xml', 'multipart/form-data; boundary=x']) {
-          expectClientError(await send(op, '{}', { 'content-type': type }), `${op.key} as ${type}`)
-        }
+      for (const type of ['text/plain', 'application/xml', 'multipart/form-data; boundary=x']) {
+        expectClientError(await send(op, '{}', { 'content-type': type }), `${op.key} as ${type}`)
       }
-      await healthy()
-    },
-    PER_OPERATION_TIMEOUT_MS,
-  )
+    }
+    await healthy()
+  })
 
   it('form-encoded login bodies with hostile fields never cause a 5xx', async () => {
     const field = fc.oneof(hostileString, fc.string({ maxLength: 20 }))
@@ -238,35 +218,31 @@ describe('REST fuzzing: every request body of the OpenAPI document', () => {
     )
   })
 
-  it(
-    'hostile query strings and path parameters never cause a 5xx',
-    async () => {
-      const gets = operations(doc).filter((op) => op.method === 'GET' && op.path.startsWith('/api/'))
-      const piece = fc.oneof(
-        hostileString.map((s) => encodeURIComponent(s.toWellFormed())),
-        fc.constantFrom('%ED%A0%80', '%00', '%', '%zz', '..%2F..', 'eyJ9', 'eyJhZnRlciI6LTF9', '__proto__'),
+  it('hostile query strings and path parameters never cause a 5xx', async () => {
+    const gets = operations(doc).filter((op) => op.method === 'GET' && op.path.startsWith('/api/'))
+    const piece = fc.oneof(
+      hostileString.map((s) => encodeURIComponent(s.toWellFormed())),
+      fc.constantFrom('%ED%A0%80', '%00', '%', '%zz', '..%2F..', 'eyJ9', 'eyJhZnRlciI6LTF9', '__proto__'),
+    )
+    for (const op of gets) {
+      const names = (op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name)
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom(...names, 'cursor', 'limit'),
+          piece,
+          piece,
+          async (name, value, id) => {
+            const path = op.path.includes('{') ? op.path.replace(/\{[^}]+\}/g, id) : op.path
+            for (const url of [`${urlOf(op.path)}?${name}=${value}`, path]) {
+              expectNoCrash(await t.app.inject({ url, headers: w.owner.auth }), `GET ${url}`)
+            }
+          },
+        ),
+        fuzzRuns(20),
       )
-      for (const op of gets) {
-        const names = (op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name)
-        await fc.assert(
-          fc.asyncProperty(
-            fc.constantFrom(...names, 'cursor', 'limit'),
-            piece,
-            piece,
-            async (name, value, id) => {
-              const path = op.path.includes('{') ? op.path.replace(/\{[^}]+\}/g, id) : op.path
-              for (const url of [`${urlOf(op.path)}?${name}=${value}`, path]) {
-                expectNoCrash(await t.app.inject({ url, headers: w.owner.auth }), `GET ${url}`)
-              }
-            },
-          ),
-          fuzzRuns(20),
-        )
-      }
-      await healthy()
-    },
-    PER_OPERATION_TIMEOUT_MS,
-  )
+    }
+    await healthy()
+  })
 
   it('hostile Authorization headers get a 401, never a 5xx', async () => {
     await fc.assert(
