@@ -8,6 +8,7 @@ import addFormats from 'ajv-formats'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { startupWarnings } from './config/config.js'
+import { adminRoutes } from './http/admin-routes.js'
 import { attachmentRoutes } from './http/attachment-routes.js'
 import { authRoutes } from './http/auth-routes.js'
 import { blockRoutes } from './http/block-routes.js'
@@ -15,6 +16,7 @@ import { chatRoutes } from './http/chat-routes.js'
 import { closeConnectionsOnShutdown } from './http/closing.js'
 import { exportRoutes } from './http/export-routes.js'
 import { refuseInvalidUtf8Json } from './http/json-body.js'
+import { moderationRoutes } from './http/moderation-routes.js'
 import { registerOpenApi } from './http/openapi.js'
 import { opsRoutes } from './http/ops-routes.js'
 import { errorHandler, sendProblem } from './http/problem.js'
@@ -113,6 +115,8 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   await app.register(ticketRoutes, { ...opts, prefix: '/api/v1/chat' })
   await app.register(attachmentRoutes, { ...opts, prefix: '/api/v1/chat' })
   await app.register(storageRoutes, opts)
+  await app.register(moderationRoutes, { ...opts, prefix: '/api/v1/chat' })
+  await app.register(adminRoutes, { ...opts, prefix: '/api/v1/admin' })
   await registerGateway(app, services)
   await app.register(webRoutes, { root: config.webDir })
   return app

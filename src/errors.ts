@@ -30,6 +30,10 @@ export type AppErrorCode =
   | 'quota_exceeded'
   /** A block between two users refuses it (HTTP 403): see docs/moderation.md. */
   | 'blocked'
+  /** An operator suspended the account: it cannot sign in or use its tokens until unsuspended (HTTP 401). */
+  | 'account_suspended'
+  /** The user is banned from the group: cannot be added back until unbanned (HTTP 409). */
+  | 'banned'
 
 export abstract class AppError extends Error {
   abstract readonly status: number
@@ -85,6 +89,27 @@ export class ForbiddenError extends AppError {
 export class BlockedError extends AppError {
   readonly status = 403
   readonly code = 'blocked'
+}
+
+/**
+ * The account is suspended. 401 like any refused credential (every authenticated operation
+ * documents it), with a type of its own so a client tells it from an expired token.
+ */
+export class AccountSuspendedError extends AppError {
+  readonly status = 401
+  readonly code = 'account_suspended'
+  constructor(message = 'the account is suspended') {
+    super(message)
+  }
+}
+
+/** Adding (or re-adding) a user a group has banned. */
+export class BannedError extends AppError {
+  readonly status = 409
+  readonly code = 'banned'
+  constructor(message = 'the user is banned from this group') {
+    super(message)
+  }
 }
 
 /** A fixed-window limit as clients are told it (the RateLimit-* headers). */

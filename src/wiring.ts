@@ -25,17 +25,20 @@ import { trackConnections } from './http/connections.js'
 import { createMetrics } from './observability/metrics.js'
 import { AttachmentService } from './services/attachments.js'
 import { AuthService } from './services/auth.js'
+import { BanService } from './services/bans.js'
 import { BlockService } from './services/blocks.js'
 import { ConversationService } from './services/conversations.js'
 import { EXPORT_MAX_PER_WINDOW, EXPORT_WINDOW_SEC, ExportService } from './services/export.js'
 import type { Services } from './services/index.js'
 import { LoginThrottle } from './services/login-throttle.js'
 import { MessageService } from './services/messages.js'
+import { ModerationService } from './services/moderation.js'
 import type { ObjectStorage } from './services/object-storage.js'
 import { PinService } from './services/pins.js'
 import type { Broker, ConnectionLeases, Presence, RateLimiter, SendRate } from './services/ports.js'
 import { PresenceService } from './services/presence.js'
 import { ReactionService } from './services/reactions.js'
+import { ReportService } from './services/reports.js'
 import { SearchService } from './services/search.js'
 import { ThreadService } from './services/threads.js'
 import { UserService } from './services/users.js'
@@ -283,6 +286,19 @@ export function createServices(
     },
     opts.clock,
   )
+  const messages = new MessageService(
+    db,
+    broker,
+    conversations,
+    {
+      maxChars: config.messageMaxChars,
+      batchMax: config.messageBatchMax,
+      sendRate: config.rateLimits.enabled ? infra.sendRate : undefined,
+    },
+    attachments,
+    reads,
+  )
+  const moderation = new ModerationService(db, broker, messages)
   return {
     config,
     database,
@@ -292,18 +308,7 @@ export function createServices(
     users,
     auth: new AuthService(db, users, tokens, config.jwt.refreshTtlSec),
     conversations,
-    messages: new MessageService(
-      db,
-      broker,
-      conversations,
-      {
-        maxChars: config.messageMaxChars,
-        batchMax: config.messageBatchMax,
-        sendRate: config.rateLimits.enabled ? infra.sendRate : undefined,
-      },
-      attachments,
-      reads,
-    ),
+    messages,
     attachments,
     objectServer: storage.server,
     reactions: new ReactionService(db, broker),
@@ -330,5 +335,15 @@ export function createServices(
     ),
     tickets: infra.tickets,
     connectionLeases: infra.leases,
+    moderation,
+    reports: new ReportService(
+      db,
+      moderation,
+      infra.limiter,
+      config.rateLimits.enabled
+        ? { max: config.rateLimits.reportMaxPerUser, windowSec: config.rateLimits.reportWindowSec }
+        : undefined,
+    ),
+    bans: new BanService(db, broker, conversations),
   }
 }

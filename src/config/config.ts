@@ -79,6 +79,9 @@ export interface Config {
     registerWindowSec: number
     ticketMaxPerUser: number
     ticketWindowSec: number
+    /** Message reports per user (REPORT_MAX_PER_USER) in REPORT_WINDOW_SEC. */
+    reportMaxPerUser: number
+    reportWindowSec: number
   }
   messageBatchMax: number
   /** When set, GET /metrics needs `Authorization: Bearer <metricsToken>`. */
@@ -260,6 +263,8 @@ export function loadConfig(raw: Raw = process.env): Config {
       registerWindowSec: int('REGISTER_WINDOW_SEC'),
       ticketMaxPerUser: int('TICKET_MAX_PER_USER'),
       ticketWindowSec: int('TICKET_WINDOW_SEC'),
+      reportMaxPerUser: int('REPORT_MAX_PER_USER'),
+      reportWindowSec: int('REPORT_WINDOW_SEC'),
     },
     messageBatchMax: int('MESSAGE_BATCH_MAX'),
     metricsToken,

@@ -131,6 +131,8 @@ export const SETTINGS = {
   REGISTER_WINDOW_SEC: { kind: 'int', default: '600', min: 1, max: 86400 },
   TICKET_MAX_PER_USER: { kind: 'int', default: '30', min: 1, max: 1000000 },
   TICKET_WINDOW_SEC: { kind: 'int', default: '60', min: 1, max: 86400 },
+  REPORT_MAX_PER_USER: { kind: 'int', default: '20', min: 1, max: 1000000 },
+  REPORT_WINDOW_SEC: { kind: 'int', default: '3600', min: 1, max: 86400 },
   MESSAGE_BATCH_MAX: { kind: 'int', default: '500', min: 1, max: 10000 },
   METRICS_TOKEN: { kind: 'string' },
   WEB_DIR: { kind: 'string', default: './web/dist' },

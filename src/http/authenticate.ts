@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ForbiddenError, UnauthorizedError } from '../errors.js'
 import type { AuthService } from '../services/auth.js'
-import type { User } from '../services/users.js'
+import { isOperator, type User } from '../services/users.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -36,9 +36,9 @@ export function currentUser(req: FastifyRequest): User {
 }
 
 /**
- * preHandler for `/api/v1/admin/...`: operators only. Today an operator is a user with
- * `is_superuser`; issue 15 turns that into a named role, and this stays the one place that decides.
+ * preHandler for `/api/v1/admin/...`: operators only (users.role = 'operator'; docs/moderation.md).
+ * The one place that decides; anyone else signed in gets 403.
  */
 export async function requireOperator(req: FastifyRequest): Promise<void> {
-  if (!currentUser(req).isSuperuser) throw new ForbiddenError('operators only')
+  if (!isOperator(currentUser(req))) throw new ForbiddenError('operators only')
 }

@@ -167,13 +167,14 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
         description:
           'Group owners and admins only (403 otherwise). 201 when added, 200 when already a member; ' +
           '422 for a full group (GROUP_MAX_MEMBERS) or a direct conversation, 404 for an unknown user, ' +
-          '403 `/problems/blocked` when that user blocks the caller.',
+          '403 `/problems/blocked` when that user blocks the caller, ' +
+          '409 `banned` for a user the group banned (until unbanned).',
         params: IdParams,
         body: Type.Object({ user_id: Uuid }),
         response: {
           200: { description: 'Already a member', content: { 'application/json': { schema: Member } } },
           201: { description: 'Added', content: { 'application/json': { schema: Member } } },
-          ...errors(403),
+          ...errors(403, 409),
           ...notMember,
         },
       },

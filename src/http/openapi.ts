@@ -44,6 +44,8 @@ function openApiOptions(named: Set<string>): FastifyDynamicSwaggerOptions {
         { name: 'ops', description: 'Health, readiness and metrics for operators and load balancers' },
         { name: 'attachments', description: 'Files in messages: upload URLs and member-only downloads' },
         { name: 'storage', description: "The embedded local storage's presigned upload and download URLs" },
+        { name: 'moderation', description: 'Reporting messages and banning members from groups' },
+        { name: 'admin', description: 'Operators only: reports, accounts, any message, the audit log' },
       ],
       components: {
         securitySchemes: {
@@ -56,7 +58,10 @@ function openApiOptions(named: Set<string>): FastifyDynamicSwaggerOptions {
               password: {
                 tokenUrl: '/api/v1/auth/login',
                 refreshUrl: '/api/v1/auth/refresh',
-                scopes: {},
+                scopes: {
+                  operator:
+                    "Operators only (/api/v1/admin): the account's role, read on every request, not a token claim (docs/moderation.md)",
+                },
               },
             },
           },

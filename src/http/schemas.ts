@@ -43,10 +43,13 @@ export const PrivateUser = Type.Object(
     created_at: Timestamp,
     email: Type.String(),
     is_active: Type.Boolean(),
-    is_superuser: Type.Boolean(),
+    is_superuser: Type.Boolean({ description: 'true for operators (kept for older clients; read `role`)' }),
+    role: Type.Union([Type.Literal('user'), Type.Literal('operator')], {
+      description: 'operators use /api/v1/admin (docs/moderation.md)',
+    }),
     updated_at: Timestamp,
   },
-  { $id: 'PrivateUser', description: 'A user as they (or a superuser) see themselves' },
+  { $id: 'PrivateUser', description: 'A user as they (or an operator) see themselves' },
 )
 
 const tokenProperties = {

@@ -106,7 +106,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
       schema: {
         ...common,
         operationId: 'updateUser',
-        summary: 'Change another user (superusers)',
+        summary: 'Change another user (operators)',
         description:
           'As PATCH /users/me, for another user, without `current_password`. 403 for everyone else.',
         params: IdParams,
@@ -123,7 +123,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
       schema: {
         ...common,
         operationId: 'deleteUser',
-        summary: 'Delete another user (superusers)',
+        summary: 'Delete another user (operators)',
         description: 'As DELETE /users/me, for any user, without a password. 403 for everyone else.',
         params: IdParams,
         response: { 204: Deleted, ...errors(403, 404), ...authErrors },

@@ -19,3 +19,21 @@ export function decodeCursor(cursor: string, field = 'cursor'): Record<string, s
   }
   throw invalid(field, 'is not a valid cursor')
 }
+
+/** The id a keyset cursor holds (`{id}`); anything else is a forged cursor, a 422 before it reaches the database. */
+export function decodeIdCursor(cursor: string | undefined, isId: (s: string) => boolean): string | undefined {
+  if (cursor === undefined) return undefined
+  const { id } = decodeCursor(cursor)
+  if (typeof id !== 'string' || !isId(id)) throw invalid('cursor', 'is not a valid cursor')
+  return id
+}
+
+/** A page of `limit` items out of `rows` (fetched with `limit + 1`), with the cursor of the next one. */
+export function idPage<R, V>(rows: R[], limit: number, id: (r: R) => string, view: (r: R) => V) {
+  const page = rows.slice(0, limit)
+  const last = page.at(-1)
+  return {
+    items: page.map(view),
+    next_cursor: rows.length > limit && last !== undefined ? encodeCursor({ id: id(last) }) : null,
+  }
+}

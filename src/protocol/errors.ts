@@ -22,6 +22,8 @@ export const ERROR_CODES = [
   'unsupported_media_type',
   'quota_exceeded',
   'blocked',
+  'account_suspended',
+  'banned',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { AccessTokens } from '../auth/jwt.js'
-import { UnauthorizedError } from '../errors.js'
+import { AccountSuspendedError, UnauthorizedError } from '../errors.js'
 import { newId } from '../lib/ids.js'
 import type { Db } from '../store/db.js'
 import type { UserRow } from '../store/schema.js'
@@ -44,6 +44,7 @@ export class AuthService {
     const rotation = await sessions.rotateSession(this.db, sha256(refreshToken), (old) =>
       next.session(old.userId, old.familyId),
     )
+    if (!rotation.ok && rotation.suspended) throw new AccountSuspendedError()
     if (!rotation.ok) throw new UnauthorizedError('invalid refresh token')
     return this.pair(rotation.userId, next.token)
   }
@@ -54,10 +55,13 @@ export class AuthService {
     if (familyId !== undefined) await sessions.revokeFamily(this.db, familyId)
   }
 
-  /** The active user an access token belongs to; a deleted or deactivated user's token is refused. */
+  /**
+   * The active user an access token belongs to; a deleted or deactivated user's token is refused,
+   * and a suspended user's too (read on every request, so a suspension stops tokens at once).
+   */
   async authenticate(accessToken: string): Promise<{ user: UserRow; exp: number }> {
     const claims = await this.tokens.verify(accessToken)
-    const user = await this.users.findActive(claims.sub)
+    const user = await this.users.findSignedIn(claims.sub)
     if (!user) throw new UnauthorizedError('account is deleted or deactivated')
     return { user, exp: claims.exp }
   }

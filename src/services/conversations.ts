@@ -1,6 +1,7 @@
-import { BlockedError, ForbiddenError, invalid, NotFoundError } from '../errors.js'
+import { BannedError, BlockedError, ForbiddenError, invalid, NotFoundError } from '../errors.js'
 import { decodeCursor, encodeCursor } from '../lib/cursor.js'
 import { isUuid, newId } from '../lib/ids.js'
+import * as bans from '../store/bans.js'
 import * as blocks from '../store/blocks.js'
 import * as convs from '../store/conversations.js'
 import type { Db } from '../store/db.js'
@@ -12,6 +13,7 @@ import { unreadMentionCounts } from '../store/rich-pages.js'
 import type { ConversationRow, MemberRow } from '../store/schema.js'
 import { activeUserIds } from '../store/users.js'
 import type { Broker } from './ports.js'
+import { removedEvent, removeLocked } from './removal.js'
 import { cleanText } from './text.js'
 import { baseConversationView, type ConversationView, type MemberView, toMessageView } from './views.js'
 
@@ -118,6 +120,7 @@ export class ConversationService {
     const result = await this.db.transaction(async (tx) => {
       // Under the conversation lock, so `seq` says exactly which messages the new member may see.
       const { seq } = await convs.lockConversation(tx, conversationId)
+      if (await bans.isBanned(tx, conversationId, userId)) throw new BannedError()
       const count = await members.countMembers(tx, conversationId)
       const inserted = await members.insertMembers(tx, conversationId, [
         { userId, role: 'member', joinedSeq: seq },
@@ -170,20 +173,11 @@ export class ConversationService {
     if (me !== userId) requireAdmin(actor)
     const removal = await this.db.transaction(async (tx) => {
       const at = await convs.lockConversation(tx, conversationId, { removal: true })
-      const target = await members.deleteMember(tx, conversationId, userId)
-      if (!target) throw new NotFoundError('member')
-      if (target.role === 'owner' && me !== userId) throw new ForbiddenError('the owner cannot be removed')
-      if (target.role === 'owner') await members.handOwnershipOn(tx, conversationId)
-      await members.recordDeparture(tx, conversationId, userId, at)
+      if (!(await removeLocked(tx, conversationId, userId, me !== userId, at)))
+        throw new NotFoundError('member')
       return at
     })
-    this.broker.publish({
-      type: 'member.removed',
-      conversation_id: conversationId,
-      user_id: userId,
-      seq: removal.seq,
-      members_version: removal.membersVersion,
-    })
+    this.broker.publish(removedEvent(conversationId, userId, removal))
   }
 
   async get(me: string, conversationId: string): Promise<ConversationView> {
@@ -298,7 +292,7 @@ const toMemberView = (m: members.MemberWithName): MemberView => ({
 const blockedDirect = () =>
   new BlockedError('one of you blocks the other: a direct conversation cannot be started')
 
-function requireAdmin(member: MemberRow): void {
+export function requireAdmin(member: MemberRow): void {
   if (member.role !== 'owner' && member.role !== 'admin')
     throw new ForbiddenError('only a group admin may do this')
 }

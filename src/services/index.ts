@@ -5,16 +5,19 @@ import type { Metrics } from '../observability/metrics.js'
 import type { Database } from '../store/db.js'
 import type { AttachmentService } from './attachments.js'
 import type { AuthService } from './auth.js'
+import type { BanService } from './bans.js'
 import type { BlockService } from './blocks.js'
 import type { ConversationService } from './conversations.js'
 import type { ExportService } from './export.js'
 import type { LoginThrottle } from './login-throttle.js'
 import type { MessageService } from './messages.js'
+import type { ModerationService } from './moderation.js'
 import type { SignedObjectServer } from './object-storage.js'
 import type { PinService } from './pins.js'
 import type { Broker, ConnectionLeases, RateLimiter } from './ports.js'
 import type { PresenceService } from './presence.js'
 import type { ReactionService } from './reactions.js'
+import type { ReportService } from './reports.js'
 import type { SearchService } from './search.js'
 import type { ThreadService } from './threads.js'
 import type { UserService } from './users.js'
@@ -49,4 +52,8 @@ export interface Services {
   tickets: TicketStore
   /** The per-user socket limit across instances. */
   connectionLeases: ConnectionLeases
+  /** Reports, operators' actions on accounts and messages, the audit log (docs/moderation.md). */
+  reports: ReportService
+  moderation: ModerationService
+  bans: BanService
 }

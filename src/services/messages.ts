@@ -131,8 +131,7 @@ export class MessageService {
    * (the sweep retries).
    */
   async delete(userId: string, messageId: string): Promise<MessageView> {
-    let released: AttachmentRef[] = []
-    const { row, changed, unpinned, full } = await this.db.transaction(async (tx) => {
+    return this.deleteWith(userId, async (tx) => {
       const msg = await this.visibleMessage(tx, userId, messageId)
       // Permission first, so deleting again answers the same as the first time (403 stays 403).
       if (msg.senderId !== userId) {
@@ -141,12 +140,47 @@ export class MessageService {
         const admin = conv?.kind === 'group' && (member.role === 'owner' || member.role === 'admin')
         if (!admin) throw new ForbiddenError('only the sender or a group admin may delete a message')
       }
+      return msg
+    })
+  }
+
+  /**
+   * An operator deletes any message (moderation), by the same path as `delete`: same tombstone,
+   * events, pin removal and search exclusion. `inTx` runs in the delete's transaction (the audit
+   * row, a report's resolution), with `changed` false when the message was deleted already.
+   */
+  async moderatorDelete(
+    operatorId: string,
+    messageId: string,
+    inTx: (tx: Db, msg: MessageRow, changed: boolean) => Promise<void>,
+  ): Promise<MessageView> {
+    return this.deleteWith(
+      operatorId,
+      async (tx) => {
+        const msg = isUuid(messageId) ? await store.lockMessage(tx, messageId) : undefined
+        if (!msg) throw new NotFoundError('message')
+        return msg
+      },
+      inTx,
+    )
+  }
+
+  /** Tombstones the message `find` locks (idempotent), then publishes; the view is `viewerId`'s. */
+  private async deleteWith(
+    viewerId: string,
+    find: (tx: Db) => Promise<MessageRow>,
+    inTx?: (tx: Db, msg: MessageRow, changed: boolean) => Promise<void>,
+  ): Promise<MessageView> {
+    let released: AttachmentRef[] = []
+    const { row, changed, unpinned, full } = await this.db.transaction(async (tx) => {
+      const msg = await find(tx)
       const changed = !msg.deletedAt
       if (changed) {
-        released = await releaseMessageAttachments(tx, msg.conversationId, messageId)
+        released = await releaseMessageAttachments(tx, msg.conversationId, msg.id)
         await store.tombstoneMessage(tx, msg)
       }
       const unpinned = changed && (await deletePin(tx, msg.conversationId, msg.id))
+      await inTx?.(tx, msg, changed)
       return { row: msg, changed, unpinned, full: await broadcastView(tx, msg) }
     })
     // Not awaited: the answer does not wait for storage, and a failure is retried by the sweep.
@@ -166,7 +200,7 @@ export class MessageService {
         message_id: row.id,
         seq: row.seq,
       })
-    return personal(view, reactors, userId)
+    return personal(view, reactors, viewerId)
   }
 
   /** Moves the caller's read marker forward (never back, never past the last message). */

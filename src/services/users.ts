@@ -1,5 +1,12 @@
 import { burnVerify, hashPassword, passwordProblems, verifyPassword } from '../auth/passwords.js'
-import { ForbiddenError, invalid, NotFoundError, UnauthorizedError, ValidationError } from '../errors.js'
+import {
+  AccountSuspendedError,
+  ForbiddenError,
+  invalid,
+  NotFoundError,
+  UnauthorizedError,
+  ValidationError,
+} from '../errors.js'
 import { decodeCursor, encodeCursor } from '../lib/cursor.js'
 import { isUuid, newId } from '../lib/ids.js'
 import type { Db } from '../store/db.js'
@@ -19,11 +26,15 @@ export interface PublicUser {
   created_at: string
 }
 
-/** What a user sees of themselves (and a superuser of anyone). */
+/** Operators moderate (the /api/v1/admin routes); `is_superuser` in views is this, kept for clients that read it. */
+export const isOperator = (u: UserRow): boolean => u.role === 'operator'
+
+/** What a user sees of themselves (and an operator of anyone). */
 export interface PrivateUser extends PublicUser {
   email: string
   is_active: boolean
   is_superuser: boolean
+  role: UserRow['role']
   updated_at: string
 }
 
@@ -36,7 +47,8 @@ export const toPrivateUser = (u: UserRow): PrivateUser => ({
   ...toPublicUser(u),
   email: u.email,
   is_active: u.isActive,
-  is_superuser: u.isSuperuser,
+  is_superuser: isOperator(u),
+  role: u.role,
   updated_at: u.updatedAt.toISOString(),
 })
 
@@ -88,12 +100,21 @@ export class UserService {
     }
     if (!(await verifyPassword(row.passwordHash, password)))
       throw new UnauthorizedError('incorrect email or password')
+    // Told only to whoever knows the password: anyone else learns nothing of the suspension.
+    if (row.suspendedAt) throw new AccountSuspendedError()
     return row
   }
 
   /** The user behind a token, or undefined when deleted or deactivated. */
   async findActive(id: string): Promise<UserRow | undefined> {
     return isUuid(id) ? store.findActiveUser(this.db, id) : undefined
+  }
+
+  /** The user behind a token or ticket: undefined when deleted or deactivated; suspended is refused. */
+  async findSignedIn(id: string): Promise<UserRow | undefined> {
+    const row = await this.findActive(id)
+    if (row?.suspendedAt) throw new AccountSuspendedError()
+    return row
   }
 
   async get(id: string): Promise<UserRow> {
@@ -138,8 +159,8 @@ export class UserService {
     if (patch.password !== undefined) problems.push(...passwordProblems(patch.password))
     if (problems.length > 0) throw new ValidationError(problems)
     const sensitive = patch.email !== undefined || patch.password !== undefined
-    // A superuser skips the check for others only: their own account needs the password too.
-    if (sensitive && (!actor.isSuperuser || actor.id === target.id)) {
+    // An operator skips the check for others only: their own account needs the password too.
+    if (sensitive && (!isOperator(actor) || actor.id === target.id)) {
       // Changing how one signs in requires proving one still can.
       const ok =
         patch.current_password !== undefined &&
@@ -157,7 +178,7 @@ export class UserService {
   async delete(actor: UserRow, targetId: string, password: string | undefined): Promise<void> {
     const target = actor.id === targetId ? actor : await this.targetFor(actor, targetId)
     if (
-      (!actor.isSuperuser || actor.id === target.id) &&
+      (!isOperator(actor) || actor.id === target.id) &&
       !(password !== undefined && (await verifyPassword(target.passwordHash, password)))
     ) {
       throw invalid('password', 'is required and must be correct')
@@ -169,7 +190,7 @@ export class UserService {
 
   private async targetFor(actor: UserRow, targetId: string): Promise<UserRow> {
     const target = await this.get(targetId)
-    if (!actor.isSuperuser) throw new ForbiddenError('only a superuser may change another user')
+    if (!isOperator(actor)) throw new ForbiddenError('only an operator may change another user')
     return target
   }
 }

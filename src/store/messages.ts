@@ -113,6 +113,12 @@ export async function lockVisibleMessage(
   return row?.m
 }
 
+/** The message, locked for update, whoever asks: for operators, who act on any conversation. */
+export async function lockMessage(tx: Db, messageId: string): Promise<MessageRow | undefined> {
+  const [row] = await tx.select().from(messages).where(eq(messages.id, messageId)).for('update')
+  return row
+}
+
 /** Changes are addressed by the full key, so a distributed table routes them to one shard. */
 export async function editMessage(db: Db, message: MessageKey, content: string): Promise<MessageRow> {
   const [row] = await db

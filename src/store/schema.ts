@@ -1,3 +1,8 @@
+/**
+ * The database schema, every table in one file. It is longer than 400 lines because drizzle-kit
+ * generates migrations from this one module (drizzle.config.ts), and tables split into modules
+ * that reference each other (users, conversations, messages) would import each other in a cycle.
+ */
 import { sql } from 'drizzle-orm'
 import {
   type AnyPgColumn,
@@ -15,6 +20,9 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core'
+import { REPORT_REASONS, REPORT_RESOLUTIONS } from '../protocol/moderation.js'
+
+export type { ReportReason, ReportResolution } from '../protocol/moderation.js'
 
 // Millisecond precision: what a JS Date holds, so timestamps round-trip exactly through cursors.
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date', precision: 3 })
@@ -27,7 +35,12 @@ export const users = pgTable(
     passwordHash: text('password_hash').notNull(),
     fullName: text('full_name').notNull(),
     isActive: boolean('is_active').notNull().default(true),
-    isSuperuser: boolean('is_superuser').notNull().default(false),
+    /** `operator`: may use /api/v1/admin (http/authenticate.ts `requireOperator` decides). Was `is_superuser`. */
+    role: text('role', { enum: ['user', 'operator'] })
+      .notNull()
+      .default('user'),
+    /** Set while an operator has suspended the account: it cannot sign in, refresh or use a token. */
+    suspendedAt: ts('suspended_at'),
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
     deletedAt: ts('deleted_at'),
@@ -37,6 +50,7 @@ export const users = pgTable(
     // Prefix search on names uses lower(full_name) text_pattern_ops so LIKE 'abc%' is indexed.
     index('users_name_prefix_idx').on(sql`lower(${t.fullName}) text_pattern_ops`, t.id),
     index('users_email_prefix_idx').on(sql`${t.email} text_pattern_ops`, t.id),
+    check('users_role_check', sql`${t.role} in ('user', 'operator')`),
   ],
 )
 
@@ -361,8 +375,96 @@ export const userBlocks = pgTable(
   ],
 )
 
+/** A message as it was when reported: kept with the report whatever happens to the message later. */
+export interface MessageSnapshot {
+  seq: number
+  sender_id: string | null
+  content: string
+  attachments: AttachmentMeta[]
+  created_at: string
+  edited_at: string | null
+  deleted_at: string | null
+}
+
+/**
+ * A member's report of a message. At most one open report per reporter and message (a partial
+ * unique index); `snapshot` keeps the message as it was, so deleting or editing it loses no evidence.
+ */
+export const messageReports = pgTable(
+  'message_reports',
+  {
+    conversationId: uuid('conversation_id').notNull(),
+    id: uuid('id').notNull(),
+    messageId: uuid('message_id').notNull(),
+    reporterId: uuid('reporter_id').references(() => users.id, { onDelete: 'set null' }),
+    reason: text('reason', { enum: REPORT_REASONS }).notNull(),
+    note: text('note'),
+    snapshot: jsonb('snapshot').$type<MessageSnapshot>().notNull(),
+    status: text('status', { enum: ['open', 'resolved'] })
+      .notNull()
+      .default('open'),
+    resolution: text('resolution', { enum: REPORT_RESOLUTIONS }),
+    resolvedBy: uuid('resolved_by'),
+    resolvedAt: ts('resolved_at'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.conversationId, t.id] }),
+    messageRef(t, 'message_reports_message_fk'),
+    // Operators resolve a report by its id alone; not unique, so the table can be split by conversation.
+    index('message_reports_id_idx').on(t.id),
+    uniqueIndex('message_reports_open_key')
+      .on(t.conversationId, t.messageId, t.reporterId)
+      .where(sql`${t.status} = 'open'`),
+    // The admin list: newest first (ids are UUIDv7), by status.
+    index('message_reports_status_idx').on(t.status, t.id),
+    check('message_reports_status_check', sql`${t.status} in ('open', 'resolved')`),
+  ],
+)
+
+/** Who may not be (re-)added to a group until unbanned. Banning a member removes them too. */
+export const conversationBans = pgTable(
+  'conversation_bans',
+  {
+    conversationId: uuid('conversation_id')
+      .notNull()
+      .references(() => conversations.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    bannedBy: uuid('banned_by').references(() => users.id, { onDelete: 'set null' }),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.conversationId, t.userId] })],
+)
+
+/**
+ * Every moderation action, written in the action's transaction. Append-only: a trigger refuses
+ * UPDATE, DELETE and TRUNCATE (drizzle/0012_moderation.sql). No foreign keys, so nothing can
+ * cascade into it; not per-conversation (the conversation, when there is one, is in `details`).
+ */
+export const auditLog = pgTable(
+  'audit_log',
+  {
+    id: uuid('id').primaryKey(),
+    actorId: uuid('actor_id').notNull(),
+    action: text('action').notNull(),
+    targetType: text('target_type').notNull(),
+    targetId: uuid('target_id').notNull(),
+    details: jsonb('details').$type<Record<string, unknown>>().notNull().default({}),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    index('audit_log_action_idx').on(t.action, t.id),
+    index('audit_log_target_idx').on(t.targetId, t.id),
+    index('audit_log_actor_idx').on(t.actorId, t.id),
+  ],
+)
+
 export type UserRow = typeof users.$inferSelect
 export type ConversationRow = typeof conversations.$inferSelect
 export type MemberRow = typeof conversationMembers.$inferSelect
 export type MessageRow = typeof messages.$inferSelect
 export type AttachmentRow = typeof attachments.$inferSelect
+export type ReportRow = typeof messageReports.$inferSelect
+export type AuditRow = typeof auditLog.$inferSelect

@@ -15,7 +15,10 @@ export async function insertSession(db: Db, session: NewSession): Promise<void> 
   await db.insert(refreshTokens).values(session)
 }
 
-export type Rotation = { ok: true; userId: string; familyId: string } | { ok: false; reused: boolean }
+export type Rotation =
+  | { ok: true; userId: string; familyId: string }
+  /** `suspended`: the owner's account is suspended (its tokens were revoked with the suspension). */
+  | { ok: false; reused: boolean; suspended?: boolean }
 
 /**
  * Spends the refresh token with hash `tokenHash` and stores its successor, in one transaction under
@@ -37,13 +40,15 @@ export async function rotateSession(
       .select({
         token: refreshTokens,
         ownerActive: sql<boolean>`(${users.isActive} and ${users.deletedAt} is null)`,
+        ownerSuspended: sql<boolean>`(${users.suspendedAt} is not null)`,
       })
       .from(refreshTokens)
       .innerJoin(users, eq(users.id, refreshTokens.userId))
       .where(eq(refreshTokens.tokenHash, tokenHash))
       .for('update', { of: refreshTokens })
     if (!found) return { ok: false, reused: false }
-    const { token, ownerActive } = found
+    const { token, ownerActive, ownerSuspended } = found
+    if (ownerActive && ownerSuspended) return { ok: false, reused: false, suspended: true }
     if (token.revokedAt || token.expiresAt <= now || !ownerActive) return { ok: false, reused: false }
     if (token.usedAt || (await familyRevoked(tx, token.familyId))) {
       await revokeFamily(tx, token.familyId)

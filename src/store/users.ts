@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, inArray, isNull, like, or, type SQL, sql } from 'drizzle-orm'
+import { and, asc, eq, gt, inArray, isNotNull, isNull, like, or, type SQL, sql } from 'drizzle-orm'
 import { ConflictError } from '../errors.js'
 import { deleteBlocksBy } from './blocks.js'
 import type { Db } from './db.js'
@@ -114,4 +114,49 @@ export async function softDeleteUser(db: Db, id: string): Promise<void> {
     await revokeAllSessions(tx, id)
     await deleteBlocksBy(tx, id)
   })
+}
+
+/**
+ * Sets or clears the suspension of an account that is not deleted; suspending also ends every
+ * session (refresh token). Run in the moderation action's transaction. Undefined: no such account.
+ */
+export async function setSuspended(db: Db, id: string, suspended: boolean): Promise<UserRow | undefined> {
+  const now = new Date()
+  const [row] = await db
+    .update(users)
+    .set({ suspendedAt: suspended ? now : null, updatedAt: now })
+    .where(and(eq(users.id, id), isNull(users.deletedAt)))
+    .returning()
+  if (row && suspended) await revokeAllSessions(db, id)
+  return row
+}
+
+/**
+ * Accounts for operators: not deleted, `query` (lower-case) found anywhere in the name or email,
+ * suspended or not when asked, ordered by id after `afterId`.
+ */
+export async function listUsersForOperators(
+  db: Db,
+  q: { query: string; suspended: boolean | undefined; afterId: string | undefined; limit: number },
+): Promise<UserRow[]> {
+  const pattern = `%${q.query.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
+  return db
+    .select()
+    .from(users)
+    .where(
+      and(
+        isNull(users.deletedAt),
+        q.query === ''
+          ? undefined
+          : or(like(sql`lower(${users.fullName})`, pattern), like(users.email, pattern)),
+        q.suspended === undefined
+          ? undefined
+          : q.suspended
+            ? isNotNull(users.suspendedAt)
+            : isNull(users.suspendedAt),
+        q.afterId === undefined ? undefined : gt(users.id, q.afterId),
+      ),
+    )
+    .orderBy(asc(users.id))
+    .limit(q.limit)
 }

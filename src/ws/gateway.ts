@@ -82,7 +82,7 @@ export async function registerGateway(app: FastifyInstance, services: Services):
     const { ticket } = req.query as { ticket?: string }
     if (ticket !== undefined) {
       const userId = await services.tickets.redeem(ticket)
-      const user = userId === undefined ? undefined : await services.users.findActive(userId)
+      const user = userId === undefined ? undefined : await services.users.findSignedIn(userId)
       if (!user) throw new UnauthorizedError('invalid or expired ticket')
       req.user = user
       req.tokenExp = Math.floor(Date.now() / 1000) + config.jwt.accessTtlSec

@@ -58,7 +58,7 @@ function usersContract(store: Store) {
     const id = newId()
     const row = await insertUser(store.db, { id, email, passwordHash: 'h', fullName: 'Ada Lovelace' })
     expect(row).toMatchObject({ id, email, passwordHash: 'h', fullName: 'Ada Lovelace', isActive: true })
-    expect(row.isSuperuser).toBe(false)
+    expect(row.role).toBe('user')
     expect(row.deletedAt).toBeNull()
     expect(row.createdAt).toBeInstanceOf(Date)
   })

@@ -66,6 +66,11 @@ const ROUTES: Route[] = [
   { method: 'DELETE', path: '/messages/{id}/pin' },
   { method: 'GET', path: '/conversations/{id}/pins' },
   { method: 'HEAD', path: '/conversations/{id}/pins' },
+  { method: 'POST', path: '/messages/{id}/report', body: () => ({ reason: 'spam' }) },
+  { method: 'POST', path: '/conversations/{id}/bans/{user_id}', userId: (t) => t.memberId },
+  { method: 'DELETE', path: '/conversations/{id}/bans/{user_id}', userId: (t) => t.memberId },
+  { method: 'GET', path: '/conversations/{id}/bans' },
+  { method: 'HEAD', path: '/conversations/{id}/bans' },
 ]
 
 describe.each(DRIVERS)('chat authorization on %s', (driver) => {

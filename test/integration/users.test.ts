@@ -34,7 +34,7 @@ describe.each(DRIVERS)('users on %s', (driver) => {
   const login = (email: string, password: string) =>
     t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password } })
   const makeSuperuser = (id: string) =>
-    t.database.db.update(users).set({ isSuperuser: true }).where(eq(users.id, id))
+    t.database.db.update(users).set({ role: 'operator' }).where(eq(users.id, id))
 
   describe('search', () => {
     it('finds people by a prefix of any word of their name, case-insensitively', async () => {

@@ -21,8 +21,8 @@ type Access =
     }
   /** Aimed at one conversation or message: a non-member gets 404 (existence does not leak). */
   | { kind: 'member'; body?: (w: World) => object; plainMember?: 403 }
-  /** Superusers only: anyone else gets 403. */
-  | { kind: 'superuser'; body?: (w: World) => object }
+  /** Operators only (the admin API and changing other accounts): anyone else signed in gets 403. */
+  | { kind: 'operator'; body?: (w: World) => object; query?: (w: World) => string }
 
 const ROUTES: Record<string, Access> = {
   'GET /health': { kind: 'public', why: 'liveness probe; says only "ok"' },
@@ -40,8 +40,8 @@ const ROUTES: Record<string, Access> = {
   'GET /api/v1/users/{id}': { kind: 'signed-in', why: 'a public profile' },
   'PATCH /api/v1/users/me': { kind: 'signed-in', why: "the caller's own account" },
   'DELETE /api/v1/users/me': { kind: 'signed-in', why: "the caller's own account" },
-  'PATCH /api/v1/users/{id}': { kind: 'superuser', body: () => ({ full_name: 'taken over' }) },
-  'DELETE /api/v1/users/{id}': { kind: 'superuser' },
+  'PATCH /api/v1/users/{id}': { kind: 'operator', body: () => ({ full_name: 'taken over' }) },
+  'DELETE /api/v1/users/{id}': { kind: 'operator' },
   'POST /api/v1/chat/conversations': { kind: 'signed-in', why: "opens the caller's own direct chat" },
   'GET /api/v1/chat/conversations': { kind: 'signed-in', why: "the caller's own conversations" },
   'POST /api/v1/chat/groups': { kind: 'signed-in', why: 'creates a group the caller owns' },
@@ -112,6 +112,18 @@ const ROUTES: Record<string, Access> = {
   'PUT /api/v1/chat/messages/{id}/pin': { kind: 'member', plainMember: 403 },
   'DELETE /api/v1/chat/messages/{id}/pin': { kind: 'member', plainMember: 403 },
   'GET /api/v1/chat/conversations/{id}/pins': { kind: 'member' },
+  // Moderation (issue 15). A plain member may report; only group owners and admins ban.
+  'POST /api/v1/chat/messages/{id}/report': { kind: 'member', body: () => ({ reason: 'spam' }) },
+  'POST /api/v1/chat/conversations/{id}/bans/{user_id}': { kind: 'member', plainMember: 403 },
+  'DELETE /api/v1/chat/conversations/{id}/bans/{user_id}': { kind: 'member', plainMember: 403 },
+  'GET /api/v1/chat/conversations/{id}/bans': { kind: 'member', plainMember: 403 },
+  'GET /api/v1/admin/reports': { kind: 'operator' },
+  'POST /api/v1/admin/reports/{id}/resolve': { kind: 'operator', body: () => ({ action: 'dismiss' }) },
+  'GET /api/v1/admin/users': { kind: 'operator' },
+  'PUT /api/v1/admin/users/{id}/suspension': { kind: 'operator' },
+  'DELETE /api/v1/admin/users/{id}/suspension': { kind: 'operator' },
+  'DELETE /api/v1/admin/messages/{id}': { kind: 'operator' },
+  'GET /api/v1/admin/audit-log': { kind: 'operator' },
 }
 
 /** Channels of docs/asyncapi.yaml by address. */
@@ -218,7 +230,7 @@ describe('authorization matrix: every route and socket of the API documents', ()
         cells.push({ who: 'stranger', headers: w.stranger.auth, status: 404 })
         cells.push({ who: 'removed member', headers: w.removed.auth, status: 404 })
         if (access.plainMember) cells.push({ who: 'plain member', headers: w.member.auth, status: 403 })
-      } else if (access.kind === 'superuser') {
+      } else if (access.kind === 'operator') {
         cells.push({ who: 'stranger', headers: w.stranger.auth, status: 403 })
         cells.push({ who: 'removed member', headers: w.removed.auth, status: 403 })
         cells.push({ who: 'group owner', headers: w.owner.auth, status: 403 })

@@ -11,7 +11,10 @@ const EMAIL_ALLOWED: Record<string, string> = {
   'POST /api/v1/auth/register': 'the new account, to its owner',
   'GET /api/v1/auth/me': 'the caller',
   'PATCH /api/v1/users/me': 'the caller',
-  'PATCH /api/v1/users/{id}': 'superusers only (403 for everyone else)',
+  'PATCH /api/v1/users/{id}': 'operators only (403 for everyone else)',
+  'GET /api/v1/admin/users': 'operators only (403 for everyone else)',
+  'PUT /api/v1/admin/users/{id}/suspension': 'operators only (403 for everyone else)',
+  'DELETE /api/v1/admin/users/{id}/suspension': 'operators only (403 for everyone else)',
   'GET /api/v1/users/me/export': "the caller's own account, in their own data export",
 }
 
@@ -64,7 +67,7 @@ describe('exposure: what responses may reveal', () => {
     expect(found).toEqual([])
   })
 
-  it('only the caller’s own account (and superuser routes) expose an email, per the schemas', async () => {
+  it('only the caller’s own account (and operator routes) expose an email, per the schemas', async () => {
     const doc = await openApi(t.app)
     const exposing = new Set<string>()
     for (const op of operations(doc)) {

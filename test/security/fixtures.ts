@@ -6,8 +6,11 @@ import { parse } from 'yaml'
 import type { Database } from '../../src/store/db.js'
 import {
   attachments,
+  auditLog,
+  conversationBans,
   conversationMembers,
   conversations,
+  messageReports,
   messages,
   refreshTokens,
   users,
@@ -142,6 +145,12 @@ export async function databaseDigest(database: Database) {
       .orderBy(asc(conversationMembers.conversationId), asc(conversationMembers.userId)),
     messages: await db.select().from(messages).orderBy(asc(messages.id)),
     attachments: await db.select().from(attachments).orderBy(asc(attachments.id)),
+    message_reports: await db.select().from(messageReports).orderBy(asc(messageReports.id)),
+    conversation_bans: await db
+      .select()
+      .from(conversationBans)
+      .orderBy(asc(conversationBans.conversationId), asc(conversationBans.userId)),
+    audit_log: await db.select().from(auditLog).orderBy(asc(auditLog.id)),
   }
   const counts = Object.fromEntries(Object.entries(tables).map(([k, rows]) => [k, rows.length]))
   const hash = createHash('sha256').update(JSON.stringify(tables)).digest('hex')

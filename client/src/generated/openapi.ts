@@ -76,12 +76,12 @@ export interface paths {
      */
     get: operations["getUser"];
     /**
-     * Delete another user (superusers)
+     * Delete another user (operators)
      * @description As DELETE /users/me, for any user, without a password. 403 for everyone else.
      */
     delete: operations["deleteUser"];
     /**
-     * Change another user (superusers)
+     * Change another user (operators)
      * @description As PATCH /users/me, for another user, without `current_password`. 403 for everyone else.
      */
     patch: operations["updateUser"];
@@ -158,7 +158,7 @@ export interface paths {
   "/api/v1/chat/conversations/{id}/members": {
     /**
      * Add a member to a group
-     * @description Group owners and admins only (403 otherwise). 201 when added, 200 when already a member; 422 for a full group (GROUP_MAX_MEMBERS) or a direct conversation, 404 for an unknown user, 403 `/problems/blocked` when that user blocks the caller.
+     * @description Group owners and admins only (403 otherwise). 201 when added, 200 when already a member; 422 for a full group (GROUP_MAX_MEMBERS) or a direct conversation, 404 for an unknown user, 403 `/problems/blocked` when that user blocks the caller, 409 `banned` for a user the group banned (until unbanned).
      */
     post: operations["addMember"];
   };
@@ -290,6 +290,79 @@ export interface paths {
      */
     put: operations["uploadObject"];
   };
+  "/api/v1/chat/messages/{id}/report": {
+    /**
+     * Report a message to the operators
+     * @description Members of its conversation only (404 for anyone else). The report keeps a snapshot of the message as it is now. One open report per reporter and message: reporting it again answers 200 with the open report, unchanged. 422: your own message; 409: a deleted message. Limited per user (REPORT_MAX_PER_USER in REPORT_WINDOW_SEC): 429 with Retry-After.
+     */
+    post: operations["reportMessage"];
+  };
+  "/api/v1/chat/conversations/{id}/bans/{user_id}": {
+    /**
+     * Ban a user from a group
+     * @description Group owners and admins (403 for others; the owner cannot be banned). A member is removed as by removeMember; nobody can add the user back (409 `banned`) until unbanned. Banning again changes nothing. A direct conversation has no bans (422).
+     */
+    post: operations["banMember"];
+    /**
+     * Lift a ban
+     * @description Group owners and admins (403 for others); 404 when the user is not banned. The user is not added back: an admin may add them again.
+     */
+    delete: operations["unbanMember"];
+  };
+  "/api/v1/chat/conversations/{id}/bans": {
+    /**
+     * A group's bans
+     * @description Group owners and admins (403 for other members). By user id; keyset pages.
+     */
+    get: operations["listBans"];
+  };
+  "/api/v1/admin/reports": {
+    /**
+     * Reports, newest first
+     * @description Filtered by status, reason and conversation; keyset pages.
+     */
+    get: operations["adminListReports"];
+  };
+  "/api/v1/admin/reports/{id}/resolve": {
+    /**
+     * Resolve a report
+     * @description `dismiss`, `delete_message` (as a delete by its sender: tombstone and events) or `suspend_user` (its sender). The action, the resolution and their audit entries commit together. 409 when the report is resolved already; 404 for an unknown report.
+     */
+    post: operations["adminResolveReport"];
+  };
+  "/api/v1/admin/users": {
+    /**
+     * Accounts
+     * @description Accounts not deleted, by id; `query` matches anywhere in the name or email, `suspended` filters. Keyset pages.
+     */
+    get: operations["adminListUsers"];
+  };
+  "/api/v1/admin/users/{id}/suspension": {
+    /**
+     * Suspend an account
+     * @description Its sessions end, its sockets close (4403) on every instance at once, and its tokens stop working: until unsuspended it cannot sign in, refresh or open a socket (401 `account_suspended`). Idempotent. 422 for yourself, 404 for an unknown or deleted account.
+     */
+    put: operations["adminSuspendUser"];
+    /**
+     * Lift a suspension
+     * @description The account can sign in again; sessions ended by the suspension stay ended. Idempotent.
+     */
+    delete: operations["adminUnsuspendUser"];
+  };
+  "/api/v1/admin/messages/{id}": {
+    /**
+     * Delete any message
+     * @description As a delete by its sender: a tombstone (seq kept), `message.deleted` to the members, pin and search entry gone. Idempotent (the tombstone again). 404 for an unknown message.
+     */
+    delete: operations["adminDeleteMessage"];
+  };
+  "/api/v1/admin/audit-log": {
+    /**
+     * The audit log, newest first
+     * @description Every moderation action (append-only). Filtered by action, actor and target; keyset pages.
+     */
+    get: operations["adminListAuditLog"];
+  };
 }
 
 export type webhooks = Record<string, never>;
@@ -397,6 +470,98 @@ export interface components {
       /** @description A direct conversation one member blocks the other in: still readable, closed to new messages (403 `blocked`) */
       blocked: boolean;
     };
+    /** Ban */
+    Ban: {
+      /** Format: uuid */
+      user_id: string;
+      full_name: string;
+      banned_by: string | null;
+      /** Format: date-time */
+      created_at: string;
+    };
+    /** Report */
+    Report: {
+      /** Format: uuid */
+      id: string;
+      /** Format: uuid */
+      conversation_id: string;
+      /** Format: uuid */
+      message_id: string;
+      reporter_id: string | null;
+      /**
+       * @description Why the message is reported
+       * @enum {unknown}
+       */
+      reason: "spam" | "harassment" | "hate" | "violence" | "sexual" | "illegal" | "other";
+      note: string | null;
+      status: "open" | "resolved";
+      resolution: ("dismiss" | "delete_message" | "suspend_user") | null;
+      resolved_by: string | null;
+      resolved_at: string | null;
+      /** Format: date-time */
+      created_at: string;
+      message: components["schemas"]["MessageSnapshot"];
+    };
+    /**
+     * MessageSnapshot
+     * @description The message as it was when reported
+     */
+    MessageSnapshot: {
+      seq: number;
+      sender_id: string | null;
+      content: string;
+      attachments: ({
+          /** Format: uuid */
+          id: string;
+          filename: string;
+          content_type: string;
+          size: number;
+          width: number | null;
+          height: number | null;
+        })[];
+      /** Format: date-time */
+      created_at: string;
+      edited_at: string | null;
+      deleted_at: string | null;
+    };
+    /**
+     * AdminUser
+     * @description An account as operators see it
+     */
+    AdminUser: {
+      /** Format: uuid */
+      id: string;
+      full_name: string;
+      /** Format: date-time */
+      created_at: string;
+      email: string;
+      is_active: boolean;
+      /** @description true for operators (kept for older clients; read `role`) */
+      is_superuser: boolean;
+      /** @description operators use /api/v1/admin (docs/moderation.md) */
+      role: "user" | "operator";
+      /** Format: date-time */
+      updated_at: string;
+      suspended_at: string | null;
+    };
+    /** AuditEntry */
+    AuditEntry: {
+      /** Format: uuid */
+      id: string;
+      /** Format: uuid */
+      actor_id: string;
+      /** @description report.resolve, user.suspend, user.unsuspend, message.delete, member.ban, member.unban (docs/moderation.md) */
+      action: string;
+      /** @description user, message or report */
+      target_type: string;
+      /** Format: uuid */
+      target_id: string;
+      details: {
+        [key: string]: unknown;
+      };
+      /** Format: date-time */
+      created_at: string;
+    };
     /** Health */
     Health: {
       /** @enum {string} */
@@ -444,7 +609,7 @@ export interface components {
     };
     /**
      * PrivateUser
-     * @description A user as they (or a superuser) see themselves
+     * @description A user as they (or an operator) see themselves
      */
     PrivateUser: {
       /** Format: uuid */
@@ -454,7 +619,10 @@ export interface components {
       created_at: string;
       email: string;
       is_active: boolean;
+      /** @description true for operators (kept for older clients; read `role`) */
       is_superuser: boolean;
+      /** @description operators use /api/v1/admin (docs/moderation.md) */
+      role: "user" | "operator";
       /** Format: date-time */
       updated_at: string;
     };
@@ -605,6 +773,30 @@ export interface components {
       };
       /** Format: date-time */
       expires_at: string;
+    };
+    /** BanPage */
+    BanPage: {
+      items: components["schemas"]["Ban"][];
+      /** @description Pass as `cursor` for the next page; null on the last page */
+      next_cursor: string | null;
+    };
+    /** ReportPage */
+    ReportPage: {
+      items: components["schemas"]["Report"][];
+      /** @description Pass as `cursor` for the next page; null on the last page */
+      next_cursor: string | null;
+    };
+    /** AdminUserPage */
+    AdminUserPage: {
+      items: components["schemas"]["AdminUser"][];
+      /** @description Pass as `cursor` for the next page; null on the last page */
+      next_cursor: string | null;
+    };
+    /** AuditPage */
+    AuditPage: {
+      items: components["schemas"]["AuditEntry"][];
+      /** @description Pass as `cursor` for the next page; null on the last page */
+      next_cursor: string | null;
     };
   };
   responses: never;
@@ -984,7 +1176,7 @@ export interface operations {
    */
   getMe: {
     responses: {
-      /** @description A user as they (or a superuser) see themselves */
+      /** @description A user as they (or an operator) see themselves */
       200: {
         content: {
           "application/json": components["schemas"]["PrivateUser"];
@@ -1111,7 +1303,7 @@ export interface operations {
     };
   };
   /**
-   * Delete another user (superusers)
+   * Delete another user (operators)
    * @description As DELETE /users/me, for any user, without a password. 403 for everyone else.
    */
   deleteUser: {
@@ -1166,7 +1358,7 @@ export interface operations {
     };
   };
   /**
-   * Change another user (superusers)
+   * Change another user (operators)
    * @description As PATCH /users/me, for another user, without `current_password`. 403 for everyone else.
    */
   updateUser: {
@@ -1186,7 +1378,7 @@ export interface operations {
       };
     };
     responses: {
-      /** @description A user as they (or a superuser) see themselves */
+      /** @description A user as they (or an operator) see themselves */
       200: {
         content: {
           "application/json": components["schemas"]["PrivateUser"];
@@ -1335,7 +1527,7 @@ export interface operations {
       };
     };
     responses: {
-      /** @description A user as they (or a superuser) see themselves */
+      /** @description A user as they (or an operator) see themselves */
       200: {
         content: {
           "application/json": components["schemas"]["PrivateUser"];
@@ -1939,7 +2131,7 @@ export interface operations {
   };
   /**
    * Add a member to a group
-   * @description Group owners and admins only (403 otherwise). 201 when added, 200 when already a member; 422 for a full group (GROUP_MAX_MEMBERS) or a direct conversation, 404 for an unknown user, 403 `/problems/blocked` when that user blocks the caller.
+   * @description Group owners and admins only (403 otherwise). 201 when added, 200 when already a member; 422 for a full group (GROUP_MAX_MEMBERS) or a direct conversation, 404 for an unknown user, 403 `/problems/blocked` when that user blocks the caller, 409 `banned` for a user the group banned (until unbanned).
    */
   addMember: {
     parameters: {
@@ -1992,6 +2184,12 @@ export interface operations {
       };
       /** @description No such object, or one the caller may not see (a non-member learns nothing) */
       404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Conflicts with the current state */
+      409: {
         content: {
           "application/problem+json": components["schemas"]["Problem"];
         };
@@ -3293,6 +3491,717 @@ export interface operations {
       };
       /** @description The input is invalid; `errors[]` names each field */
       422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Report a message to the operators
+   * @description Members of its conversation only (404 for anyone else). The report keeps a snapshot of the message as it is now. One open report per reporter and message: reporting it again answers 200 with the open report, unchanged. 422: your own message; 409: a deleted message. Limited per user (REPORT_MAX_PER_USER in REPORT_WINDOW_SEC): 429 with Retry-After.
+   */
+  reportMessage: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          /**
+           * @description Why the message is reported
+           * @enum {unknown}
+           */
+          reason: "spam" | "harassment" | "hate" | "violence" | "sexual" | "illegal" | "other";
+          /** @description At most 1000 characters */
+          note?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Already reported (open) */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Report"];
+        };
+      };
+      /** @description Reported */
+      201: {
+        content: {
+          "application/json": components["schemas"]["Report"];
+        };
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Conflicts with the current state */
+      409: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Too many requests: wait Retry-After seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+          /** @description Requests allowed in the window */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in the window */
+          "RateLimit-Remaining"?: number;
+          /** @description Seconds until the window resets */
+          "RateLimit-Reset"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Ban a user from a group
+   * @description Group owners and admins (403 for others; the owner cannot be banned). A member is removed as by removeMember; nobody can add the user back (409 `banned`) until unbanned. Banning again changes nothing. A direct conversation has no bans (422).
+   */
+  banMember: {
+    parameters: {
+      path: {
+        id: string;
+        user_id: string;
+      };
+    };
+    responses: {
+      /** @description Banned */
+      204: {
+        content: never;
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Lift a ban
+   * @description Group owners and admins (403 for others); 404 when the user is not banned. The user is not added back: an admin may add them again.
+   */
+  unbanMember: {
+    parameters: {
+      path: {
+        id: string;
+        user_id: string;
+      };
+    };
+    responses: {
+      /** @description Unbanned */
+      204: {
+        content: never;
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * A group's bans
+   * @description Group owners and admins (403 for other members). By user id; keyset pages.
+   */
+  listBans: {
+    parameters: {
+      query?: {
+        limit?: number;
+        cursor?: string;
+      };
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["BanPage"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Reports, newest first
+   * @description Filtered by status, reason and conversation; keyset pages.
+   */
+  adminListReports: {
+    parameters: {
+      query?: {
+        status?: "open" | "resolved";
+        /** @description Why the message is reported */
+        reason?: "spam" | "harassment" | "hate" | "violence" | "sexual" | "illegal" | "other";
+        conversation_id?: string;
+        limit?: number;
+        cursor?: string;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["ReportPage"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Resolve a report
+   * @description `dismiss`, `delete_message` (as a delete by its sender: tombstone and events) or `suspend_user` (its sender). The action, the resolution and their audit entries commit together. 409 when the report is resolved already; 404 for an unknown report.
+   */
+  adminResolveReport: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          /**
+           * @description `dismiss`: no action; `delete_message`: delete the message for everyone; `suspend_user`: suspend its sender
+           * @enum {unknown}
+           */
+          action: "dismiss" | "delete_message" | "suspend_user";
+        };
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Report"];
+        };
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Conflicts with the current state */
+      409: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Accounts
+   * @description Accounts not deleted, by id; `query` matches anywhere in the name or email, `suspended` filters. Keyset pages.
+   */
+  adminListUsers: {
+    parameters: {
+      query?: {
+        query?: string;
+        suspended?: boolean;
+        limit?: number;
+        cursor?: string;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["AdminUserPage"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Suspend an account
+   * @description Its sessions end, its sockets close (4403) on every instance at once, and its tokens stop working: until unsuspended it cannot sign in, refresh or open a socket (401 `account_suspended`). Idempotent. 422 for yourself, 404 for an unknown or deleted account.
+   */
+  adminSuspendUser: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description An account as operators see it */
+      200: {
+        content: {
+          "application/json": components["schemas"]["AdminUser"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Lift a suspension
+   * @description The account can sign in again; sessions ended by the suspension stay ended. Idempotent.
+   */
+  adminUnsuspendUser: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description An account as operators see it */
+      200: {
+        content: {
+          "application/json": components["schemas"]["AdminUser"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Delete any message
+   * @description As a delete by its sender: a tombstone (seq kept), `message.deleted` to the members, pin and search entry gone. Idempotent (the tombstone again). 404 for an unknown message.
+   */
+  adminDeleteMessage: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Message"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * The audit log, newest first
+   * @description Every moderation action (append-only). Filtered by action, actor and target; keyset pages.
+   */
+  adminListAuditLog: {
+    parameters: {
+      query?: {
+        action?: string;
+        actor_id?: string;
+        target_id?: string;
+        limit?: number;
+        cursor?: string;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["AuditPage"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
         content: {
           "application/problem+json": components["schemas"]["Problem"];
         };
