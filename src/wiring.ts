@@ -34,6 +34,7 @@ import { PinService } from './services/pins.js'
 import type { Broker, ConnectionLeases, Presence, RateLimiter, SendRate } from './services/ports.js'
 import { PresenceService } from './services/presence.js'
 import { ReactionService } from './services/reactions.js'
+import { RetentionService } from './services/retention.js'
 import { SearchService } from './services/search.js'
 import { ThreadService } from './services/threads.js'
 import { UserService } from './services/users.js'
@@ -99,6 +100,7 @@ export async function startRuntime(
   )
   const connections = trackConnections(app.server)
   const sweeper = startSweeper(services.attachments, config.attachments.sweepIntervalSec, logger)
+  const retention = startRetention(services, config.retention.intervalSec, logger)
   return {
     app,
     services,
@@ -111,6 +113,7 @@ export async function startRuntime(
         connections.destroyAll()
       }, config.shutdownTimeoutMs)
       clearInterval(sweeper)
+      await retention.stop()
       try {
         await app.close()
       } finally {
@@ -163,6 +166,41 @@ function startSweeper(attachments: AttachmentService, intervalSec: number, logge
   }, intervalSec * 1000)
   timer.unref()
   return timer
+}
+
+/**
+ * Runs the retention job every `intervalSec` (one instance at a time, by an advisory lock per
+ * batch). `stop` ends a run between two batches and waits for it: what is left is found again by
+ * the next run, here or on another instance.
+ */
+function startRetention(services: Services, intervalSec: number, logger: Logger) {
+  const abort = new AbortController()
+  let running: Promise<void> | undefined
+  const runs = services.metrics.retentionRuns
+  const timer = setInterval(() => {
+    if (running) return
+    running = services.retention
+      .run(abort.signal)
+      .then((done) => {
+        runs.inc({ outcome: done.busy ? 'busy' : 'done' })
+        if (done.expired > 0) logger.info(done, 'retention expired messages')
+      })
+      .catch((err) => {
+        runs.inc({ outcome: 'failed' })
+        logger.warn({ err }, 'retention job failed; it goes on at the next interval')
+      })
+      .finally(() => {
+        running = undefined
+      })
+  }, intervalSec * 1000)
+  timer.unref()
+  return {
+    stop: async () => {
+      clearInterval(timer)
+      abort.abort()
+      await running
+    },
+  }
 }
 
 /** S3-compatible storage when S3_BUCKET is set, else files under DATA_DIR served by this server. */
@@ -240,6 +278,8 @@ export function createServices(
     clock?: (() => number) | undefined
     reads?: Reads | undefined
     storage?: ObjectStorage | undefined
+    /** The retention job's clock (now by default); tests move it instead of waiting days. */
+    now?: (() => Date) | undefined
   } = {},
 ): Services {
   const { db } = database
@@ -260,7 +300,7 @@ export function createServices(
   const conversations = new ConversationService(
     db,
     broker,
-    { groupMaxMembers: config.groupMaxMembers },
+    { groupMaxMembers: config.groupMaxMembers, retentionDays: config.retention.defaultDays },
     reads,
   )
   const storage = opts.storage ?? objectStorage(config, opts.clock)
@@ -281,11 +321,12 @@ export function createServices(
     },
     opts.clock,
   )
+  const metrics = createMetrics(broker, reads)
   return {
     config,
     database,
     broker,
-    metrics: createMetrics(broker, reads),
+    metrics,
     tokens,
     users,
     auth: new AuthService(db, users, tokens, config.jwt.refreshTtlSec),
@@ -307,6 +348,15 @@ export function createServices(
     reactions: new ReactionService(db, broker),
     pins: new PinService(db, broker),
     threads: new ThreadService(db),
+    retention: new RetentionService(
+      db,
+      broker,
+      conversations,
+      { defaultDays: config.retention.defaultDays, batchSize: config.retention.batchSize },
+      (refs) => attachments.remove(refs),
+      opts.now,
+      (n) => metrics.retentionExpired.inc(n),
+    ),
     search: new SearchService(db, config.searchLanguage),
     presence: new PresenceService(infra.presence, conversations, broker),
     limiter: infra.limiter,

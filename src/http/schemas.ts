@@ -80,6 +80,19 @@ export const Member = Type.Object(
   { $id: 'Member' },
 )
 
+export const Retention = Type.Object(
+  {
+    days: Type.Union([Type.Integer({ minimum: 1, maximum: 36500 }), Type.Null()], {
+      description: 'Messages older than this many days are expired (tombstoned); null: kept forever',
+    }),
+    source: Type.Union([Type.Literal('conversation'), Type.Literal('server'), Type.Literal('none')], {
+      description:
+        "Where `days` comes from: the conversation's own setting, the server default (MESSAGE_RETENTION_DAYS), or none (kept forever)",
+    }),
+  },
+  { $id: 'Retention', description: "The conversation's effective message retention" },
+)
+
 export const Conversation = Type.Object(
   {
     id: Uuid,
@@ -93,6 +106,7 @@ export const Conversation = Type.Object(
     last_message: Type.Union([Message, Type.Null()]),
     unread_count: Type.Integer(),
     unread_mentions: Type.Integer({ description: 'messages mentioning you after your read marker' }),
+    retention: Retention,
   },
   { $id: 'Conversation' },
 )

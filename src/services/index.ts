@@ -13,6 +13,7 @@ import type { PinService } from './pins.js'
 import type { Broker, ConnectionLeases, RateLimiter } from './ports.js'
 import type { PresenceService } from './presence.js'
 import type { ReactionService } from './reactions.js'
+import type { RetentionService } from './retention.js'
 import type { SearchService } from './search.js'
 import type { ThreadService } from './threads.js'
 import type { UserService } from './users.js'
@@ -38,6 +39,8 @@ export interface Services {
   reactions: ReactionService
   pins: PinService
   threads: ThreadService
+  /** Per-conversation retention and the job that expires messages (run by `wiring.ts` on a timer). */
+  retention: RetentionService
   search: SearchService
   presence: PresenceService
   limiter: RateLimiter

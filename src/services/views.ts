@@ -64,7 +64,21 @@ export interface ConversationView {
   last_message: MessageView | null
   unread_count: number
   unread_mentions: number
+  retention: RetentionView
 }
+
+/** The effective retention: the conversation's own days, else the server default, else none. */
+export interface RetentionView {
+  days: number | null
+  source: 'conversation' | 'server' | 'none'
+}
+
+export const retentionView = (own: number | null, serverDays: number | null): RetentionView =>
+  own !== null
+    ? { days: own, source: 'conversation' }
+    : serverDays !== null
+      ? { days: serverDays, source: 'server' }
+      : { days: null, source: 'none' }
 
 export const baseConversationView = (c: ConversationRow) => ({
   id: c.id,

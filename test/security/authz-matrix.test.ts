@@ -98,6 +98,11 @@ const ROUTES: Record<string, Access> = {
   'PUT /api/v1/chat/messages/{id}/pin': { kind: 'member', plainMember: 403 },
   'DELETE /api/v1/chat/messages/{id}/pin': { kind: 'member', plainMember: 403 },
   'GET /api/v1/chat/conversations/{id}/pins': { kind: 'member' },
+  'PUT /api/v1/chat/conversations/{id}/retention': {
+    kind: 'member',
+    body: () => ({ days: 1 }),
+    plainMember: 403,
+  },
 }
 
 /** Channels of docs/asyncapi.yaml by address. */
