@@ -168,39 +168,18 @@ function startSweeper(attachments: AttachmentService, intervalSec: number, logge
   return timer
 }
 
-/**
- * Runs the retention job every `intervalSec` (one instance at a time, by an advisory lock per
- * batch). `stop` ends a run between two batches and waits for it: what is left is found again by
- * the next run, here or on another instance.
- */
+/** Runs the retention job on a timer, counting and logging each run's outcome. */
 function startRetention(services: Services, intervalSec: number, logger: Logger) {
-  const abort = new AbortController()
-  let running: Promise<void> | undefined
   const runs = services.metrics.retentionRuns
-  const timer = setInterval(() => {
-    if (running) return
-    running = services.retention
-      .run(abort.signal)
-      .then((done) => {
-        runs.inc({ outcome: done.busy ? 'busy' : 'done' })
-        if (done.expired > 0) logger.info(done, 'retention expired messages')
-      })
-      .catch((err) => {
-        runs.inc({ outcome: 'failed' })
-        logger.warn({ err }, 'retention job failed; it goes on at the next interval')
-      })
-      .finally(() => {
-        running = undefined
-      })
-  }, intervalSec * 1000)
-  timer.unref()
-  return {
-    stop: async () => {
-      clearInterval(timer)
-      abort.abort()
-      await running
-    },
-  }
+  return services.retention.every(intervalSec, (done) => {
+    if (done instanceof Error) {
+      runs.inc({ outcome: 'failed' })
+      logger.warn({ err: done }, 'retention job failed; it goes on at the next interval')
+      return
+    }
+    runs.inc({ outcome: done.busy ? 'busy' : 'done' })
+    if (done.expired > 0) logger.info(done, 'retention expired messages')
+  })
 }
 
 /** S3-compatible storage when S3_BUCKET is set, else files under DATA_DIR served by this server. */

@@ -99,6 +99,32 @@ export class RetentionService {
     return { expired, batches, busy: false }
   }
 
+  /**
+   * Runs the job every `intervalSec` (never two runs at once on this instance) and hands each
+   * outcome to `report`. `stop` ends a run between two batches and waits for it: what is left is
+   * found again by the next run, here or on another instance.
+   */
+  every(intervalSec: number, report: (outcome: RetentionRun | Error) => void): { stop(): Promise<void> } {
+    const abort = new AbortController()
+    let running: Promise<void> | undefined
+    const timer = setInterval(() => {
+      if (running) return
+      running = this.run(abort.signal)
+        .then(report, (err) => report(err instanceof Error ? err : new Error(String(err))))
+        .finally(() => {
+          running = undefined
+        })
+    }, intervalSec * 1000)
+    timer.unref()
+    return {
+      stop: async () => {
+        clearInterval(timer)
+        abort.abort()
+        await running
+      },
+    }
+  }
+
   /** One `messages.expired` per conversation (per SEQS_PER_EVENT seqs), instead of one event per message. */
   private publish(expired: ExpiredMessage[], now: Date): void {
     const byConversation = new Map<string, number[]>()

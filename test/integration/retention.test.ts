@@ -1,18 +1,17 @@
 import { and, eq, isNotNull, sql } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RetentionService } from '../../src/services/retention.js'
-import { type Database, openDatabase } from '../../src/store/db.js'
 import {
   attachments,
   messageMentions,
   messagePins,
   messageReactions,
-  messages,
   messageThreads,
 } from '../../src/store/schema.js'
 import { objectStorage } from '../../src/wiring.js'
 import { DRIVERS, registerUser, startTestApp, type TestApp, type TestUser } from '../helpers/app.js'
 import { sendFile } from '../helpers/attachments.js'
+import { contentOf, DAY, retentionJob } from '../helpers/retention.js'
 import {
   conversationSocketUrl,
   directChat,
@@ -27,7 +26,6 @@ import {
  * Retention (issue 15): the per-conversation setting and the job that tombstones expired messages,
  * with a clock the test moves (days pass in no time), on a table with rows, while sends go on.
  */
-const DAY = 86_400_000
 
 describe.each(DRIVERS)('retention on %s', (driver) => {
   let t: TestApp
@@ -218,6 +216,20 @@ describe.each(DRIVERS)('retention on %s', (driver) => {
     expect(items.map((m) => [m.seq, m.content])).toEqual(sent.map((m) => [m.seq, '']))
   })
 
+  it('runs on a timer and reports each run; stop waits for the run in flight', async () => {
+    const conv = await groupChat(t.app, owner, [member])
+    const m = await restSend(t.app, owner, conv, 'on a timer')
+    expect((await setRetention(owner, conv, 1)).statusCode).toBe(200)
+    const job = retentionJob(t, null, () => new Date(Date.now() + 2 * DAY))
+    const reported = new Promise<unknown>((resolve) => {
+      const timer = job.every(1, (outcome) => {
+        void timer.stop().then(() => resolve(outcome))
+      })
+    })
+    expect(await reported).toMatchObject({ busy: false })
+    expect(await contentOf(t, m.id)).toBe('')
+  })
+
   it('files whose deletion failed after commit stay marked and the attachment sweep removes them', async () => {
     const conv = await groupChat(t.app, owner, [member])
     const fileId = await sendFile(t, owner, conv)
@@ -280,140 +292,6 @@ describe.each(DRIVERS)('retention on %s', (driver) => {
     expect(await contentOf(t, m.id)).toBe('')
   })
 })
-
-describe('retention with two instances on one PostgreSQL', () => {
-  let t: TestApp
-  let second: Database
-
-  beforeAll(async () => {
-    t = await startTestApp({ driver: 'postgres' })
-    const url = (t.database as Database & { url?: string }).url as string
-    second = await openDatabase({ databaseUrl: url, poolSize: 4 })
-  })
-  afterAll(async () => {
-    await second?.close()
-    await t?.close()
-  })
-
-  it('each batch runs on one instance; together they expire every message exactly once', async () => {
-    const owner = await registerUser(t.app, 'Owner')
-    const member = await registerUser(t.app, 'Member')
-    const conv = await groupChat(t.app, owner, [member])
-    const sent: StoredMessage[] = []
-    for (let i = 0; i < 60; i++) sent.push(await restSend(t.app, owner, conv, `shared ${i}`))
-    expect((await call(t, owner, 'PUT', `/conversations/${conv}/retention`, { days: 1 })).statusCode).toBe(
-      200,
-    )
-    const base = Date.parse(String(sent.at(-1)?.created_at)) + 2 * DAY
-    // Each instance stamps its own clock on what it expires, so the rows say who did what.
-    const instances = [t.database.db, second.db].map((db, i) => {
-      const job = new RetentionService(
-        db,
-        t.services.broker,
-        t.services.conversations,
-        { defaultDays: null, batchSize: 3 },
-        (refs) => t.services.attachments.remove(refs),
-        () => new Date(base + i),
-      )
-      return { job, expired: 0, busy: 0 }
-    })
-    await Promise.all(
-      instances.map(async (it) => {
-        for (;;) {
-          const run = await it.job.run()
-          it.expired += run.expired
-          if (!run.busy) return
-          it.busy++
-          await new Promise((r) => setImmediate(r))
-        }
-      }),
-    )
-    const rows = await t.database.db
-      .select({ seq: messages.seq, content: messages.content, deletedAt: messages.deletedAt })
-      .from(messages)
-      .where(eq(messages.conversationId, conv))
-    expect(rows.map((r) => r.content)).toEqual(rows.map(() => ''))
-    expect(instances.reduce((n, it) => n + it.expired, 0)).toBe(60)
-    instances.forEach((it, i) => {
-      expect(rows.filter((r) => r.deletedAt?.getTime() === base + i)).toHaveLength(it.expired)
-    })
-  })
-
-  it('while the other instance is inside a batch, a run stops at once and changes nothing', async () => {
-    const owner = await registerUser(t.app, 'Owner')
-    const conv = await groupChat(t.app, owner, [])
-    const m = await restSend(t.app, owner, conv, 'not now')
-    expect((await call(t, owner, 'PUT', `/conversations/${conv}/retention`, { days: 1 })).statusCode).toBe(
-      200,
-    )
-    const job = new RetentionService(
-      t.database.db,
-      t.services.broker,
-      t.services.conversations,
-      { defaultDays: null, batchSize: 10 },
-      (refs) => t.services.attachments.remove(refs),
-      () => new Date(Date.now() + 2 * DAY),
-    )
-    const other = new RetentionService(
-      second.db,
-      t.services.broker,
-      t.services.conversations,
-      { defaultDays: null, batchSize: 10 },
-      (refs) => t.services.attachments.remove(refs),
-      () => new Date(Date.now() + 2 * DAY),
-    )
-    let inside: () => void = () => undefined
-    const entered = new Promise<void>((r) => {
-      inside = r
-    })
-    let leave: () => void = () => undefined
-    const left = new Promise<void>((r) => {
-      leave = r
-    })
-    const holder = second.db.transaction(async (tx) => {
-      await tx.execute(sql`select pg_advisory_xact_lock(72410014)`)
-      inside()
-      await left
-    })
-    await entered
-    expect(await job.run()).toEqual({ expired: 0, batches: 0, busy: true })
-    expect(await contentOf(t, m.id)).toBe('not now')
-    leave()
-    await holder
-    expect((await other.run()).expired).toBeGreaterThanOrEqual(1)
-    expect(await contentOf(t, m.id)).toBe('')
-  })
-})
-
-const call = (t: TestApp, user: TestUser, method: 'PUT', url: string, payload: object) =>
-  t.app.inject({ method, url: `/api/v1/chat${url}`, headers: user.auth, payload })
-
-/** A job over the test app's database and broker with its own settings and clock. */
-function retentionJob(
-  t: TestApp,
-  defaultDays: number | null,
-  now: () => Date,
-  batchSize = 100,
-  onExpired: (n: number) => void = () => undefined,
-) {
-  return new RetentionService(
-    t.database.db,
-    t.services.broker,
-    t.services.conversations,
-    { defaultDays, batchSize },
-    (refs) => t.services.attachments.remove(refs),
-    now,
-    onExpired,
-  )
-}
-
-async function contentOf(t: TestApp, id: string): Promise<string | undefined> {
-  const [row] = await t.database.db
-    .select({ content: messages.content })
-    .from(messages)
-    .where(eq(messages.id, id))
-  return row?.content
-}
 
 async function counter(t: TestApp): Promise<number> {
   const metric = await t.services.metrics.retentionExpired.get()
