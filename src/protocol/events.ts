@@ -66,7 +66,7 @@ const conversationEvents = [
   /** The retention job tombstoned these messages (one event per conversation per batch; at most 500 seqs). */
   event('messages.expired', {
     conversation_id: Id,
-    seqs: Type.Array(Count, { maxItems: 500 }),
+    seqs: Type.Array(Count, { minItems: 1, maxItems: 500 }),
     expired_at: Type.String(),
   }),
   event('read', { conversation_id: Id, user_id: Id, seq: Count }),
