@@ -66,6 +66,7 @@ const ROUTES: Route[] = [
   { method: 'DELETE', path: '/messages/{id}/pin' },
   { method: 'GET', path: '/conversations/{id}/pins' },
   { method: 'HEAD', path: '/conversations/{id}/pins' },
+  { method: 'PUT', path: '/conversations/{id}/retention', body: () => ({ days: 1 }) },
 ]
 
 describe.each(DRIVERS)('chat authorization on %s', (driver) => {
