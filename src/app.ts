@@ -20,6 +20,7 @@ import { moderationRoutes } from './http/moderation-routes.js'
 import { registerOpenApi } from './http/openapi.js'
 import { opsRoutes } from './http/ops-routes.js'
 import { errorHandler, sendProblem } from './http/problem.js'
+import { retentionRoutes } from './http/retention-routes.js'
 import { richRoutes } from './http/rich-routes.js'
 import { storageRoutes } from './http/storage-routes.js'
 import { ticketRoutes } from './http/ticket-routes.js'
@@ -112,6 +113,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   await app.register(exportRoutes, { ...opts, prefix: '/api/v1' })
   await app.register(chatRoutes, { ...opts, prefix: '/api/v1/chat' })
   await app.register(richRoutes, { ...opts, prefix: '/api/v1/chat' })
+  await app.register(retentionRoutes, { ...opts, prefix: '/api/v1/chat' })
   await app.register(ticketRoutes, { ...opts, prefix: '/api/v1/chat' })
   await app.register(attachmentRoutes, { ...opts, prefix: '/api/v1/chat' })
   await app.register(storageRoutes, opts)

@@ -39,6 +39,7 @@ import type { Broker, ConnectionLeases, Presence, RateLimiter, SendRate } from '
 import { PresenceService } from './services/presence.js'
 import { ReactionService } from './services/reactions.js'
 import { ReportService } from './services/reports.js'
+import { RetentionService } from './services/retention.js'
 import { SearchService } from './services/search.js'
 import { ThreadService } from './services/threads.js'
 import { UserService } from './services/users.js'
@@ -104,6 +105,7 @@ export async function startRuntime(
   )
   const connections = trackConnections(app.server)
   const sweeper = startSweeper(services.attachments, config.attachments.sweepIntervalSec, logger)
+  const retention = startRetention(services, config.retention.intervalSec, logger)
   return {
     app,
     services,
@@ -116,6 +118,7 @@ export async function startRuntime(
         connections.destroyAll()
       }, config.shutdownTimeoutMs)
       clearInterval(sweeper)
+      await retention.stop()
       try {
         await app.close()
       } finally {
@@ -168,6 +171,20 @@ function startSweeper(attachments: AttachmentService, intervalSec: number, logge
   }, intervalSec * 1000)
   timer.unref()
   return timer
+}
+
+/** Runs the retention job on a timer, counting and logging each run's outcome. */
+function startRetention(services: Services, intervalSec: number, logger: Logger) {
+  const runs = services.metrics.retentionRuns
+  return services.retention.every(intervalSec, (done) => {
+    if (done instanceof Error) {
+      runs.inc({ outcome: 'failed' })
+      logger.warn({ err: done }, 'retention job failed; it goes on at the next interval')
+      return
+    }
+    runs.inc({ outcome: done.busy ? 'busy' : 'done' })
+    if (done.expired > 0) logger.info(done, 'retention expired messages')
+  })
 }
 
 /** S3-compatible storage when S3_BUCKET is set, else files under DATA_DIR served by this server. */
@@ -245,6 +262,8 @@ export function createServices(
     clock?: (() => number) | undefined
     reads?: Reads | undefined
     storage?: ObjectStorage | undefined
+    /** The retention job's clock (now by default); tests move it instead of waiting days. */
+    now?: (() => Date) | undefined
   } = {},
 ): Services {
   const { db } = database
@@ -265,7 +284,7 @@ export function createServices(
   const conversations = new ConversationService(
     db,
     broker,
-    { groupMaxMembers: config.groupMaxMembers },
+    { groupMaxMembers: config.groupMaxMembers, retentionDays: config.retention.defaultDays },
     reads,
   )
   const storage = opts.storage ?? objectStorage(config, opts.clock)
@@ -299,11 +318,12 @@ export function createServices(
     reads,
   )
   const moderation = new ModerationService(db, broker, messages)
+  const metrics = createMetrics(broker, reads)
   return {
     config,
     database,
     broker,
-    metrics: createMetrics(broker, reads),
+    metrics,
     tokens,
     users,
     auth: new AuthService(db, users, tokens, config.jwt.refreshTtlSec),
@@ -314,6 +334,15 @@ export function createServices(
     reactions: new ReactionService(db, broker),
     pins: new PinService(db, broker),
     threads: new ThreadService(db),
+    retention: new RetentionService(
+      db,
+      broker,
+      conversations,
+      { defaultDays: config.retention.defaultDays, batchSize: config.retention.batchSize },
+      (refs) => attachments.remove(refs),
+      opts.now,
+      (n) => metrics.retentionExpired.inc(n),
+    ),
     search: new SearchService(db, config.searchLanguage),
     presence: new PresenceService(infra.presence, conversations, broker),
     blocks: new BlockService(db, broker),

@@ -111,6 +111,12 @@ export interface Config {
     unsentTtlSec: number
     sweepIntervalSec: number
   }
+  retention: {
+    /** MESSAGE_RETENTION_DAYS; null (unset): kept forever unless a conversation sets its own. */
+    defaultDays: number | null
+    intervalSec: number
+    batchSize: number
+  }
 }
 
 export class ConfigError extends Error {
@@ -290,6 +296,11 @@ export function loadConfig(raw: Raw = process.env): Config {
       downloadTtlSec: int('ATTACHMENT_DOWNLOAD_TTL_SEC'),
       unsentTtlSec: int('ATTACHMENT_UNSENT_TTL_SEC'),
       sweepIntervalSec: int('ATTACHMENT_SWEEP_INTERVAL_SEC'),
+    },
+    retention: {
+      defaultDays: (v.MESSAGE_RETENTION_DAYS as number | undefined) ?? null,
+      intervalSec: int('RETENTION_INTERVAL_SEC'),
+      batchSize: int('RETENTION_BATCH_SIZE'),
     },
   }
 }

@@ -151,6 +151,10 @@ export const SETTINGS = {
   ATTACHMENT_DOWNLOAD_TTL_SEC: { kind: 'int', default: '300', min: 10, max: 604800 },
   ATTACHMENT_UNSENT_TTL_SEC: { kind: 'int', default: '86400', min: 60, max: 31536000 },
   ATTACHMENT_SWEEP_INTERVAL_SEC: { kind: 'int', default: '300', min: 1, max: 86400 },
+  // Unset (the default): messages are kept forever unless a conversation sets its own retention.
+  MESSAGE_RETENTION_DAYS: { kind: 'int', min: 1, max: 36500 },
+  RETENTION_INTERVAL_SEC: { kind: 'int', default: '3600', min: 1, max: 86400 },
+  RETENTION_BATCH_SIZE: { kind: 'int', default: '500', min: 1, max: 10000 },
 } as const satisfies Record<string, Spec>
 
 export type SettingName = keyof typeof SETTINGS

@@ -83,6 +83,19 @@ export const Member = Type.Object(
   { $id: 'Member' },
 )
 
+export const Retention = Type.Object(
+  {
+    days: Type.Union([Type.Integer({ minimum: 1, maximum: 36500 }), Type.Null()], {
+      description: 'Messages older than this many days are expired (tombstoned); null: kept forever',
+    }),
+    source: Type.Union([Type.Literal('conversation'), Type.Literal('server'), Type.Literal('none')], {
+      description:
+        "Where `days` comes from: the conversation's own setting, the server default (MESSAGE_RETENTION_DAYS), or none (kept forever)",
+    }),
+  },
+  { $id: 'Retention', description: "The conversation's effective message retention" },
+)
+
 export const Conversation = Type.Object(
   {
     id: Uuid,
@@ -100,6 +113,7 @@ export const Conversation = Type.Object(
       description:
         'A direct conversation one member blocks the other in: still readable, closed to new messages (403 `blocked`)',
     }),
+    retention: Retention,
   },
   { $id: 'Conversation' },
 )

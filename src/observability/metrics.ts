@@ -98,6 +98,17 @@ export function createMetrics(source: { publishFailures: number }, reads?: ReadS
       labelNames: ['code'] as const,
       registers: [registry],
     }),
+    retentionExpired: new Counter({
+      name: 'chat_retention_messages_expired_total',
+      help: 'Messages the retention job turned into tombstones (docs/moderation.md)',
+      registers: [registry],
+    }),
+    retentionRuns: new Counter({
+      name: 'chat_retention_runs_total',
+      help: 'Retention job runs by outcome (done, busy: another instance held the lock, failed)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
   }
 }
 

@@ -74,6 +74,12 @@ const conversationEvents = [
     pinned_at: Type.String(),
   }),
   event('message.unpinned', { conversation_id: Id, message_id: Id, seq: Count }),
+  /** The retention job tombstoned these messages (one event per conversation per batch; at most 500 seqs). */
+  event('messages.expired', {
+    conversation_id: Id,
+    seqs: Type.Array(Count, { minItems: 1, maxItems: 500 }),
+    expired_at: Type.String(),
+  }),
   event('read', { conversation_id: Id, user_id: Id, seq: Count }),
   event('typing', {
     conversation_id: Id,

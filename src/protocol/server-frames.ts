@@ -57,6 +57,15 @@ export const ServerFrames = [
     { conversation_id: Uuid, message_id: Uuid, seq: Seq },
     'A message was unpinned (by a member, or because it was deleted).',
   ),
+  frame(
+    'messages.expired',
+    {
+      conversation_id: Uuid,
+      seqs: Type.Array(Seq, { minItems: 1, maxItems: 500 }),
+      expired_at: Type.String({ format: 'date-time' }),
+    },
+    "The conversation's retention expired these messages: each is now a tombstone as a deleted message is (content and attachments empty, `deleted_at` = `expired_at`, no reactions, mentions, pin or thread; `seq`, sender and `created_at` kept). One frame per conversation per batch of the retention job, sent after the messages themselves; no message.deleted or message.unpinned is sent for them.",
+  ),
   frame('read', { conversation_id: Uuid, user_id: Uuid, seq: Seq }, "A member's read marker moved."),
   frame(
     'typing',

@@ -15,12 +15,20 @@ import { activeUserIds } from '../store/users.js'
 import type { Broker } from './ports.js'
 import { removedEvent, removeLocked } from './removal.js'
 import { cleanText } from './text.js'
-import { baseConversationView, type ConversationView, type MemberView, toMessageView } from './views.js'
+import {
+  baseConversationView,
+  type ConversationView,
+  type MemberView,
+  retentionView,
+  toMessageView,
+} from './views.js'
 
 const TITLE_MAX = 200
 
 export interface ConversationLimits {
   groupMaxMembers: number
+  /** MESSAGE_RETENTION_DAYS, shown in views where a conversation has no retention of its own. */
+  retentionDays?: number | null | undefined
 }
 
 /** Conversations, membership and roles. Every read and write checks membership; a non-member gets 404. */
@@ -278,6 +286,7 @@ export class ConversationService {
       last_message: lastBy.get(r.id) ?? null,
       unread_count: unread.get(r.id) ?? 0,
       unread_mentions: mentioned.get(r.id) ?? 0,
+      retention: retentionView(r.retentionDays, this.limits.retentionDays ?? null),
     }))
   }
 }

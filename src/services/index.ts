@@ -18,6 +18,7 @@ import type { Broker, ConnectionLeases, RateLimiter } from './ports.js'
 import type { PresenceService } from './presence.js'
 import type { ReactionService } from './reactions.js'
 import type { ReportService } from './reports.js'
+import type { RetentionService } from './retention.js'
 import type { SearchService } from './search.js'
 import type { ThreadService } from './threads.js'
 import type { UserService } from './users.js'
@@ -43,6 +44,8 @@ export interface Services {
   reactions: ReactionService
   pins: PinService
   threads: ThreadService
+  /** Per-conversation retention and the job that expires messages (run by `wiring.ts` on a timer). */
+  retention: RetentionService
   search: SearchService
   presence: PresenceService
   blocks: BlockService

@@ -66,7 +66,21 @@ export interface ConversationView {
   unread_mentions: number
   /** A direct conversation closed by a block (either way): readable, no new messages. */
   blocked: boolean
+  retention: RetentionView
 }
+
+/** The effective retention: the conversation's own days, else the server default, else none. */
+export interface RetentionView {
+  days: number | null
+  source: 'conversation' | 'server' | 'none'
+}
+
+export const retentionView = (own: number | null, serverDays: number | null): RetentionView =>
+  own !== null
+    ? { days: own, source: 'conversation' }
+    : serverDays !== null
+      ? { days: serverDays, source: 'server' }
+      : { days: null, source: 'none' }
 
 export const baseConversationView = (c: ConversationRow) => ({
   id: c.id,

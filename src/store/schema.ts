@@ -99,10 +99,16 @@ export const conversations = pgTable(
     lastActivityAt: ts('last_activity_at').notNull().defaultNow(),
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
+    /** Messages older than this many days are expired (tombstoned); null: MESSAGE_RETENTION_DAYS applies. */
+    retentionDays: integer('retention_days'),
   },
   (t) => [
     uniqueIndex('conversations_direct_key').on(t.directKey),
     check('conversations_kind_check', sql`${t.kind} in ('direct', 'group')`),
+    check('conversations_retention_days_check', sql`${t.retentionDays} between 1 and 36500`),
+    // The retention job walks the conversations with a setting of their own in id order
+    // (when MESSAGE_RETENTION_DAYS is off), without reading the others.
+    index('conversations_retention_idx').on(t.id).where(sql`${t.retentionDays} is not null`),
   ],
 )
 
@@ -182,6 +188,9 @@ export const messages = pgTable(
       .where(sql`${t.deletedAt} is null`),
     // The sender's messages by id (UUIDv7, so in time order): the data export's keyset pages.
     index('messages_sender_idx').on(t.senderId, t.id),
+    // The retention job (store/retention.ts): per conversation, the oldest messages not yet
+    // tombstoned. Tombstones leave the index, so each run reads only what it expires.
+    index('messages_live_created_idx').on(t.conversationId, t.createdAt).where(sql`${t.deletedAt} is null`),
     uniqueIndex('messages_client_msg_id_key')
       .on(t.conversationId, t.senderId, t.clientMsgId)
       .where(sql`${t.clientMsgId} is not null`),

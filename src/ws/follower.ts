@@ -250,6 +250,10 @@ export class Follower {
         // After the message itself, and only if this user gets it (see docs/architecture.md).
         feed?.whenDelivered(event.seq, () => this.sendEvent(event))
         return
+      case 'messages.expired':
+        // After the newest of them (so after all of them), and never past a removal.
+        feed?.whenDelivered(Math.max(...event.seqs), () => this.sendEvent(event))
+        return
       case 'typing':
         if (feed && event.user_id !== this.userId && !this.hidden.has(event.user_id)) this.sendEvent(event)
         return

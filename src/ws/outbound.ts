@@ -102,6 +102,8 @@ function eventToFrame(e: ChatEvent, mine: Set<string> = new Set()): ServerFrame 
       }
     case 'message.unpinned':
       return { type: e.type, conversation_id: e.conversation_id, message_id: e.message_id, seq: e.seq }
+    case 'messages.expired':
+      return { type: e.type, conversation_id: e.conversation_id, seqs: e.seqs, expired_at: e.expired_at }
     case 'read':
       return { type: 'read', conversation_id: e.conversation_id, user_id: e.user_id, seq: e.seq }
     case 'typing':

@@ -58,6 +58,8 @@ export async function startTestApp(
     env?: Record<string, string>
     /** The clock of time-based limits (login holds), so a test moves time instead of waiting. */
     clock?: () => number
+    /** The retention job's clock, so a test moves days instead of waiting them. */
+    now?: () => Date
     /** Checks traffic against this document instead of the app's own (tests of the checker itself). */
     contractDocument?: (doc: OpenApiDocument) => OpenApiDocument
   } = {},
@@ -76,7 +78,7 @@ export async function startTestApp(
   const broker = infra.broker
   // With DATABASE_READ_URL in env, replica-eligible reads go to that replica, as in production.
   const reads = readsFor(config, database, logger)
-  const services = createServices(config, database, infra, { clock: opts.clock, reads })
+  const services = createServices(config, database, infra, { clock: opts.clock, reads, now: opts.now })
   const app = await buildApp(services, logger)
   let contract: OpenApiContract | undefined
   // Hooks cannot be added once the app is ready, and the document exists only then.

@@ -71,6 +71,7 @@ const ROUTES: Route[] = [
   { method: 'DELETE', path: '/conversations/{id}/bans/{user_id}', userId: (t) => t.memberId },
   { method: 'GET', path: '/conversations/{id}/bans' },
   { method: 'HEAD', path: '/conversations/{id}/bans' },
+  { method: 'PUT', path: '/conversations/{id}/retention', body: () => ({ days: 1 }) },
 ]
 
 describe.each(DRIVERS)('chat authorization on %s', (driver) => {

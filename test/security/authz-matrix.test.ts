@@ -124,6 +124,11 @@ const ROUTES: Record<string, Access> = {
   'DELETE /api/v1/admin/users/{id}/suspension': { kind: 'operator' },
   'DELETE /api/v1/admin/messages/{id}': { kind: 'operator' },
   'GET /api/v1/admin/audit-log': { kind: 'operator' },
+  'PUT /api/v1/chat/conversations/{id}/retention': {
+    kind: 'member',
+    body: () => ({ days: 1 }),
+    plainMember: 403,
+  },
 }
 
 /** Channels of docs/asyncapi.yaml by address. */

@@ -257,6 +257,13 @@ export interface paths {
      */
     get: operations["listPins"];
   };
+  "/api/v1/chat/conversations/{id}/retention": {
+    /**
+     * Set a conversation's message retention
+     * @description Messages older than `days` (1–36500) are expired by the retention job: they become tombstones as deleted messages do (content, attachments, reactions, mentions, pin and thread summary removed; seq, sender and timestamps kept). `null` returns to the server default (MESSAGE_RETENTION_DAYS; kept forever when it is unset). Group owners and admins, or either member of a direct conversation (403 for other members); 404 unless you are a member. Answers the conversation with its effective `retention`; the job applies it at its next run.
+     */
+    put: operations["setConversationRetention"];
+  };
   "/api/v1/chat/ws-ticket": {
     /**
      * A ticket for opening a WebSocket from a browser
@@ -450,6 +457,16 @@ export interface components {
           thumbnail_url: string | null;
         })[];
     };
+    /**
+     * Retention
+     * @description The conversation's effective message retention
+     */
+    Retention: {
+      /** @description Messages older than this many days are expired (tombstoned); null: kept forever */
+      days: number | null;
+      /** @description Where `days` comes from: the conversation's own setting, the server default (MESSAGE_RETENTION_DAYS), or none (kept forever) */
+      source: "conversation" | "server" | "none";
+    };
     /** Conversation */
     Conversation: {
       /** Format: uuid */
@@ -469,6 +486,7 @@ export interface components {
       unread_mentions: number;
       /** @description A direct conversation one member blocks the other in: still readable, closed to new messages (403 `blocked`) */
       blocked: boolean;
+      retention: components["schemas"]["Retention"];
     };
     /** Ban */
     Ban: {
@@ -3184,6 +3202,88 @@ export interface operations {
       };
       /** @description RFC 9457 problem details (application/problem+json) */
       404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Set a conversation's message retention
+   * @description Messages older than `days` (1–36500) are expired by the retention job: they become tombstones as deleted messages do (content, attachments, reactions, mentions, pin and thread summary removed; seq, sender and timestamps kept). `null` returns to the server default (MESSAGE_RETENTION_DAYS; kept forever when it is unset). Group owners and admins, or either member of a direct conversation (403 for other members); 404 unless you are a member. Answers the conversation with its effective `retention`; the job applies it at its next run.
+   */
+  setConversationRetention: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          days: number | null;
+        };
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Conversation"];
+        };
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
         content: {
           "application/problem+json": components["schemas"]["Problem"];
         };
