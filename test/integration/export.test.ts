@@ -135,7 +135,8 @@ describe('data export streaming (PostgreSQL)', () => {
     const doc = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Exported
     expect(doc.messages).toHaveLength(total + 1)
     expect(doc.messages.at(-1)).toMatchObject({ id: late, content: 'late' })
-  })
+    // Storing ~24 MB takes a while on a loaded machine.
+  }, 120_000)
 })
 
 describe('data export rate limit', () => {
