@@ -23,6 +23,8 @@ import { TicketsOrUnavailable } from './broker/tickets-unavailable.js'
 import type { Config } from './config/config.js'
 import { trackConnections } from './http/connections.js'
 import { createMetrics } from './observability/metrics.js'
+import { registerOutboxMetrics } from './observability/outbox-metrics.js'
+import { outboxServices } from './outbox-wiring.js'
 import { AttachmentService } from './services/attachments.js'
 import { AuthService } from './services/auth.js'
 import { ConversationService } from './services/conversations.js'
@@ -256,12 +258,16 @@ export function createServices(
         ? secrets
         : async () => [await developmentSigningSecret(db, randomBytes(48).toString('base64url'))],
   })
-  const users = new UserService(db, broker, reads)
+  const { outbox, outboxWorker, webhooks } = outboxServices(config, db)
+  const metrics = createMetrics(broker, reads)
+  registerOutboxMetrics(metrics.registry, outboxWorker)
+  const users = new UserService(db, broker, reads, outbox)
   const conversations = new ConversationService(
     db,
     broker,
     { groupMaxMembers: config.groupMaxMembers },
     reads,
+    outbox,
   )
   const storage = opts.storage ?? objectStorage(config, opts.clock)
   const a = config.attachments
@@ -285,7 +291,7 @@ export function createServices(
     config,
     database,
     broker,
-    metrics: createMetrics(broker, reads),
+    metrics,
     tokens,
     users,
     auth: new AuthService(db, users, tokens, config.jwt.refreshTtlSec),
@@ -301,6 +307,7 @@ export function createServices(
       },
       attachments,
       reads,
+      outbox,
     ),
     attachments,
     objectServer: storage.server,
@@ -322,5 +329,8 @@ export function createServices(
     ),
     tickets: infra.tickets,
     connectionLeases: infra.leases,
+    outbox,
+    outboxWorker,
+    webhooks,
   }
 }

@@ -10,6 +10,7 @@ import { unreadCounts } from '../store/reads.js'
 import { unreadMentionCounts } from '../store/rich-pages.js'
 import type { ConversationRow, MemberRow } from '../store/schema.js'
 import { activeUserIds } from '../store/users.js'
+import { Outbox } from './outbox.js'
 import type { Broker } from './ports.js'
 import { cleanText } from './text.js'
 import { baseConversationView, type ConversationView, type MemberView, toMessageView } from './views.js'
@@ -28,6 +29,8 @@ export class ConversationService {
     private readonly limits: ConversationLimits,
     /** Conversation lists: a replica when one is configured (it serves only fresh reads). */
     private readonly reads: Reads = primaryReads(db),
+    /** `conversation.created`, `member.added` and `member.removed` go out through it. */
+    private readonly outbox: Outbox = new Outbox([]),
   ) {}
 
   /** The caller's membership, or 404 whether the conversation is unknown or the caller is not in it. */
@@ -48,14 +51,10 @@ export class ConversationService {
     const existing = await convs.findDirect(this.db, directKey)
     if (existing) return { conversation: await this.view(me, existing), created: false }
     const id = newId()
-    const created = await convs.insertConversation(
-      this.db,
-      { id, kind: 'direct', directKey, createdBy: me },
-      [
-        { userId: me, role: 'member' },
-        { userId: recipientId, role: 'member' },
-      ],
-    )
+    const created = await this.insertConversation({ id, kind: 'direct', directKey, createdBy: me }, [
+      { userId: me, role: 'member' },
+      { userId: recipientId, role: 'member' },
+    ])
     if (!created) {
       const winner = await convs.findDirect(this.db, directKey)
       if (!winner) throw new NotFoundError('conversation')
@@ -73,7 +72,7 @@ export class ConversationService {
     }
     await this.requireActiveUsers(others, 'member_ids')
     const id = newId()
-    await convs.insertConversation(this.db, { id, kind: 'group', title, createdBy: me }, [
+    await this.insertConversation({ id, kind: 'group', title, createdBy: me }, [
       { userId: me, role: 'owner' },
       ...others.map((userId) => ({ userId, role: 'member' as const })),
     ])
@@ -113,8 +112,18 @@ export class ConversationService {
       if (inserted.length > 0 && count + 1 > this.limits.groupMaxMembers) {
         throw invalid('user_id', `a group holds at most ${this.limits.groupMaxMembers} members`)
       }
+      if (inserted.length > 0) {
+        await this.outbox.record(tx, [
+          {
+            type: 'member.added',
+            conversationId,
+            data: { conversation_id: conversationId, user_id: userId, role: 'member', added_by: me, seq },
+          },
+        ])
+      }
       return { seq, added: inserted.length > 0 }
     })
+    if (result.added) this.outbox.committed()
     if (result.added) {
       this.broker.publish({
         type: 'member.added',
@@ -163,8 +172,16 @@ export class ConversationService {
       if (target.role === 'owner' && me !== userId) throw new ForbiddenError('the owner cannot be removed')
       if (target.role === 'owner') await members.handOwnershipOn(tx, conversationId)
       await members.recordDeparture(tx, conversationId, userId, at)
+      await this.outbox.record(tx, [
+        {
+          type: 'member.removed',
+          conversationId,
+          data: { conversation_id: conversationId, user_id: userId, removed_by: me, seq: at.seq },
+        },
+      ])
       return at
     })
+    this.outbox.committed()
     this.broker.publish({
       type: 'member.removed',
       conversation_id: conversationId,
@@ -214,6 +231,30 @@ export class ConversationService {
   /** Where a socket starts following a conversation: its last seq and membership version. */
   position(conversationId: string): Promise<convs.Position> {
     return convs.position(this.db, conversationId)
+  }
+
+  /** Inserts it with its members and records `conversation.created` in the same transaction. */
+  private async insertConversation(
+    row: { id: string; kind: 'direct' | 'group'; title?: string; directKey?: string; createdBy: string },
+    initial: { userId: string; role: members.Role }[],
+  ): Promise<boolean> {
+    if (!this.outbox.wants('conversation.created')) return convs.insertConversation(this.db, row, initial)
+    const created = await this.db.transaction(async (tx) => {
+      const inserted = await convs.insertConversation(tx, row, initial)
+      if (inserted) {
+        const data = {
+          conversation_id: row.id,
+          kind: row.kind,
+          title: row.title ?? null,
+          created_by: row.createdBy,
+          member_ids: initial.map((m) => m.userId),
+        }
+        await this.outbox.record(tx, [{ type: 'conversation.created', conversationId: row.id, data }])
+      }
+      return inserted
+    })
+    if (created) this.outbox.committed()
+    return created
   }
 
   private async row(id: string): Promise<ConversationRow> {

@@ -9,6 +9,8 @@ import type { ConversationService } from './conversations.js'
 import type { LoginThrottle } from './login-throttle.js'
 import type { MessageService } from './messages.js'
 import type { SignedObjectServer } from './object-storage.js'
+import type { Outbox } from './outbox.js'
+import type { OutboxWorker } from './outbox-worker.js'
 import type { PinService } from './pins.js'
 import type { Broker, ConnectionLeases, RateLimiter } from './ports.js'
 import type { PresenceService } from './presence.js'
@@ -16,6 +18,7 @@ import type { ReactionService } from './reactions.js'
 import type { SearchService } from './search.js'
 import type { ThreadService } from './threads.js'
 import type { UserService } from './users.js'
+import type { WebhookService } from './webhooks.js'
 
 /**
  * Everything the transports (http/, ws/) use, built once by `wiring.ts`. Declared here so that
@@ -45,4 +48,8 @@ export interface Services {
   tickets: TicketStore
   /** The per-user socket limit across instances. */
   connectionLeases: ConnectionLeases
+  /** Records events for delivery outside (issue 16); the app starts and stops the worker. */
+  outbox: Outbox
+  outboxWorker: OutboxWorker
+  webhooks: WebhookService
 }

@@ -334,3 +334,6 @@ export type ConversationRow = typeof conversations.$inferSelect
 export type MemberRow = typeof conversationMembers.$inferSelect
 export type MessageRow = typeof messages.$inferSelect
 export type AttachmentRow = typeof attachments.$inferSelect
+
+// The outbox and webhook endpoints (issue 16) live in their own file; re-exported so every import of the schema sees them.
+export * from './schema-outbox.js'

@@ -15,7 +15,7 @@ import { createTestDatabase } from '../helpers/pg.js'
  */
 const TAG = '0008_rich_messages'
 /** Migrations after it, newest first, each with its rollback script. */
-const LATER = ['0010_message_search_by_conversation', '0009_message_search']
+const LATER = ['0011_outbox_webhooks', '0010_message_search_by_conversation', '0009_message_search']
 
 /** The migrations folder as it was before 0008 (journal cut just before it). */
 function foldersBefore(tag: string): string {
