@@ -100,7 +100,7 @@ export function refuseUrl(text: string, allowPrivate: boolean): string | undefin
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must be http or https'
   if (url.username !== '' || url.password !== '') return 'must not carry credentials'
   if (allowPrivate) return undefined
-  const host = hostOf(url).toLowerCase()
+  const host = hostOf(url).toLowerCase().replace(/\.$/, '')
   if (host === 'localhost' || host.endsWith('.localhost')) return 'must not point at this host'
   if (isIP(host) !== 0 && isBlockedAddress(host)) return 'must not point at a private or reserved address'
   return undefined

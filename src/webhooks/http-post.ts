@@ -94,7 +94,7 @@ export class HttpWebhookPoster implements WebhookPoster {
 }
 
 /** Resolves like the system does, then refuses the connection when any address is blocked. */
-function guardedLookup(allowPrivate: boolean): LookupFunction {
+export function guardedLookup(allowPrivate: boolean): LookupFunction {
   return (hostname, options, callback) => {
     dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
       if (err) return callback(err, '', 0)
