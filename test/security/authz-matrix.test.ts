@@ -98,6 +98,10 @@ const ROUTES: Record<string, Access> = {
   'PUT /api/v1/chat/messages/{id}/pin': { kind: 'member', plainMember: 403 },
   'DELETE /api/v1/chat/messages/{id}/pin': { kind: 'member', plainMember: 403 },
   'GET /api/v1/chat/conversations/{id}/pins': { kind: 'member' },
+  'POST /api/v1/admin/webhooks': { kind: 'superuser', body: () => ({ url: 'https://hooks.example.com/in' }) },
+  'GET /api/v1/admin/webhooks': { kind: 'superuser' },
+  'DELETE /api/v1/admin/webhooks/{id}': { kind: 'superuser' },
+  'POST /api/v1/admin/webhooks/{id}/test': { kind: 'superuser' },
 }
 
 /** Channels of docs/asyncapi.yaml by address. */

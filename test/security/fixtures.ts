@@ -9,8 +9,10 @@ import {
   conversationMembers,
   conversations,
   messages,
+  outboxEvents,
   refreshTokens,
   users,
+  webhookEndpoints,
 } from '../../src/store/schema.js'
 import { registerUser, type TestApp, type TestUser } from '../helpers/app.js'
 import { sendFile } from '../helpers/attachments.js'
@@ -142,6 +144,8 @@ export async function databaseDigest(database: Database) {
       .orderBy(asc(conversationMembers.conversationId), asc(conversationMembers.userId)),
     messages: await db.select().from(messages).orderBy(asc(messages.id)),
     attachments: await db.select().from(attachments).orderBy(asc(attachments.id)),
+    webhook_endpoints: await db.select().from(webhookEndpoints).orderBy(asc(webhookEndpoints.id)),
+    outbox_events: await db.select({ id: outboxEvents.id }).from(outboxEvents).orderBy(asc(outboxEvents.id)),
   }
   const counts = Object.fromEntries(Object.entries(tables).map(([k, rows]) => [k, rows.length]))
   const hash = createHash('sha256').update(JSON.stringify(tables)).digest('hex')
