@@ -60,7 +60,10 @@ function openApiOptions(named: Set<string>): FastifyDynamicSwaggerOptions {
               password: {
                 tokenUrl: '/api/v1/auth/login',
                 refreshUrl: '/api/v1/auth/refresh',
-                scopes: {},
+                scopes: {
+                  operator:
+                    'Operator routes (/api/v1/admin/...): the same token, held by an operator (requireOperator decides); 403 for anyone else',
+                },
               },
             },
           },

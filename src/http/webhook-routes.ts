@@ -69,7 +69,8 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = 
   const { webhooks } = services
   app.addHook('onRequest', authenticate(services.auth))
   app.addHook('preHandler', requireOperator)
-  const common = { tags: ['webhooks'], security: [{ bearer: [] }] }
+  // The `operator` scope only documents who may call (OWASP API5: admin routes stand apart).
+  const common = { tags: ['webhooks'], security: [{ bearer: ['operator'] }] }
   const denied = { ...errors(403), ...authErrors }
 
   app.post(
