@@ -34,6 +34,7 @@ export const ENV_TARGET = 'env'
 export const MAX_ENDPOINTS = 100
 /** How long this instance trusts its list of registered endpoints when deciding what to record. */
 const REFRESH_MS = 5000
+const TARGETS_MS = 1000
 
 export interface WebhookView {
   id: string
@@ -56,6 +57,7 @@ export class WebhookService implements DeliveryChannel {
   /** Each registered endpoint's filter, as last read, and when (undefined: never read yet). */
   private filters: { at: number; list: string[][] } | undefined
   private refreshing = false
+  private rows: { at: number; list: WebhookEndpointRow[] } | undefined
 
   constructor(
     private readonly db: Db,
@@ -77,8 +79,7 @@ export class WebhookService implements DeliveryChannel {
   }
 
   async targets(event: OutboxEvent): Promise<string[]> {
-    const rows = await store.listEndpoints(this.db)
-    this.filters = { at: this.clock(), list: rows.map((r) => r.events) }
+    const rows = await this.endpoints()
     const targets = rows.filter((r) => matches(r.events, event.type)).map((r) => r.id)
     const env = this.opts.envEndpoint
     if (env && matches(env.events, event.type)) targets.push(ENV_TARGET)
@@ -155,6 +156,20 @@ export class WebhookService implements DeliveryChannel {
     this.poster.close?.()
   }
 
+  /**
+   * The registered endpoints, read at most once per TARGETS_MS: a worker expands a hundred events
+   * per turn, and one query per event was most of its cost. An endpoint registered on another
+   * instance is therefore a target from about a second after it was created.
+   */
+  private async endpoints(): Promise<WebhookEndpointRow[]> {
+    const now = this.clock()
+    if (this.rows && now - this.rows.at < TARGETS_MS) return this.rows.list
+    const list = await store.listEndpoints(this.db)
+    this.rows = { at: now, list }
+    this.filters = { at: now, list: list.map((r) => r.events) }
+    return list
+  }
+
   private async endpoint(id: string): Promise<WebhookEndpointRow | undefined> {
     return isUuid(id) ? store.findEndpoint(this.db, id) : undefined
   }
@@ -174,6 +189,7 @@ export class WebhookService implements DeliveryChannel {
     this.refreshing = true
     try {
       const rows = await store.listEndpoints(this.db)
+      this.rows = { at: this.clock(), list: rows }
       this.filters = { at: this.clock(), list: rows.map((r) => r.events) }
     } catch {
       // Kept as it was; the next `wants` tries again.
