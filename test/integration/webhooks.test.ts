@@ -285,7 +285,7 @@ describe('dead letters', () => {
       await t.close()
       await receiver.close()
     }
-  })
+  }, 120_000)
 })
 
 describe('SSRF (PGlite)', () => {
@@ -338,5 +338,5 @@ describe('SSRF (PGlite)', () => {
       await t.close()
       await receiver.close()
     }
-  })
+  }, 120_000)
 })
