@@ -26,6 +26,7 @@ import { storageRoutes } from './http/storage-routes.js'
 import { ticketRoutes } from './http/ticket-routes.js'
 import { userRoutes } from './http/user-routes.js'
 import { webRoutes } from './http/web-routes.js'
+import { webhookRoutes } from './http/webhook-routes.js'
 import { normalizeIds } from './lib/ids.js'
 import type { Services } from './services/index.js'
 import { registerGateway } from './ws/gateway.js'
@@ -84,6 +85,12 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     normalizeIds(req.body)
   })
   closeConnectionsOnShutdown(app)
+  // The outbox worker runs while the app does: every instance shares the work (docs/notifications.md).
+  app.addHook('onReady', async () => services.outboxWorker.start(app.log))
+  app.addHook('onClose', async () => {
+    await services.outboxWorker.stop()
+    services.webhooks.close()
+  })
   app.addHook('onResponse', async (req, reply) => {
     services.metrics.httpDuration
       .labels(req.method, req.routeOptions.url ?? 'unmatched', String(reply.statusCode))
@@ -119,6 +126,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   await app.register(storageRoutes, opts)
   await app.register(moderationRoutes, { ...opts, prefix: '/api/v1/chat' })
   await app.register(adminRoutes, { ...opts, prefix: '/api/v1/admin' })
+  await app.register(webhookRoutes, { ...opts, prefix: '/api/v1/admin' })
   await registerGateway(app, services)
   await app.register(webRoutes, { root: config.webDir })
   return app

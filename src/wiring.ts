@@ -23,6 +23,8 @@ import { TicketsOrUnavailable } from './broker/tickets-unavailable.js'
 import type { Config } from './config/config.js'
 import { trackConnections } from './http/connections.js'
 import { createMetrics } from './observability/metrics.js'
+import { registerOutboxMetrics } from './observability/outbox-metrics.js'
+import { outboxServices } from './outbox-wiring.js'
 import { AttachmentService } from './services/attachments.js'
 import { AuthService } from './services/auth.js'
 import { BanService } from './services/bans.js'
@@ -280,12 +282,16 @@ export function createServices(
         ? secrets
         : async () => [await developmentSigningSecret(db, randomBytes(48).toString('base64url'))],
   })
-  const users = new UserService(db, broker, reads)
+  const { outbox, outboxWorker, webhooks } = outboxServices(config, db)
+  const metrics = createMetrics(broker, reads)
+  registerOutboxMetrics(metrics.registry, outboxWorker)
+  const users = new UserService(db, broker, reads, outbox)
   const conversations = new ConversationService(
     db,
     broker,
     { groupMaxMembers: config.groupMaxMembers, retentionDays: config.retention.defaultDays },
     reads,
+    outbox,
   )
   const storage = opts.storage ?? objectStorage(config, opts.clock)
   const a = config.attachments
@@ -316,9 +322,9 @@ export function createServices(
     },
     attachments,
     reads,
+    outbox,
   )
   const moderation = new ModerationService(db, broker, messages)
-  const metrics = createMetrics(broker, reads)
   return {
     config,
     database,
@@ -374,5 +380,8 @@ export function createServices(
         : undefined,
     ),
     bans: new BanService(db, broker, conversations),
+    outbox,
+    outboxWorker,
+    webhooks,
   }
 }

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs'
+import { type OutboxConfig, outboxConfig } from './outbox-config.js'
 import { SETTINGS, type SettingName, type Spec } from './settings.js'
 
 export { SETTINGS, type SettingName }
@@ -117,6 +118,8 @@ export interface Config {
     intervalSec: number
     batchSize: number
   }
+  /** The outbox worker and webhooks (issue 16). */
+  outbox: OutboxConfig
 }
 
 export class ConfigError extends Error {
@@ -202,6 +205,7 @@ export function loadConfig(raw: Raw = process.env): Config {
       'DATABASE_READ_URL: needs DATABASE_URL (the embedded PGlite has no replicas; unset DATABASE_READ_URL or set DATABASE_URL to the primary)',
     )
   }
+  const outbox = outboxConfig(v, problems)
   if (problems.length > 0) throw new ConfigError(problems)
   const int = (name: SettingName) => v[name] as number
   return {
@@ -302,6 +306,7 @@ export function loadConfig(raw: Raw = process.env): Config {
       intervalSec: int('RETENTION_INTERVAL_SEC'),
       batchSize: int('RETENTION_BATCH_SIZE'),
     },
+    outbox,
   }
 }
 

@@ -155,6 +155,20 @@ export const SETTINGS = {
   MESSAGE_RETENTION_DAYS: { kind: 'int', min: 1, max: 36500 },
   RETENTION_INTERVAL_SEC: { kind: 'int', default: '3600', min: 1, max: 86400 },
   RETENTION_BATCH_SIZE: { kind: 'int', default: '500', min: 1, max: 10000 },
+  OUTBOX_POLL_MS: { kind: 'int', default: '1000', min: 10, max: 600000 },
+  OUTBOX_BATCH: { kind: 'int', default: '100', min: 1, max: 10000 },
+  OUTBOX_MAX_IN_FLIGHT: { kind: 'int', default: '32', min: 1, max: 10000 },
+  OUTBOX_RETRY_BASE_MS: { kind: 'int', default: '1000', min: 1, max: 3600000 },
+  OUTBOX_RETRY_MAX_DELAY_MS: { kind: 'int', default: '3600000', min: 1, max: 86400000 },
+  OUTBOX_MAX_AGE_SEC: { kind: 'int', default: '86400', min: 1, max: 2592000 },
+  OUTBOX_KEEP_DELIVERED_SEC: { kind: 'int', default: '3600', min: 0, max: 2592000 },
+  OUTBOX_KEEP_DEAD_SEC: { kind: 'int', default: '604800', min: 0, max: 31536000 },
+  WEBHOOK_URL: { kind: 'string' },
+  WEBHOOK_SECRET: { kind: 'string' },
+  WEBHOOK_EVENTS: { kind: 'list', default: '' },
+  WEBHOOK_TIMEOUT_MS: { kind: 'int', default: '10000', min: 100, max: 120000 },
+  WEBHOOK_CONCURRENCY: { kind: 'int', default: '4', min: 1, max: 1000 },
+  WEBHOOK_ALLOW_PRIVATE: { kind: 'bool', default: 'false' },
 } as const satisfies Record<string, Spec>
 
 export type SettingName = keyof typeof SETTINGS

@@ -46,6 +46,10 @@ function openApiOptions(named: Set<string>): FastifyDynamicSwaggerOptions {
         { name: 'storage', description: "The embedded local storage's presigned upload and download URLs" },
         { name: 'moderation', description: 'Reporting messages and banning members from groups' },
         { name: 'admin', description: 'Operators only: reports, accounts, any message, the audit log' },
+        {
+          name: 'webhooks',
+          description: 'Operators: webhook endpoints that receive signed events (docs/notifications.md)',
+        },
       ],
       components: {
         securitySchemes: {

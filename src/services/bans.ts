@@ -49,6 +49,7 @@ export class BanService {
       // The removal's lock: a concurrent add waits for it, then sees the ban.
       const at = await convs.lockConversation(tx, conversationId, { removal: true })
       const removed = await removeLocked(tx, conversationId, userId, true, at)
+      if (removed) await this.conversations.recordRemoval(tx, conversationId, userId, me, at)
       const banned = await bans.insertBan(tx, conversationId, userId, me)
       if (banned) {
         await audit(tx, {
@@ -61,7 +62,10 @@ export class BanService {
       }
       return { at, banned, removed: removed !== undefined }
     })
-    if (result.removed) this.broker.publish(removedEvent(conversationId, userId, result.at))
+    if (result.removed) {
+      this.conversations.outboxCommitted()
+      this.broker.publish(removedEvent(conversationId, userId, result.at))
+    }
     return { banned: result.banned, removed: result.removed }
   }
 

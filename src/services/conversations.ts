@@ -12,6 +12,7 @@ import { unreadCounts } from '../store/reads.js'
 import { unreadMentionCounts } from '../store/rich-pages.js'
 import type { ConversationRow, MemberRow } from '../store/schema.js'
 import { activeUserIds } from '../store/users.js'
+import { Outbox } from './outbox.js'
 import type { Broker } from './ports.js'
 import { removedEvent, removeLocked } from './removal.js'
 import { cleanText } from './text.js'
@@ -39,6 +40,8 @@ export class ConversationService {
     private readonly limits: ConversationLimits,
     /** Conversation lists: a replica when one is configured (it serves only fresh reads). */
     private readonly reads: Reads = primaryReads(db),
+    /** `conversation.created`, `member.added` and `member.removed` go out through it. */
+    private readonly outbox: Outbox = new Outbox([]),
   ) {}
 
   /** The caller's membership, or 404 whether the conversation is unknown or the caller is not in it. */
@@ -64,8 +67,7 @@ export class ConversationService {
     const existing = await convs.findDirect(this.db, directKey)
     if (existing) return { conversation: await this.view(me, existing), created: false }
     const id = newId()
-    const created = await convs.insertConversation(
-      this.db,
+    const created = await this.insertConversation(
       { id, kind: 'direct', directKey, createdBy: me },
       [
         { userId: me, role: 'member' },
@@ -94,7 +96,7 @@ export class ConversationService {
     await this.requireActiveUsers(others, 'member_ids')
     await this.refuseBlockers(me, others)
     const id = newId()
-    await convs.insertConversation(this.db, { id, kind: 'group', title, createdBy: me }, [
+    await this.insertConversation({ id, kind: 'group', title, createdBy: me }, [
       { userId: me, role: 'owner' },
       ...others.map((userId) => ({ userId, role: 'member' as const })),
     ])
@@ -136,8 +138,18 @@ export class ConversationService {
       if (inserted.length > 0 && count + 1 > this.limits.groupMaxMembers) {
         throw invalid('user_id', `a group holds at most ${this.limits.groupMaxMembers} members`)
       }
+      if (inserted.length > 0) {
+        await this.outbox.record(tx, [
+          {
+            type: 'member.added',
+            conversationId,
+            data: { conversation_id: conversationId, user_id: userId, role: 'member', added_by: me, seq },
+          },
+        ])
+      }
       return { seq, added: inserted.length > 0 }
     })
+    if (result.added) this.outbox.committed()
     if (result.added) {
       this.broker.publish({
         type: 'member.added',
@@ -183,8 +195,10 @@ export class ConversationService {
       const at = await convs.lockConversation(tx, conversationId, { removal: true })
       if (!(await removeLocked(tx, conversationId, userId, me !== userId, at)))
         throw new NotFoundError('member')
+      await this.recordRemoval(tx, conversationId, userId, me, at)
       return at
     })
+    this.outbox.committed()
     this.broker.publish(removedEvent(conversationId, userId, removal))
   }
 
@@ -228,6 +242,43 @@ export class ConversationService {
   /** Where a socket starts following a conversation: its last seq and membership version. */
   position(conversationId: string): Promise<convs.Position> {
     return convs.position(this.db, conversationId)
+  }
+
+  /** Inserts it with its members and records `conversation.created` in the same transaction. */
+  /** The `member.removed` outbox event, in the removal's transaction (bans use it too). */
+  async recordRemoval(tx: Db, conversationId: string, userId: string, by: string, at: convs.Position) {
+    const data = { conversation_id: conversationId, user_id: userId, removed_by: by, seq: at.seq }
+    await this.outbox.record(tx, [{ type: 'member.removed', conversationId, data }])
+  }
+
+  /** Call after a transaction that recorded outbox events commits (wakes the local worker). */
+  outboxCommitted(): void {
+    this.outbox.committed()
+  }
+
+  private async insertConversation(
+    row: { id: string; kind: 'direct' | 'group'; title?: string; directKey?: string; createdBy: string },
+    initial: { userId: string; role: members.Role }[],
+    guard?: (tx: Db) => Promise<void>,
+  ): Promise<boolean> {
+    if (!this.outbox.wants('conversation.created'))
+      return convs.insertConversation(this.db, row, initial, guard)
+    const created = await this.db.transaction(async (tx) => {
+      const inserted = await convs.insertConversation(tx, row, initial, guard)
+      if (inserted) {
+        const data = {
+          conversation_id: row.id,
+          kind: row.kind,
+          title: row.title ?? null,
+          created_by: row.createdBy,
+          member_ids: initial.map((m) => m.userId),
+        }
+        await this.outbox.record(tx, [{ type: 'conversation.created', conversationId: row.id, data }])
+      }
+      return inserted
+    })
+    if (created) this.outbox.committed()
+    return created
   }
 
   private async row(id: string): Promise<ConversationRow> {

@@ -13,6 +13,8 @@ import type { LoginThrottle } from './login-throttle.js'
 import type { MessageService } from './messages.js'
 import type { ModerationService } from './moderation.js'
 import type { SignedObjectServer } from './object-storage.js'
+import type { Outbox } from './outbox.js'
+import type { OutboxWorker } from './outbox-worker.js'
 import type { PinService } from './pins.js'
 import type { Broker, ConnectionLeases, RateLimiter } from './ports.js'
 import type { PresenceService } from './presence.js'
@@ -22,6 +24,7 @@ import type { RetentionService } from './retention.js'
 import type { SearchService } from './search.js'
 import type { ThreadService } from './threads.js'
 import type { UserService } from './users.js'
+import type { WebhookService } from './webhooks.js'
 
 /**
  * Everything the transports (http/, ws/) use, built once by `wiring.ts`. Declared here so that
@@ -59,4 +62,8 @@ export interface Services {
   reports: ReportService
   moderation: ModerationService
   bans: BanService
+  /** Records events for delivery outside (issue 16); the app starts and stops the worker. */
+  outbox: Outbox
+  outboxWorker: OutboxWorker
+  webhooks: WebhookService
 }

@@ -4,6 +4,7 @@ import type { Db } from '../store/db.js'
 import { type BatchOutcomes, type SendRequest, storeBatch } from '../store/message-batch.js'
 import type { ThreadChange } from '../store/message-batch-rich.js'
 import { noExtras } from '../store/message-views.js'
+import type { Outbox } from './outbox.js'
 import { toMessageView } from './views.js'
 
 export type { SendRequest }
@@ -58,6 +59,8 @@ export class MessageWriter {
       membersVersion: Map<string, number>,
       threads: ThreadChange[],
     ) => void,
+    /** `message.created` for each new message, written in the batch's transaction. */
+    private readonly outbox?: Outbox,
   ) {}
 
   append(req: SendRequest): Promise<SendResult> {
@@ -115,13 +118,18 @@ export class MessageWriter {
 
   private async commitBatch(batch: Pending[]): Promise<void> {
     let result: BatchOutcomes
+    let results: (SendResult | AppError)[]
+    const recording = this.outbox?.wants('message.created') === true
     try {
-      result = await this.db.transaction((tx) =>
-        storeBatch(
+      ;[result, results] = await this.db.transaction(async (tx) => {
+        const stored = await storeBatch(
           tx,
           batch.map((p) => p.req),
-        ),
-      )
+        )
+        const views = viewsOf(stored)
+        if (recording) await this.recordCreated(tx, views)
+        return [stored, views] as const
+      })
     } catch (err) {
       if (batch.length > 1 && !isDatabaseUnavailable(err)) {
         // One bad request (or a concurrent duplicate on another instance) must not fail its
@@ -135,20 +143,37 @@ export class MessageWriter {
       for (const p of batch) p.reject(error)
       return
     }
-    const { outcomes, membersVersion, threads } = result
-    const results = outcomes.map((o) =>
-      o instanceof AppError
-        ? o
-        : { message: toMessageView(o.message, noExtras(o.parent)), created: o.created },
-    )
+    const { membersVersion, threads } = result
     const created = results
       .filter((o): o is SendResult => !(o instanceof AppError) && o.created)
       .map((o) => o.message)
     if (created.length > 0) this.onCommitted(created, membersVersion, threads)
+    if (recording && created.length > 0) this.outbox?.committed()
     batch.forEach((p, i) => {
       const o = results[i]
       if (o instanceof AppError) p.reject(o)
       else if (o) p.resolve(o)
     })
   }
+
+  /** One `message.created` per new message, all in one insert: the hot path's whole cost. */
+  private async recordCreated(tx: Db, results: (SendResult | AppError)[]): Promise<void> {
+    const created = results.filter((o): o is SendResult => !(o instanceof AppError) && o.created)
+    if (created.length === 0) return
+    await this.outbox?.record(
+      tx,
+      created.map(({ message }) => ({
+        type: 'message.created' as const,
+        conversationId: message.conversation_id,
+        data: { conversation_id: message.conversation_id, message },
+      })),
+    )
+  }
+}
+
+/** The view of each outcome: built once, shared by the outbox, the ack, the answer and the event. */
+function viewsOf({ outcomes }: BatchOutcomes): (SendResult | AppError)[] {
+  return outcomes.map((o) =>
+    o instanceof AppError ? o : { message: toMessageView(o.message, noExtras(o.parent)), created: o.created },
+  )
 }

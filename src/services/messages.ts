@@ -24,6 +24,7 @@ import type { MessageRow } from '../store/schema.js'
 import type { AttachmentService } from './attachments.js'
 import type { ConversationService } from './conversations.js'
 import { MessageWriter } from './message-writer.js'
+import { Outbox } from './outbox.js'
 import type { Broker, SendRate } from './ports.js'
 import { cleanText } from './text.js'
 import { richView } from './views.js'
@@ -71,9 +72,14 @@ export class MessageService {
     private readonly attachments: AttachmentService,
     /** History pages and resume reads: a replica when one is configured (it serves only fresh reads). */
     private readonly reads: Reads = primaryReads(db),
+    /** `message.created`, `message.updated` and `message.deleted` go out through it. */
+    private readonly outbox: Outbox = new Outbox([]),
   ) {
-    this.writer = new MessageWriter(db, limits.batchMax, (created, versions, threads) =>
-      this.publishCreated(created, versions, threads),
+    this.writer = new MessageWriter(
+      db,
+      limits.batchMax,
+      (created, versions, threads) => this.publishCreated(created, versions, threads),
+      outbox,
     )
   }
 
@@ -114,8 +120,11 @@ export class MessageService {
       if (msg.senderId !== userId) throw new ForbiddenError('only the sender may edit a message')
       if (msg.deletedAt) throw new ConflictError('the message was deleted')
       await store.editMessage(tx, msg, text)
-      return broadcastView(tx, msg)
+      const full = await broadcastView(tx, msg)
+      await this.recordChange(tx, 'message.updated', full.view)
+      return full
     })
+    this.outbox.committed()
     this.broker.publish({
       type: 'message.updated',
       conversation_id: view.conversation_id,
@@ -181,8 +190,11 @@ export class MessageService {
       }
       const unpinned = changed && (await deletePin(tx, msg.conversationId, msg.id))
       await inTx?.(tx, msg, changed)
-      return { row: msg, changed, unpinned, full: await broadcastView(tx, msg) }
+      const full = await broadcastView(tx, msg)
+      if (changed) await this.recordChange(tx, 'message.deleted', full.view)
+      return { row: msg, changed, unpinned, full }
     })
+    if (changed) this.outbox.committed()
     // Not awaited: the answer does not wait for storage, and a failure is retried by the sweep.
     this.attachments.remove(released).catch(() => undefined)
     const { view, reactors } = full
@@ -293,6 +305,14 @@ export class MessageService {
     }
     // After the replies themselves, so a socket gets a reply before its root's new count.
     for (const t of threads) this.broker.publish(threadEvent(t))
+  }
+
+  /** An edit or a delete, for the outbox, in the change's transaction. */
+  private recordChange(tx: Db, type: 'message.updated' | 'message.deleted', view: MessageView) {
+    const conversationId = view.conversation_id
+    return this.outbox.record(tx, [
+      { type, conversationId, data: { conversation_id: conversationId, message: view } },
+    ])
   }
 
   /** The message if the user is a member of its conversation; 404 otherwise (existence does not leak). */

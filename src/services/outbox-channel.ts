@@ -33,4 +33,10 @@ export interface DeliveryChannel {
   targets(event: OutboxEvent): Promise<string[]>
   /** One attempt to deliver `event` to `target`; must not throw for receiver failures. */
   deliver(event: OutboxEvent, target: string, attempt: number): Promise<DeliveryResult>
+  /**
+   * Optional (added with the outbox; a channel without it takes every event): whether it may
+   * want an event of `type` at all. Asked on the send path before an event is written, so it
+   * must answer at once from memory; a wrong `true` costs a row, a wrong `false` loses the event.
+   */
+  wants?(type: string): boolean
 }

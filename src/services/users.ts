@@ -13,6 +13,7 @@ import type { Db } from '../store/db.js'
 import { primaryReads, type Reads } from '../store/read-replica.js'
 import type { UserRow } from '../store/schema.js'
 import * as store from '../store/users.js'
+import { Outbox } from './outbox.js'
 import type { Broker } from './ports.js'
 import { storableProblems } from './text.js'
 
@@ -76,6 +77,8 @@ export class UserService {
     private readonly broker: Broker,
     /** User search: a replica when one is configured (it serves only fresh reads). */
     private readonly reads: Reads = primaryReads(db),
+    /** `user.deleted` goes out through it (none: recorded nowhere). */
+    private readonly outbox: Outbox = new Outbox([]),
   ) {}
 
   async create(input: { email: string; password: string; fullName: string }): Promise<UserRow> {
@@ -183,7 +186,13 @@ export class UserService {
     ) {
       throw invalid('password', 'is required and must be correct')
     }
-    await store.softDeleteUser(this.db, target.id)
+    await this.db.transaction(async (tx) => {
+      await store.softDeleteUser(tx, target.id)
+      await this.outbox.record(tx, [
+        { type: 'user.deleted', conversationId: null, data: { user_id: target.id } },
+      ])
+    })
+    this.outbox.committed()
     // Open sockets of the account close at once (4403), on every instance.
     this.broker.publish({ type: 'account.closed', user_id: target.id })
   }

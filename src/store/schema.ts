@@ -477,3 +477,6 @@ export type MessageRow = typeof messages.$inferSelect
 export type AttachmentRow = typeof attachments.$inferSelect
 export type ReportRow = typeof messageReports.$inferSelect
 export type AuditRow = typeof auditLog.$inferSelect
+
+// The outbox and webhook endpoints (issue 16) live in their own file; re-exported so every import of the schema sees them.
+export * from './schema-outbox.js'

@@ -129,6 +129,10 @@ const ROUTES: Record<string, Access> = {
     body: () => ({ days: 1 }),
     plainMember: 403,
   },
+  'POST /api/v1/admin/webhooks': { kind: 'operator', body: () => ({ url: 'https://hooks.example.com/in' }) },
+  'GET /api/v1/admin/webhooks': { kind: 'operator' },
+  'DELETE /api/v1/admin/webhooks/{id}': { kind: 'operator' },
+  'POST /api/v1/admin/webhooks/{id}/test': { kind: 'operator' },
 }
 
 /** Channels of docs/asyncapi.yaml by address. */

@@ -12,8 +12,10 @@ import {
   conversations,
   messageReports,
   messages,
+  outboxEvents,
   refreshTokens,
   users,
+  webhookEndpoints,
 } from '../../src/store/schema.js'
 import { registerUser, type TestApp, type TestUser } from '../helpers/app.js'
 import { sendFile } from '../helpers/attachments.js'
@@ -151,6 +153,8 @@ export async function databaseDigest(database: Database) {
       .from(conversationBans)
       .orderBy(asc(conversationBans.conversationId), asc(conversationBans.userId)),
     audit_log: await db.select().from(auditLog).orderBy(asc(auditLog.id)),
+    webhook_endpoints: await db.select().from(webhookEndpoints).orderBy(asc(webhookEndpoints.id)),
+    outbox_events: await db.select({ id: outboxEvents.id }).from(outboxEvents).orderBy(asc(outboxEvents.id)),
   }
   const counts = Object.fromEntries(Object.entries(tables).map(([k, rows]) => [k, rows.length]))
   const hash = createHash('sha256').update(JSON.stringify(tables)).digest('hex')

@@ -370,6 +370,32 @@ export interface paths {
      */
     get: operations["adminListAuditLog"];
   };
+  "/api/v1/admin/webhooks": {
+    /**
+     * List the webhook endpoints
+     * @description Newest first; secrets are never shown again.
+     */
+    get: operations["listWebhooks"];
+    /**
+     * Register a webhook endpoint
+     * @description Every event of the chosen types is POSTed to the URL, signed the Standard Webhooks way with the secret (shown in this answer only). At most 100 endpoints.
+     */
+    post: operations["createWebhook"];
+  };
+  "/api/v1/admin/webhooks/{id}": {
+    /**
+     * Delete a webhook endpoint
+     * @description Its deliveries still pending end without being sent (counted as `gone`).
+     */
+    delete: operations["deleteWebhook"];
+  };
+  "/api/v1/admin/webhooks/{id}/test": {
+    /**
+     * Send a test event to a webhook endpoint
+     * @description Sends one signed `webhook.test` event now (not through the outbox, not retried) and answers how the endpoint responded.
+     */
+    post: operations["testWebhook"];
+  };
 }
 
 export type webhooks = Record<string, never>;
@@ -577,6 +603,18 @@ export interface components {
       details: {
         [key: string]: unknown;
       };
+      /** Format: date-time */
+      created_at: string;
+    };
+    /** Webhook */
+    Webhook: {
+      /** Format: uuid */
+      id: string;
+      /** Format: uri */
+      url: string;
+      /** @description The event types it receives; empty: every type */
+      events: ("message.created" | "message.updated" | "message.deleted" | "conversation.created" | "member.added" | "member.removed" | "user.deleted")[];
+      description: string;
       /** Format: date-time */
       created_at: string;
     };
@@ -815,6 +853,33 @@ export interface components {
       items: components["schemas"]["AuditEntry"][];
       /** @description Pass as `cursor` for the next page; null on the last page */
       next_cursor: string | null;
+    };
+    /** NewWebhook */
+    NewWebhook: {
+      /** Format: uuid */
+      id: string;
+      /** Format: uri */
+      url: string;
+      /** @description The event types it receives; empty: every type */
+      events: ("message.created" | "message.updated" | "message.deleted" | "conversation.created" | "member.added" | "member.removed" | "user.deleted")[];
+      description: string;
+      /** Format: date-time */
+      created_at: string;
+      /** @description The signing secret (`whsec_…`). Shown in this answer only: keep it now. */
+      secret: string;
+    };
+    /** WebhookList */
+    WebhookList: {
+      items: components["schemas"]["Webhook"][];
+    };
+    /** WebhookTest */
+    WebhookTest: {
+      /** @description The `webhook-id` the test event was sent with */
+      webhook_id: string;
+      /** @description True when the endpoint answered 2xx */
+      delivered: boolean;
+      status_code: number | null;
+      error: string | null;
     };
   };
   responses: never;
@@ -4286,6 +4351,243 @@ export interface operations {
       };
       /** @description Signed in, but not allowed to do this */
       403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * List the webhook endpoints
+   * @description Newest first; secrets are never shown again.
+   */
+  listWebhooks: {
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["WebhookList"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Register a webhook endpoint
+   * @description Every event of the chosen types is POSTed to the URL, signed the Standard Webhooks way with the secret (shown in this answer only). At most 100 endpoints.
+   */
+  createWebhook: {
+    requestBody: {
+      content: {
+        "application/json": {
+          /**
+           * Format: uri
+           * @description http(s) only; private, loopback and link-local addresses are refused unless WEBHOOK_ALLOW_PRIVATE=true (a name is checked on the address it resolves to at every delivery)
+           */
+          url: string;
+          events?: ("message.created" | "message.updated" | "message.deleted" | "conversation.created" | "member.added" | "member.removed" | "user.deleted")[];
+          /** @description `whsec_` + base64 of 24 to 64 random bytes; omitted: one is generated */
+          secret?: string;
+          description?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Created */
+      201: {
+        content: {
+          "application/json": components["schemas"]["NewWebhook"];
+        };
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Delete a webhook endpoint
+   * @description Its deliveries still pending end without being sent (counted as `gone`).
+   */
+  deleteWebhook: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description Deleted */
+      204: {
+        content: never;
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Send a test event to a webhook endpoint
+   * @description Sends one signed `webhook.test` event now (not through the outbox, not retried) and answers how the endpoint responded.
+   */
+  testWebhook: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["WebhookTest"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Signed in, but not allowed to do this */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
         content: {
           "application/problem+json": components["schemas"]["Problem"];
         };
