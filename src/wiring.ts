@@ -22,7 +22,7 @@ import { FallbackSendRate } from './broker/send-rate-fallback.js'
 import { TicketsOrUnavailable } from './broker/tickets-unavailable.js'
 import type { Config } from './config/config.js'
 import { trackConnections } from './http/connections.js'
-import { createMetrics } from './observability/metrics.js'
+import { createMetrics, sendProbe } from './observability/metrics.js'
 import { AttachmentService } from './services/attachments.js'
 import { AuthService } from './services/auth.js'
 import { ConversationService } from './services/conversations.js'
@@ -281,27 +281,32 @@ export function createServices(
     },
     opts.clock,
   )
+  const metrics = createMetrics(broker, reads)
+  const messages = new MessageService(
+    db,
+    broker,
+    conversations,
+    {
+      maxChars: config.messageMaxChars,
+      batchMax: config.messageBatchMax,
+      queueMax: config.messageQueueMax,
+      sendRate: config.rateLimits.enabled ? infra.sendRate : undefined,
+    },
+    attachments,
+    reads,
+    sendProbe(metrics),
+  )
+  metrics.queue.depth = () => messages.queueDepth
   return {
     config,
     database,
     broker,
-    metrics: createMetrics(broker, reads),
+    metrics,
     tokens,
     users,
     auth: new AuthService(db, users, tokens, config.jwt.refreshTtlSec),
     conversations,
-    messages: new MessageService(
-      db,
-      broker,
-      conversations,
-      {
-        maxChars: config.messageMaxChars,
-        batchMax: config.messageBatchMax,
-        sendRate: config.rateLimits.enabled ? infra.sendRate : undefined,
-      },
-      attachments,
-      reads,
-    ),
+    messages,
     attachments,
     objectServer: storage.server,
     reactions: new ReactionService(db, broker),

@@ -122,6 +122,7 @@ export class Connection {
 
   private onFrame(data: RawData, isBinary: boolean): void {
     if (this.closed) return
+    const receivedAt = performance.now()
     if (isBinary) {
       void this.follower.start()
       this.violation('invalid_frame', 'binary frames are not supported; send JSON text')
@@ -150,7 +151,7 @@ export class Connection {
       return
     }
     const run = Promise.resolve()
-      .then(() => dispatch(this, frame))
+      .then(() => dispatch(this, frame, receivedAt))
       .catch((err) => {
         const { code, message } = errorCode(err)
         if (code === 'internal') this.log.error({ err }, 'frame handler failed')
