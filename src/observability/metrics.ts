@@ -139,6 +139,23 @@ export function createMetrics(source: { publishFailures: number }, reads?: ReadS
 
 export type Metrics = ReturnType<typeof createMetrics>
 
+const frameCounters = new WeakMap<Metrics, Map<string, { inc(): void }>>()
+
+/** Counts an inbound frame; the per-type child is looked up once (labels() hashes on every call). */
+export function countFrameIn(metrics: Metrics, type: string): void {
+  let byType = frameCounters.get(metrics)
+  if (!byType) {
+    byType = new Map()
+    frameCounters.set(metrics, byType)
+  }
+  let c = byType.get(type)
+  if (!c) {
+    c = metrics.wsFramesIn.labels(type)
+    byType.set(type, c)
+  }
+  c.inc()
+}
+
 /**
  * The message writer's probe (services/message-writer.ts `SendProbe`) over these metrics. Each
  * stage's child histogram is looked up once, so an observation costs no label hashing.

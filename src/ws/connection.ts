@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
+import { countFrameIn } from '../observability/metrics.js'
 import { CloseCode } from '../protocol/close-codes.js'
 import { checkClientFrame, PROTOCOL_VERSION } from '../protocol/frames.js'
 import type { Services } from '../services/index.js'
@@ -144,7 +145,7 @@ export class Connection {
       this.violation(frame.code, frame.message, typeof cmid === 'string' ? cmid : undefined)
       return
     }
-    this.services.metrics.wsFramesIn.labels(frame.type).inc()
+    countFrameIn(this.services.metrics, frame.type)
     const cmid = frame.type === 'message.send' ? (frame.client_msg_id ?? null) : undefined
     if (this.draining && WRITES.has(frame.type)) {
       this.send(errorFrame('unavailable', 'the server is shutting down; reconnect and retry', cmid))
