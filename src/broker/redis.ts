@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto'
 import { Cluster } from 'ioredis'
 import type { Logger } from 'pino'
 import { type ChatEvent, channelsOf, type Envelope, parseEnvelope } from '../protocol/events.js'
-import { messageJson } from '../protocol/message-json.js'
 import type { Broker, Listener } from '../services/ports.js'
 import { LocalHub } from './local-hub.js'
 import { commandClient, type RedisClient, type RedisTarget, subscriberClient } from './redis-client.js'
@@ -15,16 +14,6 @@ export interface RedisBrokerOptions {
   /** `sharded` uses SPUBLISH/SSUBSCRIBE (Redis 7): each channel lives on one shard of a Redis Cluster. */
   mode: 'classic' | 'sharded'
   logger: Logger
-}
-
-/**
- * `JSON.stringify({ o: instanceId, e: event })` (so `o` comes first: the echo check relies on it).
- * A new message's envelope embeds the message's shared JSON (`messageJson`, which its frames
- * embed too) instead of serializing the message once more.
- */
-export function envelopeText(instanceId: string, event: ChatEvent): string {
-  if (event.type !== 'message.created') return JSON.stringify({ o: instanceId, e: event } satisfies Envelope)
-  return `{"o":${JSON.stringify(instanceId)},"e":{"type":"message.created","conversation_id":${JSON.stringify(event.conversation_id)},"members_version":${event.members_version},"message":${messageJson(event.message)}}}`
 }
 
 /** How long a subscription may take to be confirmed while shards recover before it is tried again. */
@@ -114,7 +103,7 @@ export class RedisBroker implements Broker {
       this.failed()
       return
     }
-    const payload = envelopeText(this.instanceId, event)
+    const payload = JSON.stringify({ o: this.instanceId, e: event } satisfies Envelope)
     for (const channel of channelsOf(event)) {
       const sent =
         this.opts.mode === 'sharded'

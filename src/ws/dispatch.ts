@@ -1,7 +1,7 @@
 import type { ClientFrame } from '../protocol/frames.js'
 import type { Services } from '../services/index.js'
 import type { Follower } from './follower.js'
-import { errorFrame, messageAckFrame, PONG } from './outbound.js'
+import { encode, errorFrame, PONG } from './outbound.js'
 import { TypingIndicators } from './typing.js'
 
 /** What a frame handler may use of its socket (the Connection). */
@@ -56,7 +56,7 @@ const handlers: Handlers = {
       },
       receivedAt,
     )
-    c.send(messageAckFrame(clientMsgId, message))
+    c.send(encode({ type: 'message.ack', client_msg_id: clientMsgId, message }))
   },
   'message.edit': async (c, f) => {
     await c.services.messages.edit(c.user.id, f.message_id, f.content)

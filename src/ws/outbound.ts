@@ -1,7 +1,6 @@
 import type { ErrorCode } from '../protocol/errors.js'
 import type { ChatEvent } from '../protocol/events.js'
 import type { MessageView } from '../protocol/message.js'
-import { messageJson } from '../protocol/message-json.js'
 import type { ServerFrame } from '../protocol/server-frames.js'
 
 /**
@@ -15,23 +14,14 @@ const eventFrames = new WeakMap<ChatEvent, string>()
 /** A frame as text; the one place outbound JSON is made. */
 export const encode = (frame: ServerFrame): string => JSON.stringify(frame)
 
-/**
- * `encode({ type: 'message.new', conversation_id, message })`, written around the message's
- * shared JSON (`messageJson`) instead of serializing the message again (test/unit/outbound.test.ts
- * checks the two are the same document).
- */
 export function messageNewFrame(message: MessageView): string {
   let s = messageFrames.get(message)
   if (s === undefined) {
-    s = `{"type":"message.new","conversation_id":${JSON.stringify(message.conversation_id)},"message":${messageJson(message)}}`
+    s = encode({ type: 'message.new', conversation_id: message.conversation_id, message })
     messageFrames.set(message, s)
   }
   return s
 }
-
-/** `encode({ type: 'message.ack', client_msg_id, message })` around the message's shared JSON. */
-export const messageAckFrame = (clientMsgId: string | null, message: MessageView): string =>
-  `{"type":"message.ack","client_msg_id":${JSON.stringify(clientMsgId)},"message":${messageJson(message)}}`
 
 /** The frame a non-message event becomes on the wire, or undefined when clients do not see it. */
 export function eventFrame(event: ChatEvent): string | undefined {
