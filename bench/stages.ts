@@ -101,10 +101,13 @@ export function serverView(before: MetricFamily[][], after: MetricFamily[][], se
   }
 }
 
-/** µs of CPU per delivered message, by process group (server, postgres, redis, bench). */
+/**
+ * µs of CPU per delivered message, by process group (server, postgres, redis, bench); 0 when
+ * under 10 messages/s were delivered (the quotient would be noise).
+ */
 export function cpuPerMessage(cpu: CpuGroups, messagesPerSec: number): CpuGroups {
   const out: CpuGroups = {}
   for (const k of ['server', 'postgres', 'redis', 'bench'])
-    out[k] = messagesPerSec > 0 ? Math.round(((cpu[k] ?? 0) * 1e4) / messagesPerSec) : 0
+    out[k] = messagesPerSec >= 10 ? Math.round(((cpu[k] ?? 0) * 1e4) / messagesPerSec) : 0
   return out
 }
