@@ -4,6 +4,7 @@ import { Latency, type LatencySummary, round } from './hist.js'
 import type { Progress } from './progress.js'
 import { pool, Rest } from './rest.js'
 import { closeAll, openSocket } from './sockets.js'
+import { cpuPerMessage, type ServerView, serverView } from './stages.js'
 import type { BenchUser, Target } from './targets.js'
 
 /**
@@ -69,6 +70,10 @@ export interface StepResult {
   drain_ms: number
   saturated: boolean
   cpu_percent: CpuGroups
+  /** µs of CPU per delivered message, by process group. */
+  cpu_us_per_message: CpuGroups
+  /** The server's own metrics over the step (chat server only). */
+  server?: ServerView | undefined
 }
 
 const NEW = '{"type":"message.new"'
@@ -351,6 +356,7 @@ export class MessagingLoad {
     for (const [i, rate] of steps.entries()) {
       opts.onStep?.(i)
       this.stepLatency[i] = new Latency()
+      const metricsBefore = await this.target.metrics?.()
       const before = {
         sent: this.sent,
         acked: this.acked,
@@ -367,9 +373,11 @@ export class MessagingLoad {
         deliveries: this.deliveries,
         cpu: cpuSample(this.target.pids()),
       }
+      const metricsAfter = metricsBefore && (await this.target.metrics?.())
       const drainMs = await this.drain(opts.drainSeconds * 1000)
       const latency = (this.stepLatency[i] as Latency).summary()
       const deliveriesPerSec = (after.deliveries - before.deliveries) / elapsed
+      const cpu = cpuPercent(before.cpu, after.cpu)
       const saturated =
         deliveriesPerSec < 0.9 * rate * this.recipientsPerMessage ||
         latency.p99_ms > 2000 ||
@@ -386,7 +394,9 @@ export class MessagingLoad {
         latency,
         drain_ms: drainMs,
         saturated,
-        cpu_percent: cpuPercent(before.cpu, after.cpu),
+        cpu_percent: cpu,
+        cpu_us_per_message: cpuPerMessage(cpu, deliveriesPerSec / Math.max(1, this.recipientsPerMessage)),
+        server: metricsBefore && metricsAfter ? serverView(metricsBefore, metricsAfter, elapsed) : undefined,
       })
       opts.onStepDone?.(results.at(-1) as StepResult)
       if (saturated && opts.stopOnSaturation) break

@@ -65,8 +65,21 @@ wss.on('listening', () => {
 })
 
 await serveIpc(
-  async (op) => {
-    if (op === 'stats') return { rss: process.memoryUsage().rss }
+  async (op, msg) => {
+    if (op === 'stats') {
+      if (typeof globalThis.gc === 'function') {
+        globalThis.gc()
+        await new Promise((r) => setTimeout(r, 50))
+        globalThis.gc()
+      }
+      const m = process.memoryUsage()
+      return { rss: m.rss, heapUsed: m.heapUsed }
+    }
+    if (op === 'heapSnapshot') {
+      const { writeHeapSnapshot } = await import('node:v8')
+      globalThis.gc?.()
+      return writeHeapSnapshot(msg.file as string)
+    }
     throw new Error(`unknown op ${op}`)
   },
   async () => {

@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname } from 'node:path'
 import type { Correctness, StepResult } from './messaging.js'
+import { type ServerView, STAGES } from './stages.js'
 import type { Target } from './targets.js'
 
 export interface Machine {
@@ -82,34 +83,58 @@ export function table(headers: string[], rows: (string | number)[][]): string {
 }
 
 export function stepsTable(steps: StepResult[], unit: 'messages' | 'deliveries'): string {
-  return table(
-    [
-      'offered/s',
-      'sent/s',
-      'acked/s',
-      unit === 'messages' ? 'delivered/s' : 'deliveries/s',
-      'p50 ms',
-      'p90 ms',
-      'p99 ms',
-      'p99.9 ms',
-      'max ms',
-      'drain ms',
-      'cpu gen/srv/pg/redis/all %',
-    ],
-    steps.map((s) => [
-      s.offered_per_sec,
-      s.send_rate,
-      s.acked_per_sec,
-      unit === 'messages' ? s.messages_per_sec : s.deliveries_per_sec,
-      s.latency.p50_ms,
-      s.latency.p90_ms,
-      s.latency.p99_ms,
-      s.latency.p999_ms,
-      s.latency.max_ms,
-      s.drain_ms,
-      `${s.cpu_percent.bench}/${s.cpu_percent.server}/${s.cpu_percent.postgres}/${s.cpu_percent.redis}/${s.cpu_percent.machine}${s.saturated ? ' saturated' : ''}`,
-    ]),
+  return (
+    table(
+      [
+        'offered/s',
+        'sent/s',
+        'acked/s',
+        unit === 'messages' ? 'delivered/s' : 'deliveries/s',
+        'p50 ms',
+        'p90 ms',
+        'p99 ms',
+        'p99.9 ms',
+        'max ms',
+        'drain ms',
+        'cpu gen/srv/pg/redis/all %',
+        'µs/msg srv/pg/redis',
+      ],
+      steps.map((s) => [
+        s.offered_per_sec,
+        s.send_rate,
+        s.acked_per_sec,
+        unit === 'messages' ? s.messages_per_sec : s.deliveries_per_sec,
+        s.latency.p50_ms,
+        s.latency.p90_ms,
+        s.latency.p99_ms,
+        s.latency.p999_ms,
+        s.latency.max_ms,
+        s.drain_ms,
+        `${s.cpu_percent.bench}/${s.cpu_percent.server}/${s.cpu_percent.postgres}/${s.cpu_percent.redis}/${s.cpu_percent.machine}${s.saturated ? ' saturated' : ''}`,
+        `${s.cpu_us_per_message.server}/${s.cpu_us_per_message.postgres}/${s.cpu_us_per_message.redis}`,
+      ]),
+    ) + stagesTable(steps)
   )
+}
+
+/** The server's stage breakdown per step (mean / p99 ms), when the target reported one. */
+function stagesTable(steps: StepResult[]): string {
+  const withView = steps.filter((s) => s.server)
+  if (withView.length === 0) return ''
+  return `\n\nserver stages, mean/p99 ms (p99 = upper bucket bound)\n${table(
+    ['offered/s', ...STAGES, 'batch', 'shed', 'loop p99/max ms', 'gc ms/s'],
+    withView.map((s) => {
+      const v = s.server as ServerView
+      return [
+        s.offered_per_sec,
+        ...STAGES.map((k) => `${v.stages[k]?.mean_ms ?? 0}/${v.stages[k]?.p99_ms ?? 0}`),
+        v.batch_mean,
+        v.shed,
+        `${v.event_loop_p99_ms}/${v.event_loop_max_ms}`,
+        v.gc_ms_per_s,
+      ]
+    }),
+  )}`
 }
 
 export function correctnessLine(c: Correctness | null): string {

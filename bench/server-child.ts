@@ -28,6 +28,8 @@ const address = runtime.app.server.address()
 const port = typeof address === 'object' && address ? address.port : 0
 
 const BENCH_PASSWORD = 'Bench-passw0rd!'
+const SEND_METRICS =
+  /^(chat_message_stage_seconds|chat_message_batch_size|chat_sends_shed_total|nodejs_eventloop_lag_(p99|max)_seconds|nodejs_gc_duration_seconds)$/
 let passwordHash: Promise<string> | undefined
 
 const rows = (result: unknown): Record<string, unknown>[] =>
@@ -71,6 +73,11 @@ await serveIpc(
           external: m.external,
           arrayBuffers: m.arrayBuffers,
         }
+      }
+      case 'metrics': {
+        // The send path's metrics, as /metrics has them (reading them resets the event-loop delay).
+        const all = await runtime.services.metrics.registry.getMetricsAsJSON()
+        return all.filter((m) => SEND_METRICS.test(m.name))
       }
       case 'heapSnapshot': {
         // For memory investigations (connections): a V8 heap snapshot in bench/results/.

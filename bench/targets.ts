@@ -6,6 +6,7 @@ import { AccessTokens } from '../src/auth/jwt.js'
 import type { Options } from './options.js'
 import { Child, RESULTS_DIR, track } from './proc.js'
 import { pool, Rest } from './rest.js'
+import type { MetricFamily } from './stages.js'
 
 export interface Instance {
   httpUrl: string
@@ -40,6 +41,8 @@ export interface Target {
   pids(): number[]
   /** With --cpu-prof: the servers start profiling now (the measured load begins). */
   profileStart(): Promise<void>
+  /** The servers' send-path metrics (stage timings, batch sizes, shed sends, event-loop delay). */
+  metrics?: () => Promise<MetricFamily[][]>
   stop(): Promise<void>
 }
 
@@ -200,6 +203,7 @@ export async function startChat(o: Options, id: string, needsRedis: boolean): Pr
     profileStart: async () => {
       await Promise.all(instances.map((i) => i.child?.request('profileStart')))
     },
+    metrics: () => Promise.all(instances.map((i) => (i.child as Child).request<MetricFamily[]>('metrics'))),
     stop: async () => {
       await Promise.all(instances.map((i) => i.child?.stop()))
       for (const c of cleanups) await c()

@@ -22,7 +22,7 @@ import { FallbackSendRate } from './broker/send-rate-fallback.js'
 import { TicketsOrUnavailable } from './broker/tickets-unavailable.js'
 import type { Config } from './config/config.js'
 import { trackConnections } from './http/connections.js'
-import { createMetrics } from './observability/metrics.js'
+import { createMetrics, sendProbe } from './observability/metrics.js'
 import { registerOutboxMetrics } from './observability/outbox-metrics.js'
 import { outboxServices } from './outbox-wiring.js'
 import { AttachmentService } from './services/attachments.js'
@@ -318,12 +318,15 @@ export function createServices(
     {
       maxChars: config.messageMaxChars,
       batchMax: config.messageBatchMax,
+      queueMax: config.messageQueueMax,
       sendRate: config.rateLimits.enabled ? infra.sendRate : undefined,
     },
     attachments,
     reads,
     outbox,
+    sendProbe(metrics),
   )
+  metrics.queue.depth = () => messages.queueDepth
   const moderation = new ModerationService(db, broker, messages)
   return {
     config,

@@ -85,6 +85,8 @@ export interface Config {
     reportWindowSec: number
   }
   messageBatchMax: number
+  /** Sends that may wait for storage before further sends are refused as overloaded. */
+  messageQueueMax: number
   /** When set, GET /metrics needs `Authorization: Bearer <metricsToken>`. */
   metricsToken: string | undefined
   /** The built web client served at `/` (nothing is served when it has no index.html). */
@@ -277,6 +279,7 @@ export function loadConfig(raw: Raw = process.env): Config {
       reportWindowSec: int('REPORT_WINDOW_SEC'),
     },
     messageBatchMax: int('MESSAGE_BATCH_MAX'),
+    messageQueueMax: int('MESSAGE_QUEUE_MAX'),
     metricsToken,
     webDir: v.WEB_DIR as string,
     s3:

@@ -134,6 +134,7 @@ export const SETTINGS = {
   REPORT_MAX_PER_USER: { kind: 'int', default: '20', min: 1, max: 1000000 },
   REPORT_WINDOW_SEC: { kind: 'int', default: '3600', min: 1, max: 86400 },
   MESSAGE_BATCH_MAX: { kind: 'int', default: '500', min: 1, max: 10000 },
+  MESSAGE_QUEUE_MAX: { kind: 'int', default: '1000', min: 1, max: 1000000 },
   METRICS_TOKEN: { kind: 'string' },
   WEB_DIR: { kind: 'string', default: './web/dist' },
   S3_ENDPOINT: { kind: 'string' },

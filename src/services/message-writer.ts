@@ -20,7 +20,38 @@ interface Pending {
   req: SendRequest
   resolve: (r: SendResult) => void
   reject: (e: unknown) => void
+  /** `performance.now()` when the frame (or request) arrived, and when it was queued. */
+  receivedAt: number
+  queuedAt: number
 }
+
+export type SendStage = 'receive' | 'queue' | 'transaction' | 'publish' | 'write' | 'total'
+
+/** Where the writer reports its timings (the metrics); called on the hot path, so kept cheap. */
+export interface SendProbe {
+  stage(stage: SendStage, seconds: number): void
+  batch(size: number): void
+  shed(reason: 'queue_full'): void
+}
+
+export interface WriterOptions {
+  maxBatch: number
+  /**
+   * Sends that may wait for a transaction. Past it a send is refused at once (`OverloadedError`)
+   * instead of queued: offered load above what the database sustains would otherwise grow the
+   * queue until latency reaches seconds, and every batch would scan an ever longer queue.
+   */
+  maxQueue?: number | undefined
+  probe?: SendProbe | undefined
+}
+
+/** The server is at capacity: refused before storage, explicitly; the client retries. */
+export class OverloadedError extends UnavailableError {
+  constructor() {
+    super('the server is overloaded; message not stored, retry shortly', 1)
+  }
+}
+const OVERLOADED = new OverloadedError()
 
 /**
  * Transactions in flight at once. With one, the server's CPU work and PostgreSQL's alternate
@@ -50,9 +81,13 @@ export class MessageWriter {
   private stalled = false
   private idle: (() => void)[] = []
 
+  private readonly maxBatch: number
+  private readonly maxQueue: number
+  private readonly probe: SendProbe | undefined
+
   constructor(
     private readonly db: Db,
-    private readonly maxBatch: number,
+    options: WriterOptions,
     /** Called after each commit with the newly created messages in commit (seq) order. */
     private readonly onCommitted: (
       created: MessageView[],
@@ -61,11 +96,38 @@ export class MessageWriter {
     ) => void,
     /** `message.created` for each new message, written in the batch's transaction. */
     private readonly outbox?: Outbox,
-  ) {}
+  ) {
+    this.maxBatch = options.maxBatch
+    this.maxQueue = options.maxQueue ?? Number.POSITIVE_INFINITY
+    this.probe = options.probe
+  }
 
-  append(req: SendRequest): Promise<SendResult> {
+  /** Sends waiting for a transaction. */
+  get depth(): number {
+    return this.queue.length
+  }
+
+  /** The queue is at its bound: a send now would be refused. */
+  get full(): boolean {
+    return this.queue.length >= this.maxQueue
+  }
+
+  /**
+   * The error a send refused at the bound gets (counted as shed). One shared instance: under
+   * overload refusals are most of the sends, and capturing a stack for each was 8% of the
+   * server's CPU in a profile past saturation.
+   */
+  refuse(): OverloadedError {
+    this.probe?.shed('queue_full')
+    return OVERLOADED
+  }
+
+  /** `receivedAt`: when the send arrived (`performance.now()`), for the stage timings. */
+  append(req: SendRequest, receivedAt?: number): Promise<SendResult> {
+    if (this.full) return Promise.reject(this.refuse())
     return new Promise((resolve, reject) => {
-      this.queue.push({ req, resolve, reject })
+      const queuedAt = performance.now()
+      this.queue.push({ req, resolve, reject, receivedAt: receivedAt ?? queuedAt, queuedAt })
       // After a scan found only busy conversations, a send to a busy one cannot start either.
       if (!(this.stalled && this.busy.has(req.conversationId))) this.pump()
     })
@@ -85,6 +147,7 @@ export class MessageWriter {
       const convs = new Set(batch.map((p) => p.req.conversationId))
       for (const c of convs) this.busy.add(c)
       this.inFlight++
+      if (this.probe) this.queued(batch, performance.now())
       void this.commitBatch(batch).finally(() => {
         for (const c of convs) this.busy.delete(c)
         this.stalled = false
@@ -120,6 +183,7 @@ export class MessageWriter {
     let result: BatchOutcomes
     let results: (SendResult | AppError)[]
     const recording = this.outbox?.wants('message.created') === true
+    const started = performance.now()
     try {
       ;[result, results] = await this.db.transaction(async (tx) => {
         const stored = await storeBatch(
@@ -147,12 +211,39 @@ export class MessageWriter {
     const created = results
       .filter((o): o is SendResult => !(o instanceof AppError) && o.created)
       .map((o) => o.message)
+    const committed = this.probe ? performance.now() : 0
     if (created.length > 0) this.onCommitted(created, membersVersion, threads)
     if (recording && created.length > 0) this.outbox?.committed()
     batch.forEach((p, i) => {
       const o = results[i]
       if (o instanceof AppError) p.reject(o)
       else if (o) p.resolve(o)
+    })
+    if (this.probe) this.committed(batch, started, committed)
+  }
+
+  private queued(batch: Pending[], started: number): void {
+    const probe = this.probe as SendProbe
+    probe.batch(batch.length)
+    for (const p of batch) {
+      probe.stage('receive', (p.queuedAt - p.receivedAt) / 1000)
+      probe.stage('queue', (started - p.queuedAt) / 1000)
+    }
+  }
+
+  /**
+   * Transaction and publish times of a batch, then (in the next check phase, after the sockets
+   * corked for this turn were written: `ws/outbound.ts`) the write and each message's total.
+   */
+  private committed(batch: Pending[], started: number, committed: number): void {
+    const probe = this.probe as SendProbe
+    const published = performance.now()
+    probe.stage('transaction', (committed - started) / 1000)
+    probe.stage('publish', (published - committed) / 1000)
+    setImmediate(() => {
+      const written = performance.now()
+      probe.stage('write', (written - published) / 1000)
+      for (const p of batch) probe.stage('total', (written - p.receivedAt) / 1000)
     })
   }
 

@@ -23,7 +23,7 @@ import { deletePin } from '../store/rich-pages.js'
 import type { MessageRow } from '../store/schema.js'
 import type { AttachmentService } from './attachments.js'
 import type { ConversationService } from './conversations.js'
-import { MessageWriter } from './message-writer.js'
+import { MessageWriter, type SendProbe } from './message-writer.js'
 import { Outbox } from './outbox.js'
 import type { Broker, SendRate } from './ports.js'
 import { cleanText } from './text.js'
@@ -49,6 +49,8 @@ export interface HistoryPage {
 export interface MessageLimits {
   maxChars: number
   batchMax: number
+  /** Sends that may wait for storage; past it sends are refused (`OverloadedError`). */
+  queueMax?: number | undefined
   /** The per-user send bucket; undefined when RATE_LIMITS=off. */
   sendRate?: SendRate | undefined
 }
@@ -74,13 +76,20 @@ export class MessageService {
     private readonly reads: Reads = primaryReads(db),
     /** `message.created`, `message.updated` and `message.deleted` go out through it. */
     private readonly outbox: Outbox = new Outbox([]),
+    /** Stage timings, batch sizes and shed sends (the metrics). */
+    probe?: SendProbe,
   ) {
     this.writer = new MessageWriter(
       db,
-      limits.batchMax,
+      { maxBatch: limits.batchMax, maxQueue: limits.queueMax, probe },
       (created, versions, threads) => this.publishCreated(created, versions, threads),
       outbox,
     )
+  }
+
+  /** Sends waiting for storage (the `chat_send_queue_depth` gauge). */
+  get queueDepth(): number {
+    return this.writer.depth
   }
 
   /**
@@ -94,22 +103,29 @@ export class MessageService {
     content: string,
     clientMsgId: string | null = null,
     extras: SendExtras = {},
+    /** When the send arrived (`performance.now()`), for the stage timings; now when absent. */
+    receivedAt?: number,
   ): Promise<{ message: MessageView; created: boolean }> {
     if (!isUuid(conversationId)) throw new NotFoundError('conversation')
+    // Refused before any work when storage is behind: the cheapest point to shed load.
+    if (this.writer.full) throw this.writer.refuse()
     // Here, on the one path every message takes, so no door (REST or socket) gets around it.
     if (this.limits.sendRate && !(await this.limits.sendRate.take(senderId))) throw new RateLimitedError(1)
     const attachmentIds = extras.attachment_ids ?? []
     const text = cleanText(content, 'content', this.limits.maxChars, attachmentIds.length > 0 ? 0 : 1)
     if (clientMsgId !== null) cleanText(clientMsgId, 'client_msg_id', CLIENT_MSG_ID_MAX)
     const attachments = await this.attachments.prepare(senderId, conversationId, attachmentIds, clientMsgId)
-    return this.writer.append({
-      senderId,
-      conversationId,
-      content: text,
-      clientMsgId,
-      attachments,
-      ...parseRich(extras),
-    })
+    return this.writer.append(
+      {
+        senderId,
+        conversationId,
+        content: text,
+        clientMsgId,
+        attachments,
+        ...parseRich(extras),
+      },
+      receivedAt,
+    )
   }
 
   /** Sender only; a deleted message cannot be edited. */

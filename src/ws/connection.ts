@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
+import { countFrameIn } from '../observability/metrics.js'
 import { CloseCode } from '../protocol/close-codes.js'
 import { checkClientFrame, PROTOCOL_VERSION } from '../protocol/frames.js'
 import type { Services } from '../services/index.js'
@@ -8,6 +9,24 @@ import { errorCode } from './errors.js'
 import { Follower } from './follower.js'
 import { corkForThisTurn, encode, errorFrame } from './outbound.js'
 import type { TypingIndicators } from './typing.js'
+
+const CONNECTION = Symbol('connection')
+type Owned = WebSocket & { [CONNECTION]?: Connection }
+
+// The listeners every socket shares: `this` is the socket, which points at its connection.
+function onMessage(this: Owned, data: RawData, isBinary: boolean): void {
+  this[CONNECTION]?.onFrame(data, isBinary)
+}
+function onPong(this: Owned): void {
+  const c = this[CONNECTION]
+  if (c) c.alive = true
+}
+function onClose(this: Owned, code: number): void {
+  this[CONNECTION]?.socketClosed(code)
+}
+function onError(this: Owned, err: Error): void {
+  this[CONNECTION]?.socketError(err)
+}
 
 /**
  * One client socket: its I/O (backlog bound, pacing), lifecycle (token expiry, heartbeat,
@@ -23,11 +42,13 @@ export class Connection {
   /** Only the id: the row (hash, e-mail, dates) would cost every idle socket about 1 KB. */
   readonly user: { readonly id: string }
   private socket: WebSocket | undefined
-  private readonly queued: string[] = []
+  private registry: Set<Connection> | undefined
+  /** Frames sent before `attach`; dropped once attached. */
+  private queued: string[] | undefined = []
   private expiry: NodeJS.Timeout | undefined
   private violations = 0
-  /** Writes being handled; shutdown waits for them (a send is acked before its socket closes). */
-  private readonly inflight = new Set<Promise<void>>()
+  /** Writes being handled; shutdown waits for them (a send is acked before its socket closes). Made on the first write. */
+  private inflight: Set<Promise<void>> | undefined
   private draining = false
   private closed = false
   private counted = false
@@ -51,7 +72,7 @@ export class Connection {
 
   /** Subscribes and sets each conversation's starting point. Runs before the upgrade. */
   async open(sinceSeq: number | undefined): Promise<void> {
-    this.queued.push(
+    this.queued?.push(
       encode({
         type: 'ready',
         user_id: this.user.id,
@@ -62,22 +83,37 @@ export class Connection {
     await this.follower.open(sinceSeq)
   }
 
-  attach(socket: WebSocket): void {
+  /**
+   * Takes over the upgraded socket; `registry` (the gateway's open connections) holds this
+   * connection until the socket closes. The socket's listeners are shared by every socket (they
+   * find their connection through the socket), not closures made per socket.
+   */
+  attach(socket: WebSocket, registry?: Set<Connection>): void {
     this.socket = socket
-    socket.on('message', (data, isBinary) => this.onFrame(data, isBinary))
-    socket.on('pong', () => {
-      this.alive = true
-    })
-    socket.on('close', (code) => {
-      this.services.metrics.wsClosed.labels(String(code)).inc()
-      void this.dispose()
-    })
-    socket.on('error', (err) => this.log.debug({ err }, 'socket error'))
-    for (const s of this.queued.splice(0)) socket.send(s)
+    this.registry = registry
+    registry?.add(this)
+    ;(socket as Owned)[CONNECTION] = this
+    socket.on('message', onMessage)
+    socket.on('pong', onPong)
+    socket.on('close', onClose)
+    socket.on('error', onError)
+    for (const s of this.queued ?? []) socket.send(s)
+    this.queued = undefined
     this.armExpiry()
     this.services.metrics.wsConnections.inc()
     this.counted = true
     void this.announce('online')
+  }
+
+  /** The socket closed (its shared 'close' listener). */
+  socketClosed(code: number): void {
+    this.registry?.delete(this)
+    this.services.metrics.wsClosed.labels(String(code)).inc()
+    void this.dispose()
+  }
+
+  socketError(err: Error): void {
+    this.log.debug({ err }, 'socket error')
   }
 
   /** Closes the socket (if attached) and releases everything. */
@@ -117,11 +153,12 @@ export class Connection {
   /** Graceful shutdown: refuses new writes, and resolves once every write being handled is answered. */
   async drain(): Promise<void> {
     this.draining = true
-    while (this.inflight.size > 0) await Promise.all(this.inflight)
+    while (this.inflight && this.inflight.size > 0) await Promise.all(this.inflight)
   }
 
-  private onFrame(data: RawData, isBinary: boolean): void {
+  onFrame(data: RawData, isBinary: boolean): void {
     if (this.closed) return
+    const receivedAt = performance.now()
     if (isBinary) {
       void this.follower.start()
       this.violation('invalid_frame', 'binary frames are not supported; send JSON text')
@@ -143,14 +180,14 @@ export class Connection {
       this.violation(frame.code, frame.message, typeof cmid === 'string' ? cmid : undefined)
       return
     }
-    this.services.metrics.wsFramesIn.labels(frame.type).inc()
+    countFrameIn(this.services.metrics, frame.type)
     const cmid = frame.type === 'message.send' ? (frame.client_msg_id ?? null) : undefined
     if (this.draining && WRITES.has(frame.type)) {
       this.send(errorFrame('unavailable', 'the server is shutting down; reconnect and retry', cmid))
       return
     }
     const run = Promise.resolve()
-      .then(() => dispatch(this, frame))
+      .then(() => dispatch(this, frame, receivedAt))
       .catch((err) => {
         const { code, message } = errorCode(err)
         if (code === 'internal') this.log.error({ err }, 'frame handler failed')
@@ -158,8 +195,10 @@ export class Connection {
       })
     // Only writes are waited for at shutdown: a replay to a client that stopped reading never ends.
     if (!WRITES.has(frame.type)) return
-    this.inflight.add(run)
-    void run.finally(() => this.inflight.delete(run))
+    this.inflight ??= new Set()
+    const inflight = this.inflight
+    inflight.add(run)
+    void run.finally(() => inflight.delete(run))
   }
 
   private violation(
@@ -208,7 +247,7 @@ export class Connection {
   send(s: string): void {
     const socket = this.socket
     if (!socket) {
-      this.queued.push(s)
+      this.queued?.push(s)
       return
     }
     if (socket.readyState !== 1) return

@@ -28,7 +28,11 @@ export const WRITES = new Set<ClientFrame['type']>([
 ])
 
 type Handlers = {
-  [K in ClientFrame['type']]: (c: Session, frame: Extract<ClientFrame, { type: K }>) => Promise<void> | void
+  [K in ClientFrame['type']]: (
+    c: Session,
+    frame: Extract<ClientFrame, { type: K }>,
+    receivedAt: number,
+  ) => Promise<void> | void
 }
 
 /**
@@ -36,15 +40,22 @@ type Handlers = {
  * each idle socket about 2 KB). Errors thrown here become `error` frames in `connection.ts`.
  */
 const handlers: Handlers = {
-  'message.send': async (c, f) => {
+  'message.send': async (c, f, receivedAt) => {
     const clientMsgId = f.client_msg_id ?? null
     const conversationId = target(c, f.conversation_id, clientMsgId)
     if (conversationId === undefined) return
-    const { message } = await c.services.messages.send(c.user.id, conversationId, f.content, clientMsgId, {
-      reply_to: f.reply_to,
-      mentions: f.mentions,
-      attachment_ids: f.attachment_ids,
-    })
+    const { message } = await c.services.messages.send(
+      c.user.id,
+      conversationId,
+      f.content,
+      clientMsgId,
+      {
+        reply_to: f.reply_to,
+        mentions: f.mentions,
+        attachment_ids: f.attachment_ids,
+      },
+      receivedAt,
+    )
     c.send(encode({ type: 'message.ack', client_msg_id: clientMsgId, message }))
   },
   'message.edit': async (c, f) => {
@@ -93,9 +104,10 @@ const handlers: Handlers = {
   },
 }
 
-export function dispatch(c: Session, frame: ClientFrame): Promise<void> | void {
-  const handler = handlers[frame.type] as (c: Session, f: ClientFrame) => Promise<void> | void
-  return handler(c, frame)
+/** `receivedAt`: when the frame arrived (`performance.now()`), for the send's stage timings. */
+export function dispatch(c: Session, frame: ClientFrame, receivedAt: number): Promise<void> | void {
+  const handler = handlers[frame.type] as (c: Session, f: ClientFrame, at: number) => Promise<void> | void
+  return handler(c, frame, receivedAt)
 }
 
 /**

@@ -43,19 +43,21 @@ const removal = (
  */
 export class Follower {
   private readonly feeds = new Map<string, ConversationFeed>()
+  // Made when first needed (most sockets never need them): each empty Map costs an idle socket
+  // about 100 bytes (docs/performance.md, per-socket memory).
   /** Messages that arrived after the subscription but before the feed was made. */
-  private readonly early = new Map<string, MessageView[]>()
+  private early: Map<string, MessageView[]> | undefined
   /** Membership version per followed conversation, as far as this socket knows (see `pushChecked`). */
   private readonly knownVersion = new Map<string, number>()
   /** Messages waiting for a membership re-check, by conversation. */
-  private readonly unverified = new Map<string, MessageView[]>()
+  private unverified: Map<string, MessageView[]> | undefined
   private readonly unsubscribe = new Map<string, () => void>()
   /** Presence of peers as last sent, so a repeated status is not sent twice. */
-  private readonly peers = new Map<string, 'online' | 'offline'>()
+  private peers: Map<string, 'online' | 'offline'> | undefined
   /** Users who block this user: their presence and typing are not sent (see `noteBlock`). */
   private readonly hidden = new BlockedPeers()
   /** Conversations being left: delivering up to the removal, then forgotten. */
-  private readonly leaving = new Set<string>()
+  private leaving: Set<string> | undefined
   private closed = false
   private readonly listener: Listener = (event, channel) => this.onEvent(event, channel)
 
@@ -118,7 +120,7 @@ export class Follower {
    */
   private noteBlock(blockerId: string, blocked: boolean): void {
     this.hidden.apply(blockerId, blocked)
-    if (blocked && this.peers.get(blockerId) === 'online') {
+    if (blocked && this.peers?.get(blockerId) === 'online') {
       this.peers.set(blockerId, 'offline')
       this.sink.send(encode({ type: 'presence', user_id: blockerId, status: 'offline' }))
     }
@@ -126,6 +128,7 @@ export class Follower {
 
   /** Records a peer's presence; true when it changed (and should be sent). */
   notePeer(userId: string, status: 'online' | 'offline'): boolean {
+    this.peers ??= new Map()
     if (this.peers.get(userId) === status) return false
     this.peers.set(userId, status)
     return true
@@ -175,7 +178,7 @@ export class Follower {
       void this.join(m.conversationId, m.joinedSeq, added)
     }
     for (const conversationId of [...this.feeds.keys()]) {
-      if (current.has(conversationId) || this.leaving.has(conversationId)) continue
+      if (current.has(conversationId) || this.leaving?.has(conversationId)) continue
       const departure = await this.services.conversations.departure(this.userId, conversationId)
       if (departure) this.leave(conversationId, removal(conversationId, this.userId, departure))
     }
@@ -216,8 +219,8 @@ export class Follower {
       this.awaitSync,
     )
     this.feeds.set(conversationId, feed)
-    for (const m of this.early.get(conversationId) ?? []) feed.push(m)
-    this.early.delete(conversationId)
+    for (const m of this.early?.get(conversationId) ?? []) feed.push(m)
+    this.early?.delete(conversationId)
     if (fill) void feed.fill()
     return feed
   }
@@ -294,7 +297,7 @@ export class Follower {
   private pushChecked(feed: ConversationFeed, event: MessageEvent): void {
     const conversationId = event.conversation_id
     const known = this.knownVersion.get(conversationId)
-    const waiting = this.unverified.get(conversationId)
+    const waiting = this.unverified?.get(conversationId)
     if (waiting === undefined && known !== undefined && event.members_version <= known) {
       feed.push(event.message)
       return
@@ -303,13 +306,14 @@ export class Follower {
       waiting.push(event.message)
       return
     }
+    this.unverified ??= new Map()
     this.unverified.set(conversationId, [event.message])
     this.services.conversations
       .requireMember(this.userId, conversationId)
       .then(
         () => {
           this.learnVersion(conversationId, event.members_version)
-          for (const m of this.unverified.get(conversationId) ?? []) feed.push(m)
+          for (const m of this.unverified?.get(conversationId) ?? []) feed.push(m)
         },
         async (err) => {
           // Database unavailable: drop them; the feed's next store read re-checks membership in
@@ -322,7 +326,7 @@ export class Follower {
         },
       )
       .catch((err) => this.sink.reportFailure(err))
-      .finally(() => this.unverified.delete(conversationId))
+      .finally(() => this.unverified?.delete(conversationId))
   }
 
   private learnVersion(conversationId: string, version: number): void {
@@ -331,6 +335,7 @@ export class Follower {
   }
 
   private stashEarly(m: MessageView): void {
+    this.early ??= new Map()
     const list = this.early.get(m.conversation_id) ?? []
     list.push(m)
     this.early.set(m.conversation_id, list)
@@ -351,11 +356,12 @@ export class Follower {
    */
   private leave(conversationId: string, event: RemovalEvent): void {
     const feed = this.feeds.get(conversationId)
-    if (!feed || this.leaving.has(conversationId)) return
+    if (!feed || this.leaving?.has(conversationId)) return
+    this.leaving ??= new Set()
     this.leaving.add(conversationId)
     this.unsubscribeFrom(conversationChannel(conversationId))
     feed.finishAt(event.seq, () => {
-      this.leaving.delete(conversationId)
+      this.leaving?.delete(conversationId)
       this.feeds.delete(conversationId)
       this.sendEvent(event)
       if (this.bound === conversationId) this.sink.close(CloseCode.Forbidden, 'removed from the conversation')

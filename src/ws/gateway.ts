@@ -109,20 +109,26 @@ export async function registerGateway(app: FastifyInstance, services: Services):
     if (!(await services.connectionLeases.acquire(user.id, socketId, config.ws.maxConnectionsPerUser))) {
       throw new RateLimitedError(5)
     }
+    // No closure below names `req` or `user`: the socket's close listener would keep the whole
+    // request (its headers and token, the user row, its logger) alive for the socket's life,
+    // about 3 KB of an idle socket's heap (docs/performance.md, per-socket memory).
+    const userId = user.id
+    const log = app.log
     let held = true
     const release = () => {
       if (!held) return
       held = false
       services.connectionLeases
-        .release(user.id, socketId)
-        .catch((err: unknown) => req.log.warn({ err }, 'connection lease not released; it will expire'))
+        .release(userId, socketId)
+        .catch((err: unknown) => log.warn({ err }, 'connection lease not released; it will expire'))
     }
+    // The server's logger, not the request's: the socket outlives the request by hours.
     const connection = new Connection(
-      user.id,
+      userId,
       req.tokenExp,
       bound ? params.conversation_id : undefined,
       services,
-      req.log,
+      log,
       query.resume === true,
     )
     req.chatConnection = connection
@@ -146,10 +152,8 @@ export async function registerGateway(app: FastifyInstance, services: Services):
     const connection = req.chatConnection
     if (!connection) return socket.close(CloseCode.PolicyViolation, 'not prepared')
     if (shuttingDown) return socket.close(CloseCode.GoingAway, 'server shutting down')
-    connections.add(connection)
-    socket.once('close', () => connections.delete(connection))
     releaseUpgrade(socket)
-    connection.attach(socket)
+    connection.attach(socket, connections)
   }
 
   const querystring = Type.Object({

@@ -30,7 +30,7 @@ export async function seedConversation(db: Db, memberCount = 2): Promise<{ id: s
 export function startWriter(db: Db, maxBatch = 100) {
   const commits: MessageView[][] = []
   const versions: Map<string, number>[] = []
-  const writer = new MessageWriter(db, maxBatch, (created, membersVersion) => {
+  const writer = new MessageWriter(db, { maxBatch }, (created, membersVersion) => {
     commits.push(created)
     versions.push(membersVersion)
   })

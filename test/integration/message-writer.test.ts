@@ -214,7 +214,7 @@ describe('MessageWriter with the database down', () => {
     try {
       const { db, stats } = countTransactions(down.db)
       const onCommitted: unknown[] = []
-      const writer = new MessageWriter(db, 100, (rows) => onCommitted.push(rows))
+      const writer = new MessageWriter(db, { maxBatch: 100 }, (rows) => onCommitted.push(rows))
       const conversationId = newId()
       const sends = ['1', '2', '3', '4', '5'].map((content) =>
         writer.append({ conversationId, senderId: newId(), content, clientMsgId: null }),
