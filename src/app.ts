@@ -16,6 +16,7 @@ import { refuseInvalidUtf8Json } from './http/json-body.js'
 import { registerOpenApi } from './http/openapi.js'
 import { opsRoutes } from './http/ops-routes.js'
 import { errorHandler, sendProblem } from './http/problem.js'
+import { pushRoutes } from './http/push-routes.js'
 import { richRoutes } from './http/rich-routes.js'
 import { storageRoutes } from './http/storage-routes.js'
 import { ticketRoutes } from './http/ticket-routes.js'
@@ -108,6 +109,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   await app.register(richRoutes, { ...opts, prefix: '/api/v1/chat' })
   await app.register(ticketRoutes, { ...opts, prefix: '/api/v1/chat' })
   await app.register(attachmentRoutes, { ...opts, prefix: '/api/v1/chat' })
+  await app.register(pushRoutes, { ...opts, prefix: '/api/v1' })
   await app.register(storageRoutes, opts)
   await registerGateway(app, services)
   await app.register(webRoutes, { root: config.webDir })

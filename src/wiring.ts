@@ -33,6 +33,7 @@ import type { ObjectStorage } from './services/object-storage.js'
 import { PinService } from './services/pins.js'
 import type { Broker, ConnectionLeases, Presence, RateLimiter, SendRate } from './services/ports.js'
 import { PresenceService } from './services/presence.js'
+import { PushSubscriptionService } from './services/push-subscriptions.js'
 import { ReactionService } from './services/reactions.js'
 import { SearchService } from './services/search.js'
 import { ThreadService } from './services/threads.js'
@@ -322,5 +323,6 @@ export function createServices(
     ),
     tickets: infra.tickets,
     connectionLeases: infra.leases,
+    push: new PushSubscriptionService(db, config.push),
   }
 }

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs'
+import { type PushConfig, readPushConfig } from './push-config.js'
 import { SETTINGS, type SettingName, type Spec } from './settings.js'
 
 export { SETTINGS, type SettingName }
@@ -108,6 +109,7 @@ export interface Config {
     unsentTtlSec: number
     sweepIntervalSec: number
   }
+  push: PushConfig
 }
 
 export class ConfigError extends Error {
@@ -193,6 +195,7 @@ export function loadConfig(raw: Raw = process.env): Config {
       'DATABASE_READ_URL: needs DATABASE_URL (the embedded PGlite has no replicas; unset DATABASE_READ_URL or set DATABASE_URL to the primary)',
     )
   }
+  const push = readPushConfig(v, problems)
   if (problems.length > 0) throw new ConfigError(problems)
   const int = (name: SettingName) => v[name] as number
   return {
@@ -286,6 +289,7 @@ export function loadConfig(raw: Raw = process.env): Config {
       unsentTtlSec: int('ATTACHMENT_UNSENT_TTL_SEC'),
       sweepIntervalSec: int('ATTACHMENT_SWEEP_INTERVAL_SEC'),
     },
+    push,
   }
 }
 

@@ -44,6 +44,7 @@ function openApiOptions(named: Set<string>): FastifyDynamicSwaggerOptions {
         { name: 'ops', description: 'Health, readiness and metrics for operators and load balancers' },
         { name: 'attachments', description: 'Files in messages: upload URLs and member-only downloads' },
         { name: 'storage', description: "The embedded local storage's presigned upload and download URLs" },
+        { name: 'push', description: "Web Push: the VAPID key and your browsers' push subscriptions" },
       ],
       components: {
         securitySchemes: {

@@ -93,9 +93,22 @@ export const Conversation = Type.Object(
     last_message: Type.Union([Message, Type.Null()]),
     unread_count: Type.Integer(),
     unread_mentions: Type.Integer({ description: 'messages mentioning you after your read marker' }),
+    ...muteProperties(),
   },
   { $id: 'Conversation' },
 )
+
+/** Your mute of a conversation (setConversationMute), also shown on every conversation. */
+function muteProperties() {
+  return {
+    muted: Type.Boolean({ description: 'You muted it: no push notifications, except when mentioned' }),
+    muted_until: Type.Union([Timestamp, Type.Null()], {
+      description: 'When your mute ends; null when not muted, or muted until you unmute',
+    }),
+  }
+}
+
+export const Mute = Type.Object({ conversation_id: Uuid, ...muteProperties() }, { $id: 'Mute' })
 
 /**
  * A keyset page of `item`. Name it (`Page(Pin, 'PinPage')`) so it is a component of its own; two

@@ -12,6 +12,7 @@ import type { SignedObjectServer } from './object-storage.js'
 import type { PinService } from './pins.js'
 import type { Broker, ConnectionLeases, RateLimiter } from './ports.js'
 import type { PresenceService } from './presence.js'
+import type { PushSubscriptionService } from './push-subscriptions.js'
 import type { ReactionService } from './reactions.js'
 import type { SearchService } from './search.js'
 import type { ThreadService } from './threads.js'
@@ -45,4 +46,6 @@ export interface Services {
   tickets: TicketStore
   /** The per-user socket limit across instances. */
   connectionLeases: ConnectionLeases
+  /** Web Push subscriptions and the VAPID key pair (the outbox's `push` channel: services/push.ts). */
+  push: PushSubscriptionService
 }
