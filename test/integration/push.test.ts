@@ -53,6 +53,9 @@ describe.each(DRIVERS)('Web Push on %s', (driver) => {
     })
   }
 
+  const users = <N extends string[]>(...names: N) =>
+    Promise.all(names.map((n) => registerUser(t.app, n))) as Promise<{ [K in keyof N]: TestUser }>
+
   const eventOf = (message: StoredMessage): OutboxEvent => ({
     id: newId(),
     type: 'message.created',
@@ -101,9 +104,7 @@ describe.each(DRIVERS)('Web Push on %s', (driver) => {
     })
 
   it('pushes to offline members only, encrypted for their browser and signed with the VAPID key', async () => {
-    const [owner, alice, bob, stranger] = await Promise.all(
-      ['Owner', 'Alice', 'Bob', 'Stranger'].map((n) => registerUser(t.app, n)),
-    )
+    const [owner, alice, bob, stranger] = await users('Owner', 'Alice', 'Bob', 'Stranger')
     const group = await groupChat(t.app, owner, [alice, bob])
     const a = await subscribe(alice)
     const b = await subscribe(bob)
@@ -150,7 +151,7 @@ describe.each(DRIVERS)('Web Push on %s', (driver) => {
   })
 
   it('a direct message is urgent; PUSH_PREVIEW=none sends no text; a deleted message is not pushed', async () => {
-    const [ann, ben] = await Promise.all(['Ann', 'Ben'].map((n) => registerUser(t.app, n)))
+    const [ann, ben] = await users('Ann', 'Ben')
     const direct = await directChat(t.app, ann, ben)
     const b = await subscribe(ben)
     await run(eventOf(await send(ann, direct, 'psst')))
@@ -173,9 +174,7 @@ describe.each(DRIVERS)('Web Push on %s', (driver) => {
   })
 
   it('a mute silences the conversation except for personal mentions (not @all)', async () => {
-    const [owner, alice, bob] = await Promise.all(
-      ['Owner', 'Alice', 'Bob'].map((n) => registerUser(t.app, n)),
-    )
+    const [owner, alice, bob] = await users('Owner', 'Alice', 'Bob')
     const group = await groupChat(t.app, owner, [alice, bob])
     const a = await subscribe(alice)
     const b = await subscribe(bob)
@@ -204,7 +203,7 @@ describe.each(DRIVERS)('Web Push on %s', (driver) => {
   })
 
   it('never pushes to removed members, also when removed between commit and delivery', async () => {
-    const [owner, alice] = await Promise.all(['Owner', 'Alice'].map((n) => registerUser(t.app, n)))
+    const [owner, alice] = await users('Owner', 'Alice')
     const group = await groupChat(t.app, owner, [alice])
     const a = await subscribe(alice)
     const before = eventOf(await send(owner, group, 'before'))
@@ -223,7 +222,7 @@ describe.each(DRIVERS)('Web Push on %s', (driver) => {
   })
 
   it('deletes a subscription the push service no longer knows (404/410) and retries 429/5xx', async () => {
-    const [owner, alice] = await Promise.all(['Owner', 'Alice'].map((n) => registerUser(t.app, n)))
+    const [owner, alice] = await users('Owner', 'Alice')
     const group = await groupChat(t.app, owner, [alice])
     const gone = await subscribe(alice)
     const missing = await subscribe(alice)
@@ -249,7 +248,7 @@ describe.each(DRIVERS)('Web Push on %s', (driver) => {
   })
 
   it('coalesces a burst into one push sent at the end of the window, losing none', async () => {
-    const [owner, alice] = await Promise.all(['Owner', 'Alice'].map((n) => registerUser(t.app, n)))
+    const [owner, alice] = await users('Owner', 'Alice')
     const group = await groupChat(t.app, owner, [alice])
     const a = await subscribe(alice)
     const [m1, m2, m3, m4] = [
@@ -283,7 +282,7 @@ describe.each(DRIVERS)('Web Push on %s', (driver) => {
   })
 
   it('keeps the newest of a burst when its push fails: the retry sends it', async () => {
-    const [owner, alice] = await Promise.all(['Owner', 'Alice'].map((n) => registerUser(t.app, n)))
+    const [owner, alice] = await users('Owner', 'Alice')
     const group = await groupChat(t.app, owner, [alice])
     const a = await subscribe(alice)
     const m1 = eventOf(await send(owner, group, 'first'))
