@@ -25,7 +25,7 @@ export interface SenderOptions {
 export type SendOutcome =
   | { kind: 'sent'; status: number }
   /** The push service no longer knows the subscription (404/410): delete it. */
-  | { kind: 'gone'; status: number }
+  | { kind: 'gone'; status: number; error?: string }
   | { kind: 'retry'; error: string; retryAfterMs?: number }
 
 /**
@@ -34,13 +34,23 @@ export type SendOutcome =
  * resolves to a private address) `retry`, with the push service's Retry-After when it gave one.
  */
 export async function sendPush(req: PushRequest, opts: SenderOptions): Promise<SendOutcome> {
-  const details = webpush.generateRequestDetails(req.subscription, req.payload, {
-    vapidDetails: opts.vapid,
-    TTL: req.ttlSec,
-    urgency: req.urgency,
-    topic: req.topic,
-    contentEncoding: 'aes128gcm',
-  })
+  let details: webpush.RequestDetails
+  try {
+    details = webpush.generateRequestDetails(req.subscription, req.payload, {
+      vapidDetails: opts.vapid,
+      TTL: req.ttlSec,
+      urgency: req.urgency,
+      topic: req.topic,
+      contentEncoding: 'aes128gcm',
+    })
+  } catch (err) {
+    // Keys no payload can be encrypted for (checked at registration, so only a corrupted row): drop it.
+    return {
+      kind: 'gone',
+      status: 0,
+      error: `cannot encrypt for this subscription: ${(err as Error).message}`,
+    }
+  }
   const url = new URL(details.endpoint)
   let target: { address: string; family: 4 | 6 }
   try {
@@ -97,6 +107,8 @@ function post(
         res.resume()
         res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] }))
         res.on('error', reject)
+        // Cut off mid-body (the deadline): no 'end' comes.
+        res.on('close', () => reject(new Error('connection closed before the answer ended')))
       },
     )
     req.on('timeout', () => req.destroy(new Error(`no answer within ${opts.timeoutMs} ms`)))

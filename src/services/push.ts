@@ -131,7 +131,10 @@ export function createPushChannel(deps: PushChannelDeps): DeliveryChannel {
     }
     if (outcome.kind === 'gone') {
       await store.deleteSubscription(db, sub.id)
-      return { kind: 'gone', error: `push service answered ${outcome.status}: subscription deleted` }
+      return {
+        kind: 'gone',
+        error: outcome.error ?? `push service answered ${outcome.status}: subscription deleted`,
+      }
     }
     return outcome
   }

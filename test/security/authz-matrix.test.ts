@@ -101,7 +101,10 @@ const ROUTES: Record<string, Access> = {
   'PUT /api/v1/chat/conversations/{id}/mute': { kind: 'member', body: () => ({}) },
   'DELETE /api/v1/chat/conversations/{id}/mute': { kind: 'member' },
   'GET /api/v1/push/vapid-public-key': { kind: 'signed-in', why: 'the public half of the VAPID key pair' },
-  'POST /api/v1/users/me/push-subscriptions': { kind: 'signed-in', why: "registers the caller's own browser" },
+  'POST /api/v1/users/me/push-subscriptions': {
+    kind: 'signed-in',
+    why: "registers the caller's own browser",
+  },
   'GET /api/v1/users/me/push-subscriptions': { kind: 'signed-in', why: "the caller's own browsers" },
   'DELETE /api/v1/users/me/push-subscriptions/{id}': {
     kind: 'signed-in',
