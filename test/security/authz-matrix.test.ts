@@ -171,6 +171,8 @@ describe('authorization matrix: every route and socket of the API documents', ()
       .replace('{user_id}', w.other.id)
       .replace('{conversation_id}', w.group)
 
+  // Every route adds cells, and each cell hashes the database twice: on a loaded machine the whole
+  // matrix takes well over the default 30 s (hence its own timeout).
   it('refuses everyone without access with 401/403/404, changes nothing, and leaks nothing', async () => {
     const failures: string[] = []
     const doc = await openApi(t.app)
@@ -352,5 +354,5 @@ describe('authorization matrix: every route and socket of the API documents', ()
     }
 
     expect(failures).toEqual([])
-  })
+  }, 120_000)
 })
