@@ -20,6 +20,7 @@ import { moderationRoutes } from './http/moderation-routes.js'
 import { registerOpenApi } from './http/openapi.js'
 import { opsRoutes } from './http/ops-routes.js'
 import { errorHandler, sendProblem } from './http/problem.js'
+import { pushRoutes } from './http/push-routes.js'
 import { retentionRoutes } from './http/retention-routes.js'
 import { richRoutes } from './http/rich-routes.js'
 import { storageRoutes } from './http/storage-routes.js'
@@ -123,6 +124,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   await app.register(retentionRoutes, { ...opts, prefix: '/api/v1/chat' })
   await app.register(ticketRoutes, { ...opts, prefix: '/api/v1/chat' })
   await app.register(attachmentRoutes, { ...opts, prefix: '/api/v1/chat' })
+  await app.register(pushRoutes, { ...opts, prefix: '/api/v1' })
   await app.register(storageRoutes, opts)
   await app.register(moderationRoutes, { ...opts, prefix: '/api/v1/chat' })
   await app.register(adminRoutes, { ...opts, prefix: '/api/v1/admin' })

@@ -39,6 +39,8 @@ import type { ObjectStorage } from './services/object-storage.js'
 import { PinService } from './services/pins.js'
 import type { Broker, ConnectionLeases, Presence, RateLimiter, SendRate } from './services/ports.js'
 import { PresenceService } from './services/presence.js'
+import { createPushChannel } from './services/push.js'
+import { PushSubscriptionService } from './services/push-subscriptions.js'
 import { ReactionService } from './services/reactions.js'
 import { ReportService } from './services/reports.js'
 import { RetentionService } from './services/retention.js'
@@ -282,7 +284,14 @@ export function createServices(
         ? secrets
         : async () => [await developmentSigningSecret(db, randomBytes(48).toString('base64url'))],
   })
-  const { outbox, outboxWorker, webhooks } = outboxServices(config, db)
+  const push = new PushSubscriptionService(db, config.push)
+  const pushChannel = createPushChannel({
+    db,
+    presence: infra.presence,
+    subscriptions: push,
+    config: config.push,
+  })
+  const { outbox, outboxWorker, webhooks } = outboxServices(config, db, [pushChannel])
   const metrics = createMetrics(broker, reads)
   registerOutboxMetrics(metrics.registry, outboxWorker)
   const users = new UserService(db, broker, reads, outbox)
@@ -386,5 +395,6 @@ export function createServices(
     outbox,
     outboxWorker,
     webhooks,
+    push,
   }
 }

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs'
 import { type OutboxConfig, outboxConfig } from './outbox-config.js'
+import { type PushConfig, readPushConfig } from './push-config.js'
 import { SETTINGS, type SettingName, type Spec } from './settings.js'
 
 export { SETTINGS, type SettingName }
@@ -122,6 +123,7 @@ export interface Config {
   }
   /** The outbox worker and webhooks (issue 16). */
   outbox: OutboxConfig
+  push: PushConfig
 }
 
 export class ConfigError extends Error {
@@ -208,6 +210,7 @@ export function loadConfig(raw: Raw = process.env): Config {
     )
   }
   const outbox = outboxConfig(v, problems)
+  const push = readPushConfig(v, problems)
   if (problems.length > 0) throw new ConfigError(problems)
   const int = (name: SettingName) => v[name] as number
   return {
@@ -310,6 +313,7 @@ export function loadConfig(raw: Raw = process.env): Config {
       batchSize: int('RETENTION_BATCH_SIZE'),
     },
     outbox,
+    push,
   }
 }
 

@@ -170,6 +170,16 @@ export const SETTINGS = {
   WEBHOOK_TIMEOUT_MS: { kind: 'int', default: '10000', min: 100, max: 120000 },
   WEBHOOK_CONCURRENCY: { kind: 'int', default: '4', min: 1, max: 1000 },
   WEBHOOK_ALLOW_PRIVATE: { kind: 'bool', default: 'false' },
+  // Web Push (docs/notifications.md, "Web Push"); VAPID keys unset: generated once, kept in the database.
+  VAPID_PUBLIC_KEY: { kind: 'string' },
+  VAPID_PRIVATE_KEY: { kind: 'string' },
+  VAPID_SUBJECT: { kind: 'string', default: 'mailto:push@chat-api.invalid' },
+  PUSH_PREVIEW: { kind: 'string', default: 'full', oneOf: ['full', 'none'] },
+  PUSH_ALLOW_PRIVATE: { kind: 'bool', default: 'false' },
+  PUSH_MAX_SUBSCRIPTIONS_PER_USER: { kind: 'int', default: '10', min: 1, max: 1000 },
+  PUSH_COALESCE_WINDOW_MS: { kind: 'int', default: '10000', min: 0, max: 3600000 },
+  PUSH_TTL_SEC: { kind: 'int', default: '86400', min: 0, max: 2419200 },
+  PUSH_TIMEOUT_MS: { kind: 'int', default: '10000', min: 100, max: 120000 },
 } as const satisfies Record<string, Spec>
 
 export type SettingName = keyof typeof SETTINGS

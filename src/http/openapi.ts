@@ -50,6 +50,7 @@ function openApiOptions(named: Set<string>): FastifyDynamicSwaggerOptions {
           name: 'webhooks',
           description: 'Operators: webhook endpoints that receive signed events (docs/notifications.md)',
         },
+        { name: 'push', description: "Web Push: the VAPID key and your browsers' push subscriptions" },
       ],
       components: {
         securitySchemes: {

@@ -114,9 +114,22 @@ export const Conversation = Type.Object(
         'A direct conversation one member blocks the other in: still readable, closed to new messages (403 `blocked`)',
     }),
     retention: Retention,
+    ...muteProperties(),
   },
   { $id: 'Conversation' },
 )
+
+/** Your mute of a conversation (setConversationMute), also shown on every conversation. */
+function muteProperties() {
+  return {
+    muted: Type.Boolean({ description: 'You muted it: no push notifications, except when mentioned' }),
+    muted_until: Type.Union([Timestamp, Type.Null()], {
+      description: 'When your mute ends; null when not muted, or muted until you unmute',
+    }),
+  }
+}
+
+export const Mute = Type.Object({ conversation_id: Uuid, ...muteProperties() }, { $id: 'Mute' })
 
 /**
  * A keyset page of `item`. Name it (`Page(Pin, 'PinPage')`) so it is a component of its own; two

@@ -20,6 +20,10 @@ import {
   baseConversationView,
   type ConversationView,
   type MemberView,
+  MUTE_UNTIL_MAX,
+  MUTED_FOREVER,
+  type MuteView,
+  muteFields,
   retentionView,
   toMessageView,
 } from './views.js'
@@ -202,6 +206,40 @@ export class ConversationService {
     this.broker.publish(removedEvent(conversationId, userId, removal))
   }
 
+  /**
+   * Mutes the conversation for the caller: no push notifications until `until` (a future time;
+   * undefined: until unmuted), mentions of the caller excepted. Members only (404 otherwise).
+   */
+  async mute(
+    me: string,
+    conversationId: string,
+    until: Date | undefined,
+    now = new Date(),
+  ): Promise<MuteView> {
+    if (until !== undefined && until <= now) throw invalid('until', 'must be in the future')
+    if (until !== undefined && until >= MUTE_UNTIL_MAX)
+      throw invalid('until', 'must be before 9999-01-01; leave it out to mute until unmuted')
+    return this.setMute(me, conversationId, until ?? MUTED_FOREVER, now)
+  }
+
+  /** Ends the caller's mute (idempotent). Members only (404 otherwise). */
+  unmute(me: string, conversationId: string): Promise<MuteView> {
+    return this.setMute(me, conversationId, null, new Date())
+  }
+
+  private async setMute(
+    me: string,
+    conversationId: string,
+    until: Date | null,
+    now: Date,
+  ): Promise<MuteView> {
+    await this.requireMember(me, conversationId)
+    const row = await members.setMutedUntil(this.db, conversationId, me, until)
+    // Removed between the check and the update: as for any non-member.
+    if (!row) throw new NotFoundError('conversation')
+    return { conversation_id: conversationId, ...muteFields(row.mutedUntil, now) }
+  }
+
   async get(me: string, conversationId: string): Promise<ConversationView> {
     await this.requireMember(me, conversationId)
     return this.view(me, await this.row(conversationId))
@@ -331,14 +369,19 @@ export class ConversationService {
       unreadMentionCounts(db, me, ids),
     ])
     const lastBy = new Map(last.map((m) => [m.conversationId, toMessageView(m)]))
-    return rows.map((r) => ({
-      ...baseConversationView(r),
-      members: all.filter((m) => m.conversationId === r.id).map(toMemberView),
-      last_message: lastBy.get(r.id) ?? null,
-      unread_count: unread.get(r.id) ?? 0,
-      unread_mentions: mentioned.get(r.id) ?? 0,
-      retention: retentionView(r.retentionDays, this.limits.retentionDays ?? null),
-    }))
+    const now = new Date()
+    return rows.map((r) => {
+      const inIt = all.filter((m) => m.conversationId === r.id)
+      return {
+        ...baseConversationView(r),
+        members: inIt.map(toMemberView),
+        last_message: lastBy.get(r.id) ?? null,
+        unread_count: unread.get(r.id) ?? 0,
+        unread_mentions: mentioned.get(r.id) ?? 0,
+        retention: retentionView(r.retentionDays, this.limits.retentionDays ?? null),
+        ...muteFields(inIt.find((m) => m.userId === me)?.mutedUntil ?? null, now),
+      }
+    })
   }
 }
 

@@ -18,6 +18,7 @@ import type { OutboxWorker } from './outbox-worker.js'
 import type { PinService } from './pins.js'
 import type { Broker, ConnectionLeases, RateLimiter } from './ports.js'
 import type { PresenceService } from './presence.js'
+import type { PushSubscriptionService } from './push-subscriptions.js'
 import type { ReactionService } from './reactions.js'
 import type { ReportService } from './reports.js'
 import type { RetentionService } from './retention.js'
@@ -66,4 +67,6 @@ export interface Services {
   outbox: Outbox
   outboxWorker: OutboxWorker
   webhooks: WebhookService
+  /** Web Push subscriptions and the VAPID key pair (the outbox's `push` channel: services/push.ts). */
+  push: PushSubscriptionService
 }

@@ -67,6 +67,32 @@ export interface ConversationView {
   /** A direct conversation closed by a block (either way): readable, no new messages. */
   blocked: boolean
   retention: RetentionView
+  /** The caller's mute (docs/notifications.md, "Mute"). */
+  muted: boolean
+  muted_until: string | null
+}
+
+/**
+ * "Muted until unmuted", as stored in `conversation_members.muted_until`: a date no `until` may
+ * reach, so "is it muted at T" is one comparison in SQL (`muted_until > T`) for both kinds. The
+ * API never shows it: clients see `muted: true, muted_until: null`.
+ */
+export const MUTED_FOREVER = new Date('9999-12-31T23:59:59.999Z')
+/** The latest `until` a timed mute may have (anything later is "until unmuted"). */
+export const MUTE_UNTIL_MAX = new Date('9999-01-01T00:00:00.000Z')
+
+export interface MuteView {
+  conversation_id: string
+  muted: boolean
+  /** When the mute ends; null when not muted or muted until unmuted. */
+  muted_until: string | null
+}
+
+/** A stored `muted_until` as clients see it at `now` (a mute that ended shows as not muted). */
+export function muteFields(mutedUntil: Date | null, now = new Date()): Omit<MuteView, 'conversation_id'> {
+  if (mutedUntil === null || mutedUntil <= now) return { muted: false, muted_until: null }
+  if (mutedUntil.getTime() >= MUTED_FOREVER.getTime()) return { muted: true, muted_until: null }
+  return { muted: true, muted_until: mutedUntil.toISOString() }
 }
 
 /** The effective retention: the conversation's own days, else the server default, else none. */

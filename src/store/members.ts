@@ -88,6 +88,21 @@ export async function setMemberRole(
   return row
 }
 
+/** Sets (or clears, with null) how long the member has muted the conversation; undefined when not a member. */
+export async function setMutedUntil(
+  db: Db,
+  conversationId: string,
+  userId: string,
+  until: Date | null,
+): Promise<MemberRow | undefined> {
+  const [row] = await db
+    .update(members)
+    .set({ mutedUntil: until })
+    .where(and(eq(members.conversationId, conversationId), eq(members.userId, userId)))
+    .returning()
+  return row
+}
+
 /** The longest-serving admin becomes owner, else the longest-serving member. */
 export async function handOwnershipOn(db: Db, conversationId: string): Promise<void> {
   const [heir] = await db

@@ -126,6 +126,11 @@ export const conversationMembers = pgTable(
     /** The conversation's last seq when the member joined: they are sent the messages after it. */
     joinedSeq: bigint('joined_seq', { mode: 'number' }).notNull().default(0),
     joinedAt: ts('joined_at').notNull().defaultNow(),
+    /**
+     * The member muted the conversation until then (no push notifications, mentions excepted);
+     * null: not muted. "Until unmuted" is stored as MUTED_FOREVER (docs/notifications.md, "Mute").
+     */
+    mutedUntil: ts('muted_until'),
   },
   (t) => [
     primaryKey({ columns: [t.conversationId, t.userId] }),
@@ -467,6 +472,58 @@ export const auditLog = pgTable(
     index('audit_log_action_idx').on(t.action, t.id),
     index('audit_log_target_idx').on(t.targetId, t.id),
     index('audit_log_actor_idx').on(t.actorId, t.id),
+  ],
+)
+
+/**
+ * Web Push subscriptions (the browser's `PushSubscription`), one per browser endpoint: a browser
+ * registered again by another account moves to that account. Not per-conversation data.
+ */
+export const pushSubscriptions = pgTable(
+  'push_subscriptions',
+  {
+    id: uuid('id').primaryKey(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    endpoint: text('endpoint').notNull(),
+    /** The browser's P-256 public key and auth secret (base64url), for RFC 8291 encryption. */
+    p256dh: text('p256dh').notNull(),
+    auth: text('auth').notNull(),
+    /** The browser's `expirationTime`, when it gave one: not pushed to after it. */
+    expiresAt: ts('expires_at'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('push_subscriptions_endpoint_key').on(t.endpoint),
+    index('push_subscriptions_user_idx').on(t.userId),
+  ],
+)
+
+/**
+ * Coalescing state of one subscription for one conversation (services/push.ts): the highest seq
+ * a confirmed push covered and when it went out, and the highest seq any delivery has claimed
+ * (the one that will send the next push of a burst). Keyed by subscription first; it holds no
+ * conversation data, and goes with the subscription.
+ */
+export const pushCoalescing = pgTable(
+  'push_coalescing',
+  {
+    subscriptionId: uuid('subscription_id')
+      .notNull()
+      .references(() => pushSubscriptions.id, { onDelete: 'cascade' }),
+    conversationId: uuid('conversation_id')
+      .notNull()
+      .references(() => conversations.id, { onDelete: 'cascade' }),
+    sentSeq: bigint('sent_seq', { mode: 'number' }).notNull().default(0),
+    /** When the current window started (a push was started); null: none yet. */
+    windowAt: ts('window_at'),
+    ownerSeq: bigint('owner_seq', { mode: 'number' }).notNull().default(0),
+  },
+  (t) => [
+    primaryKey({ columns: [t.conversationId, t.subscriptionId] }),
+    // Deleting a subscription deletes its rows through this.
+    index('push_coalescing_subscription_idx').on(t.subscriptionId),
   ],
 )
 

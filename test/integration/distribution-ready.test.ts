@@ -15,8 +15,12 @@ import { createTestDatabase } from '../helpers/pg.js'
 /** The distribution column of each distributed table: conversation_id, or `conversations` by its own id. */
 const DISTRIBUTED_BY_ID = { conversations: 'id' } as const
 
-/** Reference tables (copied to every node in Citus): a foreign key to them needs no distribution column. */
-const REFERENCE_TABLES = ['users']
+/**
+ * Reference tables (copied to every node in Citus): a foreign key to them needs no distribution
+ * column. `push_subscriptions` is per user, small and read by user like `users` (a Web Push
+ * subscription's coalescing state per conversation points to it).
+ */
+const REFERENCE_TABLES = ['users', 'push_subscriptions']
 
 /**
  * Keys that may leave the distribution column out, and why. A direct conversation is found by

@@ -16,6 +16,7 @@ import { createTestDatabase } from '../helpers/pg.js'
 const TAG = '0008_rich_messages'
 /** Migrations after it, newest first, each with its rollback script. */
 const LATER = [
+  '0015_push_and_mute',
   '0014_outbox_webhooks',
   '0013_retention',
   '0012_moderation',

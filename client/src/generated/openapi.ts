@@ -285,6 +285,44 @@ export interface paths {
      */
     get: operations["downloadAttachment"];
   };
+  "/api/v1/push/vapid-public-key": {
+    /**
+     * The VAPID public key browsers subscribe with
+     * @description The same on every instance (VAPID_PUBLIC_KEY, or the pair generated once and kept in the database).
+     */
+    get: operations["getVapidPublicKey"];
+  };
+  "/api/v1/users/me/push-subscriptions": {
+    /**
+     * Your registered browsers
+     * @description Oldest first; at most PUSH_MAX_SUBSCRIPTIONS_PER_USER.
+     */
+    get: operations["listPushSubscriptions"];
+    /**
+     * Register this browser for push notifications
+     * @description Send the browser's `PushSubscription` as JSON. 201 when new, 200 when this endpoint was already yours (its keys are replaced); an endpoint registered by another account moves to yours. The endpoint must be https and reach a public address (422). At most PUSH_MAX_SUBSCRIPTIONS_PER_USER per user (409: delete one first); 30 registrations per hour, announced in the RateLimit-* headers.
+     */
+    post: operations["createPushSubscription"];
+  };
+  "/api/v1/users/me/push-subscriptions/{id}": {
+    /**
+     * Stop push notifications to one browser
+     * @description 404 for an id that is not one of yours. Call it when the browser's subscription is removed.
+     */
+    delete: operations["deletePushSubscription"];
+  };
+  "/api/v1/chat/conversations/{id}/mute": {
+    /**
+     * Mute a conversation for yourself
+     * @description No push notifications from it until `until` (omitted: until you unmute), except for messages that mention you by name (`@all` does not). Only for you: other members see nothing. Setting it again replaces the previous mute. 404 unless you are a member.
+     */
+    put: operations["setConversationMute"];
+    /**
+     * Unmute a conversation
+     * @description Idempotent. 404 unless you are a member.
+     */
+    delete: operations["deleteConversationMute"];
+  };
   "/api/v1/storage/object": {
     /**
      * Download a file from a URL given by downloadAttachment (local storage only)
@@ -513,6 +551,22 @@ export interface components {
       /** @description A direct conversation one member blocks the other in: still readable, closed to new messages (403 `blocked`) */
       blocked: boolean;
       retention: components["schemas"]["Retention"];
+      /** @description You muted it: no push notifications, except when mentioned */
+      muted: boolean;
+      /** @description When your mute ends; null when not muted, or muted until you unmute */
+      muted_until: string | null;
+    };
+    /**
+     * PushSubscription
+     * @description A registered browser (its keys are not shown again)
+     */
+    PushSubscription: {
+      /** Format: uuid */
+      id: string;
+      endpoint: string;
+      /** Format: date-time */
+      created_at: string;
+      expires_at: string | null;
     };
     /** Ban */
     Ban: {
@@ -829,6 +883,24 @@ export interface components {
       };
       /** Format: date-time */
       expires_at: string;
+    };
+    /** VapidPublicKey */
+    VapidPublicKey: {
+      /** @description Pass as `applicationServerKey` to `pushManager.subscribe()` (base64url, 65 bytes) */
+      public_key: string;
+    };
+    /** PushSubscriptionList */
+    PushSubscriptionList: {
+      items: components["schemas"]["PushSubscription"][];
+    };
+    /** Mute */
+    Mute: {
+      /** Format: uuid */
+      conversation_id: string;
+      /** @description You muted it: no push notifications, except when mentioned */
+      muted: boolean;
+      /** @description When your mute ends; null when not muted, or muted until you unmute */
+      muted_until: string | null;
     };
     /** BanPage */
     BanPage: {
@@ -3541,6 +3613,388 @@ export interface operations {
       /** @description Location: the presigned download URL */
       302: {
         content: never;
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * The VAPID public key browsers subscribe with
+   * @description The same on every instance (VAPID_PUBLIC_KEY, or the pair generated once and kept in the database).
+   */
+  getVapidPublicKey: {
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["VapidPublicKey"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Your registered browsers
+   * @description Oldest first; at most PUSH_MAX_SUBSCRIPTIONS_PER_USER.
+   */
+  listPushSubscriptions: {
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["PushSubscriptionList"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Register this browser for push notifications
+   * @description Send the browser's `PushSubscription` as JSON. 201 when new, 200 when this endpoint was already yours (its keys are replaced); an endpoint registered by another account moves to yours. The endpoint must be https and reach a public address (422). At most PUSH_MAX_SUBSCRIPTIONS_PER_USER per user (409: delete one first); 30 registrations per hour, announced in the RateLimit-* headers.
+   */
+  createPushSubscription: {
+    /** @description The browser's `PushSubscription.toJSON()` */
+    requestBody: {
+      content: {
+        "application/json": {
+          /**
+           * Format: uri
+           * @description The push service URL the browser gave (https; it must reach a public address)
+           */
+          endpoint: string;
+          /** @description When the browser says the subscription ends (ms since the epoch); null: never */
+          expirationTime?: number | null;
+          keys: {
+            /** @description The browser's P-256 public key (uncompressed point, base64url) */
+            p256dh: string;
+            /** @description The 16-byte authentication secret (base64url) */
+            auth: string;
+          };
+        };
+      };
+    };
+    responses: {
+      /** @description Already registered: keys updated */
+      200: {
+        headers: {
+          /** @description Requests allowed in the window */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in the window */
+          "RateLimit-Remaining"?: number;
+          /** @description Seconds until the window resets */
+          "RateLimit-Reset"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["PushSubscription"];
+        };
+      };
+      /** @description Registered */
+      201: {
+        headers: {
+          /** @description Requests allowed in the window */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in the window */
+          "RateLimit-Remaining"?: number;
+          /** @description Seconds until the window resets */
+          "RateLimit-Reset"?: number;
+        };
+        content: {
+          "application/json": components["schemas"]["PushSubscription"];
+        };
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Conflicts with the current state */
+      409: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Too many requests: wait Retry-After seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+          /** @description Requests allowed in the window */
+          "RateLimit-Limit"?: number;
+          /** @description Requests left in the window */
+          "RateLimit-Remaining"?: number;
+          /** @description Seconds until the window resets */
+          "RateLimit-Reset"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Stop push notifications to one browser
+   * @description 404 for an id that is not one of yours. Call it when the browser's subscription is removed.
+   */
+  deletePushSubscription: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description Deleted */
+      204: {
+        content: never;
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Mute a conversation for yourself
+   * @description No push notifications from it until `until` (omitted: until you unmute), except for messages that mention you by name (`@all` does not). Only for you: other members see nothing. Setting it again replaces the previous mute. 404 unless you are a member.
+   */
+  setConversationMute: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          /**
+           * Format: date-time
+           * @description When the mute ends (in the future); leave it out to mute until you unmute
+           */
+          until?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Mute"];
+        };
+      };
+      /** @description The body is not JSON (malformed, or not UTF-8) */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No bearer token, or an invalid or expired one */
+      401: {
+        headers: {
+          /** @description Always `Bearer` */
+          "WWW-Authenticate"?: string;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such object, or one the caller may not see (a non-member learns nothing) */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is larger than BODY_LIMIT_BYTES */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body has a media type the operation does not accept */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The input is invalid; `errors[]` names each field */
+      422: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The database or Redis is unavailable: retry after Retry-After seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before trying again */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Unmute a conversation
+   * @description Idempotent. 404 unless you are a member.
+   */
+  deleteConversationMute: {
+    parameters: {
+      path: {
+        id: string;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Mute"];
+        };
       };
       /** @description No bearer token, or an invalid or expired one */
       401: {
