@@ -12,7 +12,7 @@ import type { ConversationRow, MemberRow } from '../store/schema.js'
 import { activeUserIds } from '../store/users.js'
 import type { Broker } from './ports.js'
 import { cleanText } from './text.js'
-import { baseConversationView, type ConversationView, type MemberView, toMessageView } from './views.js'
+import { baseConversationView, type ConversationView, type MemberView, richView } from './views.js'
 
 const TITLE_MAX = 200
 
@@ -251,11 +251,11 @@ export class ConversationService {
     const ids = rows.map((r) => r.id)
     const [all, last, unread, mentioned] = await Promise.all([
       members.membersOf(db, ids),
-      lastMessages(db, rows),
+      lastMessages(db, me, rows),
       unreadCounts(db, me, ids),
       unreadMentionCounts(db, me, ids),
     ])
-    const lastBy = new Map(last.map((m) => [m.conversationId, toMessageView(m)]))
+    const lastBy = new Map(last.map((m) => [m.conversationId, richView(m)]))
     return rows.map((r) => ({
       ...baseConversationView(r),
       members: all.filter((m) => m.conversationId === r.id).map(toMemberView),

@@ -11,6 +11,7 @@ import { isUuid } from '../lib/ids.js'
 import type { ChatEvent } from '../protocol/events.js'
 import type { MessageView } from '../protocol/message.js'
 import { type AttachmentRef, releaseMessageAttachments } from '../store/attachments.js'
+import { changedSince, changePositions, recordChange } from '../store/changes.js'
 import { findConversation } from '../store/conversations.js'
 import type { Db } from '../store/db.js'
 import type { ThreadChange } from '../store/message-batch-rich.js'
@@ -114,7 +115,10 @@ export class MessageService {
       if (msg.senderId !== userId) throw new ForbiddenError('only the sender may edit a message')
       if (msg.deletedAt) throw new ConflictError('the message was deleted')
       await store.editMessage(tx, msg, text)
-      return broadcastView(tx, msg)
+      const full = await broadcastView(tx, msg)
+      // Last: it locks the conversation's row until the commit.
+      full.view.change_seq = await recordChange(tx, msg.conversationId, msg.id)
+      return full
     })
     this.broker.publish({
       type: 'message.updated',
@@ -147,7 +151,10 @@ export class MessageService {
         await store.tombstoneMessage(tx, msg)
       }
       const unpinned = changed && (await deletePin(tx, msg.conversationId, msg.id))
-      return { row: msg, changed, unpinned, full: await broadcastView(tx, msg) }
+      const full = await broadcastView(tx, msg)
+      // One change for the delete and its unpin; last, as it locks the conversation's row.
+      if (changed) full.view.change_seq = await recordChange(tx, msg.conversationId, msg.id)
+      return { row: msg, changed, unpinned, full }
     })
     // Not awaited: the answer does not wait for storage, and a failure is retried by the sweep.
     this.attachments.remove(released).catch(() => undefined)
@@ -165,6 +172,7 @@ export class MessageService {
         conversation_id: row.conversationId,
         message_id: row.id,
         seq: row.seq,
+        change_seq: view.change_seq,
       })
     return personal(view, reactors, userId)
   }
@@ -234,6 +242,28 @@ export class MessageService {
   ): Promise<MessageView[]> {
     const rows = await this.reads.fresh('resume', (db) =>
       store.messagesAfterFor(db, conversationId, userId, afterSeq, limit),
+    )
+    return rows.map(richView)
+  }
+
+  /** The current change counter of each conversation given (`sync` with `changes`). */
+  changePositions(conversationIds: string[]): Promise<Map<string, number>> {
+    return this.reads.fresh('resume', (db) => changePositions(db, conversationIds))
+  }
+
+  /**
+   * Messages up to `upToSeq` whose latest change is after `afterChange`, in change order, among
+   * those that reached `userId` as a member: what `sync` re-sends to a client that holds them.
+   */
+  async changedSince(
+    conversationId: string,
+    userId: string,
+    afterChange: number,
+    upToSeq: number,
+    limit: number,
+  ): Promise<MessageView[]> {
+    const rows = await this.reads.fresh('resume', (db) =>
+      changedSince(db, conversationId, userId, afterChange, upToSeq, limit),
     )
     return rows.map(richView)
   }
@@ -313,6 +343,7 @@ const threadEvent = (t: ThreadChange): ChatEvent => ({
   conversation_id: t.conversationId,
   message_id: t.messageId,
   seq: t.seq,
+  change_seq: t.changeSeq,
   thread: {
     reply_count: t.thread.replyCount,
     last_reply_at: t.thread.lastReplyAt.toISOString(),

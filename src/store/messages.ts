@@ -77,17 +77,21 @@ export async function messagesAfterFor(
   return rows.map(toRich)
 }
 
-/** The last message of each conversation given with its last seq (for conversation lists). */
+/**
+ * The last message of each conversation given with its last seq, with its extras for `viewerId`
+ * (the conversation list shows the same Message view as history): one query for the whole page.
+ */
 export async function lastMessages(
   db: Db,
+  viewerId: string,
   conversations: { id: string; lastSeq: number }[],
-): Promise<MessageRow[]> {
+): Promise<RichMessage[]> {
   const wanted = conversations.filter((c) => c.lastSeq > 0)
   if (wanted.length === 0) return []
-  return db
-    .select()
-    .from(messages)
-    .where(or(...wanted.map((c) => and(eq(messages.conversationId, c.id), eq(messages.seq, c.lastSeq)))))
+  const rows = await selectRich(db, viewerId).where(
+    or(...wanted.map((c) => and(eq(messages.conversationId, c.id), eq(messages.seq, c.lastSeq)))),
+  )
+  return rows.map(toRich)
 }
 
 /** A message's primary key. */
@@ -109,7 +113,12 @@ export async function lockVisibleMessage(
     .from(messages)
     .innerJoin(members, and(eq(members.conversationId, messages.conversationId), eq(members.userId, userId)))
     .where(eq(messages.id, messageId))
-    .for('update', { of: messages })
+    // NO KEY UPDATE, not UPDATE: it still serializes every change to the message, but leaves
+    // the FOR KEY SHARE that a foreign key check takes (the group commit's thread summary and
+    // change rows reference the root) free. With FOR UPDATE, a reaction holding the root and
+    // waiting for the conversation's row (store/changes.ts) would deadlock with a batch holding
+    // that row and checking the key.
+    .for('no key update', { of: messages })
   return row?.m
 }
 

@@ -5,6 +5,7 @@ import { conversationChannel, userChannel } from '../protocol/events.js'
 import type { MessageView } from '../protocol/message.js'
 import type { Services } from '../services/index.js'
 import type { Listener } from '../services/ports.js'
+import { resendChanges } from './changes.js'
 import { ConversationFeed } from './feed.js'
 import { eventFrameFor, messageNewFrame } from './outbound.js'
 
@@ -108,8 +109,12 @@ export class Follower {
     return true
   }
 
-  /** Resumes each conversation after the client's cursor; returns the ids this socket does not follow. */
-  async resume(cursors: Record<string, number>): Promise<string[]> {
+  /**
+   * Resumes each conversation after the client's cursor, then re-sends the messages it holds that
+   * changed after its change position (`changes`, see ws/changes.ts); returns the ids this socket
+   * does not follow.
+   */
+  async resume(cursors: Record<string, number>, changes: Record<string, number> = {}): Promise<string[]> {
     const unknown: string[] = []
     const resumes: Promise<void>[] = []
     for (const [conversationId, seq] of Object.entries(cursors)) {
@@ -119,6 +124,12 @@ export class Follower {
     }
     await Promise.all([...resumes, this.start()])
     const departed = await Promise.all(unknown.map((id) => this.resumeDeparted(id, cursors[id] ?? 0)))
+    const wanted = Object.entries(changes).flatMap(([conversationId, change]) => {
+      const seq = cursors[conversationId]
+      const followed = this.feeds.has(conversationId) && !this.leaving.has(conversationId)
+      return followed && seq !== undefined ? [{ conversationId, seq, change }] : []
+    })
+    await resendChanges(this.services.messages, this.sink, this.userId, wanted)
     return unknown.filter((_, i) => !departed[i])
   }
 
