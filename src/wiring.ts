@@ -51,6 +51,7 @@ import { LocalObjectStorage, localStorageSecret } from './storage/local.js'
 import { S3ObjectStorage } from './storage/s3.js'
 import { type Database, openDatabase } from './store/db.js'
 import { primaryReads, type Reads, ReplicaReads } from './store/read-replica.js'
+import { ensureLanguageIndex, languageIndexName } from './store/search-index.js'
 import { developmentSigningSecret } from './store/signing-keys.js'
 
 /**
@@ -78,6 +79,19 @@ export interface Runtime {
   stop(): Promise<void>
 }
 
+/** SEARCH_LANGUAGE's full-text index, made at startup when missing (store/search-index.ts). */
+async function languageIndex(database: Database, language: string, logger: Logger): Promise<void> {
+  const started = Date.now()
+  const state = await ensureLanguageIndex(database.db, language, database.driver === 'postgres')
+  if (state === 'created')
+    logger.info({ index: languageIndexName(language), ms: Date.now() - started }, 'search index created')
+  if (state === 'invalid')
+    logger.warn(
+      { index: languageIndexName(language) },
+      'search index is invalid (an interrupted build?): drop it and restart to build it again',
+    )
+}
+
 /**
  * Opens the database (migrating it), picks the broker, and builds the app: what `server.ts`,
  * `npm run cluster`, the benchmarks and multi-instance tests all start. Pass `database` to share
@@ -96,6 +110,7 @@ export async function startRuntime(
       poolSize: config.databasePoolSize,
     }))
   if (!shared?.database) await database.migrate()
+  if (config.searchLanguage && !shared?.database) await languageIndex(database, config.searchLanguage, logger)
   const infra = shared?.infrastructure ?? (await infrastructure(config, logger))
   const reads = readsFor(config, database, logger)
   const services = createServices(config, database, infra, { reads })

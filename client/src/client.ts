@@ -1,4 +1,5 @@
 import { AuthApi } from './auth.js'
+import { ChangePositions } from './changes.js'
 import { Connection } from './connection.js'
 import { ConversationList } from './conversations.js'
 import { Delivery } from './delivery.js'
@@ -10,13 +11,12 @@ import { type MessageRef, targetOf } from './message-ref.js'
 import { type ResolvedOptions, resolveOptions } from './options.js'
 import { Outbox } from './outbox.js'
 import { PeerActivity } from './peers.js'
-
-export type { MessageRef }
-
 import { RestClient } from './rest.js'
 import type { HistoryPage, Message } from './rest-types.js'
-import { Timeline } from './timeline.js'
-import type { ChatClientOptions, ChatEvents, ConnectionState, OutboxEntry } from './types.js'
+import { OpenTimelines, type Timeline } from './timeline.js'
+import type * as T from './types.js'
+
+export type { MessageRef }
 
 /**
  * The SDK's entry point: one per signed-in user (per tab). See docs/client.md for what it
@@ -29,22 +29,23 @@ export class ChatClient {
   readonly rest: RestClient
   /** The conversation list, most recent first, with unread counts. */
   readonly conversations: ConversationList
-  private readonly emitter: Emitter<ChatEvents>
+  private readonly emitter: Emitter<T.ChatEvents>
   private readonly connection: Connection
   private readonly delivery: Delivery
+  private readonly changes: ChangePositions
   private readonly outbox: Outbox
   private readonly options: ResolvedOptions
   private readonly peers: PeerActivity
   private readonly frameContext: FrameContext
-  private readonly timelines = new Map<string, Set<Timeline>>()
+  private readonly timelines = new OpenTimelines()
   private readonly openWaiters: (() => void)[] = []
   private loadedFor: string | undefined
   private catchingUp: Promise<void> | undefined
 
-  constructor(options: ChatClientOptions) {
+  constructor(options: T.ChatClientOptions) {
     this.options = resolveOptions(options)
     const o = this.options
-    this.emitter = new Emitter<ChatEvents>((err) =>
+    this.emitter = new Emitter<T.ChatEvents>((err) =>
       this.emitter.emit('error', new ChatError('listener', `an event listener threw: ${String(err)}`)),
     )
     this.rest = new RestClient({ baseUrl: o.baseUrl, fetch: o.fetch, timeoutMs: o.requestTimeoutMs })
@@ -65,6 +66,10 @@ export class ChatClient {
       discontinuity: (e) => this.emitter.emit('discontinuity', e),
       error: (err) => this.emitter.emit('error', err),
       retryDelay: (n) => this.backoffDelay(n),
+    })
+    this.changes = new ChangePositions({
+      store: o.cursorStore,
+      error: (err) => this.emitter.emit('error', err),
     })
     this.outbox = new Outbox({
       store: o.outboxStore,
@@ -89,12 +94,13 @@ export class ChatClient {
     })
     this.frameContext = {
       delivery: this.delivery,
+      changes: this.changes,
       outbox: this.outbox,
       conversations: this.conversations,
       peers: this.peers,
       me: () => this.auth.user?.id,
       emit: (event, payload) => this.emitter.emit(event, payload),
-      showInTimelines: (id, m) => this.showInTimelines(id, m),
+      timelines: this.timelines,
       catchUp: () => this.catchUp(),
     }
     this.connection = new Connection({
@@ -113,10 +119,7 @@ export class ChatClient {
       reauthenticate: () => this.reauthenticate(),
       random: o.random,
       backoff: { baseMs: o.backoff.baseMs ?? 500, capMs: o.backoff.capMs ?? 30_000 },
-      heartbeat: {
-        intervalMs: o.heartbeat.intervalMs ?? 15_000,
-        timeoutMs: o.heartbeat.timeoutMs ?? 40_000,
-      },
+      heartbeat: { intervalMs: o.heartbeat.intervalMs ?? 15_000, timeoutMs: o.heartbeat.timeoutMs ?? 40_000 },
     })
     // Browsers: when the network comes back, reconnect now instead of after the backoff.
     const events = globalThis as { addEventListener?: (type: string, listener: () => void) => void }
@@ -124,7 +127,7 @@ export class ChatClient {
   }
 
   /** The socket's state. */
-  get state(): ConnectionState {
+  get state(): T.ConnectionState {
     return this.connection.state
   }
 
@@ -134,11 +137,11 @@ export class ChatClient {
   }
 
   /** Subscribes to an event; returns the function that unsubscribes. */
-  on<K extends keyof ChatEvents>(event: K, listener: (payload: ChatEvents[K]) => void): () => void {
+  on<K extends keyof T.ChatEvents>(event: K, listener: (payload: T.ChatEvents[K]) => void): () => void {
     return this.emitter.on(event, listener)
   }
 
-  once<K extends keyof ChatEvents>(event: K, listener: (payload: ChatEvents[K]) => void): () => void {
+  once<K extends keyof T.ChatEvents>(event: K, listener: (payload: T.ChatEvents[K]) => void): () => void {
     return this.emitter.once(event, listener)
   }
 
@@ -153,6 +156,7 @@ export class ChatClient {
     await this.loadUser()
     try {
       await this.conversations.load()
+      // Change positions start from the list too, when `sync` finds none (ChangePositions.forSync).
       for (const c of this.conversations.items) this.delivery.baseline(c.id, c.last_seq)
     } catch (err) {
       // Offline at start: the socket retries and the list can be loaded later.
@@ -187,25 +191,25 @@ export class ChatClient {
   }
 
   /** Composes a message: returned at once as `pending`, then settled `sent` (with its seq) or `failed`. */
-  send(conversationId: string, content: string): OutboxEntry {
+  send(conversationId: string, content: string): T.OutboxEntry {
     this.typing(conversationId, false)
     return this.outbox.add('send', conversationId, { content })
   }
 
   /** Edits a message (also one still in the outbox: the edit follows its send). */
-  edit(target: MessageRef, content: string): OutboxEntry {
+  edit(target: MessageRef, content: string): T.OutboxEntry {
     const { conversationId, ...ref } = targetOf(target)
     return this.outbox.add('edit', conversationId, { ...ref, content })
   }
 
   /** Deletes a message (also one still in the outbox: the delete follows its send). */
-  delete(target: MessageRef): OutboxEntry {
+  delete(target: MessageRef): T.OutboxEntry {
     const { conversationId, ...ref } = targetOf(target)
     return this.outbox.add('delete', conversationId, ref)
   }
 
   /** Moves the read marker (default: up to the last delivered message). Local counts drop at once. */
-  markRead(conversationId: string, seq?: number): OutboxEntry | undefined {
+  markRead(conversationId: string, seq?: number): T.OutboxEntry | undefined {
     const upTo =
       seq ?? this.delivery.cursor(conversationId) ?? this.conversations.get(conversationId)?.last_seq
     const me = this.auth.user?.id
@@ -217,12 +221,12 @@ export class ChatClient {
   }
 
   /** Entries not yet sent (pending) or refused (failed), in the order they were made. */
-  pending(conversationId?: string): OutboxEntry[] {
+  pending(conversationId?: string): T.OutboxEntry[] {
     return this.outbox.list(conversationId).map((e) => ({ ...e }))
   }
 
   /** Resolves once the entry is `sent` or `failed`. */
-  settled(id: string): Promise<OutboxEntry> {
+  settled(id: string): Promise<T.OutboxEntry> {
     return this.outbox.settled(id)
   }
 
@@ -265,15 +269,10 @@ export class ChatClient {
 
   /** A live, de-duplicated view of a conversation for a screen; call `loadOlder()` to page back. */
   timeline(conversationId: string): Timeline {
-    return new Timeline(conversationId, {
+    return this.timelines.open(conversationId, {
       before: async (id, beforeSeq, limit) =>
         (await this.history(id, { ...(beforeSeq !== undefined ? { beforeSeq } : {}), limit })).items,
       unsent: (id) => this.pending(id),
-      subscribe: (id, t) => {
-        const set = this.timelines.get(id) ?? new Set()
-        this.timelines.set(id, set.add(t))
-        return () => set.delete(t)
-      },
     })
   }
 
@@ -294,25 +293,29 @@ export class ChatClient {
 
   /** Resolves once cursors and outbox entries written so far reached their stores. */
   async flushed(): Promise<void> {
-    await Promise.all([this.delivery.flushed(), this.outbox.flushed()])
+    await Promise.all([this.delivery.flushed(), this.outbox.flushed(), this.changes.flushed()])
   }
 
   // --- internals -------------------------------------------------------------------------
-
   /** The socket is ready: resume every conversation from its cursor. */
   private opened(): void {
     this.peers.reconnected()
-    this.connection.send({ type: 'sync', cursors: this.delivery.syncCursors() })
+    this.sync()
     this.scheduleTokenRefresh()
+  }
+
+  /** Resumes every conversation from its cursor, and re-reads changes after its change position. */
+  private sync(): void {
+    const cursors = this.delivery.syncCursors()
+    const changes = this.changes.forSync(cursors, (id) => this.conversations.get(id)?.change_seq)
+    this.connection.send({ type: 'sync', cursors, changes })
   }
 
   /** The server could not replay what we missed: read it from history, then resume from there. */
   private catchUp(): Promise<void> {
     this.catchingUp ??= this.delivery
       .catchUp('resume_failed')
-      .then(() => {
-        this.connection.send({ type: 'sync', cursors: this.delivery.syncCursors() })
-      })
+      .then(() => this.sync())
       .finally(() => {
         this.catchingUp = undefined
       })
@@ -322,19 +325,16 @@ export class ChatClient {
   private delivered(conversationId: string, message: Message): void {
     if (message.sender_id) this.peers.typed(conversationId, message.sender_id, false)
     this.conversations.delivered(conversationId, message)
-    this.showInTimelines(conversationId, message)
+    this.timelines.each(conversationId, (t) => t.put(message))
     this.emitter.emit('message', { conversationId, message })
   }
 
-  private showInTimelines(conversationId: string, message: Message): void {
-    for (const t of this.timelines.get(conversationId) ?? []) t.put(message)
-  }
-
-  private outboxChanged(entry: OutboxEntry): void {
-    if (entry.status === 'sent' && entry.message) this.showInTimelines(entry.conversationId, entry.message)
+  private outboxChanged(entry: T.OutboxEntry): void {
+    const sent = entry.status === 'sent' ? entry.message : undefined
+    if (sent) this.timelines.each(entry.conversationId, (t) => t.put(sent))
     if (entry.kind === 'read' && entry.status === 'sent' && entry.seq !== undefined && this.auth.user)
       this.conversations.markerMoved(entry.conversationId, this.auth.user.id, entry.seq)
-    for (const t of this.timelines.get(entry.conversationId) ?? []) t.outboxChanged()
+    this.timelines.each(entry.conversationId, (t) => t.outboxChanged())
     this.emitter.emit('outbox', entry)
   }
 
@@ -367,7 +367,7 @@ export class ChatClient {
     )
   }
 
-  private async onSession(e: ChatEvents['session']): Promise<void> {
+  private async onSession(e: T.ChatEvents['session']): Promise<void> {
     if (e.status === 'expired' || e.status === 'signed_out')
       this.reset(e.status === 'expired' ? 'session_expired' : 'signed_out')
     if (e.status === 'signed_in') await this.loadUser()
@@ -379,7 +379,7 @@ export class ChatClient {
     const user = this.auth.user
     if (!user || this.loadedFor === user.id) return
     this.loadedFor = user.id
-    await Promise.all([this.delivery.load(user.id), this.outbox.load(user.id)])
+    await Promise.all([this.delivery.load(user.id), this.outbox.load(user.id), this.changes.load(user.id)])
   }
 
   private reset(reason: 'signed_out' | 'session_expired'): void {

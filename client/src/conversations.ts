@@ -1,6 +1,7 @@
 import { ChatError } from './errors.js'
 import type { RestClient } from './rest.js'
 import type { Conversation, CreateGroupInput, Message, PublicUser } from './rest-types.js'
+import type { MessageChangedEvent } from './types.js'
 
 export interface ConversationListDeps {
   rest: RestClient
@@ -167,9 +168,25 @@ export class ConversationList {
 
   /** An edit or delete: the last message shown in the list follows it. */
   amended(conversationId: string, message: Message): void {
-    const c = this.byId.get(conversationId)
-    if (!c || c.last_message?.id !== message.id) return
-    this.byId.set(conversationId, { ...c, last_message: message })
+    this.changed({
+      conversationId,
+      messageId: message.id,
+      seq: message.seq,
+      changeSeq: message.change_seq,
+      changes: message,
+    })
+  }
+
+  /** Any change to a message (see MessageChangedEvent): the last message shown follows it, if newer. */
+  changed(e: MessageChangedEvent): void {
+    const c = this.byId.get(e.conversationId)
+    const last = c?.last_message
+    if (!c || !last || last.id !== e.messageId || e.changeSeq <= last.change_seq) return
+    this.byId.set(e.conversationId, {
+      ...c,
+      last_message: { ...last, ...e.changes, change_seq: e.changeSeq },
+      change_seq: Math.max(c.change_seq, e.changeSeq),
+    })
     this.publish()
   }
 

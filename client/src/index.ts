@@ -39,6 +39,7 @@ export {
 export { Timeline, type TimelineEvents } from './timeline.js'
 export type {
   Awaitable,
+  ChangesSyncedEvent,
   ChatClientOptions,
   ChatEvents,
   ClosedReason,
@@ -47,6 +48,7 @@ export type {
   CursorStore,
   DiscontinuityEvent,
   FetchLike,
+  MessageChangedEvent,
   MessageEvent,
   OutboxEntry,
   OutboxKind,

@@ -8,7 +8,7 @@ export type ClientFrame =
   | { type: 'message.send'; conversation_id: string; content: string; client_msg_id: string }
   | { type: 'typing'; conversation_id: string; state: 'start' | 'stop' }
   | { type: 'read'; conversation_id: string; seq: number }
-  | { type: 'sync'; cursors: Record<string, number> }
+  | { type: 'sync'; cursors: Record<string, number>; changes?: Record<string, number> }
   | { type: 'ping' }
   | { type: 'auth'; access_token: string }
 
@@ -18,6 +18,9 @@ export type ServerFrame =
   | { type: 'message.ack'; client_msg_id: string | null; message: Message }
   | { type: 'message.updated'; conversation_id: string; message: Message }
   | { type: 'message.deleted'; conversation_id: string; message: Message }
+  | { type: 'message.changed'; conversation_id: string; message: Message }
+  | { type: 'changes.synced'; conversation_id: string; change_seq: number; complete: boolean }
+  | MessagePatchFrame
   | { type: 'read'; conversation_id: string; user_id: string; seq: number }
   | { type: 'typing'; conversation_id: string; user_id: string; state: 'start' | 'stop' }
   | { type: 'presence'; user_id: string; status: 'online' | 'offline' }
@@ -28,6 +31,19 @@ export type ServerFrame =
   | { type: 'member.removed'; conversation_id: string; user_id: string }
   | { type: 'error'; code: string; message: string; client_msg_id?: string | null }
   | { type: 'pong' }
+
+/** Events that change part of a message: each carries the change's number. */
+export type MessagePatchFrame = {
+  conversation_id: string
+  message_id: string
+  seq: number
+  change_seq: number
+} & (
+  | { type: 'message.reactions'; rev: number; reactions: Message['reactions'] }
+  | { type: 'message.thread'; thread: NonNullable<Message['thread']> }
+  | { type: 'message.pinned'; pinned_by: string | null; pinned_at: string }
+  | { type: 'message.unpinned' }
+)
 
 /** The close codes the server uses (src/protocol/close-codes.ts). */
 export const CloseCode = {

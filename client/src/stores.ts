@@ -18,20 +18,32 @@ export class MemoryTokenStore implements TokenStore {
 
 export class MemoryCursorStore implements CursorStore {
   private readonly byUser = new Map<string, Map<string, number>>()
+  private readonly changesByUser = new Map<string, Map<string, number>>()
   load(userId: string): Record<string, number> {
     return Object.fromEntries(this.byUser.get(userId) ?? [])
   }
   set(userId: string, conversationId: string, seq: number): void {
-    let cursors = this.byUser.get(userId)
-    if (!cursors) {
-      cursors = new Map()
-      this.byUser.set(userId, cursors)
-    }
-    cursors.set(conversationId, seq)
+    put(this.byUser, userId, conversationId, seq)
   }
   remove(userId: string, conversationId: string): void {
     this.byUser.get(userId)?.delete(conversationId)
+    this.changesByUser.get(userId)?.delete(conversationId)
   }
+  loadChanges(userId: string): Record<string, number> {
+    return Object.fromEntries(this.changesByUser.get(userId) ?? [])
+  }
+  setChange(userId: string, conversationId: string, changeSeq: number): void {
+    put(this.changesByUser, userId, conversationId, changeSeq)
+  }
+}
+
+function put(byUser: Map<string, Map<string, number>>, userId: string, key: string, value: number): void {
+  let values = byUser.get(userId)
+  if (!values) {
+    values = new Map()
+    byUser.set(userId, values)
+  }
+  values.set(key, value)
 }
 
 export class MemoryOutboxStore implements OutboxStore {
@@ -102,6 +114,19 @@ export class LocalStorageCursorStore implements CursorStore {
     const cursors = this.load(userId)
     delete cursors[conversationId]
     this.storage.setItem(`${this.prefix}:${userId}`, JSON.stringify(cursors))
+    const changes = this.loadChanges(userId)
+    if (!(conversationId in changes)) return
+    delete changes[conversationId]
+    this.storage.setItem(`${this.prefix}:${userId}:changes`, JSON.stringify(changes))
+  }
+  /** Change positions under `<prefix>:<userId>:changes`. */
+  loadChanges(userId: string): Record<string, number> {
+    return readJson<Record<string, number>>(this.storage, `${this.prefix}:${userId}:changes`, {})
+  }
+  setChange(userId: string, conversationId: string, changeSeq: number): void {
+    const changes = this.loadChanges(userId)
+    changes[conversationId] = changeSeq
+    this.storage.setItem(`${this.prefix}:${userId}:changes`, JSON.stringify(changes))
   }
 }
 

@@ -1,6 +1,6 @@
 import { Emitter } from './emitter.js'
 import type { Message } from './rest-types.js'
-import type { OutboxEntry } from './types.js'
+import type { MessageChangedEvent, OutboxEntry } from './types.js'
 
 export interface TimelineSource {
   /** One page of history before `beforeSeq` (newest page when undefined), ascending. */
@@ -76,6 +76,27 @@ export class Timeline {
     this.reorder()
   }
 
+  /** A change to a message (see MessageChangedEvent): applied to the copy shown when newer. */
+  changed(e: MessageChangedEvent): void {
+    const existing = this.bySeq.get(e.seq)
+    if (!existing || existing.id !== e.messageId || e.changeSeq <= existing.change_seq) return
+    this.bySeq.set(e.seq, { ...existing, ...e.changes, change_seq: e.changeSeq })
+    this.reorder()
+  }
+
+  /**
+   * Reads again what is shown (after `changes.synced` with `complete: false`: too many changes
+   * to re-send): drops the stored messages and loads the newest page, as many as were shown (up to 100).
+   */
+  reload(): Promise<number> {
+    const shown = Math.min(Math.max(this.bySeq.size, 1), 100)
+    this.bySeq.clear()
+    this.oldest = undefined
+    this.older = true
+    this.reorder()
+    return this.loadOlder(shown)
+  }
+
   /** The outbox changed for this conversation. */
   outboxChanged(): void {
     this.emitter.emit('change', this)
@@ -101,10 +122,32 @@ export class Timeline {
   }
 }
 
-/** An edit or delete replaces the copy shown; an older copy arriving late does not. */
+/** A later change replaces the copy shown (edit, delete, reactions…); an older copy arriving late does not. */
 function newer(a: Message, b: Message): boolean {
+  if (a.change_seq !== b.change_seq) return a.change_seq > b.change_seq
   const stamp = (m: Message) => m.deleted_at ?? m.edited_at ?? ''
   if (a.deleted_at && !b.deleted_at) return true
   if (b.deleted_at && !a.deleted_at) return false
   return stamp(a) > stamp(b)
+}
+
+/** The timelines open, per conversation: where the client hands what it learns about messages. */
+export class OpenTimelines {
+  private readonly byConversation = new Map<string, Set<Timeline>>()
+
+  /** A new timeline of the conversation, reading pages and unsent entries through `source`. */
+  open(conversationId: string, source: Omit<TimelineSource, 'subscribe'>): Timeline {
+    return new Timeline(conversationId, {
+      ...source,
+      subscribe: (id, t) => {
+        const set = this.byConversation.get(id) ?? new Set()
+        this.byConversation.set(id, set.add(t))
+        return () => set.delete(t)
+      },
+    })
+  }
+
+  each(conversationId: string, act: (t: Timeline) => unknown): void {
+    for (const t of this.byConversation.get(conversationId) ?? []) act(t)
+  }
 }

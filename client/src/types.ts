@@ -20,11 +20,20 @@ export interface TokenStore {
   set(tokens: Tokens | undefined): Awaitable<void>
 }
 
-/** Per conversation, the last `seq` delivered to the app: where the next connection resumes. */
+/**
+ * Per conversation, the last `seq` delivered to the app: where the next connection resumes; and
+ * (optional) the change position, up to which every change to the messages held was applied.
+ * A store without `loadChanges`/`setChange` keeps change positions in memory only: after a
+ * restart they start from the conversation list, which is right for an app that re-reads the
+ * messages it shows (see docs/client.md).
+ */
 export interface CursorStore {
   load(userId: string): Awaitable<Record<string, number>>
   set(userId: string, conversationId: string, seq: number): Awaitable<void>
+  /** Forgets the conversation's cursor and its change position. */
   remove(userId: string, conversationId: string): Awaitable<void>
+  loadChanges?(userId: string): Awaitable<Record<string, number>>
+  setChange?(userId: string, conversationId: string, changeSeq: number): Awaitable<void>
 }
 
 /** The outbox's durable copy: an entry is put when composed and removed once settled `sent`. */
@@ -188,6 +197,28 @@ export interface MessageEvent {
   conversationId: string
   message: Message
 }
+/**
+ * A message this device may hold changed: edited, deleted, reacted to, replied to (thread), pinned
+ * or unpinned, live or re-sent by `sync` after a disconnection. `changes` holds the fields that
+ * changed (all of them for an edit, a delete or a re-send); merge them into your copy when
+ * `changeSeq` is higher than its `change_seq`, and set that to `changeSeq`. Timelines do it.
+ */
+export interface MessageChangedEvent {
+  conversationId: string
+  messageId: string
+  seq: number
+  changeSeq: number
+  changes: Partial<Message>
+}
+/**
+ * The changes `sync` re-sent for a conversation are all applied. `complete: false`: more messages
+ * changed than the server re-sends in one go; re-read what you hold (timelines reload themselves).
+ */
+export interface ChangesSyncedEvent {
+  conversationId: string
+  changeSeq: number
+  complete: boolean
+}
 /** Messages that did not arrive live were fetched from history and delivered (in order). */
 export interface ResyncedEvent {
   conversationId: string
@@ -227,6 +258,8 @@ export interface ChatEvents {
   message: MessageEvent
   'message.updated': MessageEvent
   'message.deleted': MessageEvent
+  'message.changed': MessageChangedEvent
+  'changes.synced': ChangesSyncedEvent
   /** An outbox entry was added or changed status. */
   outbox: OutboxEntry
   typing: TypingEvent

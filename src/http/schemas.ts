@@ -103,6 +103,11 @@ export const Conversation = Type.Object(
     title: Type.Union([Type.String(), Type.Null()]),
     created_by: Type.Union([Uuid, Type.Null()]),
     last_seq: Type.Integer(),
+    change_seq: Type.Integer({
+      minimum: 0,
+      description:
+        "The conversation's change counter: grows by one with every change to one of its messages (edit, delete, reactions, thread, pin). A client that first sees the conversation here takes it as its change position for `sync`.",
+    }),
     last_activity_at: Timestamp,
     created_at: Timestamp,
     members: Type.Array(Member),

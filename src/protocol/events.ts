@@ -41,6 +41,10 @@ export const BlockChanged = event('block.changed', {
   blocked: Type.Boolean(),
 })
 
+/**
+ * `change_seq` on the events about a message: the conversation's change counter for that change
+ * (store/changes.ts); clients keep, per message, the state with the highest one.
+ */
 const conversationEvents = [
   /** `members_version`: the conversation's membership version when the message was stored. */
   event('message.created', { conversation_id: Id, message: MessageSchema, members_version: Count }),
@@ -56,13 +60,20 @@ const conversationEvents = [
     reactors: Type.Optional(Reactors),
   }),
   /** A root's thread summary after a reply was committed. */
-  event('message.thread', { conversation_id: Id, message_id: Id, seq: Count, thread: ThreadSchema }),
+  event('message.thread', {
+    conversation_id: Id,
+    message_id: Id,
+    seq: Count,
+    change_seq: Count,
+    thread: ThreadSchema,
+  }),
   /** A message's whole reactions summary after a change; `rev` grows with every change of that message. */
   event('message.reactions', {
     conversation_id: Id,
     message_id: Id,
     seq: Count,
     rev: Count,
+    change_seq: Count,
     reactions: ReactionTotals,
     reactors: Reactors,
   }),
@@ -72,8 +83,9 @@ const conversationEvents = [
     seq: Count,
     pinned_by: Nullable(Id),
     pinned_at: Type.String(),
+    change_seq: Count,
   }),
-  event('message.unpinned', { conversation_id: Id, message_id: Id, seq: Count }),
+  event('message.unpinned', { conversation_id: Id, message_id: Id, seq: Count, change_seq: Count }),
   /** The retention job tombstoned these messages (one event per conversation per batch; at most 500 seqs). */
   event('messages.expired', {
     conversation_id: Id,

@@ -75,10 +75,16 @@ export const ReadFrame = frame(
 )
 export const SyncFrame = frame(
   'sync',
-  { cursors: Type.Record(Uuid, Seq, { maxProperties: 10000 }) },
+  {
+    cursors: Type.Record(Uuid, Seq, { maxProperties: 10000 }),
+    changes: Type.Optional(Type.Record(Uuid, Seq, { maxProperties: 10000 })),
+  },
   'Resume: deliver every message after each given seq, then live ones, without gap or duplicate (never ' +
     'repeating what this socket already sent). Strictly in order when it is the first frame on a user socket ' +
-    'opened with `?resume=true`; otherwise live messages that beat it come first.',
+    'opened with `?resume=true`; otherwise live messages that beat it come first. `changes`: your change ' +
+    'position per conversation (the highest `change_seq` up to which you have every change, see ' +
+    '`changes.synced`); the messages at or below your cursor that changed after it are re-sent as ' +
+    '`message.changed`, then `changes.synced`. Conversations missing from `cursors` are ignored there.',
 )
 export const PingFrame = frame('ping', {}, 'Application-level ping; answered by `pong`.')
 export const AuthFrame = frame(
@@ -111,7 +117,10 @@ export type FrameError = { code: 'invalid_frame' | 'unknown_type'; message: stri
 export function checkClientFrame(value: unknown): ClientFrame | FrameError {
   if (clientCheck.Check(value)) {
     // Ids compare case-insensitively: the frame names our objects in their stored (lower) case.
-    if (value.type === 'sync') value.cursors = normalizeIdKeys(value.cursors)
+    if (value.type === 'sync') {
+      value.cursors = normalizeIdKeys(value.cursors)
+      if (value.changes) value.changes = normalizeIdKeys(value.changes)
+    }
     return normalizeIds(value)
   }
   const type = value && typeof value === 'object' ? (value as { type?: unknown }).type : undefined

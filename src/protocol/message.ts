@@ -57,6 +57,12 @@ export const messageProperties = {
   mentions: Type.Array(Uuid),
   mentions_all: Type.Boolean(),
   pinned_at: Nullable(Timestamp),
+  change_seq: Type.Integer({
+    minimum: 0,
+    maximum: Number.MAX_SAFE_INTEGER,
+    description:
+      "The conversation's change counter at this message's latest change (edit, delete, reactions, thread, pin); 0 when it never changed. Of two copies of a message, keep the one with the higher change_seq.",
+  }),
   attachments: Type.Array(
     Type.Object({
       id: Uuid,

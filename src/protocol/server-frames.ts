@@ -27,8 +27,8 @@ export const ServerFrames = [
   ),
   frame(
     'message.thread',
-    { conversation_id: Uuid, message_id: Uuid, seq: Seq, thread: ThreadSchema },
-    "A reply changed its root's thread summary. Sent after the root's message.new; `reply_count` only grows, so keep the larger one.",
+    { conversation_id: Uuid, message_id: Uuid, seq: Seq, change_seq: Seq, thread: ThreadSchema },
+    "A reply changed its root's thread summary. Sent after the root's message.new; apply it only when its `change_seq` is higher than the message's (see message.changed).",
   ),
   frame(
     'message.reactions',
@@ -37,6 +37,7 @@ export const ServerFrames = [
       message_id: Uuid,
       seq: Seq,
       rev: Seq,
+      change_seq: Seq,
       reactions: Type.Array(ReactionSchema),
     },
     "A message's reactions changed: its whole new summary (`me` for you). Sent after the message's message.new. `rev` grows with every change to that message's reactions: apply a summary only when its rev is higher than the one you hold, and a missed one is made good by the next.",
@@ -49,12 +50,13 @@ export const ServerFrames = [
       seq: Seq,
       pinned_by: Type.Union([Uuid, Type.Null()]),
       pinned_at: Type.String({ format: 'date-time' }),
+      change_seq: Seq,
     },
     'A message was pinned. Sent after its message.new.',
   ),
   frame(
     'message.unpinned',
-    { conversation_id: Uuid, message_id: Uuid, seq: Seq },
+    { conversation_id: Uuid, message_id: Uuid, seq: Seq, change_seq: Seq },
     'A message was unpinned (by a member, or because it was deleted).',
   ),
   frame(
@@ -65,6 +67,20 @@ export const ServerFrames = [
       expired_at: Type.String({ format: 'date-time' }),
     },
     "The conversation's retention expired these messages: each is now a tombstone as a deleted message is (content and attachments empty, `deleted_at` = `expired_at`, no reactions, mentions, pin or thread; `seq`, sender and `created_at` kept). One frame per conversation per batch of the retention job, sent after the messages themselves; no message.deleted or message.unpinned is sent for them.",
+  ),
+  frame(
+    'message.changed',
+    { conversation_id: Uuid, message: MessageSchema },
+    'In answer to `sync` with `changes`: the current state of a message you already had (seq at or below your cursor) that changed after your change position (edited, deleted, reactions, thread, pin). Replace your copy when this `change_seq` is higher than yours. Sent in change order, then `changes.synced`.',
+  ),
+  frame(
+    'changes.synced',
+    {
+      conversation_id: Uuid,
+      change_seq: Seq,
+      complete: Type.Boolean(),
+    },
+    'The `message.changed` frames for a conversation are all sent: store `change_seq` as your change position. `complete: false`: more messages changed than one sync re-sends (1,000 per conversation); re-read the history you hold instead.',
   ),
   frame('read', { conversation_id: Uuid, user_id: Uuid, seq: Seq }, "A member's read marker moved."),
   frame(

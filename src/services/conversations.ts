@@ -25,7 +25,7 @@ import {
   type MuteView,
   muteFields,
   retentionView,
-  toMessageView,
+  richView,
 } from './views.js'
 
 const TITLE_MAX = 200
@@ -364,11 +364,11 @@ export class ConversationService {
     const ids = rows.map((r) => r.id)
     const [all, last, unread, mentioned] = await Promise.all([
       members.membersOf(db, ids),
-      lastMessages(db, rows),
+      lastMessages(db, me, rows),
       unreadCounts(db, me, ids),
       unreadMentionCounts(db, me, ids),
     ])
-    const lastBy = new Map(last.map((m) => [m.conversationId, toMessageView(m)]))
+    const lastBy = new Map(last.map((m) => [m.conversationId, richView(m)]))
     const now = new Date()
     return rows.map((r) => {
       const inIt = all.filter((m) => m.conversationId === r.id)

@@ -11,6 +11,7 @@ import { isUuid } from '../lib/ids.js'
 import type { ChatEvent } from '../protocol/events.js'
 import type { MessageView } from '../protocol/message.js'
 import { type AttachmentRef, releaseMessageAttachments } from '../store/attachments.js'
+import { changedSince, changePositions, recordChange } from '../store/changes.js'
 import { findConversation } from '../store/conversations.js'
 import type { Db } from '../store/db.js'
 import type { ThreadChange } from '../store/message-batch-rich.js'
@@ -137,6 +138,8 @@ export class MessageService {
       if (msg.deletedAt) throw new ConflictError('the message was deleted')
       await store.editMessage(tx, msg, text)
       const full = await broadcastView(tx, msg)
+      // Last but the outbox row: it locks the conversation's row until the commit.
+      full.view.change_seq = await recordChange(tx, msg.conversationId, msg.id)
       await this.recordChange(tx, 'message.updated', full.view)
       return full
     })
@@ -207,7 +210,12 @@ export class MessageService {
       const unpinned = changed && (await deletePin(tx, msg.conversationId, msg.id))
       await inTx?.(tx, msg, changed)
       const full = await broadcastView(tx, msg)
-      if (changed) await this.recordChange(tx, 'message.deleted', full.view)
+      // One change for the delete and its unpin; last but the outbox row, as it locks the
+      // conversation's row until the commit.
+      if (changed) {
+        full.view.change_seq = await recordChange(tx, msg.conversationId, msg.id)
+        await this.recordChange(tx, 'message.deleted', full.view)
+      }
       return { row: msg, changed, unpinned, full }
     })
     if (changed) this.outbox.committed()
@@ -227,6 +235,7 @@ export class MessageService {
         conversation_id: row.conversationId,
         message_id: row.id,
         seq: row.seq,
+        change_seq: view.change_seq,
       })
     return personal(view, reactors, viewerId)
   }
@@ -296,6 +305,28 @@ export class MessageService {
   ): Promise<MessageView[]> {
     const rows = await this.reads.fresh('resume', (db) =>
       store.messagesAfterFor(db, conversationId, userId, afterSeq, limit),
+    )
+    return rows.map(richView)
+  }
+
+  /** The current change counter of each conversation given (`sync` with `changes`). */
+  changePositions(conversationIds: string[]): Promise<Map<string, number>> {
+    return this.reads.fresh('resume', (db) => changePositions(db, conversationIds))
+  }
+
+  /**
+   * Messages up to `upToSeq` whose latest change is after `afterChange`, in change order, among
+   * those that reached `userId` as a member: what `sync` re-sends to a client that holds them.
+   */
+  async changedSince(
+    conversationId: string,
+    userId: string,
+    afterChange: number,
+    upToSeq: number,
+    limit: number,
+  ): Promise<MessageView[]> {
+    const rows = await this.reads.fresh('resume', (db) =>
+      changedSince(db, conversationId, userId, afterChange, upToSeq, limit),
     )
     return rows.map(richView)
   }
@@ -383,6 +414,7 @@ const threadEvent = (t: ThreadChange): ChatEvent => ({
   conversation_id: t.conversationId,
   message_id: t.messageId,
   seq: t.seq,
+  change_seq: t.changeSeq,
   thread: {
     reply_count: t.thread.replyCount,
     last_reply_at: t.thread.lastReplyAt.toISOString(),

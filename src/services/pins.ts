@@ -1,6 +1,7 @@
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors.js'
 import { isUuid } from '../lib/ids.js'
 import type { MessageView } from '../protocol/message.js'
+import { recordChange } from '../store/changes.js'
 import { findConversation } from '../store/conversations.js'
 import type { Db } from '../store/db.js'
 import { findMember } from '../store/members.js'
@@ -25,12 +26,13 @@ export class PinService {
   ) {}
 
   async pin(userId: string, messageId: string): Promise<{ pinned_at: string }> {
-    const { msg, pin, at } = await this.db.transaction(async (tx) => {
+    const { msg, pin, at, change } = await this.db.transaction(async (tx) => {
       const msg = await this.allowed(tx, userId, messageId)
       if (msg.deletedAt) throw new ConflictError('the message was deleted')
       const pin = await insertPin(tx, msg.conversationId, msg.id, userId)
       const at = pin?.pinnedAt ?? (await pinnedAt(tx, msg.conversationId, msg.id)) ?? new Date()
-      return { msg, pin, at }
+      const change = pin ? await recordChange(tx, msg.conversationId, msg.id) : 0
+      return { msg, pin, at, change }
     })
     if (pin)
       this.broker.publish({
@@ -40,16 +42,19 @@ export class PinService {
         seq: msg.seq,
         pinned_by: userId,
         pinned_at: pin.pinnedAt.toISOString(),
+        change_seq: change,
       })
     return { pinned_at: at.toISOString() }
   }
 
   async unpin(userId: string, messageId: string): Promise<void> {
-    const { msg, removed } = await this.db.transaction(async (tx) => {
+    const { msg, removed, change } = await this.db.transaction(async (tx) => {
       const msg = await this.allowed(tx, userId, messageId)
-      return { msg, removed: await deletePin(tx, msg.conversationId, msg.id) }
+      const removed = await deletePin(tx, msg.conversationId, msg.id)
+      const change = removed ? await recordChange(tx, msg.conversationId, msg.id) : 0
+      return { msg, removed, change }
     })
-    if (removed) this.publishUnpinned(msg)
+    if (removed) this.publishUnpinned(msg, change)
   }
 
   /** Pinned messages of a conversation, latest pin first (at most PINS_MAX_PAGE). */
@@ -61,12 +66,13 @@ export class PinService {
     return rows.map(richView)
   }
 
-  publishUnpinned(msg: Pick<MessageRow, 'conversationId' | 'id' | 'seq'>): void {
+  publishUnpinned(msg: Pick<MessageRow, 'conversationId' | 'id' | 'seq'>, change: number): void {
     this.broker.publish({
       type: 'message.unpinned',
       conversation_id: msg.conversationId,
       message_id: msg.id,
       seq: msg.seq,
+      change_seq: change,
     })
   }
 

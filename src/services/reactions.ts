@@ -1,6 +1,7 @@
 import { ConflictError, invalid, NotFoundError } from '../errors.js'
 import { isUuid } from '../lib/ids.js'
 import type { ReactionView } from '../protocol/message.js'
+import { recordChange } from '../store/changes.js'
 import type { Db } from '../store/db.js'
 import { lockVisibleMessage } from '../store/messages.js'
 import * as store from '../store/reactions.js'
@@ -63,7 +64,7 @@ export class ReactionService {
     apply: (tx: Db, msg: MessageRow, emoji: string) => Promise<boolean>,
   ): Promise<ReactionsResult> {
     if (!isUuid(messageId)) throw new NotFoundError('message')
-    const { state, changed, conversationId, seq } = await this.db.transaction(async (tx) => {
+    const { state, changed, conversationId, seq, change } = await this.db.transaction(async (tx) => {
       const locked = await lockVisibleMessage(tx, userId, messageId)
       if (!locked) throw new NotFoundError('message')
       // A stranger learns nothing, not even that the emoji was malformed: membership first.
@@ -71,7 +72,9 @@ export class ReactionService {
       const changed = await apply(tx, locked, e)
       const rev = changed ? await store.bumpReactionsRev(tx, locked.id) : locked.reactionsRev
       const state = await store.reactionState(tx, locked.conversationId, locked.id, rev)
-      return { state, changed, conversationId: locked.conversationId, seq: locked.seq }
+      // Last: it locks the conversation's row until the commit.
+      const change = changed ? await recordChange(tx, locked.conversationId, locked.id) : 0
+      return { state, changed, conversationId: locked.conversationId, seq: locked.seq, change }
     })
     if (changed)
       this.broker.publish({
@@ -80,6 +83,7 @@ export class ReactionService {
         message_id: messageId,
         seq,
         rev: state.rev,
+        change_seq: change,
         reactions: state.totals,
         reactors: state.reactors,
       })

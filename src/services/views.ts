@@ -34,6 +34,7 @@ export const toMessageView = (m: MessageRow, extras: MessageExtras = noExtras())
   mentions: m.mentions,
   mentions_all: m.mentionsAll,
   pinned_at: extras.pinnedAt?.toISOString() ?? null,
+  change_seq: extras.changeSeq,
 })
 
 const attachmentView = (a: AttachmentMeta) => ({
@@ -58,6 +59,7 @@ export interface ConversationView {
   title: string | null
   created_by: string | null
   last_seq: number
+  change_seq: number
   last_activity_at: string
   created_at: string
   members: MemberView[]
@@ -114,6 +116,7 @@ export const baseConversationView = (c: ConversationRow) => ({
   title: c.title,
   created_by: c.createdBy,
   last_seq: c.lastSeq,
+  change_seq: c.changeSeq,
   last_activity_at: c.lastActivityAt.toISOString(),
   created_at: c.createdAt.toISOString(),
   blocked: c.blocked,

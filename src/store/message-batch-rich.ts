@@ -6,6 +6,7 @@ import {
   conversationMembers,
   conversations,
   type MessageRow,
+  messageChanges,
   messageMentions,
   messages,
   messageThreads,
@@ -40,6 +41,8 @@ export interface ThreadChange {
   messageId: string
   seq: number
   thread: ThreadInfo
+  /** The conversation's change counter for this change (store/changes.ts). */
+  changeSeq: number
 }
 
 const PARTICIPANTS_SHOWN = 5
@@ -139,6 +142,8 @@ export async function writeRich(
   tx: Db,
   rows: MessageRow[],
   found: RichLookups | undefined,
+  /** Each locked conversation's change counter before the batch. */
+  changeSeq: Map<string, number>,
 ): Promise<ThreadChange[]> {
   if (!found) return []
   const changed = new Map<string, ThreadChange>()
@@ -157,7 +162,18 @@ export async function writeRich(
           ? [...participants, r.senderId]
           : participants,
     }
-    changed.set(k, { conversationId: r.conversationId, messageId: parent.id, seq: parent.seq, thread })
+    changed.set(k, {
+      conversationId: r.conversationId,
+      messageId: parent.id,
+      seq: parent.seq,
+      thread,
+      changeSeq: 0,
+    })
+  }
+  // One change per root whose summary moved, numbered in the order the roots first changed.
+  for (const t of changed.values()) {
+    t.changeSeq = (changeSeq.get(t.conversationId) ?? 0) + 1
+    changeSeq.set(t.conversationId, t.changeSeq)
   }
   const mentioned = rows.flatMap((r) => {
     const targets = r.mentionsAll ? [...(found.members.get(r.conversationId)?.keys() ?? [])] : r.mentions
@@ -179,6 +195,10 @@ export async function writeRich(
   return [...changed.values()]
 }
 
+/**
+ * The summaries, their changes (`message_changes`) and the conversations' change counters, in one
+ * statement. The batch holds the conversations' rows already; the roots' rows are not touched.
+ */
 function upsertThreads(tx: Db, changes: ThreadChange[]) {
   const values = changes.map((t) => ({
     c: t.conversationId,
@@ -186,11 +206,23 @@ function upsertThreads(tx: Db, changes: ThreadChange[]) {
     n: t.thread.replyCount,
     at: t.thread.lastReplyAt.toISOString(),
     p: `{${t.thread.participants.join(',')}}`,
+    ch: t.changeSeq,
   }))
   return tx.execute(sql`
-    insert into ${messageThreads} (conversation_id, message_id, reply_count, last_reply_at, participants)
-    select x.c, x.m, x.n, x.at, x.p::uuid[]
-    from json_to_recordset(${JSON.stringify(values)}::json) as x(c uuid, m uuid, n int, at timestamptz, p text)
-    on conflict (conversation_id, message_id) do update
-    set reply_count = excluded.reply_count, last_reply_at = excluded.last_reply_at, participants = excluded.participants`)
+    with x as (
+      select * from json_to_recordset(${JSON.stringify(values)}::json)
+        as x(c uuid, m uuid, n int, at timestamptz, p text, ch bigint)
+    ), threads as (
+      insert into ${messageThreads} (conversation_id, message_id, reply_count, last_reply_at, participants)
+      select x.c, x.m, x.n, x.at, x.p::uuid[] from x
+      on conflict (conversation_id, message_id) do update
+      set reply_count = excluded.reply_count, last_reply_at = excluded.last_reply_at, participants = excluded.participants
+    ), changes as (
+      insert into ${messageChanges} (conversation_id, message_id, change_seq)
+      select x.c, x.m, x.ch from x
+      on conflict (conversation_id, message_id) do update set change_seq = excluded.change_seq
+    )
+    update ${conversations} as c set change_seq = v.ch
+    from (select x.c, max(x.ch) as ch from x group by x.c) v
+    where c.id = v.c`)
 }

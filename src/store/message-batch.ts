@@ -70,7 +70,7 @@ export async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutc
   // (Drizzle's queries start when awaited, so Promise.all starts them in array order.)
   const [locked, memberRows, earlierRows, rich] = await Promise.all([
     tx.execute(sql`
-      select id, last_seq, members_version, blocked from ${conversations}
+      select id, last_seq, members_version, change_seq, blocked from ${conversations}
       where id = any(${uuidArray(convIds)})
       order by id
       for update`),
@@ -87,6 +87,7 @@ export async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutc
   const lockedRows = rowsOf(locked)
   const lastSeq = new Map(lockedRows.map((c) => [c.id as string, Number(c.last_seq)]))
   const membersVersion = new Map(lockedRows.map((c) => [c.id as string, Number(c.members_version)]))
+  const changeSeq = new Map(lockedRows.map((c) => [c.id as string, Number(c.change_seq)]))
   const members = new Set(rowsOf(memberRows).map((m) => `${m.c}/${m.u}`))
   // Direct conversations a block closed, read under the lock the block change also takes.
   const closed = new Set(lockedRows.filter((c) => c.blocked === true).map((c) => c.id as string))
@@ -168,7 +169,7 @@ export async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutc
       from json_to_recordset(${JSON.stringify(touched)}::json) as v(id uuid, seq bigint)
       where c.id = v.id`)
     await claimAttachments(tx, claimsOf(rows))
-    threads = await writeRich(tx, rows, rich)
+    threads = await writeRich(tx, rows, rich, changeSeq)
   }
   return { outcomes, membersVersion, threads }
 }

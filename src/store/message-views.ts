@@ -1,7 +1,14 @@
 import { and, eq, inArray, type SQL, sql } from 'drizzle-orm'
 import { alias } from 'drizzle-orm/pg-core'
 import type { Db } from './db.js'
-import { type MessageRow, messagePins, messageReactions, messages, messageThreads } from './schema.js'
+import {
+  type MessageRow,
+  messageChanges,
+  messagePins,
+  messageReactions,
+  messages,
+  messageThreads,
+} from './schema.js'
 
 /** Reactions summary entries: at most this many user ids are listed per emoji. */
 export const REACTION_USERS_SHOWN = 5
@@ -33,6 +40,8 @@ export interface MessageExtras {
   thread: ThreadInfo | null
   reactions: ReactionInfo[]
   pinnedAt: Date | null
+  /** The conversation's change counter at the message's latest change (0: never changed). */
+  changeSeq: number
 }
 
 /** A message row with its extras. */
@@ -61,7 +70,8 @@ export const reactionSummary = (
 /**
  * Messages with everything their views show (the replied-to message, thread summary, reactions
  * with `me` for `viewerId`, pin), in one statement: left joins on primary keys and a correlated
- * summary, so a page costs the same round trips as the bare rows. Add the where/order/limit.
+ * summary, so a page costs the same round trips as the bare rows. `change_seq` comes from
+ * `message_changes` (store/changes.ts). Add the where/order/limit.
  */
 export function selectRich(db: Db, viewerId: string | null) {
   return db
@@ -77,6 +87,7 @@ export function selectRich(db: Db, viewerId: string | null) {
       lastReplyAt: messageThreads.lastReplyAt,
       participants: messageThreads.participants,
       pinnedAt: messagePins.pinnedAt,
+      changeSeq: messageChanges.changeSeq,
       reactions: reactionSummary(viewerId),
     })
     .from(messages)
@@ -94,6 +105,13 @@ export function selectRich(db: Db, viewerId: string | null) {
     .leftJoin(
       messagePins,
       and(eq(messagePins.conversationId, messages.conversationId), eq(messagePins.messageId, messages.id)),
+    )
+    .leftJoin(
+      messageChanges,
+      and(
+        eq(messageChanges.conversationId, messages.conversationId),
+        eq(messageChanges.messageId, messages.id),
+      ),
     )
 }
 
@@ -124,6 +142,7 @@ export function toRich(r: RichRow): RichMessage {
           : null,
       reactions: parseReactions(r.reactions),
       pinnedAt: r.pinnedAt,
+      changeSeq: r.changeSeq ?? 0,
     },
   }
 }
@@ -148,4 +167,5 @@ export const noExtras = (parentInfo: ParentInfo | null = null): MessageExtras =>
   thread: null,
   reactions: [],
   pinnedAt: null,
+  changeSeq: 0,
 })

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, lt, or, type SQL } from 'drizzle-orm'
+import { and, asc, desc, eq, gt, lt, or, type SQL, sql } from 'drizzle-orm'
 import type { Db } from './db.js'
 import { isMember, wasMemberAt } from './members.js'
 import { type RichMessage, selectRich, toRich } from './message-views.js'
@@ -29,13 +29,17 @@ export async function messagePage(
         ? lt(messages.seq, bound.seq)
         : undefined
   const order = bound.kind === 'before' ? desc(messages.seq) : asc(messages.seq)
-  const mine = and(eq(messages.conversationId, conversationId), isMember(conversationId, viewerId), cond)
   if (bound.kind !== 'skip') {
-    // A keyset page straight off the (conversation_id, seq) index: the joins of the extras run
-    // for the rows the LIMIT keeps and no others, and nothing is read twice.
-    const rows = await selectRich(db, viewerId).where(mine).orderBy(order).limit(limit)
+    const kind = bound.kind === 'after' ? 'after' : bound.seq === undefined ? 'newest' : 'before'
+    const rows = await keysetPage(db, kind).execute({
+      c: conversationId,
+      viewer: viewerId,
+      seq: bound.kind === 'after' ? bound.seq : (bound.seq ?? 0),
+      limit,
+    })
     return rows.map(toRich)
   }
+  const mine = and(eq(messages.conversationId, conversationId), isMember(conversationId, viewerId), cond)
   // A `skip` page: the bare page first, then its extras: joined before the OFFSET, they would
   // run for every skipped row too.
   const page = db
@@ -51,6 +55,44 @@ export async function messagePage(
     .where(eq(messages.conversationId, conversationId))
     .orderBy(order)
   return rows.map(toRich)
+}
+
+type KeysetKind = 'after' | 'before' | 'newest'
+const keysetPages = new WeakMap<Db, Map<KeysetKind, ReturnType<typeof prepareKeysetPage>>>()
+
+/**
+ * A keyset page straight off the (conversation_id, seq) index: the joins of the extras run for the
+ * rows the LIMIT keeps and no others, and nothing is read twice. Built once per database handle
+ * and kind, then run with its parameters: building this statement (four joins and the reactions
+ * summary) took more of the server's CPU per history request than mapping and viewing the rows
+ * (docs/performance.md, "history").
+ */
+function keysetPage(db: Db, kind: KeysetKind) {
+  let byKind = keysetPages.get(db)
+  if (!byKind) {
+    byKind = new Map()
+    keysetPages.set(db, byKind)
+  }
+  let page = byKind.get(kind)
+  if (!page) {
+    page = prepareKeysetPage(db, kind)
+    byKind.set(kind, page)
+  }
+  return page
+}
+
+function prepareKeysetPage(db: Db, kind: KeysetKind) {
+  // Typed as the strings they stand for; the values come with `execute`.
+  const c = sql.placeholder('c') as unknown as string
+  const viewer = sql.placeholder('viewer') as unknown as string
+  const seq = sql.placeholder('seq')
+  const cond =
+    kind === 'after' ? gt(messages.seq, seq) : kind === 'before' ? lt(messages.seq, seq) : undefined
+  return selectRich(db, viewer)
+    .where(and(eq(messages.conversationId, c), isMember(c, viewer), cond))
+    .orderBy(kind === 'after' ? asc(messages.seq) : desc(messages.seq))
+    .limit(sql.placeholder('limit'))
+    .prepare(`history_${kind}`)
 }
 
 /**
@@ -77,17 +119,21 @@ export async function messagesAfterFor(
   return rows.map(toRich)
 }
 
-/** The last message of each conversation given with its last seq (for conversation lists). */
+/**
+ * The last message of each conversation given with its last seq, with its extras for `viewerId`
+ * (the conversation list shows the same Message view as history): one query for the whole page.
+ */
 export async function lastMessages(
   db: Db,
+  viewerId: string,
   conversations: { id: string; lastSeq: number }[],
-): Promise<MessageRow[]> {
+): Promise<RichMessage[]> {
   const wanted = conversations.filter((c) => c.lastSeq > 0)
   if (wanted.length === 0) return []
-  return db
-    .select()
-    .from(messages)
-    .where(or(...wanted.map((c) => and(eq(messages.conversationId, c.id), eq(messages.seq, c.lastSeq)))))
+  const rows = await selectRich(db, viewerId).where(
+    or(...wanted.map((c) => and(eq(messages.conversationId, c.id), eq(messages.seq, c.lastSeq)))),
+  )
+  return rows.map(toRich)
 }
 
 /** A message's primary key. */
@@ -109,7 +155,12 @@ export async function lockVisibleMessage(
     .from(messages)
     .innerJoin(members, and(eq(members.conversationId, messages.conversationId), eq(members.userId, userId)))
     .where(eq(messages.id, messageId))
-    .for('update', { of: messages })
+    // NO KEY UPDATE, not UPDATE: it still serializes every change to the message, but leaves
+    // the FOR KEY SHARE that a foreign key check takes (the group commit's thread summary and
+    // change rows reference the root) free. With FOR UPDATE, a reaction holding the root and
+    // waiting for the conversation's row (store/changes.ts) would deadlock with a batch holding
+    // that row and checking the key.
+    .for('no key update', { of: messages })
   return row?.m
 }
 

@@ -96,6 +96,12 @@ export const conversations = pgTable(
      * group commit reads it with the lock it already takes, at no extra query per message.
      */
     blocked: boolean('blocked').notNull().default(false),
+    /**
+     * Bumped by every change to one of its messages (edit, delete, reactions, thread summary,
+     * pin), under this row's lock held to commit, like `last_seq`: once change N is committed,
+     * every change below N is too. `sync` re-sends what changed after a client's position.
+     */
+    changeSeq: bigint('change_seq', { mode: 'number' }).notNull().default(0),
     lastActivityAt: ts('last_activity_at').notNull().defaultNow(),
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
@@ -524,6 +530,28 @@ export const pushCoalescing = pgTable(
     primaryKey({ columns: [t.conversationId, t.subscriptionId] }),
     // Deleting a subscription deletes its rows through this.
     index('push_coalescing_subscription_idx').on(t.subscriptionId),
+  ],
+)
+
+/**
+ * Each message's latest change: the conversation's `change_seq` of the last change to it (a
+ * message never changed has no row). A table apart from `messages`, so a reaction's update of the
+ * message row stays HOT (no index of `messages` is touched) and the group commit can record a
+ * root's thread change without locking the root's row (which a reaction may hold while it waits
+ * for the conversation's row: the other order would deadlock).
+ */
+export const messageChanges = pgTable(
+  'message_changes',
+  {
+    conversationId: uuid('conversation_id').notNull(),
+    messageId: uuid('message_id').notNull(),
+    changeSeq: bigint('change_seq', { mode: 'number' }).notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.conversationId, t.messageId] }),
+    messageRef(t, 'message_changes_message_fk'),
+    // `sync`: the messages changed after a client's position, in change order.
+    uniqueIndex('message_changes_seq_key').on(t.conversationId, t.changeSeq),
   ],
 )
 

@@ -2,6 +2,7 @@ import { and, desc, eq, lt, or, type SQL, sql } from 'drizzle-orm'
 import type { Db } from './db.js'
 import { type RichMessage, selectRich, toRich } from './message-views.js'
 import { conversationMembers as members, messages } from './schema.js'
+import { languageConfig } from './search-index.js'
 
 /** Where a search page continues: before this message (newest first). */
 export interface SearchCursor {
@@ -23,7 +24,15 @@ export interface SearchQuery {
 
 /** `a:* & b:*` for the words; they are letters and digits only, so nothing in them is tsquery syntax. */
 const prefixQuery = (config: string, words: string[]): SQL =>
-  sql`to_tsquery(${config}::regconfig, ${words.map((w) => `${w}:*`).join(' & ')})`
+  sql`to_tsquery(${languageConfig(config)}, ${words.map((w) => `${w}:*`).join(' & ')})`
+
+/**
+ * Every word starts a word of the content in the configured language's full-text configuration.
+ * The language is a literal, not a parameter: only then does PostgreSQL match the expression to
+ * the language's index (store/search-index.ts) in every plan, generic ones included.
+ */
+export const languageMatch = (language: string, words: string[]): SQL =>
+  sql`to_tsvector(${languageConfig(language)}, ${messages.content}) @@ ${prefixQuery(language, words)}`
 
 /** `%…%` for ILIKE with its wildcards taken literally. */
 const likePattern = (s: string) => `%${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
@@ -54,10 +63,7 @@ export async function searchMessages(db: Db, userId: string, q: SearchQuery): Pr
         sql`to_tsvector('simple'::regconfig, ${messages.content}) @@ ${prefixQuery('simple', q.words)}`,
       ) as SQL,
     )
-    if (q.language)
-      matches.push(
-        sql`to_tsvector(${q.language}::regconfig, ${messages.content}) @@ ${prefixQuery(q.language, q.words)}`,
-      )
+    if (q.language) matches.push(languageMatch(q.language, q.words))
   }
   if (matches.length === 0) return []
   const before = q.before

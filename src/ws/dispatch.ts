@@ -87,7 +87,7 @@ const handlers: Handlers = {
     await c.services.messages.markRead(c.user.id, conversationId, f.seq)
   },
   sync: async (c, f) => {
-    const unknown = await c.follower.resume(f.cursors)
+    const unknown = await c.follower.resume(f.cursors, f.changes)
     if (unknown.length > 0) c.send(errorFrame('not_found', `not a member of: ${unknown.join(', ')}`))
   },
   ping: (c) => {

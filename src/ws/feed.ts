@@ -264,9 +264,10 @@ export class ConversationFeed {
   }
 }
 
-/** The later version of one message: a delete is final, else the later edit wins. */
+/** The later version of one message: the later change wins (a delete is final, else the later edit). */
 function newest(a: MessageView | undefined, b: MessageView): MessageView {
   if (!a) return b
+  if (a.change_seq !== b.change_seq) return a.change_seq > b.change_seq ? a : b
   if (a.deleted_at) return a
   if (b.deleted_at) return b
   return (a.edited_at ?? '') > (b.edited_at ?? '') ? a : b

@@ -6,6 +6,7 @@ import type { MessageView } from '../protocol/message.js'
 import type { Services } from '../services/index.js'
 import type { Listener } from '../services/ports.js'
 import { BlockedPeers } from './blocked-peers.js'
+import { resendChanges } from './changes.js'
 import { ConversationFeed } from './feed.js'
 import { encode, eventFrameFor, messageNewFrame } from './outbound.js'
 
@@ -134,8 +135,12 @@ export class Follower {
     return true
   }
 
-  /** Resumes each conversation after the client's cursor; returns the ids this socket does not follow. */
-  async resume(cursors: Record<string, number>): Promise<string[]> {
+  /**
+   * Resumes each conversation after the client's cursor, then re-sends the messages it holds that
+   * changed after its change position (`changes`, see ws/changes.ts); returns the ids this socket
+   * does not follow.
+   */
+  async resume(cursors: Record<string, number>, changes: Record<string, number> = {}): Promise<string[]> {
     const unknown: string[] = []
     const resumes: Promise<void>[] = []
     for (const [conversationId, seq] of Object.entries(cursors)) {
@@ -145,6 +150,12 @@ export class Follower {
     }
     await Promise.all([...resumes, this.start()])
     const departed = await Promise.all(unknown.map((id) => this.resumeDeparted(id, cursors[id] ?? 0)))
+    const wanted = Object.entries(changes).flatMap(([conversationId, change]) => {
+      const seq = cursors[conversationId]
+      const followed = this.feeds.has(conversationId) && !this.leaving?.has(conversationId)
+      return followed && seq !== undefined ? [{ conversationId, seq, change }] : []
+    })
+    await resendChanges(this.services.messages, this.sink, this.userId, wanted)
     return unknown.filter((_, i) => !departed[i])
   }
 

@@ -80,6 +80,7 @@ function eventToFrame(e: ChatEvent, mine: Set<string> = new Set()): ServerFrame 
         conversation_id: e.conversation_id,
         message_id: e.message_id,
         seq: e.seq,
+        change_seq: e.change_seq,
         thread: e.thread,
       }
     case 'message.reactions':
@@ -89,6 +90,7 @@ function eventToFrame(e: ChatEvent, mine: Set<string> = new Set()): ServerFrame 
         message_id: e.message_id,
         seq: e.seq,
         rev: e.rev,
+        change_seq: e.change_seq,
         reactions: e.reactions.map((r) => ({ ...r, me: mine.has(r.emoji) })),
       }
     case 'message.pinned':
@@ -99,9 +101,16 @@ function eventToFrame(e: ChatEvent, mine: Set<string> = new Set()): ServerFrame 
         seq: e.seq,
         pinned_by: e.pinned_by,
         pinned_at: e.pinned_at,
+        change_seq: e.change_seq,
       }
     case 'message.unpinned':
-      return { type: e.type, conversation_id: e.conversation_id, message_id: e.message_id, seq: e.seq }
+      return {
+        type: e.type,
+        conversation_id: e.conversation_id,
+        message_id: e.message_id,
+        seq: e.seq,
+        change_seq: e.change_seq,
+      }
     case 'messages.expired':
       return { type: e.type, conversation_id: e.conversation_id, seqs: e.seqs, expired_at: e.expired_at }
     case 'read':

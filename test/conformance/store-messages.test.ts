@@ -218,7 +218,7 @@ function messagesContract(store: Store) {
     expect(seqs(await messagesAfterFor(store.db, other, leaver.id, 0, 10))).toEqual([])
   })
 
-  it('lastMessages returns the message at each conversation’s last seq and skips empty ones', async () => {
+  it('lastMessages returns the message at each conversation’s last seq, with its extras, and skips empty ones', async () => {
     const [u] = await makeUsers(store.db, 1)
     const a = await makeGroup(store.db, u)
     const b = await makeGroup(store.db, u)
@@ -230,16 +230,16 @@ function messagesContract(store: Store) {
       const row = await findConversation(store.db, id)
       if (row) convs.push({ id: row.id, lastSeq: row.lastSeq })
     }
-    const got = await lastMessages(store.db, convs)
+    const got = await lastMessages(store.db, u.id, convs)
     expect(got.map((m) => [m.conversationId, m.seq, m.content]).sort()).toEqual(
       [
         [a, 3, 'message 3'],
         [b, 1, 'message 1'],
       ].sort(),
     )
-    expect(got.find((m) => m.conversationId === b)).toEqual(lastB)
-    expect(await lastMessages(store.db, [{ id: empty, lastSeq: 0 }])).toEqual([])
-    expect(await lastMessages(store.db, [])).toEqual([])
+    expect(got.find((m) => m.conversationId === b)).toEqual({ ...lastB, extras: noExtras() })
+    expect(await lastMessages(store.db, u.id, [{ id: empty, lastSeq: 0 }])).toEqual([])
+    expect(await lastMessages(store.db, u.id, [])).toEqual([])
   })
 
   it('lockVisibleMessage finds a message for a member only (inside a transaction)', async () => {

@@ -27,6 +27,7 @@ export const msg = (seq: number, over: Partial<MessageView> = {}): MessageView =
   mentions: [],
   mentions_all: false,
   pinned_at: null,
+  change_seq: 0,
   ...over,
 })
 

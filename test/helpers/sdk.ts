@@ -51,7 +51,16 @@ export function until(client: ChatClient, check: () => boolean, what: string, ms
       else resolve()
     }
     const timer = setTimeout(() => done(new Error(`timed out waiting for ${what}`)), ms)
-    const events: (keyof ChatEvents)[] = ['message', 'outbox', 'state', 'conversations', 'resynced', 'read']
+    const events: (keyof ChatEvents)[] = [
+      'message',
+      'outbox',
+      'state',
+      'conversations',
+      'resynced',
+      'read',
+      'message.changed',
+      'changes.synced',
+    ]
     for (const e of events) offs.push(client.on(e, () => check() && done()))
   })
 }

@@ -11,11 +11,13 @@ import { createTestDatabase } from '../helpers/pg.js'
 /**
  * 0008_rich_messages on a database that already holds messages: it adds columns with defaults and
  * new tables (nothing existing changes), and `drizzle/rollback/0008_rich_messages.sql` takes it
- * back out leaving every earlier row as it was, after which it applies again.
+ * back out leaving every earlier row as it was, after which it applies again. The later ones
+ * (0009–0011) are rolled back first, on the same rows.
  */
 const TAG = '0008_rich_messages'
 /** Migrations after it, newest first, each with its rollback script. */
 const LATER = [
+  '0016_message_changes',
   '0015_push_and_mute',
   '0014_outbox_webhooks',
   '0013_retention',
@@ -62,6 +64,10 @@ describe(`migration ${TAG} on PostgreSQL with existing rows`, () => {
           (r) => r.reply_to_id === null && r.mentions === '{}' && !r.mentions_all && r.reactions_rev === 0,
         ),
       ).toBe(true)
+      // 0011: existing conversations start their change counter at 0, and no message has a change yet.
+      expect((await sql`select change_seq from conversations`).map((r) => Number(r.change_seq))).toEqual([0])
+      expect((await sql`select count(*)::int as n from message_changes`)[0]?.n).toBe(0)
+      await sql`insert into message_changes (conversation_id, message_id, change_seq) values ('00000000-0000-4000-8000-0000000000c1', '00000000-0000-4000-8000-0000000000a2', 1)`
       await sql`insert into message_reactions (conversation_id, message_id, user_id, emoji) values ('00000000-0000-4000-8000-0000000000c1', '00000000-0000-4000-8000-0000000000a1', '00000000-0000-4000-8000-000000000001', ':ok:')`
 
       // Later migrations first, newest first, as an operator would take them back.

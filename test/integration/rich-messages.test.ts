@@ -8,7 +8,7 @@ import { DRIVERS, registerUser, startTestApp, type TestApp, type TestUser } from
  * and pins, with their events and the visibility rules (a stranger or a removed member gets 404).
  */
 const API = '/api/v1/chat'
-type Method = 'GET' | 'POST' | 'PUT' | 'DELETE'
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
 
 describe.each(DRIVERS)('rich messages on %s', (driver) => {
   let t: TestApp
@@ -163,6 +163,32 @@ describe.each(DRIVERS)('rich messages on %s', (driver) => {
       expect(results.every((r) => r.statusCode === 200)).toBe(true)
       const [seen] = await history(owner, id)
       expect(seen?.reactions.map((r) => [r.emoji, r.count]).sort()).toEqual(emojis.map((e) => [e, 15]).sort())
+    })
+
+    it('reactions, replies and pins on one root at once: no deadlock, one change number each, gapless', async () => {
+      const people = await users(...Array.from({ length: 8 }, (_, i) => `C${i}`))
+      const [owner, ...rest] = people
+      if (!owner) throw new Error('no owner')
+      const id = await group(owner, rest)
+      const root = await send(owner, id, 'root')
+      const results = await Promise.all(
+        people.flatMap((p) => [
+          call(p, 'PUT', `/messages/${root.id}/reactions/${encodeURIComponent('👍')}`),
+          call(p, 'POST', `/conversations/${id}/messages`, { content: 'r', reply_to: root.id }),
+          call(p, 'PATCH', `/messages/${root.id}`, { content: 'root' }),
+          call(owner, p === owner ? 'PUT' : 'DELETE', `/messages/${root.id}/pin`),
+        ]),
+      )
+      // Edits by others are 403; everything else succeeds: none failed on a deadlock.
+      expect(results.map((r) => r.statusCode).filter((c) => ![200, 201, 204, 403].includes(c))).toEqual([])
+      const conv = (await call(owner, 'GET', `/conversations/${id}`)).json()
+      const [seen] = await history(owner, id)
+      // Every change here was to the root, so its latest change is the conversation's last.
+      expect(seen?.change_seq).toBe(conv.change_seq)
+      expect(seen?.thread?.reply_count).toBe(8)
+      // 8 reactions and 1 edit, at least one thread change, at most one pin and one unpin per call.
+      expect(conv.change_seq).toBeGreaterThanOrEqual(10)
+      expect(conv.change_seq).toBeLessThanOrEqual(8 + 1 + 8 + 16)
     })
 
     it('is 404 for strangers and removed members, before any check of the emoji', async () => {

@@ -26,7 +26,13 @@ describe('rich messages across two instances', () => {
     await s.waitFor((f) => f.type === 'ready')
     return s
   }
-  const inject = (i: number, user: TestUser, method: 'POST' | 'PUT', url: string, payload?: object) =>
+  const inject = (
+    i: number,
+    user: TestUser,
+    method: 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'GET',
+    url: string,
+    payload?: object,
+  ) =>
     node(i).app.inject({
       method,
       url: `/api/v1/chat${url}`,
@@ -84,5 +90,55 @@ describe('rich messages across two instances', () => {
     expect(m.reactions).toEqual([{ emoji: '👍', count: 1, user_ids: [b.id], me: true }])
     expect(m.thread).toMatchObject({ reply_count: 1, participants: [a.id] })
     expect(m.pinned_at).toBeNull()
+  })
+
+  it('re-sends, on sync with changes, what changed on the other instance while the socket was away', async () => {
+    const a = await registerUser(node(0).app, 'A3')
+    const b = await registerUser(node(1).app, 'B3')
+    const id = (await inject(0, a, 'POST', '/groups', { title: 'g', member_ids: [b.id] })).json().id as string
+    const sent: MessageView[] = []
+    for (const content of ['one', 'two', 'three', 'four'])
+      sent.push((await inject(0, a, 'POST', `/conversations/${id}/messages`, { content })).json())
+    const [one, two, three, four] = sent as [MessageView, MessageView, MessageView, MessageView]
+    await inject(0, a, 'PUT', `/messages/${four.id}/pin`)
+    const listed = (await inject(1, b, 'GET', `/conversations/${id}`)).json()
+    expect(listed.change_seq).toBe(1)
+    expect(listed.last_message).toMatchObject({ id: four.id, pinned_at: expect.any(String), change_seq: 1 })
+
+    // B holds the four messages and change 1, then goes away; A changes them on instance 0.
+    await inject(0, a, 'PATCH', `/messages/${one.id}`, { content: 'one!' })
+    await inject(0, a, 'DELETE', `/messages/${two.id}`)
+    await inject(0, a, 'PUT', `/messages/${three.id}/reactions/${encodeURIComponent('👍')}`)
+    await inject(1, b, 'PUT', `/messages/${three.id}/reactions/${encodeURIComponent('👍')}`)
+    await inject(0, a, 'POST', `/conversations/${id}/messages`, { content: 're', reply_to: one.id })
+    await inject(0, a, 'DELETE', `/messages/${four.id}/pin`)
+    await inject(0, a, 'PUT', `/messages/${three.id}/pin`)
+
+    const sb = await open(1, b, '?resume=true')
+    sb.send({ type: 'sync', cursors: { [id]: 4 }, changes: { [id]: 1 } })
+    const done = await sb.waitFor((f) => f.type === 'changes.synced', { timeoutMs: 10_000 })
+    expect(done).toMatchObject({ conversation_id: id, change_seq: 8, complete: true })
+    await sb.collect('message.new', 1)
+    // Exactly the four messages, once each, in change order: the newest state of each.
+    const changed = sb.frames.filter((f) => f.type === 'message.changed').map((f) => f.message as MessageView)
+    expect(changed.map((m) => m.seq)).toEqual([2, 1, 4, 3])
+    const held = new Map<number, MessageView>(sent.map((m) => [m.seq, m]))
+    for (const f of sb.frames)
+      if (f.type === 'message.new' || f.type === 'message.changed') {
+        const m = f.message as MessageView
+        if ((held.get(m.seq)?.change_seq ?? -1) <= m.change_seq) held.set(m.seq, m)
+      }
+    const history = (await inject(1, b, 'GET', `/conversations/${id}/messages`)).json().items
+    expect([...held.values()].sort((x, y) => x.seq - y.seq)).toEqual(history)
+    expect(history[2].reactions).toEqual([{ emoji: '👍', count: 2, user_ids: [a.id, b.id], me: true }])
+
+    // From the position it was given, a second sync has nothing to re-send.
+    const again = await open(1, b, '?resume=true')
+    again.send({ type: 'sync', cursors: { [id]: 5 }, changes: { [id]: 8 } })
+    await inject(0, a, 'POST', `/conversations/${id}/messages`, { content: 'after' })
+    await again.waitFor((f) => f.type === 'message.new' && (f.message as MessageView).seq === 6)
+    expect(again.frames.filter((f) => f.type === 'message.changed' || f.type === 'changes.synced')).toEqual(
+      [],
+    )
   })
 })

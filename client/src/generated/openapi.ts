@@ -506,6 +506,8 @@ export interface components {
       mentions: string[];
       mentions_all: boolean;
       pinned_at: string | null;
+      /** @description The conversation's change counter at this message's latest change (edit, delete, reactions, thread, pin); 0 when it never changed. Of two copies of a message, keep the one with the higher change_seq. */
+      change_seq: number;
       attachments: ({
           /** Format: uuid */
           id: string;
@@ -539,6 +541,8 @@ export interface components {
       title: string | null;
       created_by: string | null;
       last_seq: number;
+      /** @description The conversation's change counter: grows by one with every change to one of its messages (edit, delete, reactions, thread, pin). A client that first sees the conversation here takes it as its change position for `sync`. */
+      change_seq: number;
       /** Format: date-time */
       last_activity_at: string;
       /** Format: date-time */
