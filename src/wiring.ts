@@ -306,7 +306,11 @@ export function createServices(
     subscriptions: push,
     config: config.push,
   })
-  const { outbox, outboxWorker, webhooks } = outboxServices(config, db, [pushChannel])
+  const { outbox, outboxWorker, webhooks } = outboxServices(
+    config,
+    db,
+    config.push.enabled ? [pushChannel] : [],
+  )
   const metrics = createMetrics(broker, reads)
   registerOutboxMetrics(metrics.registry, outboxWorker)
   const users = new UserService(db, broker, reads, outbox)

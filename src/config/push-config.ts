@@ -1,5 +1,7 @@
 /** Web Push settings (docs/notifications.md, "Web Push"), parsed with the rest of the configuration. */
 export interface PushConfig {
+  /** PUSH_ENABLED: the outbox worker sends Web Push (the push channel is registered). */
+  enabled: boolean
   /** From VAPID_PUBLIC_KEY / VAPID_PRIVATE_KEY; undefined: the pair kept in the database. */
   vapidKeys: { publicKey: string; privateKey: string } | undefined
   vapidSubject: string
@@ -30,6 +32,7 @@ export function readPushConfig(v: Record<string, unknown>, problems: string[]): 
     problems.push('VAPID_SUBJECT: must be a mailto: or https: URL (RFC 8292)')
   }
   return {
+    enabled: v.PUSH_ENABLED as boolean,
     vapidKeys: publicKey && privateKey ? { publicKey, privateKey } : undefined,
     vapidSubject: subject,
     preview: v.PUSH_PREVIEW as PushConfig['preview'],

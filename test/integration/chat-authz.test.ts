@@ -72,6 +72,8 @@ const ROUTES: Route[] = [
   { method: 'GET', path: '/conversations/{id}/bans' },
   { method: 'HEAD', path: '/conversations/{id}/bans' },
   { method: 'PUT', path: '/conversations/{id}/retention', body: () => ({ days: 1 }) },
+  { method: 'PUT', path: '/conversations/{id}/mute', body: () => ({}) },
+  { method: 'DELETE', path: '/conversations/{id}/mute' },
 ]
 
 describe.each(DRIVERS)('chat authorization on %s', (driver) => {

@@ -1,7 +1,5 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { drizzle } from 'drizzle-orm/postgres-js'
-import { migrate } from 'drizzle-orm/postgres-js/migrator'
 import postgres from 'postgres'
 import { describe, expect, it } from 'vitest'
 import { MIGRATIONS_DIR } from '../../src/store/db.js'
@@ -31,7 +29,7 @@ describe(`migration ${TAG} on PostgreSQL with existing rows`, () => {
         ('00000000-0000-4000-8000-0000000000a1', '00000000-0000-4000-8000-0000000000c1', 1, '00000000-0000-4000-8000-000000000001', 'one')`
       const original = await sql`select id, seq, content, sender_id from messages order by seq`
 
-      await migrate(drizzle(sql), { migrationsFolder: MIGRATIONS_DIR })
+      await migrateUpTo(url, TAG)
       expect([...(await sql`select blocked from conversations`)]).toEqual([{ blocked: false }])
       await sql`insert into user_blocks (blocker_id, blocked_id) values ('00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-000000000002')`
       // Nobody blocks themselves.
@@ -54,7 +52,7 @@ describe(`migration ${TAG} on PostgreSQL with existing rows`, () => {
       ).toHaveLength(0)
       expect(await sql`select 1 from pg_indexes where indexname = 'messages_sender_idx'`).toHaveLength(0)
 
-      await migrate(drizzle(sql), { migrationsFolder: MIGRATIONS_DIR })
+      await migrateUpTo(url, TAG)
       expect((await sql`select count(*)::int as n from user_blocks`)[0]?.n).toBe(0)
       expect([...(await sql`select id, seq, content, sender_id from messages order by seq`)]).toEqual([
         ...original,

@@ -1,7 +1,5 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { drizzle } from 'drizzle-orm/postgres-js'
-import { migrate } from 'drizzle-orm/postgres-js/migrator'
 import postgres from 'postgres'
 import { describe, expect, it } from 'vitest'
 import { MIGRATIONS_DIR } from '../../src/store/db.js'
@@ -26,7 +24,7 @@ describe(`migration ${TAG} on PostgreSQL with existing rows`, () => {
       await sql`insert into users (id, email, password_hash, full_name, is_superuser) values
         (${SUPER}, 's@example.com', 'h', 'S', true), (${PLAIN}, 'p@example.com', 'h', 'P', false)`
 
-      await migrate(drizzle(sql), { migrationsFolder: MIGRATIONS_DIR })
+      await migrateUpTo(url, TAG)
       const roles = await sql`select id, role, suspended_at from users order by id`
       expect(roles.map((r) => [r.id, r.role, r.suspended_at])).toEqual([
         [SUPER, 'operator', null],
@@ -54,7 +52,7 @@ describe(`migration ${TAG} on PostgreSQL with existing rows`, () => {
         await sql`select table_name from information_schema.tables where table_name in ('audit_log', 'message_reports', 'conversation_bans')`
       expect(tables).toHaveLength(0)
 
-      await migrate(drizzle(sql), { migrationsFolder: MIGRATIONS_DIR })
+      await migrateUpTo(url, TAG)
       const again = await sql`select id, role from users order by id`
       expect(again.map((r) => r.role)).toEqual(['operator', 'user'])
       expect((await sql`select count(*)::int as n from audit_log`)[0]?.n).toBe(0)

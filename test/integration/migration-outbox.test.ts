@@ -1,7 +1,5 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { drizzle } from 'drizzle-orm/postgres-js'
-import { migrate } from 'drizzle-orm/postgres-js/migrator'
 import postgres from 'postgres'
 import { describe, expect, it } from 'vitest'
 import { MIGRATIONS_DIR } from '../../src/store/db.js'
@@ -13,6 +11,8 @@ import { createTestDatabase } from '../helpers/pg.js'
  * `drizzle/rollback/0014_outbox_webhooks.sql` takes them out (with their rows) leaving every
  * earlier row as it was, after which it applies again.
  */
+const TAG = '0014_outbox_webhooks'
+
 describe('migration 0014_outbox_webhooks on PostgreSQL with existing rows', () => {
   it('applies, rolls back with rows in its tables, and applies again without touching messages', async () => {
     const { url, drop } = await createTestDatabase()
@@ -25,7 +25,7 @@ describe('migration 0014_outbox_webhooks on PostgreSQL with existing rows', () =
         ('00000000-0000-4000-8000-0000000000a1', '00000000-0000-4000-8000-0000000000c1', 1, '00000000-0000-4000-8000-000000000001', 'one')`
       const original = [...(await sql`select id, seq, content from messages order by seq`)]
 
-      await migrate(drizzle(sql), { migrationsFolder: MIGRATIONS_DIR })
+      await migrateUpTo(url, TAG)
       await sql`insert into outbox_events (id, type, data, occurred_at) values ('00000000-0000-4000-8000-0000000000e1', 'user.deleted', '{}', now())`
       await sql`insert into outbox_deliveries (event_id, channel, target, next_attempt_at, created_at) values ('00000000-0000-4000-8000-0000000000e1', 'webhook', 'env', now(), now())`
       await sql`insert into webhook_endpoints (id, url, secret) values ('00000000-0000-4000-8000-0000000000f1', 'https://h.example/', 'whsec_x')`
@@ -39,7 +39,7 @@ describe('migration 0014_outbox_webhooks on PostgreSQL with existing rows', () =
       expect(tables).toHaveLength(0)
       expect([...(await sql`select id, seq, content from messages order by seq`)]).toEqual(original)
 
-      await migrate(drizzle(sql), { migrationsFolder: MIGRATIONS_DIR })
+      await migrateUpTo(url, TAG)
       expect((await sql`select count(*)::int as n from outbox_events`)[0]?.n).toBe(0)
       expect([...(await sql`select id, seq, content from messages order by seq`)]).toEqual(original)
     } finally {

@@ -1,7 +1,5 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { drizzle } from 'drizzle-orm/postgres-js'
-import { migrate } from 'drizzle-orm/postgres-js/migrator'
 import postgres from 'postgres'
 import { describe, expect, it } from 'vitest'
 import { MIGRATIONS_DIR } from '../../src/store/db.js'
@@ -31,7 +29,7 @@ describe(`migration ${TAG} on PostgreSQL with existing rows`, () => {
       const original =
         await sql`select conversation_id, user_id, role, last_read_seq from conversation_members`
 
-      await migrate(drizzle(sql), { migrationsFolder: MIGRATIONS_DIR })
+      await migrateUpTo(url, TAG)
       const migrated = await sql`select muted_until from conversation_members`
       expect(migrated.map((r) => r.muted_until)).toEqual([null])
       await sql`update conversation_members set muted_until = now() + interval '1 hour'`
@@ -50,7 +48,7 @@ describe(`migration ${TAG} on PostgreSQL with existing rows`, () => {
         where table_schema = 'public' and (column_name = 'muted_until' or table_name like 'push_%')`
       expect([...gone]).toEqual([])
 
-      await migrate(drizzle(sql), { migrationsFolder: MIGRATIONS_DIR })
+      await migrateUpTo(url, TAG)
       expect((await sql`select count(*)::int as n from push_subscriptions`)[0]?.n).toBe(0)
       expect((await sql`select muted_until from conversation_members`).map((r) => r.muted_until)).toEqual([
         null,

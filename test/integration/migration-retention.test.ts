@@ -1,7 +1,5 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { drizzle } from 'drizzle-orm/postgres-js'
-import { migrate } from 'drizzle-orm/postgres-js/migrator'
 import postgres from 'postgres'
 import { describe, expect, it } from 'vitest'
 import { MIGRATIONS_DIR } from '../../src/store/db.js'
@@ -34,7 +32,7 @@ describe(`migration ${TAG} on PostgreSQL with existing rows`, () => {
         [...(await conversationsNow())],
       ]
 
-      await migrate(drizzle(sql), { migrationsFolder: MIGRATIONS_DIR })
+      await migrateUpTo(url, TAG)
       expect([...(await messagesNow())]).toEqual(messagesBefore)
       expect((await sql`select retention_days from conversations`).map((r) => r.retention_days)).toEqual([
         null,
@@ -58,7 +56,7 @@ describe(`migration ${TAG} on PostgreSQL with existing rows`, () => {
       expect([...(await messagesNow())]).toEqual(messagesBefore)
       expect([...(await conversationsNow())]).toEqual(conversationsBefore)
 
-      await migrate(drizzle(sql), { migrationsFolder: MIGRATIONS_DIR })
+      await migrateUpTo(url, TAG)
       expect(await indexes()).toHaveLength(2)
       expect([...(await messagesNow())]).toEqual(messagesBefore)
     } finally {

@@ -23,7 +23,7 @@ describe('Web Push across two instances', () => {
     cluster = await startInstances(
       2,
       { url: redisUrl(), prefix: uniquePrefix('push') },
-      { PUSH_ALLOW_PRIVATE: 'true' },
+      { PUSH_ALLOW_PRIVATE: 'true', PUSH_ENABLED: 'false' },
     )
     a = cluster.node(0)
     b = cluster.node(1)

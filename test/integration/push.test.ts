@@ -30,9 +30,11 @@ describe.each(DRIVERS)('Web Push on %s', (driver) => {
 
   beforeAll(async () => {
     service = await FakePushService.start()
+    // The tests drive the push channel themselves; PUSH_ENABLED=false keeps the app's own outbox
+    // worker from delivering the same events meanwhile.
     t = await startTestApp({
       driver,
-      env: { PUSH_ALLOW_PRIVATE: 'true', PUSH_COALESCE_WINDOW_MS: String(WINDOW_MS) },
+      env: { PUSH_ALLOW_PRIVATE: 'true', PUSH_ENABLED: 'false', PUSH_COALESCE_WINDOW_MS: String(WINDOW_MS) },
     })
     await t.listen()
     channel = channelWith({})

@@ -1,6 +1,6 @@
 import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
-import { eq } from 'drizzle-orm'
+import { and, eq } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { OutboxPayloads } from '../../src/protocol/outbox-events.js'
 import { deliveriesOf } from '../../src/store/outbox.js'
@@ -211,7 +211,8 @@ describe('webhooks from the outbox (PostgreSQL)', () => {
       const [creation] = await t.database.db
         .select({ id: outboxEvents.id })
         .from(outboxEvents)
-        .where(eq(outboxEvents.aboutConversation, group))
+        // The creation event itself: the message sent after it is about the same group.
+        .where(and(eq(outboxEvents.aboutConversation, group), eq(outboxEvents.type, 'conversation.created')))
       await until(async () => (await deliveriesOf(t.database.db, creation?.id as string)).length > 0)
       expect((await deliveriesOf(t.database.db, creation?.id as string)).map((d) => d.target)).toEqual([
         'env',
@@ -329,7 +330,8 @@ describe('SSRF (PGlite)', () => {
       const [event] = await t.database.db
         .select({ id: outboxEvents.id })
         .from(outboxEvents)
-        .where(eq(outboxEvents.aboutConversation, group))
+        // The creation event itself: the message sent after it is about the same group.
+        .where(and(eq(outboxEvents.aboutConversation, group), eq(outboxEvents.type, 'conversation.created')))
       await until(async () => (await deliveriesOf(t.database.db, event?.id as string))[0]?.status === 'dead')
       const [row] = await deliveriesOf(t.database.db, event?.id as string)
       expect(row?.lastError).toMatch(/^refused: /)
