@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import { buildApp } from './app.js'
 import { AccessTokens } from './auth/jwt.js'
 import type { TicketStore } from './auth/tickets.js'
+import { languageIndex, startRetention, startSweeper } from './background-jobs.js'
 import { MemoryBroker } from './broker/memory.js'
 import {
   MemoryConnectionLeases,
@@ -51,7 +52,6 @@ import { LocalObjectStorage, localStorageSecret } from './storage/local.js'
 import { S3ObjectStorage } from './storage/s3.js'
 import { type Database, openDatabase } from './store/db.js'
 import { primaryReads, type Reads, ReplicaReads } from './store/read-replica.js'
-import { ensureLanguageIndex, languageIndexName } from './store/search-index.js'
 import { developmentSigningSecret } from './store/signing-keys.js'
 
 /**
@@ -77,19 +77,6 @@ export interface Runtime {
    * Connections still open after SHUTDOWN_TIMEOUT_MS are destroyed.
    */
   stop(): Promise<void>
-}
-
-/** SEARCH_LANGUAGE's full-text index, made at startup when missing (store/search-index.ts). */
-async function languageIndex(database: Database, language: string, logger: Logger): Promise<void> {
-  const started = Date.now()
-  const state = await ensureLanguageIndex(database.db, language, database.driver === 'postgres')
-  if (state === 'created')
-    logger.info({ index: languageIndexName(language), ms: Date.now() - started }, 'search index created')
-  if (state === 'invalid')
-    logger.warn(
-      { index: languageIndexName(language) },
-      'search index is invalid (an interrupted build?): drop it and restart to build it again',
-    )
 }
 
 /**
@@ -167,43 +154,6 @@ export function readsFor(config: Config, database: Database, logger: Logger): Re
 const describeUrl = (url: string) => {
   const u = new URL(url)
   return `postgresql://${u.host}${u.pathname}`
-}
-
-/**
- * Runs the attachment sweep every `intervalSec` (one instance at a time, by an advisory lock):
- * unsent attachments past their TTL, and objects of deleted messages not yet removed.
- */
-function startSweeper(attachments: AttachmentService, intervalSec: number, logger: Logger): NodeJS.Timeout {
-  let running = false
-  const timer = setInterval(() => {
-    if (running) return
-    running = true
-    attachments
-      .sweep()
-      .then((done) => {
-        if (done && done.removed > 0) logger.info(done, 'attachment sweep removed files')
-      })
-      .catch((err) => logger.warn({ err }, 'attachment sweep failed; retried at the next interval'))
-      .finally(() => {
-        running = false
-      })
-  }, intervalSec * 1000)
-  timer.unref()
-  return timer
-}
-
-/** Runs the retention job on a timer, counting and logging each run's outcome. */
-function startRetention(services: Services, intervalSec: number, logger: Logger) {
-  const runs = services.metrics.retentionRuns
-  return services.retention.every(intervalSec, (done) => {
-    if (done instanceof Error) {
-      runs.inc({ outcome: 'failed' })
-      logger.warn({ err: done }, 'retention job failed; it goes on at the next interval')
-      return
-    }
-    runs.inc({ outcome: done.busy ? 'busy' : 'done' })
-    if (done.expired > 0) logger.info(done, 'retention expired messages')
-  })
 }
 
 /** S3-compatible storage when S3_BUCKET is set, else files under DATA_DIR served by this server. */

@@ -6,26 +6,21 @@ import * as blocks from '../store/blocks.js'
 import * as convs from '../store/conversations.js'
 import type { Db } from '../store/db.js'
 import * as members from '../store/members.js'
-import { lastMessages } from '../store/messages.js'
 import { primaryReads, type Reads } from '../store/read-replica.js'
-import { unreadCounts } from '../store/reads.js'
-import { unreadMentionCounts } from '../store/rich-pages.js'
 import type { ConversationRow, MemberRow } from '../store/schema.js'
 import { activeUserIds } from '../store/users.js'
+import { conversationViews, toMemberView } from './conversation-views.js'
 import { Outbox } from './outbox.js'
 import type { Broker } from './ports.js'
 import { removedEvent, removeLocked } from './removal.js'
 import { cleanText } from './text.js'
 import {
-  baseConversationView,
   type ConversationView,
   type MemberView,
   MUTE_UNTIL_MAX,
   MUTED_FOREVER,
   type MuteView,
   muteFields,
-  retentionView,
-  richView,
 } from './views.js'
 
 const TITLE_MAX = 200
@@ -358,39 +353,10 @@ export class ConversationService {
     return view as ConversationView
   }
 
-  /** Members, last message, unread and unread-mention counts for a page of conversations, in four queries. */
-  private async views(me: string, rows: ConversationRow[], db: Db = this.db): Promise<ConversationView[]> {
-    if (rows.length === 0) return []
-    const ids = rows.map((r) => r.id)
-    const [all, last, unread, mentioned] = await Promise.all([
-      members.membersOf(db, ids),
-      lastMessages(db, me, rows),
-      unreadCounts(db, me, ids),
-      unreadMentionCounts(db, me, ids),
-    ])
-    const lastBy = new Map(last.map((m) => [m.conversationId, richView(m)]))
-    const now = new Date()
-    return rows.map((r) => {
-      const inIt = all.filter((m) => m.conversationId === r.id)
-      return {
-        ...baseConversationView(r),
-        members: inIt.map(toMemberView),
-        last_message: lastBy.get(r.id) ?? null,
-        unread_count: unread.get(r.id) ?? 0,
-        unread_mentions: mentioned.get(r.id) ?? 0,
-        retention: retentionView(r.retentionDays, this.limits.retentionDays ?? null),
-        ...muteFields(inIt.find((m) => m.userId === me)?.mutedUntil ?? null, now),
-      }
-    })
+  private views(me: string, rows: ConversationRow[], db: Db = this.db): Promise<ConversationView[]> {
+    return conversationViews(db, me, rows, this.limits.retentionDays ?? null)
   }
 }
-
-const toMemberView = (m: members.MemberWithName): MemberView => ({
-  user_id: m.userId,
-  full_name: m.fullName,
-  role: m.role,
-  last_read_seq: m.lastReadSeq,
-})
 
 const blockedDirect = () =>
   new BlockedError('one of you blocks the other: a direct conversation cannot be started')

@@ -1,12 +1,5 @@
-import {
-  ConflictError,
-  ForbiddenError,
-  invalid,
-  NotFoundError,
-  RateLimitedError,
-  ValidationError,
-} from '../errors.js'
-import { decodeCursor, encodeCursor } from '../lib/cursor.js'
+import { ConflictError, ForbiddenError, NotFoundError, RateLimitedError, ValidationError } from '../errors.js'
+import { encodeCursor } from '../lib/cursor.js'
 import { isUuid } from '../lib/ids.js'
 import type { ChatEvent } from '../protocol/events.js'
 import type { MessageView } from '../protocol/message.js'
@@ -24,28 +17,27 @@ import { deletePin } from '../store/rich-pages.js'
 import type { MessageRow } from '../store/schema.js'
 import type { AttachmentService } from './attachments.js'
 import type { ConversationService } from './conversations.js'
+import {
+  forwardPage,
+  HISTORY_DEFAULT_LIMIT,
+  type HistoryPage,
+  type HistoryQuery,
+  pageBound,
+} from './history-pages.js'
 import { MessageWriter, type SendProbe } from './message-writer.js'
 import { Outbox } from './outbox.js'
 import type { Broker, SendRate } from './ports.js'
+import { parseRich, type SendExtras } from './send-extras.js'
 import { cleanText } from './text.js'
 import { richView } from './views.js'
 
-export interface HistoryQuery {
-  before_seq?: number | undefined
-  after_seq?: number | undefined
-  skip?: number | undefined
-  limit?: number | undefined
-  cursor?: string | undefined
-}
-
-export interface HistoryPage {
-  items: MessageView[]
-  /** Pass as `cursor` to get the next page in the same direction; null at the end. */
-  next_cursor: string | null
-  /** Convenience for keyset clients: the seq bounds to use for the next page. */
-  next_before_seq: number | null
-  next_after_seq: number | null
-}
+export {
+  HISTORY_DEFAULT_LIMIT,
+  HISTORY_MAX_LIMIT,
+  type HistoryPage,
+  type HistoryQuery,
+} from './history-pages.js'
+export { MENTION_ALL, MENTIONS_MAX, type SendExtras } from './send-extras.js'
 
 export interface MessageLimits {
   maxChars: number
@@ -56,8 +48,6 @@ export interface MessageLimits {
   sendRate?: SendRate | undefined
 }
 
-export const HISTORY_DEFAULT_LIMIT = 50
-export const HISTORY_MAX_LIMIT = 100
 const CLIENT_MSG_ID_MAX = 128
 
 /**
@@ -383,32 +373,6 @@ function personal(view: MessageView, reactors: Record<string, string[]>, userId:
   return { ...view, reactions: view.reactions.map((r) => ({ ...r, me: mine.has(r.emoji) })) }
 }
 
-/** What a send may carry besides its text, as the client gave it. */
-export interface SendExtras {
-  reply_to?: string | null | undefined
-  /** Member ids, and `@all` (group admins and owners) for everyone. */
-  mentions?: string[] | undefined
-  /** Uploaded attachments (`AttachmentService.prepare` checks them), up to 10. */
-  attachment_ids?: string[] | undefined
-}
-
-export const MENTIONS_MAX = 50
-export const MENTION_ALL = '@all'
-
-function parseRich(rich: SendExtras): { replyToId: string | null; mentions: string[]; mentionsAll: boolean } {
-  const replyToId = rich.reply_to ?? null
-  if (replyToId !== null && !isUuid(replyToId)) throw invalid('reply_to', 'must be a message id')
-  const given = rich.mentions ?? []
-  if (given.length > MENTIONS_MAX) throw invalid('mentions', `at most ${MENTIONS_MAX} mentions`)
-  const ids = given.filter((m) => m !== MENTION_ALL).map((m) => m.toLowerCase())
-  if (ids.some((m) => !isUuid(m))) throw invalid('mentions', `must be member ids or "${MENTION_ALL}"`)
-  return {
-    replyToId: replyToId?.toLowerCase() ?? null,
-    mentions: [...new Set(ids)],
-    mentionsAll: given.includes(MENTION_ALL),
-  }
-}
-
 const threadEvent = (t: ThreadChange): ChatEvent => ({
   type: 'message.thread',
   conversation_id: t.conversationId,
@@ -421,40 +385,3 @@ const threadEvent = (t: ThreadChange): ChatEvent => ({
     participants: t.thread.participants,
   },
 })
-
-/** Which page a history query asks for; a malformed combination is a 422. */
-function pageBound(q: HistoryQuery): store.PageBound {
-  const fromCursor = q.cursor === undefined ? undefined : decodeHistoryCursor(q.cursor)
-  const after = fromCursor?.after ?? q.after_seq
-  const before = fromCursor?.before ?? q.before_seq
-  if (after !== undefined && before !== undefined) {
-    throw invalid('after_seq', 'use either after_seq or before_seq')
-  }
-  if (q.skip !== undefined) {
-    if (after !== undefined || before !== undefined)
-      throw invalid('skip', 'skip cannot be combined with a seq bound')
-    return { kind: 'skip', skip: q.skip }
-  }
-  return after !== undefined ? { kind: 'after', seq: after } : { kind: 'before', seq: before }
-}
-
-function forwardPage(rows: RichMessage[], limit: number): HistoryPage {
-  const items = rows.slice(0, limit)
-  const last = items.at(-1)
-  const more = rows.length > limit && last !== undefined
-  return {
-    items: items.map(richView),
-    next_cursor: more ? encodeCursor({ after: last.seq }) : null,
-    next_before_seq: null,
-    next_after_seq: more ? last.seq : null,
-  }
-}
-
-function decodeHistoryCursor(cursor: string): { after?: number; before?: number } {
-  const c = decodeCursor(cursor)
-  const ok = (v: unknown) => v === undefined || (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0)
-  if (!ok(c.after) || !ok(c.before) || (c.after === undefined) === (c.before === undefined)) {
-    throw invalid('cursor', 'is not a valid cursor')
-  }
-  return c.after === undefined ? { before: c.before as number } : { after: c.after as number }
-}

@@ -1,23 +1,16 @@
 import { NotFoundError } from '../errors.js'
 import { CloseCode } from '../protocol/close-codes.js'
-import type { ChatEvent } from '../protocol/events.js'
-import { conversationChannel, userChannel } from '../protocol/events.js'
+import { type ChatEvent, conversationChannel, userChannel } from '../protocol/events.js'
 import type { MessageView } from '../protocol/message.js'
 import type { Services } from '../services/index.js'
 import type { Listener } from '../services/ports.js'
 import { BlockedPeers } from './blocked-peers.js'
 import { resendChanges } from './changes.js'
 import { ConversationFeed } from './feed.js'
+import type { FollowerSink } from './follower-sink.js'
 import { encode, eventFrameFor, messageNewFrame } from './outbound.js'
 
-/** What a follower needs from its socket. */
-export interface FollowerSink {
-  send(frame: string): void
-  /** A replayed frame: may resolve once written, to pace long replays. */
-  sendPaced(frame: string): Promise<void> | void
-  close(code: number, reason: string): void
-  reportFailure(err: unknown): void
-}
+export type { FollowerSink } from './follower-sink.js'
 
 type MessageEvent = Extract<ChatEvent, { type: 'message.created' }>
 type RemovalEvent = Extract<ChatEvent, { type: 'member.removed' }>
