@@ -51,6 +51,9 @@ export interface Correctness {
   out_of_order: number
   /** Sockets closed by the server while the load ran. */
   unexpected_closes: number
+  /** With --webhook: acked messages whose message.created never reached the receiver, and repeats. */
+  webhook_lost?: number
+  webhook_duplicated?: number
   /** Per conversation, acked seqs that are not exactly 1..n (hot's gapless check). */
   seq_gaps: number
 }
@@ -74,6 +77,8 @@ export interface StepResult {
   cpu_us_per_message: CpuGroups
   /** The server's own metrics over the step (chat server only). */
   server?: ServerView | undefined
+  /** With --webhook: message.created deliveries the receiver got in the step, and their lag from commit. */
+  webhook?: { deliveries_per_sec: number; lag: LatencySummary } | undefined
 }
 
 const NEW = '{"type":"message.new"'
@@ -362,7 +367,9 @@ export class MessagingLoad {
         acked: this.acked,
         deliveries: this.deliveries,
         cpu: cpuSample(this.target.pids()),
+        hooks: this.target.webhook?.received ?? 0,
       }
+      this.target.webhook?.takeLag()
       const t0 = performance.now()
       await this.pace(i, rate, seconds)
       // The last message is due just before the nominal end: measure over the nominal window.
@@ -372,6 +379,7 @@ export class MessagingLoad {
         acked: this.acked,
         deliveries: this.deliveries,
         cpu: cpuSample(this.target.pids()),
+        hooks: this.target.webhook?.received ?? 0,
       }
       const metricsAfter = metricsBefore && (await this.target.metrics?.())
       const drainMs = await this.drain(opts.drainSeconds * 1000)
@@ -397,6 +405,10 @@ export class MessagingLoad {
         cpu_percent: cpu,
         cpu_us_per_message: cpuPerMessage(cpu, deliveriesPerSec / Math.max(1, this.recipientsPerMessage)),
         server: metricsBefore && metricsAfter ? serverView(metricsBefore, metricsAfter, elapsed) : undefined,
+        webhook: this.target.webhook && {
+          deliveries_per_sec: Math.round((after.hooks - before.hooks) / elapsed),
+          lag: this.target.webhook.takeLag(),
+        },
       })
       opts.onStepDone?.(results.at(-1) as StepResult)
       if (saturated && opts.stopOnSaturation) break
@@ -422,7 +434,12 @@ export class MessagingLoad {
       }
     })
     await closeAll(this.clients.map((c) => c.ws).filter((w): w is WebSocket => w !== undefined))
+    const hooks = this.target.webhook
+    if (hooks) await hooks.waitFor(this.acked, 60_000)
     return {
+      ...(hooks
+        ? { webhook_lost: Math.max(0, this.acked - hooks.received), webhook_duplicated: hooks.duplicated }
+        : {}),
       sent: this.sent,
       acked: this.acked,
       errors: { ...this.errors },

@@ -57,6 +57,8 @@ export interface Options {
   logLevel: string
   /** Server processes' allocator: the system's (glibc) or jemalloc through LD_PRELOAD. */
   malloc: 'system' | 'jemalloc'
+  /** Point the servers' WEBHOOK_URL at a receiver in the bench: the outbox's cost and delivery rate. */
+  webhook: boolean
 }
 
 type Defaults = Partial<Omit<Options, 'scenario' | 'smoke' | 'url' | 'out'>>
@@ -85,6 +87,7 @@ const base: Omit<Options, 'scenario' | 'smoke' | 'url' | 'out'> = {
   reuseDb: false,
   logLevel: 'warn',
   malloc: 'system',
+  webhook: false,
 }
 
 const perScenario: Record<Scenario, Defaults> = {
@@ -137,6 +140,7 @@ options:
   --reuse-db              use DATABASE_URL's database itself, not a scratch one beside it
   --log-level LEVEL       server log level (warn)   --quiet   no progress bar
   --malloc jemalloc       run the servers on jemalloc (LD_PRELOAD; Debian: libjemalloc2) instead of glibc malloc
+  --webhook               WEBHOOK_URL → a receiver in the bench: webhook deliveries/s and lag per step
 
 environment: DATABASE_URL (PostgreSQL; unset: embedded PGlite), REDIS_URL (unset: in-process broker),
   JWT_SECRET (with --url: sign tokens instead of registering users), MESSAGE_BATCH_MAX, DATABASE_POOL_SIZE.`
@@ -231,6 +235,7 @@ export function parseOptions(argv: string[]): Options {
   const malloc = take('malloc') ?? o.malloc
   if (malloc !== 'system' && malloc !== 'jemalloc') throw new UsageError('--malloc: system or jemalloc')
   o.malloc = malloc
+  o.webhook = flag('webhook')
   if (flags.size > 0) throw new UsageError(`unknown option: --${[...flags.keys()][0]}`)
   if (o.steps.length === 0 || o.steps.some((r) => r <= 0)) throw new UsageError('--steps must be positive')
   if (o.senders > o.members && s === 'fanout') throw new UsageError('--senders cannot exceed --members')

@@ -52,7 +52,7 @@ export interface Result {
 
 export function correct(c: Correctness | null): boolean {
   if (!c) return true
-  return c.lost === 0 && c.duplicated === 0 && c.out_of_order === 0 && c.seq_gaps === 0
+  return c.lost === 0 && c.duplicated === 0 && c.out_of_order === 0 && c.seq_gaps === 0 && !c.webhook_lost
 }
 
 export function writeJson(path: string, value: unknown): void {
@@ -113,8 +113,30 @@ export function stepsTable(steps: StepResult[], unit: 'messages' | 'deliveries')
         `${s.cpu_percent.bench}/${s.cpu_percent.server}/${s.cpu_percent.postgres}/${s.cpu_percent.redis}/${s.cpu_percent.machine}${s.saturated ? ' saturated' : ''}`,
         `${s.cpu_us_per_message.server}/${s.cpu_us_per_message.postgres}/${s.cpu_us_per_message.redis}`,
       ]),
-    ) + stagesTable(steps)
+    ) +
+    stagesTable(steps) +
+    webhookTable(steps)
   )
+}
+
+/** With --webhook: what the receiver got per step. */
+function webhookTable(steps: StepResult[]): string {
+  const withHooks = steps.filter((s) => s.webhook)
+  if (withHooks.length === 0) return ''
+  return `\n\nwebhook receiver (message.created; lag = commit → received)\n${table(
+    ['offered/s', 'acked/s', 'webhooks/s', 'lag p50 ms', 'lag p99 ms', 'lag max ms'],
+    withHooks.map((s) => {
+      const w = s.webhook as NonNullable<StepResult['webhook']>
+      return [
+        s.offered_per_sec,
+        s.acked_per_sec,
+        w.deliveries_per_sec,
+        w.lag.p50_ms,
+        w.lag.p99_ms,
+        w.lag.max_ms,
+      ]
+    }),
+  )}`
 }
 
 /** The server's stage breakdown per step (mean / p99 ms), when the target reported one. */
@@ -145,6 +167,9 @@ export function correctnessLine(c: Correctness | null): string {
   return (
     `correctness: sent ${c.sent}, acked ${c.acked}, lost ${c.lost}, duplicated ${c.duplicated}, ` +
     `out-of-order ${c.out_of_order}, seq gaps ${c.seq_gaps}, unexpected closes ${c.unexpected_closes}` +
+    (c.webhook_lost === undefined
+      ? ''
+      : `, webhooks lost ${c.webhook_lost}, repeated ${c.webhook_duplicated}`) +
     `${errors ? `, error frames: ${errors}` : ''} → ${correct(c) ? 'OK' : 'FAILED'}`
   )
 }

@@ -7,6 +7,7 @@ import type { Options } from './options.js'
 import { Child, RESULTS_DIR, track } from './proc.js'
 import { pool, Rest } from './rest.js'
 import type { MetricFamily } from './stages.js'
+import { WebhookReceiver } from './webhook-receiver.js'
 
 export interface Instance {
   httpUrl: string
@@ -43,6 +44,8 @@ export interface Target {
   profileStart(): Promise<void>
   /** The servers' send-path metrics (stage timings, batch sizes, shed sends, event-loop delay). */
   metrics?: () => Promise<MetricFamily[][]>
+  /** With --webhook: the receiver the servers' WEBHOOK_URL points at. */
+  webhook?: WebhookReceiver
   stop(): Promise<void>
 }
 
@@ -167,6 +170,14 @@ export async function startChat(o: Options, id: string, needsRedis: boolean): Pr
     PORT: '0',
     ...allocatorEnv(o),
   }
+  const webhook = o.webhook ? new WebhookReceiver() : undefined
+  if (webhook) {
+    await webhook.start()
+    cleanups.push(() => webhook.stop())
+    env.WEBHOOK_URL = webhook.url
+    env.WEBHOOK_SECRET = `whsec_${randomBytes(32).toString('base64')}`
+    env.WEBHOOK_ALLOW_PRIVATE = 'true'
+  }
   if (databaseUrl) env.DATABASE_URL = databaseUrl
   else delete env.DATABASE_URL
   if (!redisUrl) delete env.REDIS_URL
@@ -204,6 +215,7 @@ export async function startChat(o: Options, id: string, needsRedis: boolean): Pr
       await Promise.all(instances.map((i) => i.child?.request('profileStart')))
     },
     metrics: () => Promise.all(instances.map((i) => (i.child as Child).request<MetricFamily[]>('metrics'))),
+    ...(webhook ? { webhook } : {}),
     stop: async () => {
       await Promise.all(instances.map((i) => i.child?.stop()))
       for (const c of cleanups) await c()

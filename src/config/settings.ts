@@ -158,7 +158,7 @@ export const SETTINGS = {
   RETENTION_BATCH_SIZE: { kind: 'int', default: '500', min: 1, max: 10000 },
   OUTBOX_POLL_MS: { kind: 'int', default: '1000', min: 10, max: 600000 },
   OUTBOX_BATCH: { kind: 'int', default: '100', min: 1, max: 10000 },
-  OUTBOX_MAX_IN_FLIGHT: { kind: 'int', default: '32', min: 1, max: 10000 },
+  OUTBOX_MAX_IN_FLIGHT: { kind: 'int', default: '64', min: 1, max: 10000 },
   OUTBOX_RETRY_BASE_MS: { kind: 'int', default: '1000', min: 1, max: 3600000 },
   OUTBOX_RETRY_MAX_DELAY_MS: { kind: 'int', default: '3600000', min: 1, max: 86400000 },
   OUTBOX_MAX_AGE_SEC: { kind: 'int', default: '86400', min: 1, max: 2592000 },
@@ -168,7 +168,7 @@ export const SETTINGS = {
   WEBHOOK_SECRET: { kind: 'string' },
   WEBHOOK_EVENTS: { kind: 'list', default: '' },
   WEBHOOK_TIMEOUT_MS: { kind: 'int', default: '10000', min: 100, max: 120000 },
-  WEBHOOK_CONCURRENCY: { kind: 'int', default: '4', min: 1, max: 1000 },
+  WEBHOOK_CONCURRENCY: { kind: 'int', default: '16', min: 1, max: 1000 },
   WEBHOOK_ALLOW_PRIVATE: { kind: 'bool', default: 'false' },
   // Web Push (docs/notifications.md, "Web Push"); VAPID keys unset: generated once, kept in the database.
   VAPID_PUBLIC_KEY: { kind: 'string' },

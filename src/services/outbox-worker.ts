@@ -6,9 +6,11 @@ import {
   claimEvents,
   cleanup,
   type DeliveryKey,
+  deliveryKey,
   finishExpansion,
+  type Outcome,
   type StoredEvent,
-  settle,
+  settleMany,
 } from '../store/outbox.js'
 import type { Outbox } from './outbox.js'
 import type { DeliveryChannel, DeliveryResult, OutboxEvent } from './outbox-channel.js'
@@ -57,9 +59,14 @@ export class OutboxWorker {
   private wake: (() => void) | undefined
   private nudged = false
   private inFlight = 0
+  /** Due deliveries were left unclaimed for want of room: a turn runs once half of it is free. */
+  private roomWanted = false
   private readonly attempts = new Set<Promise<void>>()
   private readonly busyTargets = new Map<string, number>()
   private readonly queued = new Map<string, (() => void)[]>()
+  /** Outcomes waiting to be recorded, all in the next statement (see `record`). */
+  private outcomes: { outcome: Outcome; recorded: () => void }[] = []
+  private recording = false
   private lastCleanup = 0
   private readonly leaseMs: number
   private log: WarnLog = { warn: () => {} }
@@ -142,51 +149,81 @@ export class OutboxWorker {
     this.nudged = false
   }
 
-  /** Expands a batch of events; true when there may be more. */
+  /**
+   * Expands a batch of events; true when there may be more. As many of the new deliveries as
+   * there is room for are claimed by the same statement and started here and now.
+   */
   private async expand(): Promise<boolean> {
     const events = await claimEvents(this.db, this.opts.batchSize, this.leaseMs)
     if (events.length === 0) return false
     const done: string[] = []
     const deliveries: DeliveryKey[] = []
-    for (const stored of events) {
-      const event = toOutboxEvent(stored)
+    const byId = new Map<string, StoredEvent>()
+    // A few events' targets at a time: a channel may read the database for each (push does),
+    // and the pool is the send path's too.
+    await eachLimited(events, TARGETS_AT_ONCE, async (stored) => {
       try {
-        const mine: DeliveryKey[] = []
-        for (const channel of this.channels) {
-          for (const target of await channel.targets(event)) {
-            mine.push({ eventId: event.id, channel: channel.name, target })
-          }
-        }
-        deliveries.push(...mine)
-        done.push(event.id)
+        deliveries.push(...(await this.targetsOf(stored)))
+        done.push(stored.id)
+        byId.set(stored.id, stored)
       } catch (err) {
         // Its lease runs out and a later turn tries again, until the event is too old to matter.
         if (Date.now() - stored.occurredAt >= this.opts.maxAgeMs) {
-          done.push(event.id)
+          done.push(stored.id)
           this.bump('expand', 'dead')
         }
-        this.log.warn({ err, event: event.id }, 'outbox: could not list the targets of an event')
+        this.log.warn({ err, event: stored.id }, 'outbox: could not list the targets of an event')
+      }
+    })
+    const room = Math.max(0, this.opts.maxInFlight - this.inFlight)
+    const claimed = await finishExpansion(this.db, done, deliveries, { count: room, leaseMs: this.leaseMs })
+    if (deliveries.length > room) this.roomWanted = true
+    for (const key of claimed) {
+      const event = byId.get(key.eventId)
+      if (event) this.startAttempt({ ...key, attempt: 1, event })
+    }
+    return events.length >= this.opts.batchSize || deliveries.length > 0
+  }
+
+  private async targetsOf(stored: StoredEvent): Promise<DeliveryKey[]> {
+    const event = toOutboxEvent(stored)
+    const mine: DeliveryKey[] = []
+    for (const channel of this.channels) {
+      // Recorded for another channel: one that wants none of its type has no targets to find.
+      if (channel.wants && !channel.wants(event.type)) continue
+      for (const target of await channel.targets(event)) {
+        mine.push({ eventId: event.id, channel: channel.name, target })
       }
     }
-    await finishExpansion(this.db, done, deliveries)
-    return events.length >= this.opts.batchSize || deliveries.length > 0
+    return mine
   }
 
   /** Claims as many due deliveries as there is room for and starts them; true when the batch was full. */
   private async claim(): Promise<boolean> {
     const room = Math.min(this.opts.batchSize, this.opts.maxInFlight - this.inFlight)
-    if (room <= 0) return false
-    const claimed = await claimDeliveries(this.db, room, this.leaseMs)
-    for (const d of claimed) {
-      this.inFlight++
-      const attempt = this.attempt(d).finally(() => {
-        this.inFlight--
-        this.attempts.delete(attempt)
-        this.wake?.()
-      })
-      this.attempts.add(attempt)
+    if (room <= 0) {
+      this.roomWanted = true
+      return false
     }
-    return claimed.length >= room
+    const claimed = await claimDeliveries(this.db, room, this.leaseMs)
+    for (const d of claimed) this.startAttempt(d)
+    if (claimed.length >= room && room < this.opts.batchSize) this.roomWanted = true
+    return claimed.length >= this.opts.batchSize
+  }
+
+  /** Runs one attempt in the background; it holds an in-flight slot until its outcome is recorded. */
+  private startAttempt(d: ClaimedDelivery): void {
+    this.inFlight++
+    const attempt = this.attempt(d).finally(() => {
+      this.inFlight--
+      this.attempts.delete(attempt)
+      // Not a turn per finished attempt (two queries each): one when room is wanted and half free.
+      if (this.roomWanted && this.inFlight <= this.opts.maxInFlight / 2) {
+        this.roomWanted = false
+        this.wake?.()
+      }
+    })
+    this.attempts.add(attempt)
   }
 
   private async attempt(d: ClaimedDelivery): Promise<void> {
@@ -198,17 +235,55 @@ export class OutboxWorker {
     } finally {
       this.release(key)
     }
+    await this.record({
+      eventId: d.eventId,
+      channel: d.channel,
+      target: d.target,
+      attempt: d.attempt,
+      outcome: this.settlement(d, result),
+    })
+  }
+
+  /**
+   * Queues an outcome; the outcomes that arrive while one statement runs go together in the
+   * next (group commit, as the message writer does), so recording costs one statement per
+   * batch whatever the delivery rate.
+   */
+  private record(outcome: Outcome): Promise<void> {
+    return new Promise((recorded) => {
+      this.outcomes.push({ outcome, recorded })
+      if (!this.recording) void this.recordQueued()
+    })
+  }
+
+  private async recordQueued(): Promise<void> {
+    this.recording = true
     try {
-      const status = await settle(this.db, d, this.settlement(d, result))
-      if (status === 'delivered') this.bump(d.channel, 'delivered')
-      else if (status === 'gone') this.bump(d.channel, 'gone')
-      else if (status === 'dead') this.bump(d.channel, 'dead')
-      else if (status === 'pending') this.bump(d.channel, 'retried')
-      if (status === 'dead') this.log.warn({ event: d.eventId, target: d.target }, 'outbox: delivery is dead')
-    } catch (err) {
-      // Not recorded: the lease runs out and the delivery is attempted again (same webhook-id).
-      this.log.warn({ err, event: d.eventId }, 'outbox: could not record a delivery outcome')
+      while (this.outcomes.length > 0) {
+        const batch = this.outcomes.splice(0, RECORD_BATCH)
+        try {
+          const statuses = await settleMany(
+            this.db,
+            batch.map((b) => b.outcome),
+          )
+          for (const { outcome } of batch) this.counted(outcome, statuses.get(deliveryKey(outcome)))
+        } catch (err) {
+          // Not recorded: the leases run out and the deliveries are attempted again (same webhook-id).
+          this.log.warn({ err, deliveries: batch.length }, 'outbox: could not record delivery outcomes')
+        }
+        for (const b of batch) b.recorded()
+      }
+    } finally {
+      this.recording = false
     }
+  }
+
+  private counted(d: Outcome, status: string | undefined): void {
+    if (status === 'delivered') this.bump(d.channel, 'delivered')
+    else if (status === 'gone') this.bump(d.channel, 'gone')
+    else if (status === 'dead') this.bump(d.channel, 'dead')
+    else if (status === 'pending') this.bump(d.channel, 'retried')
+    if (status === 'dead') this.log.warn({ event: d.eventId, target: d.target }, 'outbox: delivery is dead')
   }
 
   private async deliver(d: ClaimedDelivery): Promise<DeliveryResult> {
@@ -272,6 +347,21 @@ export class OutboxWorker {
     this.counts.set(key, (this.counts.get(key) ?? 0) + 1)
   }
 }
+
+/** Events whose targets are looked up at once while expanding. */
+const TARGETS_AT_ONCE = 4
+
+/** Runs `fn` over `items`, at most `limit` at once. */
+async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  const lane = async () => {
+    while (next < items.length) await fn(items[next++] as T)
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane))
+}
+
+/** Outcomes recorded per statement at most. */
+const RECORD_BATCH = 1000
 
 const toOutboxEvent = (e: StoredEvent): OutboxEvent => ({
   id: e.id,

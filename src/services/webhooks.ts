@@ -87,7 +87,7 @@ export class WebhookService implements DeliveryChannel {
   }
 
   async deliver(event: OutboxEvent, target: string): Promise<DeliveryResult> {
-    const endpoint = target === ENV_TARGET ? this.opts.envEndpoint : await this.endpoint(target)
+    const endpoint = target === ENV_TARGET ? this.opts.envEndpoint : await this.endpointFor(target)
     if (!endpoint) return { kind: 'gone', error: 'the endpoint no longer exists' }
     const body = JSON.stringify({ type: event.type, timestamp: event.occurredAt, data: event.data })
     const out = await this.send(endpoint, event.id, body)
@@ -168,6 +168,15 @@ export class WebhookService implements DeliveryChannel {
     this.rows = { at: now, list }
     this.filters = { at: now, list: list.map((r) => r.events) }
     return list
+  }
+
+  /**
+   * The endpoint a delivery goes to, from the list `targets` reads (at most a second old: an
+   * endpoint deleted on another instance may receive for up to a second more); one this instance
+   * has not seen yet (registered after its last read) is read by id.
+   */
+  private async endpointFor(id: string): Promise<WebhookEndpointRow | undefined> {
+    return (await this.endpoints()).find((r) => r.id === id) ?? (await this.endpoint(id))
   }
 
   private async endpoint(id: string): Promise<WebhookEndpointRow | undefined> {

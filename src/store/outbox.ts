@@ -63,22 +63,43 @@ export async function claimEvents(db: Db, limit: number, leaseMs: number): Promi
     .sort((a, b) => (a.id < b.id ? -1 : 1))
 }
 
-/** Records each event's targets and marks the events expanded, in one transaction. */
-export async function finishExpansion(db: Db, eventIds: string[], deliveries: DeliveryKey[]): Promise<void> {
-  if (eventIds.length === 0) return
-  await db.transaction(async (tx) => {
+/**
+ * Records each event's targets and marks the events expanded, in one transaction. The first
+ * `claimNow` deliveries are inserted already claimed (attempt 1, leased for `leaseMs`) and
+ * returned, so the expanding worker starts them at once instead of claiming them back in another
+ * query; the rest are due now for any instance. A delivery that already existed (an instance
+ * whose lease ran out expanded the same event) is neither inserted nor returned.
+ */
+export async function finishExpansion(
+  db: Db,
+  eventIds: string[],
+  deliveries: DeliveryKey[],
+  claim: { count: number; leaseMs: number } = { count: 0, leaseMs: 0 },
+): Promise<DeliveryKey[]> {
+  if (eventIds.length === 0) return []
+  return db.transaction(async (tx) => {
+    let claimed: DeliveryKey[] = []
     if (deliveries.length > 0) {
-      const rows = deliveries.map((d) => ({ e: d.eventId, c: d.channel, t: d.target }))
-      // `on conflict do nothing`: an instance whose lease ran out may expand the same event again.
-      await tx.execute(sql`
-        insert into ${outboxDeliveries} (event_id, channel, target, next_attempt_at, created_at)
-        select x.e, x.c, x.t, now(), now()
-        from json_to_recordset(${JSON.stringify(rows)}::json) as x(e uuid, c text, t text)
-        on conflict do nothing`)
+      const rows = deliveries.map((d, i) => ({ e: d.eventId, c: d.channel, t: d.target, n: i < claim.count }))
+      const result = await tx.execute(sql`
+        insert into ${outboxDeliveries} (event_id, channel, target, attempts, next_attempt_at, created_at)
+        select x.e, x.c, x.t, case when x.n then 1 else 0 end,
+          case when x.n then now() + ${ms(claim.leaseMs)} else now() end, now()
+        from json_to_recordset(${JSON.stringify(rows)}::json) as x(e uuid, c text, t text, n boolean)
+        on conflict do nothing
+        returning event_id, channel, target, attempts`)
+      claimed = rowsOf(result)
+        .filter((r) => Number(r.attempts) === 1)
+        .map((r) => ({
+          eventId: r.event_id as string,
+          channel: r.channel as string,
+          target: r.target as string,
+        }))
     }
     await tx.execute(sql`
       update ${outboxEvents} set expanded_at = now(), lease_until = null
       where id = any(${`{${eventIds.join(',')}}`}::uuid[])`)
+    return claimed
   })
 }
 
@@ -114,38 +135,71 @@ export type Settlement =
   /** Due again after `delayMs`, unless `maxAgeMs` since the delivery was created has passed: then dead. */
   | { kind: 'retry'; error: string; delayMs: number; maxAgeMs: number }
 
-/**
- * The outcome of attempt `attempt`. Returns the delivery's new status, or undefined when the
- * attempt was no longer the current one (its lease ran out and another instance took it).
- */
+export type Outcome = DeliveryKey & { attempt: number; outcome: Settlement }
+
+/** The outcome of one attempt (see `settleMany`). */
 export async function settle(
   db: Db,
   d: DeliveryKey & { attempt: number },
   outcome: Settlement,
 ): Promise<string | undefined> {
-  const where = sql`event_id = ${d.eventId} and channel = ${d.channel} and target = ${d.target}
-    and attempts = ${d.attempt} and status = 'pending'`
-  let result: unknown
-  if (outcome.kind === 'delivered') {
-    result = await db.execute(sql`
-      update ${outboxDeliveries} set status = 'delivered', finished_at = now(), last_error = null
-      where ${where} returning status`)
-  } else if (outcome.kind === 'gone') {
-    result = await db.execute(sql`
-      update ${outboxDeliveries} set status = 'gone', finished_at = now(), last_error = ${clip(outcome.error)}
-      where ${where} returning status`)
-  } else {
-    const deadline = sql`created_at + ${ms(outcome.maxAgeMs)}`
-    // The last attempt runs at the deadline itself; a failure at or after it is final.
-    result = await db.execute(sql`
-      update ${outboxDeliveries} set
-        status = case when now() >= ${deadline} then 'dead' else 'pending' end,
-        finished_at = case when now() >= ${deadline} then now() end,
-        next_attempt_at = least(now() + ${ms(outcome.delayMs)}, ${deadline}),
-        last_error = ${clip(outcome.error)}
-      where ${where} returning status`)
+  return (await settleMany(db, [{ ...d, outcome }])).get(deliveryKey(d))
+}
+
+export const deliveryKey = (d: DeliveryKey) => `${d.eventId} ${d.channel} ${d.target}`
+
+/**
+ * Records the outcomes of many attempts in one statement (a worker delivering thousands a second
+ * cannot afford a commit each). Returns each delivery's new status by `deliveryKey`; a delivery
+ * whose attempt was no longer the current one (its lease ran out and another instance took it)
+ * is left as it is and absent from the answer. A retry is due again after its delay, unless its
+ * deadline (`maxAgeMs` after the delivery was created) has passed: then it is dead; the last
+ * attempt runs at the deadline itself.
+ */
+export async function settleMany(db: Db, outcomes: Outcome[]): Promise<Map<string, string>> {
+  if (outcomes.length === 0) return new Map()
+  const rows = outcomes.map((o) => ({
+    e: o.eventId,
+    c: o.channel,
+    t: o.target,
+    a: o.attempt,
+    k: o.outcome.kind,
+    err: o.outcome.kind === 'delivered' ? null : clip(o.outcome.error),
+    delay: o.outcome.kind === 'retry' ? Math.max(0, Math.round(o.outcome.delayMs)) : 0,
+    age: o.outcome.kind === 'retry' ? Math.max(0, Math.round(o.outcome.maxAgeMs)) : 0,
+  }))
+  const result = await db.execute(sql`
+    with x as (
+      select x.*, case when x.k = 'retry' then x.age * interval '1 millisecond' end as max_age
+      from json_to_recordset(${JSON.stringify(rows)}::json)
+        as x(e uuid, c text, t text, a int, k text, err text, delay double precision, age double precision)
+    )
+    update ${outboxDeliveries} d set
+      status = case
+        when x.k <> 'retry' then x.k
+        when now() >= d.created_at + x.max_age then 'dead'
+        else 'pending' end,
+      finished_at = case when x.k <> 'retry' or now() >= d.created_at + x.max_age then now() end,
+      next_attempt_at = case when x.k = 'retry'
+        then least(now() + x.delay * interval '1 millisecond', d.created_at + x.max_age)
+        else d.next_attempt_at end,
+      last_error = x.err
+    from x
+    where d.event_id = x.e and d.channel = x.c and d.target = x.t
+      and d.attempts = x.a and d.status = 'pending'
+    returning d.event_id, d.channel, d.target, d.status`)
+  const statuses = new Map<string, string>()
+  for (const r of rowsOf(result)) {
+    statuses.set(
+      deliveryKey({
+        eventId: r.event_id as string,
+        channel: r.channel as string,
+        target: r.target as string,
+      }),
+      r.status as string,
+    )
   }
-  return rowsOf(result)[0]?.status as string | undefined
+  return statuses
 }
 
 /** Deletes finished deliveries kept long enough, then events with nothing left to deliver. */

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { newId } from '../../src/lib/ids.js'
 import { Outbox } from '../../src/services/outbox.js'
 import type { DeliveryChannel } from '../../src/services/outbox-channel.js'
+import { OutboxWorker } from '../../src/services/outbox-worker.js'
 import {
   backlog,
   claimDeliveries,
@@ -12,6 +13,7 @@ import {
   insertEvents,
   type StoredEvent,
   settle,
+  settleMany,
 } from '../../src/store/outbox.js'
 import { DRIVERS } from '../helpers/app.js'
 import { commit, makeGroup, makeUsers, req, useStore } from '../helpers/store.js'
@@ -166,5 +168,130 @@ describe.each(DRIVERS)('outbox store on %s', (driver) => {
     expect(await deliveriesOf(store.db, e.id)).toEqual([])
     expect(await claimEvents(store.db, 100, 60_000)).toEqual([])
     expect((await backlog(store.db)).pending).toBe(0)
+  })
+
+  it('claims the deliveries it expands for the expanding worker, and never the same one twice', async () => {
+    const e = event()
+    await insertEvents(store.db, [e])
+    await claimEvents(store.db, 100, 60_000)
+    const keys = ['a', 'b', 'c'].map((target) => ({ eventId: e.id, channel: 'webhook', target }))
+    const mine = await finishExpansion(store.db, [e.id], keys, { count: 2, leaseMs: 60_000 })
+    expect(mine.map((k) => k.target)).toEqual(['a', 'b'])
+    // The third is due for anyone; the two claimed are leased, so no other claimant sees them.
+    expect((await claimDeliveries(store.db, 10, 60_000)).map((d) => [d.target, d.attempt])).toEqual([
+      ['c', 1],
+    ])
+    // An instance whose event lease ran out expands the same event again: nothing new to start.
+    expect(await finishExpansion(store.db, [e.id], keys, { count: 3, leaseMs: 60_000 })).toEqual([])
+    await settleMany(
+      store.db,
+      keys.map((k) => ({ ...k, attempt: 1, outcome: { kind: 'delivered' as const } })),
+    )
+    expect((await deliveriesOf(store.db, e.id)).map((d) => [d.target, d.status, d.attempts])).toEqual([
+      ['a', 'delivered', 1],
+      ['b', 'delivered', 1],
+      ['c', 'delivered', 1],
+    ])
+  })
+
+  it('records a batch of outcomes of every kind in one statement, skipping stale attempts', async () => {
+    const e = event()
+    await insertEvents(store.db, [{ ...e, occurredAt: Date.now() }])
+    await claimEvents(store.db, 100, 60_000)
+    const targets = ['ok', 'gone', 'later', 'dead', 'stale']
+    await finishExpansion(
+      store.db,
+      [e.id],
+      targets.map((target) => ({ eventId: e.id, channel: 'webhook', target })),
+    )
+    const claimed = await claimDeliveries(store.db, 10, 60_000)
+    expect(claimed).toHaveLength(5)
+    const at = (t: string) => claimed.find((c) => c.target === t) as (typeof claimed)[number]
+    const statuses = await settleMany(store.db, [
+      { ...at('ok'), outcome: { kind: 'delivered' } },
+      { ...at('gone'), outcome: { kind: 'gone', error: 'HTTP 410' } },
+      { ...at('later'), outcome: { kind: 'retry', error: 'HTTP 500', delayMs: 60_000, maxAgeMs: 3_600_000 } },
+      { ...at('dead'), outcome: { kind: 'retry', error: 'timed out', delayMs: 0, maxAgeMs: 0 } },
+      { ...at('stale'), attempt: 7, outcome: { kind: 'delivered' } },
+    ])
+    expect(Object.fromEntries([...statuses].map(([k, v]) => [k.split(' ')[2], v]))).toEqual({
+      ok: 'delivered',
+      gone: 'gone',
+      later: 'pending',
+      dead: 'dead',
+    })
+    const rows = await deliveriesOf(store.db, e.id)
+    expect(rows.map((r) => [r.target, r.status, r.lastError])).toEqual([
+      ['dead', 'dead', 'timed out'],
+      ['gone', 'gone', 'HTTP 410'],
+      ['later', 'pending', 'HTTP 500'],
+      ['ok', 'delivered', null],
+      ['stale', 'pending', null],
+    ])
+    // `later` waits its delay; `stale` (its outcome ignored) is still leased: nothing is due now.
+    expect(await claimDeliveries(store.db, 10, 60_000)).toEqual([])
+    // The current attempt's outcome is recorded.
+    expect(await settle(store.db, at('stale'), { kind: 'delivered' })).toBe('delivered')
+    await settle(store.db, at('later'), { kind: 'gone', error: 'done' })
+  })
+
+  it('expands an event only through the channels that want its type, and delivers it through them', async () => {
+    const asked: string[] = []
+    const delivered: string[] = []
+    const everything: DeliveryChannel = {
+      name: 'all',
+      targets: async () => ['t1', 't2'],
+      deliver: async (e, target) => {
+        delivered.push(`${e.type} ${target}`)
+        return { kind: 'delivered' }
+      },
+    }
+    // Like push with no browser subscribed: wants nothing, so its (costly) targets are never read.
+    const picky: DeliveryChannel = {
+      name: 'picky',
+      wants: () => false,
+      targets: async (e) => {
+        asked.push(e.id)
+        return ['p']
+      },
+      deliver: async () => ({ kind: 'delivered' }),
+    }
+    const outbox = new Outbox([everything, picky])
+    const worker = new OutboxWorker(
+      store.db,
+      [everything, picky],
+      {
+        pollMs: 20,
+        batchSize: 3,
+        maxInFlight: 2,
+        perTarget: 1,
+        attemptTimeoutMs: 5000,
+        retryBaseMs: 10,
+        retryMaxDelayMs: 100,
+        maxAgeMs: 60_000,
+        keepDeliveredMs: 3_600_000,
+        keepDeadMs: 3_600_000,
+        cleanupEveryMs: 3_600_000,
+      },
+      outbox,
+    )
+    const events = Array.from({ length: 5 }, () => event())
+    await insertEvents(store.db, events)
+    worker.start()
+    try {
+      await expect.poll(() => worker.count('all', 'delivered'), { timeout: 10_000 }).toBe(10)
+    } finally {
+      await worker.stop()
+    }
+    expect(asked).toEqual([])
+    expect(delivered.sort()).toEqual(events.flatMap(() => ['user.deleted t1', 'user.deleted t2']).sort())
+    for (const e of events) {
+      expect(
+        (await deliveriesOf(store.db, e.id)).map((d) => [d.channel, d.target, d.status, d.attempts]),
+      ).toEqual([
+        ['all', 't1', 'delivered', 1],
+        ['all', 't2', 'delivered', 1],
+      ])
+    }
   })
 })
