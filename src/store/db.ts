@@ -56,7 +56,7 @@ function openPostgres(url: string, poolSize: number): Database {
     // Fail fast while PostgreSQL is down instead of queueing requests behind a long connect.
     connect_timeout: 5,
   })
-  const db = drizzlePostgres(client, { schema }) as unknown as Db
+  const db = drizzlePostgres(preparing(client), { schema }) as unknown as Db
   const target = new URL(url)
   return {
     db,
@@ -80,6 +80,40 @@ function openPostgres(url: string, poolSize: number): Database {
       await client.end({ timeout: 5 })
     },
   }
+}
+
+/** Statements with more parameters than this are sent unprepared (see `preparing`). */
+const PREPARE_MAX_PARAMS = 16
+
+/**
+ * Drizzle sends every statement that is not a named prepared query unprepared, so PostgreSQL
+ * parses and plans it at each execution: on the send path that was as much PostgreSQL CPU as
+ * running the batch's reads (docs/performance.md, issue 17). This makes postgres.js prepare
+ * them instead, once per connection, transactions included (postgres.js hands `begin`'s callback
+ * a client of its own; its savepoints reuse that one). Only statements with 1 to
+ * PREPARE_MAX_PARAMS parameters: an `in (...)` list or a multi-row insert makes a new text per
+ * length, and each would stay prepared on every connection for its life.
+ */
+function preparing(sql: postgres.Sql): postgres.Sql {
+  const unsafe = sql.unsafe.bind(sql)
+  sql.unsafe = ((query: string, params?: unknown[], options?: postgres.UnsafeQueryOptions) => {
+    const n = params?.length ?? 0
+    return unsafe(
+      query,
+      params as never,
+      n >= 1 && n <= PREPARE_MAX_PARAMS ? { ...options, prepare: true } : options,
+    )
+  }) as typeof sql.unsafe
+  // A transaction's client has no `begin` (nested transactions are its savepoints).
+  if (typeof sql.begin !== 'function') return sql
+  const begin = sql.begin.bind(sql) as (...args: unknown[]) => unknown
+  sql.begin = ((...args: unknown[]) => {
+    const fn = args.pop() as (tx: postgres.TransactionSql) => unknown
+    return begin(...args, (tx: postgres.TransactionSql) =>
+      fn(preparing(tx as unknown as postgres.Sql) as never),
+    )
+  }) as typeof sql.begin
+  return sql
 }
 
 /**
