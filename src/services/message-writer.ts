@@ -99,8 +99,29 @@ export class MessageWriter {
   ) {
     this.maxBatch = options.maxBatch
     this.maxQueue = options.maxQueue ?? Number.POSITIVE_INFINITY
+    this.pressAt = Math.ceil(this.maxQueue / 2)
+    this.relieveAt = Math.floor(this.maxQueue / 4)
     this.probe = options.probe
   }
+
+  /**
+   * Half the bound is reached: sockets should stop being read until `whenRelieved`. Refusing
+   * costs a parse and an error frame per send; past saturation that work, at the clients' rate,
+   * starved the accepted sends (issue 17). Not reading costs nothing: TCP holds the excess.
+   */
+  pressedWith(arriving: number): boolean {
+    return this.queue.length + arriving >= this.pressAt
+  }
+
+  /** Calls `resume` once the queue is down to a quarter of the bound (at once if it already is). */
+  whenRelieved(resume: () => void): void {
+    if (this.queue.length <= this.relieveAt) resume()
+    else this.relief.push(resume)
+  }
+
+  private readonly pressAt: number
+  private readonly relieveAt: number
+  private relief: (() => void)[] = []
 
   /** Sends waiting for a transaction. */
   get depth(): number {
@@ -144,6 +165,9 @@ export class MessageWriter {
       const batch = this.takeBatch()
       this.stalled = batch.length === 0
       if (this.stalled) return
+      if (this.relief.length > 0 && this.queue.length <= this.relieveAt) {
+        for (const resume of this.relief.splice(0)) resume()
+      }
       const convs = new Set(batch.map((p) => p.req.conversationId))
       for (const c of convs) this.busy.add(c)
       this.inFlight++

@@ -11,6 +11,8 @@ import { corkForThisTurn, encode, errorFrame } from './outbound.js'
 import type { TypingIndicators } from './typing.js'
 
 const CONNECTION = Symbol('connection')
+/** A client's unanswered writes past which its socket is no longer read (HTTP/2's max streams, in spirit). */
+const MAX_WRITES_IN_FLIGHT = 256
 type Owned = WebSocket & { [CONNECTION]?: Connection }
 
 // The listeners every socket shares: `this` is the socket, which points at its connection.
@@ -50,6 +52,10 @@ export class Connection {
   /** Writes being handled; shutdown waits for them (a send is acked before its socket closes). Made on the first write. */
   private inflight: Set<Promise<void>> | undefined
   private draining = false
+  /** Reasons reads are held (storage behind, too many writes unanswered); 0: reading. */
+  private holds = 0
+  private heldForStorage = false
+  private heldForWrites = false
   private closed = false
   private counted = false
 
@@ -193,12 +199,50 @@ export class Connection {
         if (code === 'internal') this.log.error({ err }, 'frame handler failed')
         this.send(errorFrame(code, message, cmid))
       })
+    if (frame.type === 'message.send' && this.services.messages.pressed) this.holdForStorage()
     // Only writes are waited for at shutdown: a replay to a client that stopped reading never ends.
     if (!WRITES.has(frame.type)) return
     this.inflight ??= new Set()
     const inflight = this.inflight
     inflight.add(run)
-    void run.finally(() => inflight.delete(run))
+    if (inflight.size >= MAX_WRITES_IN_FLIGHT && !this.heldForWrites) {
+      this.heldForWrites = true
+      this.hold()
+    }
+    void run.finally(() => {
+      inflight.delete(run)
+      if (this.heldForWrites && inflight.size <= MAX_WRITES_IN_FLIGHT / 2) {
+        this.heldForWrites = false
+        this.release()
+      }
+    })
+  }
+
+  /**
+   * Reads from this socket stop while storage is behind, or while the client has
+   * MAX_WRITES_IN_FLIGHT writes unanswered, and go on once both have caught up. Refusing instead
+   * costs a parse and an error frame per send: past saturation that work, at the clients' rate,
+   * starved the accepted sends (docs/performance.md, "Overload"). What was already read is
+   * handled (a TCP read holds up to ~500 small frames: the queue's other half is room for
+   * them); the rest waits in TCP buffers and the client is slowed down. Pongs wait too, for far
+   * less than a heartbeat.
+   */
+  private hold(): void {
+    if (this.holds++ === 0) this.socket?.pause()
+  }
+
+  private release(): void {
+    if (--this.holds === 0 && !this.closed) this.socket?.resume()
+  }
+
+  private holdForStorage(): void {
+    if (this.heldForStorage) return
+    this.heldForStorage = true
+    this.hold()
+    this.services.messages.whenRelieved(() => {
+      this.heldForStorage = false
+      this.release()
+    })
   }
 
   private violation(

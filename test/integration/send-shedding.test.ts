@@ -142,3 +142,29 @@ describe('Sends past MESSAGE_QUEUE_MAX over the socket and REST', () => {
     })
   })
 })
+
+describe('A socket sending faster than storage', () => {
+  const h = useSocketApp({ MESSAGE_QUEUE_MAX: '2000' })
+
+  it('is read only as fast as sends are stored: a flood three times the bound is accepted whole, in order', async () => {
+    const { a, b, conv } = await h.pair()
+    const sender = await h.userSocket(a)
+    const peer = await h.userSocket(b)
+    // 6,000 frames written at once: far more than the queue holds. Before reads were held, the
+    // server read them all and refused most with `unavailable`; now it stops reading at half the
+    // bound (a TCP read holds at most a few hundred of these frames, within the other half).
+    const n = 6000
+    for (let i = 0; i < n; i++)
+      sender.send({ type: 'message.send', conversation_id: conv, content: `f${i}`, client_msg_id: `f${i}` })
+    const answered = (f: { type: string; client_msg_id?: unknown; message?: unknown }) =>
+      (f.type === 'message.ack' && (f.message as { client_msg_id: string }).client_msg_id === `f${n - 1}`) ||
+      (f.type === 'error' && f.client_msg_id === `f${n - 1}`)
+    await sender.waitFor(answered, { timeoutMs: 60_000 })
+    expect(sender.ofType('error')).toEqual([])
+    const acks = sender.ofType('message.ack').map((f) => f.message as { client_msg_id: string; seq: number })
+    expect(acks.map((m) => m.client_msg_id)).toEqual(Array.from({ length: n }, (_, i) => `f${i}`))
+    expect(acks.map((m) => m.seq)).toEqual(acks.map((_, i) => i + 1))
+    await peer.collect('message.new', n, 60_000)
+    expect(peer.seqs(conv)).toEqual(acks.map((m) => m.seq))
+  }, 120_000)
+})
