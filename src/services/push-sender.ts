@@ -1,5 +1,6 @@
 import { request } from 'node:https'
 import type { LookupFunction } from 'node:net'
+import { rootCertificates } from 'node:tls'
 import webpush from 'web-push'
 import { resolvePublic } from '../lib/public-address.js'
 import type { VapidKeys } from './push-subscriptions.js'
@@ -18,7 +19,7 @@ export interface SenderOptions {
   vapid: VapidKeys & { subject: string }
   allowPrivate: boolean
   timeoutMs: number
-  /** Extra trusted CA certificates (PEM): a test's local push service. */
+  /** CA certificates (PEM, PUSH_CA_FILE) trusted besides the system ones: a private or test push service. */
   ca?: string | undefined
 }
 
@@ -100,7 +101,7 @@ function post(
         lookup: pinned,
         timeout: opts.timeoutMs,
         signal: AbortSignal.timeout(opts.timeoutMs),
-        ...(opts.ca ? { ca: opts.ca } : {}),
+        ...(opts.ca ? { ca: trustedCas(opts.ca) } : {}),
       },
       (res) => {
         // The body says nothing we act on; read it (bounded by the socket) and drop it.
@@ -115,6 +116,17 @@ function post(
     req.on('error', reject)
     req.end(body ?? undefined)
   })
+}
+
+let trusted: { extra: string; all: string[] } | undefined
+
+/**
+ * The system CAs plus `extra`: Node's `ca` option replaces the CAs it trusts instead of adding to
+ * them, so `extra` alone would make every public push service (FCM, autopush…) untrusted.
+ */
+export function trustedCas(extra: string): string[] {
+  if (trusted?.extra !== extra) trusted = { extra, all: [...rootCertificates, extra] }
+  return trusted.all
 }
 
 /** Retry-After as delay-seconds or an HTTP date, in milliseconds; undefined when absent or unreadable. */

@@ -31,7 +31,7 @@ export interface PushChannelDeps {
   config: PushConfig
   /** Time of coalescing windows and mutes (Date.now by default); tests move it instead of waiting. */
   clock?: () => number
-  /** Extra trusted CA certificates (PEM) for push services: a test's local push service. */
+  /** CA certificates (PEM, PUSH_CA_FILE) trusted besides the system ones: a private or test push service. */
   ca?: string
   /** Where skipped or unreadable events are reported. */
   log?: { warn(obj: object, msg: string): void }

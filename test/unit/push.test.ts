@@ -1,3 +1,4 @@
+import { rootCertificates } from 'node:tls'
 import { describe, expect, it } from 'vitest'
 import { isPublicAddress } from '../../src/lib/public-address.js'
 import {
@@ -7,7 +8,7 @@ import {
   preview,
   topicOf,
 } from '../../src/services/push.js'
-import { parseRetryAfter } from '../../src/services/push-sender.js'
+import { parseRetryAfter, trustedCas } from '../../src/services/push-sender.js'
 
 describe('isPublicAddress (SSRF guard of push endpoints)', () => {
   it.each([
@@ -107,5 +108,14 @@ describe('parseRetryAfter', () => {
     expect(parseRetryAfter('Wed, 02 Dec 2026 09:00:00 GMT', now)).toBe(0)
     expect(parseRetryAfter(undefined, now)).toBeUndefined()
     expect(parseRetryAfter('soon', now)).toBeUndefined()
+  })
+})
+
+describe('trustedCas (PUSH_CA_FILE)', () => {
+  it('adds the extra CA to the system ones instead of replacing them', () => {
+    const extra = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n'
+    const all = trustedCas(extra)
+    expect(all).toHaveLength(rootCertificates.length + 1)
+    expect(all).toEqual(expect.arrayContaining([...rootCertificates, extra]))
   })
 })
