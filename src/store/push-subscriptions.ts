@@ -72,6 +72,11 @@ export async function deleteSubscription(db: Db, id: string, userId?: string): P
   return rows.length > 0
 }
 
+/** Deletes every subscription of `userId` (account deletion; their coalescing state goes with them). */
+export async function deleteSubscriptionsOf(db: Db, userId: string): Promise<void> {
+  await db.delete(subs).where(eq(subs.userId, userId))
+}
+
 /** A subscription a message may be pushed to, with its owner's mute of the conversation. */
 export interface PushTarget {
   subscriptionId: string
