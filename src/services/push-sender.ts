@@ -1,8 +1,7 @@
 import { request } from 'node:https'
-import type { LookupFunction } from 'node:net'
 import { rootCertificates } from 'node:tls'
 import webpush from 'web-push'
-import { resolvePublic } from '../lib/public-address.js'
+import { pinnedLookup, resolvePublic } from '../lib/ssrf.js'
 import type { VapidKeys } from './push-subscriptions.js'
 
 /** One notification to one browser, encrypted (RFC 8291, aes128gcm) and signed (RFC 8292 VAPID). */
@@ -88,17 +87,13 @@ function post(
   target: { address: string; family: 4 | 6 },
   opts: SenderOptions,
 ): Promise<{ status: number; retryAfter: string | undefined }> {
-  const pinned = ((_host, options, callback) => {
-    if ((options as { all?: boolean }).all) callback(null, [target])
-    else (callback as (e: null, a: string, f: number) => void)(null, target.address, target.family)
-  }) as LookupFunction
   return new Promise((resolve, reject) => {
     const req = request(
       url,
       {
         method: 'POST',
         headers,
-        lookup: pinned,
+        lookup: pinnedLookup(target),
         timeout: opts.timeoutMs,
         signal: AbortSignal.timeout(opts.timeoutMs),
         ...(opts.ca ? { ca: trustedCas(opts.ca) } : {}),
