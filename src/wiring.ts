@@ -255,6 +255,7 @@ export function createServices(
     presence: infra.presence,
     subscriptions: push,
     config: config.push,
+    ca: config.push.ca,
   })
   const { outbox, outboxWorker, webhooks } = outboxServices(
     config,

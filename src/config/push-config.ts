@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs'
+
 /** Web Push settings (docs/notifications.md, "Web Push"), parsed with the rest of the configuration. */
 export interface PushConfig {
   /** PUSH_ENABLED: the outbox worker sends Web Push (the push channel is registered). */
@@ -8,6 +10,8 @@ export interface PushConfig {
   preview: 'full' | 'none'
   /** Endpoints may resolve to private, loopback and link-local addresses (tests only). */
   allowPrivate: boolean
+  /** PUSH_CA_FILE's contents (PEM): CAs trusted for push services besides the system ones. */
+  ca: string | undefined
   maxSubscriptionsPerUser: number
   coalesceWindowMs: number
   ttlSec: number
@@ -37,11 +41,31 @@ export function readPushConfig(v: Record<string, unknown>, problems: string[]): 
     vapidSubject: subject,
     preview: v.PUSH_PREVIEW as PushConfig['preview'],
     allowPrivate: v.PUSH_ALLOW_PRIVATE as boolean,
+    ca: readCaFile(v.PUSH_CA_FILE as string | undefined, problems),
     maxSubscriptionsPerUser: v.PUSH_MAX_SUBSCRIPTIONS_PER_USER as number,
     coalesceWindowMs: v.PUSH_COALESCE_WINDOW_MS as number,
     ttlSec: v.PUSH_TTL_SEC as number,
     timeoutMs: v.PUSH_TIMEOUT_MS as number,
   }
+}
+
+/** PUSH_CA_FILE read once at startup: a CA that cannot be read would fail every push much later, unnoticed. */
+function readCaFile(path: string | undefined, problems: string[]): string | undefined {
+  if (path === undefined) return undefined
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    problems.push(
+      `PUSH_CA_FILE: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    )
+    return undefined
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) {
+    problems.push(`PUSH_CA_FILE: ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`)
+    return undefined
+  }
+  return text
 }
 
 /** The decoded length of a base64url string, or -1 when it is not one. */

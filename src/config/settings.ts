@@ -177,6 +177,7 @@ export const SETTINGS = {
   PUSH_PREVIEW: { kind: 'string', default: 'full', oneOf: ['full', 'none'] },
   PUSH_ENABLED: { kind: 'bool', default: 'true' },
   PUSH_ALLOW_PRIVATE: { kind: 'bool', default: 'false' },
+  PUSH_CA_FILE: { kind: 'string' },
   PUSH_MAX_SUBSCRIPTIONS_PER_USER: { kind: 'int', default: '10', min: 1, max: 1000 },
   PUSH_COALESCE_WINDOW_MS: { kind: 'int', default: '10000', min: 0, max: 3600000 },
   PUSH_TTL_SEC: { kind: 'int', default: '86400', min: 0, max: 2419200 },

@@ -1,11 +1,21 @@
-import { isIP } from 'node:net'
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns'
+import { lookup } from 'node:dns/promises'
+import { isIP, type LookupFunction } from 'node:net'
 
 /**
- * SSRF policy for outbound URLs (webhooks; docs/notifications.md, "SSRF"): only http(s), and
- * no address inside the host or its networks: private, loopback, link-local, unique-local,
- * carrier-grade NAT, multicast, reserved and documentation ranges, in IPv4 and IPv6, including
- * IPv4 carried inside IPv6 (mapped `::ffff:a.b.c.d`, compatible, NAT64 `64:ff9b::/96`, 6to4
- * `2002::/16`; Teredo is refused outright since its embedded address is obfuscated).
+ * The one SSRF module: outbound requests to URLs that users or operators hand us (webhooks, Web
+ * Push endpoints; docs/notifications.md, "SSRF" and "Registration rules") must not reach this
+ * host or its networks, or the server becomes a proxy into them. Blocked: private, loopback,
+ * link-local (cloud metadata), unique-local, carrier-grade NAT, multicast, reserved and
+ * documentation ranges, in IPv4 and IPv6, including IPv4 carried inside IPv6 (mapped
+ * `::ffff:a.b.c.d`, compatible, 6to4 `2002::/16`); NAT64 `64:ff9b::/96` (it reaches any IPv4
+ * address) and Teredo (its embedded address is obfuscated) are refused outright.
+ *
+ * Every address a name resolves to is checked, and the connection then goes to the checked
+ * address itself (`resolvePublic` + `pinnedLookup`, or `guardedLookup` as an agent's lookup), so a
+ * DNS answer that changes between the check and the connection (rebinding) cannot send it
+ * elsewhere. Each caller keeps its own policy: which schemes, and whether its ALLOW_PRIVATE
+ * setting lifts the address check.
  */
 
 type Range = [prefix: bigint, bits: number]
@@ -37,6 +47,7 @@ const V6_BLOCKED: Range[] = (
   [
     ['::', 128],
     ['::1', 128],
+    ['64:ff9b::', 96], // NAT64: would reach any IPv4 address, private ones included
     ['100::', 64],
     ['2001::', 32],
     ['2001:db8::', 32],
@@ -67,7 +78,7 @@ function v6(text: string): bigint {
   return groups.reduce((acc, g) => (acc << 16n) | BigInt(Number.parseInt(g || '0', 16)), 0n)
 }
 
-/** True for any address a webhook must not reach (see the module comment). */
+/** True for any address an outbound request must not reach (see the module comment), or not an address. */
 export function isBlockedAddress(address: string): boolean {
   const family = isIP(address.split('%')[0] as string)
   if (family === 4) return V4_BLOCKED.some((r) => inRange(v4(address), 32, r))
@@ -75,8 +86,7 @@ export function isBlockedAddress(address: string): boolean {
   const n = v6(address)
   const embedded =
     n >> 32n === 0xffffn || // ::ffff:a.b.c.d (mapped)
-    n >> 32n === 0n || // ::a.b.c.d (compatible; :: and ::1 are blocked below too)
-    n >> 32n === 0x0064ff9b0000000000000000n // 64:ff9b::a.b.c.d (NAT64)
+    n >> 32n === 0n // ::a.b.c.d (compatible; :: and ::1 are blocked below too)
   if (embedded && n > 1n) return V4_BLOCKED.some((r) => inRange(n & 0xffffffffn, 32, r))
   if (n >> 112n === 0x2002n) return V4_BLOCKED.some((r) => inRange((n >> 80n) & 0xffffffffn, 32, r))
   return V6_BLOCKED.some((r) => inRange(n, 128, r))
@@ -86,9 +96,9 @@ export function isBlockedAddress(address: string): boolean {
 export const hostOf = (url: URL): string => url.hostname.replace(/^\[(.*)\]$/, '$1')
 
 /**
- * What can be decided without DNS: the scheme, no credentials in the URL, and a host that is
- * not a blocked address literal or `localhost`. Names are checked on the address they resolve
- * to, at every delivery (`src/webhooks/http-post.ts`). Returns the reason, or undefined when fine.
+ * The webhook policy for what can be decided without DNS: http or https, no credentials in the
+ * URL, and a host that is not a blocked address literal or `localhost`. Names are checked on the
+ * address they resolve to, at every delivery (`guardedLookup`). Returns the reason, or undefined.
  */
 export function refuseUrl(text: string, allowPrivate: boolean): string | undefined {
   let url: URL
@@ -104,4 +114,68 @@ export function refuseUrl(text: string, allowPrivate: boolean): string | undefin
   if (host === 'localhost' || host.endsWith('.localhost')) return 'must not point at this host'
   if (isIP(host) !== 0 && isBlockedAddress(host)) return 'must not point at a private or reserved address'
   return undefined
+}
+
+export class UnsafeAddressError extends Error {}
+
+/** The first of `addresses` a request may not reach, unless `allowPrivate`. */
+const firstBlocked = (addresses: readonly { address: string }[], allowPrivate: boolean) =>
+  allowPrivate ? undefined : addresses.find((a) => isBlockedAddress(a.address))
+
+/**
+ * The address to connect to for `hostname` (a URL's, brackets allowed): an IP literal as it is,
+ * a name resolved, every address of it checked unless `allowPrivate`. Throws UnsafeAddressError
+ * when one is blocked, and the resolver's error (code ENOTFOUND…) when the name does not resolve.
+ * Connect with `pinnedLookup` of the result, never to the name again.
+ */
+export async function resolvePublic(
+  hostname: string,
+  allowPrivate: boolean,
+): Promise<{ address: string; family: 4 | 6 }> {
+  const host = hostname.replace(/^\[|\]$/g, '')
+  const literal = isIP(host)
+  const addresses =
+    literal === 0
+      ? await lookup(host, { all: true, verbatim: true })
+      : [{ address: host, family: literal as 4 | 6 }]
+  if (addresses.length === 0) throw new UnsafeAddressError(`${host} resolves to no address`)
+  const bad = firstBlocked(addresses, allowPrivate)
+  if (bad) throw new UnsafeAddressError(`${host} resolves to ${bad.address}, a non-public address`)
+  const first = addresses[0] as { address: string; family: number }
+  return { address: first.address, family: first.family === 6 ? 6 : 4 }
+}
+
+/** A `lookup` that answers every name with `target` (checked by `resolvePublic`): no second resolution. */
+export function pinnedLookup(target: { address: string; family: 4 | 6 }): LookupFunction {
+  return ((_host, options, callback) => {
+    if ((options as { all?: boolean }).all) callback(null, [target])
+    else (callback as (e: null, a: string, f: number) => void)(null, target.address, target.family)
+  }) as LookupFunction
+}
+
+/**
+ * A `lookup` for an HTTP agent: resolves like the system does, then refuses the connection (code
+ * ESSRF) when any address is blocked, else connects to the address it checked. Address literals
+ * never reach a lookup: check them with `isBlockedAddress` before the request.
+ */
+export function guardedLookup(allowPrivate: boolean): LookupFunction {
+  return (hostname, options, callback) => {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
+      if (err) return callback(err, '', 0)
+      const list = addresses ?? []
+      const blocked = firstBlocked(list, allowPrivate)
+      if (blocked) {
+        const refusal = Object.assign(
+          new Error(`refused: ${hostname} resolves to ${blocked.address}, a private or reserved address`),
+          { code: 'ESSRF' },
+        )
+        return callback(refusal, '', 0)
+      }
+      const first = list[0]
+      if (!first)
+        return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), '', 0)
+      if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, list)
+      return callback(null, first.address, first.family)
+    })
+  }
 }

@@ -153,7 +153,7 @@ export class MessageService {
       const full = await broadcastView(tx, msg)
       // Last but the outbox row: it locks the conversation's row until the commit.
       full.view.change_seq = await recordChange(tx, msg.conversationId, msg.id)
-      await this.recordChange(tx, 'message.updated', full.view)
+      await this.recordOutbox(tx, 'message.updated', full.view)
       return full
     })
     this.outbox.committed()
@@ -227,7 +227,7 @@ export class MessageService {
       // conversation's row until the commit.
       if (changed) {
         full.view.change_seq = await recordChange(tx, msg.conversationId, msg.id)
-        await this.recordChange(tx, 'message.deleted', full.view)
+        await this.recordOutbox(tx, 'message.deleted', full.view)
       }
       return { row: msg, changed, unpinned, full }
     })
@@ -368,7 +368,7 @@ export class MessageService {
   }
 
   /** An edit or a delete, for the outbox, in the change's transaction. */
-  private recordChange(tx: Db, type: 'message.updated' | 'message.deleted', view: MessageView) {
+  private recordOutbox(tx: Db, type: 'message.updated' | 'message.deleted', view: MessageView) {
     const conversationId = view.conversation_id
     return this.outbox.record(tx, [
       { type, conversationId, data: { conversation_id: conversationId, message: view } },

@@ -1,7 +1,7 @@
 import { request } from 'node:https'
-import type { LookupFunction } from 'node:net'
+import { rootCertificates } from 'node:tls'
 import webpush from 'web-push'
-import { resolvePublic } from '../lib/public-address.js'
+import { pinnedLookup, resolvePublic } from '../lib/ssrf.js'
 import type { VapidKeys } from './push-subscriptions.js'
 
 /** One notification to one browser, encrypted (RFC 8291, aes128gcm) and signed (RFC 8292 VAPID). */
@@ -18,7 +18,7 @@ export interface SenderOptions {
   vapid: VapidKeys & { subject: string }
   allowPrivate: boolean
   timeoutMs: number
-  /** Extra trusted CA certificates (PEM): a test's local push service. */
+  /** CA certificates (PEM, PUSH_CA_FILE) trusted besides the system ones: a private or test push service. */
   ca?: string | undefined
 }
 
@@ -87,20 +87,16 @@ function post(
   target: { address: string; family: 4 | 6 },
   opts: SenderOptions,
 ): Promise<{ status: number; retryAfter: string | undefined }> {
-  const pinned = ((_host, options, callback) => {
-    if ((options as { all?: boolean }).all) callback(null, [target])
-    else (callback as (e: null, a: string, f: number) => void)(null, target.address, target.family)
-  }) as LookupFunction
   return new Promise((resolve, reject) => {
     const req = request(
       url,
       {
         method: 'POST',
         headers,
-        lookup: pinned,
+        lookup: pinnedLookup(target),
         timeout: opts.timeoutMs,
         signal: AbortSignal.timeout(opts.timeoutMs),
-        ...(opts.ca ? { ca: opts.ca } : {}),
+        ...(opts.ca ? { ca: trustedCas(opts.ca) } : {}),
       },
       (res) => {
         // The body says nothing we act on; read it (bounded by the socket) and drop it.
@@ -115,6 +111,17 @@ function post(
     req.on('error', reject)
     req.end(body ?? undefined)
   })
+}
+
+let trusted: { extra: string; all: string[] } | undefined
+
+/**
+ * The system CAs plus `extra`: Node's `ca` option replaces the CAs it trusts instead of adding to
+ * them, so `extra` alone would make every public push service (FCM, autopush…) untrusted.
+ */
+export function trustedCas(extra: string): string[] {
+  if (trusted?.extra !== extra) trusted = { extra, all: [...rootCertificates, extra] }
+  return trusted.all
 }
 
 /** Retry-After as delay-seconds or an HTTP date, in milliseconds; undefined when absent or unreadable. */

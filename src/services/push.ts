@@ -14,8 +14,8 @@ import type { PushSubscriptionService } from './push-subscriptions.js'
  *
  * - targets: for `message.created` only, every subscription of each member who was one when the
  *   message was committed and still is, except the sender, who has no socket on any instance
- *   (Presence), and has not muted the conversation (a personal mention notifies anyway; `@all`
- *   does not);
+ *   (Presence), does not block the sender, and has not muted the conversation (a personal
+ *   mention notifies anyway; `@all` does not);
  * - deliver: checks again that the owner is still a member (a removal between commit and push
  *   sends nothing) and still offline, then coalesces per (subscription, conversation): the first
  *   message after a quiet window is pushed at once, later ones within PUSH_COALESCE_WINDOW_MS are
@@ -31,7 +31,7 @@ export interface PushChannelDeps {
   config: PushConfig
   /** Time of coalescing windows and mutes (Date.now by default); tests move it instead of waiting. */
   clock?: () => number
-  /** Extra trusted CA certificates (PEM) for push services: a test's local push service. */
+  /** CA certificates (PEM, PUSH_CA_FILE) trusted besides the system ones: a private or test push service. */
   ca?: string
   /** Where skipped or unreadable events are reported. */
   log?: { warn(obj: object, msg: string): void }
@@ -95,7 +95,6 @@ export function createPushChannel(deps: PushChannelDeps): DeliveryChannel {
     }
     const at = new Date(event.occurredAt)
     const rows = await store.pushTargets(db, m.conversation_id, m.seq, m.sender_id, new Date(clock()))
-    // Blocks (issue 15, built on another branch): leave out here the recipients who blocked the sender.
     const wanted = rows.filter((r) => !mutedAt(r.mutedUntil, at) || m.mentions.includes(r.userId))
     if (wanted.length === 0) return []
     const online = await presence.onlineAmong([...new Set(wanted.map((r) => r.userId))])

@@ -10,6 +10,7 @@ import {
 import { decodeCursor, encodeCursor } from '../lib/cursor.js'
 import { isUuid, newId } from '../lib/ids.js'
 import type { Db } from '../store/db.js'
+import { deleteSubscriptionsOf } from '../store/push-subscriptions.js'
 import { primaryReads, type Reads } from '../store/read-replica.js'
 import type { UserRow } from '../store/schema.js'
 import * as store from '../store/users.js'
@@ -176,7 +177,7 @@ export class UserService {
 
   /**
    * Soft delete: the row stays so messages keep their sender, but it can no longer sign in,
-   * its email is freed, its name is blanked and every session ends.
+   * its email is freed, its name is blanked, every session ends and its push subscriptions go.
    */
   async delete(actor: UserRow, targetId: string, password: string | undefined): Promise<void> {
     const target = actor.id === targetId ? actor : await this.targetFor(actor, targetId)
@@ -188,6 +189,8 @@ export class UserService {
     }
     await this.db.transaction(async (tx) => {
       await store.softDeleteUser(tx, target.id)
+      // A browser must not keep receiving (or be counted for) an account that no longer exists.
+      await deleteSubscriptionsOf(tx, target.id)
       await this.outbox.record(tx, [
         { type: 'user.deleted', conversationId: null, data: { user_id: target.id } },
       ])

@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, isNull, lte, ne, or, sql } from 'drizzle-orm'
+import { and, asc, eq, gt, isNull, lte, ne, notExists, or, sql } from 'drizzle-orm'
 import { pgCode } from '../errors.js'
 import type { Db } from './db.js'
 import {
@@ -7,6 +7,7 @@ import {
   messages,
   pushCoalescing,
   pushSubscriptions as subs,
+  userBlocks,
   users,
 } from './schema.js'
 
@@ -71,6 +72,11 @@ export async function deleteSubscription(db: Db, id: string, userId?: string): P
   return rows.length > 0
 }
 
+/** Deletes every subscription of `userId` (account deletion; their coalescing state goes with them). */
+export async function deleteSubscriptionsOf(db: Db, userId: string): Promise<void> {
+  await db.delete(subs).where(eq(subs.userId, userId))
+}
+
 /** A subscription a message may be pushed to, with its owner's mute of the conversation. */
 export interface PushTarget {
   subscriptionId: string
@@ -81,8 +87,9 @@ export interface PushTarget {
 /**
  * The subscriptions of everyone who was a member when message `seq` was committed and still is
  * (joined before it: `joined_seq < seq`; a member removed since has no membership row, and one
- * removed and added back joined after it), except `senderId`; active accounts only, expired
- * subscriptions left out.
+ * removed and added back joined after it), except `senderId` and those who block `senderId`
+ * (docs/moderation.md, "Blocks": the group still shows them the message, their devices stay
+ * quiet); active accounts only, expired subscriptions left out.
  */
 export function pushTargets(
   db: Db,
@@ -101,6 +108,7 @@ export function pushTargets(
         eq(members.conversationId, conversationId),
         sql`${members.joinedSeq} < ${seq}`,
         senderId === null ? undefined : ne(members.userId, senderId),
+        senderId === null ? undefined : notExists(blocksOf(db, senderId)),
         eq(users.isActive, true),
         isNull(users.deletedAt),
         or(isNull(subs.expiresAt), gt(subs.expiresAt, now)),
@@ -108,6 +116,13 @@ export function pushTargets(
     )
     .orderBy(asc(subs.id))
 }
+
+/** The block of `senderId` by the member of the enclosing query: the correlated subquery of `pushTargets`. */
+const blocksOf = (db: Db, senderId: string) =>
+  db
+    .select({ one: sql`1` })
+    .from(userBlocks)
+    .where(and(eq(userBlocks.blockerId, members.userId), eq(userBlocks.blockedId, senderId)))
 
 /** `userId` has been a member since before message `seq` (the same rule as `pushTargets`). */
 export async function memberSince(

@@ -1,8 +1,7 @@
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns'
 import http from 'node:http'
 import https from 'node:https'
-import { isIP, type LookupFunction } from 'node:net'
-import { hostOf, isBlockedAddress, refuseUrl } from '../lib/ssrf.js'
+import { isIP } from 'node:net'
+import { guardedLookup, hostOf, isBlockedAddress, refuseUrl } from '../lib/ssrf.js'
 import type { PostOutcome, WebhookPoster } from '../services/webhooks.js'
 
 /** What is read of a receiver's answer: enough for a log line, never the whole body. */
@@ -90,29 +89,6 @@ export class HttpWebhookPoster implements WebhookPoster {
   close(): void {
     this.agents.http.destroy()
     this.agents.https.destroy()
-  }
-}
-
-/** Resolves like the system does, then refuses the connection when any address is blocked. */
-export function guardedLookup(allowPrivate: boolean): LookupFunction {
-  return (hostname, options, callback) => {
-    dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
-      if (err) return callback(err, '', 0)
-      const list = addresses ?? []
-      const blocked = allowPrivate ? undefined : list.find((a) => isBlockedAddress(a.address))
-      if (blocked) {
-        const refusal = Object.assign(
-          new Error(`refused: ${hostname} resolves to ${blocked.address}, a private or reserved address`),
-          { code: 'ESSRF' },
-        )
-        return callback(refusal, '', 0)
-      }
-      const first = list[0]
-      if (!first)
-        return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), '', 0)
-      if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, list)
-      return callback(null, first.address, first.family)
-    })
   }
 }
 

@@ -2,6 +2,7 @@ import { createECDH, randomBytes, randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config/config.js'
 import { PushSubscriptionService } from '../../src/services/push-subscriptions.js'
+import { subscriptionsOf } from '../../src/store/push-subscriptions.js'
 import { DRIVERS, registerUser, startTestApp, type TestApp, type TestUser } from '../helpers/app.js'
 
 const URL_BASE = '/api/v1/users/me/push-subscriptions'
@@ -77,6 +78,20 @@ describe.each(DRIVERS)('push subscriptions on %s', (driver) => {
     // Re-registering one it holds still works at the limit.
     const held = (await list(ann))[0] as { endpoint: string }
     expect((await post(ann, subscriptionJson(held.endpoint))).statusCode).toBe(200)
+  })
+
+  it("deletes the account's subscriptions with the account, and only theirs", async () => {
+    const [ann, ben] = [await registerUser(t.app, 'Ann'), await registerUser(t.app, 'Ben')]
+    for (const user of [ann, ann, ben]) expect((await post(user, subscriptionJson())).statusCode).toBe(201)
+    const deleted = await t.app.inject({
+      method: 'DELETE',
+      url: '/api/v1/users/me',
+      headers: ann.auth,
+      payload: { password: ann.password },
+    })
+    expect(deleted.statusCode).toBe(204)
+    expect(await subscriptionsOf(t.database.db, ann.id)).toEqual([])
+    expect(await list(ben)).toHaveLength(1)
   })
 
   it('refuses endpoints that are not public https URLs, and keys that are not P-256 and 16 bytes', async () => {

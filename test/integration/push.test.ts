@@ -204,6 +204,25 @@ describe.each(DRIVERS)('Web Push on %s', (driver) => {
     )
   })
 
+  it("a recipient who blocks the sender gets no push of the sender's messages, even when mentioned", async () => {
+    const [owner, alice, bob] = await users('Owner', 'Alice', 'Bob')
+    const group = await groupChat(t.app, owner, [alice, bob])
+    const a = await subscribe(alice)
+    const b = await subscribe(bob)
+    const block = (method: 'PUT' | 'DELETE') =>
+      t.app.inject({ method, url: `/api/v1/users/me/blocks/${owner.id}`, headers: alice.auth })
+    expect((await block('PUT')).statusCode).toBe(204)
+
+    const targetsOf = async (from: TestUser, text: string, mentions?: string[]) =>
+      (await channel.targets(eventOf(await send(from, group, text, mentions)))).sort()
+    expect(await targetsOf(owner, 'hello all')).toEqual([b.id])
+    expect(await targetsOf(owner, 'alice?', [alice.id])).toEqual([b.id])
+    // One-way, and about this sender only: Bob's messages still reach Alice.
+    expect(await targetsOf(bob, 'hi')).toEqual([a.id])
+    expect((await block('DELETE')).statusCode).toBe(204)
+    expect(await targetsOf(owner, 'unblocked')).toEqual([a.id, b.id].sort())
+  })
+
   it('never pushes to removed members, also when removed between commit and delivery', async () => {
     const [owner, alice] = await users('Owner', 'Alice')
     const group = await groupChat(t.app, owner, [alice])

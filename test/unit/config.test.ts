@@ -218,6 +218,33 @@ describe('METRICS_TOKEN', () => {
   })
 })
 
+describe('PUSH_CA_FILE', () => {
+  const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n'
+
+  it('is unset by default, and read once into the push config when set', () => {
+    expect(loadConfig({ JWT_SECRET: SECRET }).push.ca).toBeUndefined()
+    const file = join(tmp(), 'ca.pem')
+    writeFileSync(file, PEM)
+    expect(loadConfig({ JWT_SECRET: SECRET, PUSH_CA_FILE: file }).push.ca).toBe(PEM)
+  })
+
+  it('refuses to start when the file cannot be read or holds no certificate', () => {
+    const dir = tmp()
+    const missing = join(dir, 'missing.pem')
+    expect(problemsOf({ JWT_SECRET: SECRET, PUSH_CA_FILE: missing })).toEqual([
+      `PUSH_CA_FILE: cannot read ${missing} (ENOENT)`,
+    ])
+    expect(problemsOf({ JWT_SECRET: SECRET, PUSH_CA_FILE: dir })).toEqual([
+      `PUSH_CA_FILE: cannot read ${dir} (EISDIR)`,
+    ])
+    const junk = join(dir, 'junk.pem')
+    writeFileSync(junk, 'not a certificate')
+    expect(problemsOf({ JWT_SECRET: SECRET, PUSH_CA_FILE: junk })).toEqual([
+      `PUSH_CA_FILE: ${junk} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
+    ])
+  })
+})
+
 describe('.env.example', () => {
   it('documents every setting, and nothing else', () => {
     expect(existsSync(ENV_EXAMPLE), '.env.example is missing').toBe(true)

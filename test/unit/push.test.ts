@@ -1,5 +1,5 @@
+import { rootCertificates } from 'node:tls'
 import { describe, expect, it } from 'vitest'
-import { isPublicAddress } from '../../src/lib/public-address.js'
 import {
   announcedMessage,
   PREVIEW_MAX_CHARS,
@@ -7,43 +7,7 @@ import {
   preview,
   topicOf,
 } from '../../src/services/push.js'
-import { parseRetryAfter } from '../../src/services/push-sender.js'
-
-describe('isPublicAddress (SSRF guard of push endpoints)', () => {
-  it.each([
-    '127.0.0.1',
-    '127.255.0.1',
-    '10.0.0.1',
-    '172.16.5.4',
-    '172.31.255.255',
-    '192.168.1.1',
-    '169.254.169.254',
-    '100.64.0.1',
-    '0.0.0.0',
-    '224.0.0.1',
-    '255.255.255.255',
-    '::',
-    '::1',
-    'fe80::1',
-    'fd12:3456::1',
-    'fc00::1',
-    'ff02::1',
-    '::ffff:127.0.0.1',
-    '::ffff:10.0.0.1',
-    '::ffff:7f00:1',
-    '64:ff9b::a00:1',
-    'not-an-ip',
-  ])('refuses %s', (address) => {
-    expect(isPublicAddress(address)).toBe(false)
-  })
-
-  it.each(['93.184.216.34', '8.8.8.8', '172.32.0.1', '2606:4700:4700::1111', '::ffff:93.184.216.34'])(
-    'accepts %s',
-    (address) => {
-      expect(isPublicAddress(address)).toBe(true)
-    },
-  )
-})
+import { parseRetryAfter, trustedCas } from '../../src/services/push-sender.js'
 
 describe('push payload', () => {
   it('previews at most PREVIEW_MAX_CHARS characters without cutting an emoji in half', () => {
@@ -107,5 +71,14 @@ describe('parseRetryAfter', () => {
     expect(parseRetryAfter('Wed, 02 Dec 2026 09:00:00 GMT', now)).toBe(0)
     expect(parseRetryAfter(undefined, now)).toBeUndefined()
     expect(parseRetryAfter('soon', now)).toBeUndefined()
+  })
+})
+
+describe('trustedCas (PUSH_CA_FILE)', () => {
+  it('adds the extra CA to the system ones instead of replacing them', () => {
+    const extra = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n'
+    const all = trustedCas(extra)
+    expect(all).toHaveLength(rootCertificates.length + 1)
+    expect(all).toEqual(expect.arrayContaining([...rootCertificates, extra]))
   })
 })

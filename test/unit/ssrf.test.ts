@@ -1,14 +1,24 @@
 import { describe, expect, it } from 'vitest'
-import { isBlockedAddress, refuseUrl } from '../../src/lib/ssrf.js'
+import {
+  guardedLookup,
+  isBlockedAddress,
+  pinnedLookup,
+  refuseUrl,
+  resolvePublic,
+  UnsafeAddressError,
+} from '../../src/lib/ssrf.js'
 import { signature } from '../../src/services/webhook-signature.js'
-import { guardedLookup, retryAfterMs } from '../../src/webhooks/http-post.js'
+import { retryAfterMs } from '../../src/webhooks/http-post.js'
 
+/** The one SSRF module (src/lib/ssrf.ts): webhooks and Web Push endpoints share its blocklist. */
 describe('SSRF address policy', () => {
   it.each([
     '127.0.0.1',
     '127.255.255.254',
+    '127.255.0.1',
     '10.0.0.1',
     '172.16.0.1',
+    '172.16.5.4',
     '172.31.255.255',
     '192.168.1.1',
     '169.254.169.254',
@@ -29,6 +39,11 @@ describe('SSRF address policy', () => {
     '::127.0.0.1',
     '64:ff9b::10.0.0.1',
     '64:ff9b::a9fe:a9fe',
+    '64:ff9b::a00:1',
+    // NAT64 reaches any IPv4 address: refused whole, whatever it embeds (the push list's rule).
+    '64:ff9b::8.8.8.8',
+    '192.88.99.1',
+    'fec0::1',
     '2002:7f00:0001::1',
     '2002:c0a8:0101::',
     '2001:0:4136:e378::1',
@@ -45,7 +60,8 @@ describe('SSRF address policy', () => {
     '100.128.0.1',
     '2606:4700:4700::1111',
     '::ffff:8.8.8.8',
-    '64:ff9b::8.8.8.8',
+    '93.184.216.34',
+    '::ffff:93.184.216.34',
     '2002:0808:0808::1',
   ])('allows %s', (a) => {
     expect(isBlockedAddress(a)).toBe(false)
@@ -74,6 +90,35 @@ describe('SSRF address policy', () => {
     const allowed = await lookup(true)
     expect(allowed.err).toBeNull()
     expect(['127.0.0.1', '::1']).toContain(allowed.address)
+  })
+})
+
+describe('resolvePublic and pinnedLookup (push endpoints)', () => {
+  it('takes an IP literal as it is, brackets or not, and refuses a blocked one unless private targets are allowed', async () => {
+    expect(await resolvePublic('93.184.216.34', false)).toEqual({ address: '93.184.216.34', family: 4 })
+    expect(await resolvePublic('[2606:4700:4700::1111]', false)).toEqual({
+      address: '2606:4700:4700::1111',
+      family: 6,
+    })
+    await expect(resolvePublic('127.0.0.1', false)).rejects.toThrow(UnsafeAddressError)
+    await expect(resolvePublic('[::ffff:169.254.169.254]', false)).rejects.toThrow(UnsafeAddressError)
+    await expect(resolvePublic('[64:ff9b::8.8.8.8]', false)).rejects.toThrow(UnsafeAddressError)
+    expect(await resolvePublic('127.0.0.1', true)).toEqual({ address: '127.0.0.1', family: 4 })
+  })
+
+  it('checks every address a name resolves to', async () => {
+    await expect(resolvePublic('localhost', false)).rejects.toThrow(/localhost resolves to .*non-public/)
+    expect(['127.0.0.1', '::1']).toContain((await resolvePublic('localhost', true)).address)
+  })
+
+  it('connects to the checked address, whatever the name', async () => {
+    const target = { address: '93.184.216.34', family: 4 as const }
+    const answer = (all: boolean) =>
+      new Promise<unknown[]>((resolve) =>
+        pinnedLookup(target)('rebinding.example', { all }, (...args: unknown[]) => resolve(args)),
+      )
+    expect(await answer(false)).toEqual([null, '93.184.216.34', 4])
+    expect(await answer(true)).toEqual([null, [target]])
   })
 })
 
