@@ -5,7 +5,7 @@ import { type RichMessage, selectRich, toRich } from './message-views.js'
 import { conversations, messageChanges, messages } from './schema.js'
 
 /**
- * The change counter (docs/api.md, "Changes to messages you already have"): every change to a
+ * The change counter (docs/client.md, "Changes to messages you already have"): every change to a
  * message takes the next `conversations.change_seq` and records it in `message_changes`, in one
  * statement run as the last of its transaction. The conversation's row stays locked from there to
  * the commit, so changes commit in counter order, and the lock is held as briefly as possible
