@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { messageProperties } from '../protocol/message.js'
+import { AttachmentSchema } from '../protocol/message.js'
 import { EXPORT_FORMAT, EXPORT_MAX_PER_WINDOW, EXPORT_WINDOW_SEC } from '../services/export.js'
 import type { Services } from '../services/index.js'
 import { authenticate, currentUser } from './authenticate.js'
@@ -41,17 +41,7 @@ const UserExport = Type.Object(
         edited_at: Nullable(Timestamp),
         deleted_at: Nullable(Timestamp),
         reply_to_id: Nullable(Uuid),
-        attachments: Type.Array(
-          Type.Object({
-            id: Uuid,
-            filename: Type.String(),
-            content_type: Type.String(),
-            size: Type.Integer({ minimum: 0 }),
-            width: Nullable(Type.Integer()),
-            height: Nullable(Type.Integer()),
-            url: messageProperties.attachments.items.properties.url,
-          }),
-        ),
+        attachments: Type.Array(Type.Omit(AttachmentSchema, ['thumbnail_url'])),
       }),
       { description: 'Every message you sent, in any conversation, oldest first' },
     ),

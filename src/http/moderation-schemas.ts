@@ -1,4 +1,5 @@
 import Type, { type TSchema } from 'typebox'
+import { AttachmentSchema } from '../protocol/message.js'
 import { REPORT_REASONS, REPORT_RESOLUTIONS } from '../protocol/moderation.js'
 import { Page, PrivateUser, Uuid } from './schemas.js'
 
@@ -17,16 +18,7 @@ const MessageSnapshot = Type.Object(
     seq: Type.Integer(),
     sender_id: Nullable(Uuid),
     content: Type.String(),
-    attachments: Type.Array(
-      Type.Object({
-        id: Uuid,
-        filename: Type.String(),
-        content_type: Type.String(),
-        size: Type.Integer({ minimum: 0 }),
-        width: Nullable(Type.Integer()),
-        height: Nullable(Type.Integer()),
-      }),
-    ),
+    attachments: Type.Array(Type.Omit(AttachmentSchema, ['url', 'thumbnail_url'])),
     created_at: Timestamp,
     edited_at: Nullable(Timestamp),
     deleted_at: Nullable(Timestamp),

@@ -38,6 +38,25 @@ export const ReactionSchema = Type.Object(
 export type ReactionView = Static<typeof ReactionSchema>
 
 /**
+ * One file of a message. The one definition of it: the export and the moderation snapshot list
+ * a message's files with the same fields, less the URLs they do not give.
+ */
+export const AttachmentSchema = Type.Object({
+  id: Uuid,
+  filename: Type.String(),
+  content_type: Type.String(),
+  size: Type.Integer({ minimum: 0 }),
+  width: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'images only, read from the stored file',
+  }),
+  height: Type.Union([Type.Integer(), Type.Null()]),
+  url: Type.String({ description: 'GET it (with your token) for a 302 to a short-lived download URL' }),
+  thumbnail_url: Type.Union([Type.String(), Type.Null()], {
+    description: 'images only: the same, for a WebP at most 320 px on its longest side',
+  }),
+})
+
+/**
  * The fields of a message as clients see it, shared by the REST schemas and the WebSocket frames
  * (each wraps them with its own `$id`/title), so the two can never drift apart.
  */
@@ -63,23 +82,7 @@ export const messageProperties = {
     description:
       "The conversation's change counter at this message's latest change (edit, delete, reactions, thread, pin); 0 when it never changed. Of two copies of a message, keep the one with the higher change_seq.",
   }),
-  attachments: Type.Array(
-    Type.Object({
-      id: Uuid,
-      filename: Type.String(),
-      content_type: Type.String(),
-      size: Type.Integer({ minimum: 0 }),
-      width: Type.Union([Type.Integer(), Type.Null()], {
-        description: 'images only, read from the stored file',
-      }),
-      height: Type.Union([Type.Integer(), Type.Null()]),
-      url: Type.String({ description: 'GET it (with your token) for a 302 to a short-lived download URL' }),
-      thumbnail_url: Type.Union([Type.String(), Type.Null()], {
-        description: 'images only: the same, for a WebP at most 320 px on its longest side',
-      }),
-    }),
-    { maxItems: 10 },
-  ),
+  attachments: Type.Array(AttachmentSchema, { maxItems: 10 }),
 }
 
 export const MessageSchema = Type.Object(messageProperties, { title: 'Message' })

@@ -5,14 +5,15 @@ import { type RichMessage, selectRich, toRich } from './message-views.js'
 import { conversations, messageChanges, messages } from './schema.js'
 
 /**
- * The change counter (docs/api.md, "Changes to messages you already have"): every change to a
+ * The change counter (docs/client.md, "Changes to messages you already have"): every change to a
  * message takes the next `conversations.change_seq` and records it in `message_changes`, in one
  * statement run as the last of its transaction. The conversation's row stays locked from there to
  * the commit, so changes commit in counter order, and the lock is held as briefly as possible
  * (the group commit waits on the same row).
  *
  * Every writer of a message's visible state calls `recordChange` (edits, deletes, reactions, pins
- * here; the group commit records thread summaries in `message-batch-rich.ts`). Lock order: the
+ * here; the group commit records thread summaries in `message-batch-rich.ts`; the retention job
+ * calls `recordChanges` for its batch). Lock order: the
  * message's row, then the conversation's, then the change row; the group commit takes only the
  * latter two, in the same order.
  */
@@ -28,6 +29,41 @@ export async function recordChange(tx: Db, conversationId: string, messageId: st
       returning change_seq`),
   )
   return Number(rows[0]?.change_seq ?? 0)
+}
+
+/** A message to record a change of; `seq` orders the changes within a conversation. */
+export interface ChangedMessage {
+  conversationId: string
+  id: string
+  seq: number
+}
+
+/**
+ * `recordChange` for many messages at once, in one statement whatever their number (the retention
+ * job's batch): each conversation's counter moves once, past all of its messages, and each message
+ * takes its own position, in seq order. The conversations' rows are locked in id order, as the
+ * group commit locks them, so neither waits on the other in a cycle. Like `recordChange`, run it
+ * after the messages' rows are locked, and as late in the transaction as the lock order allows.
+ */
+export async function recordChanges(tx: Db, changed: ChangedMessage[]): Promise<void> {
+  if (changed.length === 0) return
+  const keys = JSON.stringify(changed.map((m) => ({ c: m.conversationId, m: m.id, s: m.seq })))
+  await tx.execute(sql`
+    with k as (
+      select * from json_to_recordset(${keys}::json) as k(c uuid, m uuid, s bigint)
+    ), locked as materialized (
+      select id, change_seq from ${conversations} where id in (select c from k) order by id for update
+    ), numbered as (
+      select k.c, k.m, l.change_seq + row_number() over (partition by k.c order by k.s) as ch
+      from k join locked l on l.id = k.c
+    ), changes as (
+      insert into ${messageChanges} (conversation_id, message_id, change_seq)
+      select numbered.c, numbered.m, numbered.ch from numbered
+      on conflict (conversation_id, message_id) do update set change_seq = excluded.change_seq
+    )
+    update ${conversations} as c set change_seq = v.ch
+    from (select numbered.c, max(numbered.ch) as ch from numbered group by numbered.c) v
+    where c.id = v.c`)
 }
 
 /** The current change counter of each conversation given. */

@@ -1,5 +1,6 @@
 import { eq, sql } from 'drizzle-orm'
 import type { AttachmentRef } from './attachments.js'
+import { recordChanges } from './changes.js'
 import { type Db, rowsOf } from './db.js'
 import {
   attachments,
@@ -41,10 +42,12 @@ export async function setRetentionDays(db: Db, conversationId: string, days: num
  * `defaultDays`; none when both are null) before `now`. A tombstone is what a deletion leaves
  * (content and attachments emptied, `deleted_at` set, `seq`, sender and timestamps kept), and its
  * mentions, reactions, pin and thread summary go with it; its attachments are marked for removal
- * (their objects are deleted after commit, or by the attachment sweep). Conversation rows are not
- * locked, so sends go on meanwhile; each message row is locked only for this transaction, and one
- * deleted concurrently is skipped (the `deleted_at is null` check is repeated under the lock).
- * Run inside a transaction.
+ * (their objects are deleted after commit, or by the attachment sweep). Each tombstone is a change
+ * (`recordChanges`: one position per message, the counter moved once per conversation), so a client
+ * that resumes with its change position gets it as `message.changed`. Conversation rows are locked
+ * only for the batch's last two statements, so sends go on meanwhile; each message row is locked
+ * only for this transaction, and one deleted concurrently is skipped (the `deleted_at is null`
+ * check is repeated under the lock). Run inside a transaction.
  */
 export async function expireBatch(
   tx: Db,
@@ -84,19 +87,23 @@ export async function expireBatch(
   }))
   if (expired.length === 0) return { messages: [], attachments: [] }
   const keys = sql`json_to_recordset(${JSON.stringify(expired.map((m) => ({ c: m.conversationId, m: m.id })))}::json) as k(c uuid, m uuid)`
-  const [, , , , refs] = await Promise.all([
+  const [, , , refs] = await Promise.all([
     tx.execute(sql`delete from ${messagePins} p using ${keys}
       where p.conversation_id = k.c and p.message_id = k.m`),
     tx.execute(sql`delete from ${messageReactions} r using ${keys}
       where r.conversation_id = k.c and r.message_id = k.m`),
     tx.execute(sql`delete from ${messageMentions} n using ${keys}
       where n.conversation_id = k.c and n.message_id = k.m`),
-    tx.execute(sql`delete from ${messageThreads} t using ${keys}
-      where t.conversation_id = k.c and t.message_id = k.m`),
     tx.execute(sql`update ${attachments} a set deleted_at = ${at}::timestamptz from ${keys}
       where a.conversation_id = k.c and a.message_id = k.m and a.deleted_at is null
       returning a.conversation_id, a.id, a.storage_key, a.thumbnail_key`),
   ])
+  // From here to the commit the conversations' rows are locked, which holds their sends back:
+  // as late as possible, but before the thread summaries, which the group commit writes under
+  // that lock (the other way round, a reply to an expiring root would deadlock with the batch).
+  await recordChanges(tx, expired)
+  await tx.execute(sql`delete from ${messageThreads} t using ${keys}
+      where t.conversation_id = k.c and t.message_id = k.m`)
   return {
     messages: expired,
     attachments: rowsOf(refs).map((r) => ({

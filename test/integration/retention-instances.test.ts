@@ -1,6 +1,6 @@
 import { eq, sql } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Database, openDatabase } from '../../src/store/db.js'
+import { type Database, openDatabase, rowsOf } from '../../src/store/db.js'
 import { messages } from '../../src/store/schema.js'
 import { registerUser, startTestApp, type TestApp, type TestUser } from '../helpers/app.js'
 import { contentOf, DAY, retentionJob } from '../helpers/retention.js'
@@ -93,7 +93,60 @@ describe('retention with two instances on one PostgreSQL', () => {
     expect((await other.run()).expired).toBeGreaterThanOrEqual(1)
     expect(await contentOf(t, m.id)).toBe('')
   })
+
+  it('a reply committing under the conversation lock while its root expires: both commit, no deadlock', async () => {
+    const owner = await registerUser(t.app, 'Owner')
+    const conv = await groupChat(t.app, owner, [])
+    const root = await restSend(t.app, owner, conv, 'root')
+    const reply = await call(t, owner, 'POST', `/conversations/${conv}/messages`, {
+      content: 'reply',
+      reply_to: root.id,
+    })
+    expect(reply.statusCode, reply.body).toBe(201)
+    expect((await call(t, owner, 'PUT', `/conversations/${conv}/retention`, { days: 1 })).statusCode).toBe(
+      200,
+    )
+    // What the group commit does for a new reply to the root: the conversation's row first, then
+    // the root's thread summary (store/message-batch.ts, message-batch-rich.ts).
+    let locked: () => void = () => undefined
+    const isLocked = new Promise<void>((r) => {
+      locked = r
+    })
+    let batchWaits: () => void = () => undefined
+    const waiting = new Promise<void>((r) => {
+      batchWaits = r
+    })
+    const groupCommit = second.db.transaction(async (tx) => {
+      await tx.execute(sql`select id from conversations where id = ${conv} for update`)
+      locked()
+      await waiting
+      await tx.execute(sql`
+        insert into message_threads (conversation_id, message_id, reply_count, last_reply_at, participants)
+        values (${conv}, ${root.id}, 2, now(), array[${owner.id}]::uuid[])
+        on conflict (conversation_id, message_id) do update set reply_count = message_threads.reply_count + 1`)
+    })
+    await isLocked
+    const run = retentionJob(t, null, () => new Date(Date.now() + 2 * DAY)).run()
+    // The batch has tombstoned the root and now waits for the conversation's row.
+    await expect
+      .poll(async () => {
+        const rows = await t.database.db.execute(sql`
+          select 1 from pg_stat_activity
+          where wait_event_type = 'Lock' and query like '%message_changes%' and pid <> pg_backend_pid()`)
+        return rowsOf(rows).length
+      })
+      .toBe(1)
+    batchWaits()
+    await groupCommit
+    expect((await run).expired).toBeGreaterThanOrEqual(2)
+    expect(await contentOf(t, root.id)).toBe('')
+    // The summary the reply wrote went with its root, once the batch had the lock.
+    const threads = await t.database.db.execute(
+      sql`select 1 from message_threads where conversation_id = ${conv} and message_id = ${root.id}`,
+    )
+    expect(rowsOf(threads)).toHaveLength(0)
+  })
 })
 
-const call = (t: TestApp, user: TestUser, method: 'PUT', url: string, payload: object) =>
+const call = (t: TestApp, user: TestUser, method: 'PUT' | 'POST', url: string, payload: object) =>
   t.app.inject({ method, url: `/api/v1/chat${url}`, headers: user.auth, payload })

@@ -15,11 +15,13 @@ import { contentOf, DAY, retentionJob } from '../helpers/retention.js'
 import {
   conversationSocketUrl,
   directChat,
+  type Frame,
   groupChat,
   history,
   restSend,
   type StoredMessage,
   TestSocket,
+  userSocketUrl,
 } from '../helpers/ws-client.js'
 
 /**
@@ -291,6 +293,58 @@ describe.each(DRIVERS)('retention on %s', (driver) => {
     await job.run()
     expect(await contentOf(t, m.id)).toBe('')
   })
+
+  it('a client offline during the expiry learns of it on resume: the tombstones come as changes', async () => {
+    const conv = await groupChat(t.app, owner, [member])
+    const old: StoredMessage[] = []
+    for (let i = 0; i < 3; i++) old.push(await restSend(t.app, owner, conv, `gone ${i}`))
+    // A change the member already holds: the first message's pin (change 1).
+    expect((await call(owner, 'PUT', `/messages/${(old[0] as StoredMessage).id}/pin`)).statusCode).toBe(200)
+    const cutoff = Date.parse(String(old.at(-1)?.created_at)) + 1
+    while (Date.now() <= cutoff) await new Promise((r) => setImmediate(r))
+    for (let i = 0; i < 2; i++) await restSend(t.app, owner, conv, `kept ${i}`)
+    const held = (await call(member, 'GET', `/conversations/${conv}`)).json()
+    expect(held).toMatchObject({ change_seq: 1, last_message: { seq: 5 } })
+    expect((await setRetention(owner, conv, 1)).statusCode).toBe(200)
+
+    // The member is away; a socket of the owner's stays connected through the run.
+    const live = await TestSocket.open(userSocketUrl(t.url), { token: owner.token })
+    await live.waitFor((f) => f.type === 'ready')
+    const expiredAt = new Date(cutoff + DAY)
+    // Batches of 2: the three messages expire in two transactions.
+    const run = await retentionJob(t, null, () => expiredAt, 2).run()
+    expect(run.expired).toBeGreaterThanOrEqual(3)
+    await eventuallyAll(live, [1, 2, 3], conv)
+    // Live sockets hear of it through `messages.expired` alone, not a frame per message.
+    const perMessage = ['message.changed', 'message.updated', 'message.deleted', 'message.unpinned']
+    expect(live.frames.filter((f) => perMessage.includes(f.type))).toEqual([])
+    live.close()
+
+    const back = await TestSocket.open(`${userSocketUrl(t.url)}?resume=true`, { token: member.token })
+    await back.waitFor((f) => f.type === 'ready')
+    back.send({ type: 'sync', cursors: { [conv]: 5 }, changes: { [conv]: 1 } })
+    const synced = await back.waitFor((f) => f.type === 'changes.synced' && f.conversation_id === conv)
+    const changed = back.frames
+      .filter((f) => f.type === 'message.changed' && f.conversation_id === conv)
+      .map((f) => f.message as StoredMessage)
+    // Each expired message once, in change order (each batch numbered in seq order), as a tombstone.
+    expect(changed.map((m) => [m.seq, m.change_seq])).toEqual([
+      [1, 2],
+      [2, 3],
+      [3, 4],
+    ])
+    for (const m of changed)
+      expect(m).toMatchObject({
+        content: '',
+        attachments: [],
+        deleted_at: expiredAt.toISOString(),
+        pinned_at: null,
+      })
+    expect(synced).toMatchObject({ change_seq: 4, complete: true })
+    back.close()
+    // The conversation's counter moved past them: a client starting from the list starts after them.
+    expect((await call(member, 'GET', `/conversations/${conv}`)).json().change_seq).toBe(4)
+  })
 })
 
 async function counter(t: TestApp): Promise<number> {
@@ -298,12 +352,14 @@ async function counter(t: TestApp): Promise<number> {
   return metric.values[0]?.value ?? 0
 }
 
-/** Waits until the socket's `messages.expired` frames have named every seq in `seqs`. */
-async function eventuallyAll(socket: TestSocket, seqs: number[]): Promise<void> {
-  const heard = () => new Set(socket.ofType('messages.expired').flatMap((f) => f.seqs as number[]))
+/** Waits until the socket's `messages.expired` frames (of `conversationId`, if given) have named every seq in `seqs`. */
+async function eventuallyAll(socket: TestSocket, seqs: number[], conversationId?: string): Promise<void> {
+  const ofConversation = (f: Frame) =>
+    f.type === 'messages.expired' && (conversationId === undefined || f.conversation_id === conversationId)
+  const heard = () => new Set(socket.frames.filter(ofConversation).flatMap((f) => f.seqs as number[]))
   for (const seq of seqs) {
     if (!heard().has(seq))
-      await socket.waitFor((f) => f.type === 'messages.expired' && (f.seqs as number[]).includes(seq))
+      await socket.waitFor((f) => ofConversation(f) && (f.seqs as number[]).includes(seq))
   }
 }
 

@@ -618,6 +618,7 @@ export interface components {
           filename: string;
           content_type: string;
           size: number;
+          /** @description images only, read from the stored file */
           width: number | null;
           height: number | null;
         })[];
@@ -812,6 +813,7 @@ export interface components {
               filename: string;
               content_type: string;
               size: number;
+              /** @description images only, read from the stored file */
               width: number | null;
               height: number | null;
               /** @description GET it (with your token) for a 302 to a short-lived download URL */
