@@ -8,8 +8,10 @@ import { isIP, type LookupFunction } from 'node:net'
  * host or its networks, or the server becomes a proxy into them. Blocked: private, loopback,
  * link-local (cloud metadata), unique-local, carrier-grade NAT, multicast, reserved and
  * documentation ranges, in IPv4 and IPv6, including IPv4 carried inside IPv6 (mapped
- * `::ffff:a.b.c.d`, compatible, 6to4 `2002::/16`); NAT64 `64:ff9b::/96` (it reaches any IPv4
- * address) and Teredo (its embedded address is obfuscated) are refused outright.
+ * `::ffff:a.b.c.d`, compatible, 6to4 `2002::/16`, and the well-known NAT64 prefix
+ * `64:ff9b::/96`, which reaches exactly the IPv4 address it embeds: that address is checked, so
+ * public hosts stay reachable from an IPv6-only host behind DNS64). Teredo (its embedded address
+ * is obfuscated) is refused outright.
  *
  * Every address a name resolves to is checked, and the connection then goes to the checked
  * address itself (`resolvePublic` + `pinnedLookup`, or `guardedLookup` as an agent's lookup), so a
@@ -47,7 +49,6 @@ const V6_BLOCKED: Range[] = (
   [
     ['::', 128],
     ['::1', 128],
-    ['64:ff9b::', 96], // NAT64: would reach any IPv4 address, private ones included
     ['100::', 64],
     ['2001::', 32],
     ['2001:db8::', 32],
@@ -57,6 +58,9 @@ const V6_BLOCKED: Range[] = (
     ['ff00::', 8],
   ] as const
 ).map(([a, bits]) => [v6(a), bits])
+
+/** `64:ff9b::/96` shifted right by 32 bits. */
+const NAT64_PREFIX = 0x64ff9bn << 64n
 
 function inRange(value: bigint, width: number, [prefix, bits]: Range): boolean {
   const shift = BigInt(width - bits)
@@ -87,7 +91,8 @@ export function isBlockedAddress(address: string): boolean {
   const embedded =
     n >> 32n === 0xffffn || // ::ffff:a.b.c.d (mapped)
     n >> 32n === 0n // ::a.b.c.d (compatible; :: and ::1 are blocked below too)
-  if (embedded && n > 1n) return V4_BLOCKED.some((r) => inRange(n & 0xffffffffn, 32, r))
+  const nat64 = n >> 32n === NAT64_PREFIX
+  if ((embedded && n > 1n) || nat64) return V4_BLOCKED.some((r) => inRange(n & 0xffffffffn, 32, r))
   if (n >> 112n === 0x2002n) return V4_BLOCKED.some((r) => inRange((n >> 80n) & 0xffffffffn, 32, r))
   return V6_BLOCKED.some((r) => inRange(n, 128, r))
 }

@@ -40,8 +40,6 @@ describe('SSRF address policy', () => {
     '64:ff9b::10.0.0.1',
     '64:ff9b::a9fe:a9fe',
     '64:ff9b::a00:1',
-    // NAT64 reaches any IPv4 address: refused whole, whatever it embeds (the push list's rule).
-    '64:ff9b::8.8.8.8',
     '192.88.99.1',
     'fec0::1',
     '2002:7f00:0001::1',
@@ -60,6 +58,8 @@ describe('SSRF address policy', () => {
     '100.128.0.1',
     '2606:4700:4700::1111',
     '::ffff:8.8.8.8',
+    // NAT64 reaches exactly the IPv4 address it embeds: a public one is public (DNS64 hosts).
+    '64:ff9b::8.8.8.8',
     '93.184.216.34',
     '::ffff:93.184.216.34',
     '2002:0808:0808::1',
@@ -102,7 +102,7 @@ describe('resolvePublic and pinnedLookup (push endpoints)', () => {
     })
     await expect(resolvePublic('127.0.0.1', false)).rejects.toThrow(UnsafeAddressError)
     await expect(resolvePublic('[::ffff:169.254.169.254]', false)).rejects.toThrow(UnsafeAddressError)
-    await expect(resolvePublic('[64:ff9b::8.8.8.8]', false)).rejects.toThrow(UnsafeAddressError)
+    await expect(resolvePublic('[64:ff9b::a9fe:a9fe]', false)).rejects.toThrow(UnsafeAddressError)
     expect(await resolvePublic('127.0.0.1', true)).toEqual({ address: '127.0.0.1', family: 4 })
   })
 
