@@ -15,7 +15,7 @@ const RESTART_BASE_MS = 500
 const RESTART_MAX_MS = 30_000
 /** A worker that lived this long had started fine: its next death restarts it without delay build-up. */
 const STABLE_MS = 30_000
-/** Past the workers' own shutdown deadline (SHUTDOWN_TIMEOUT_MS + their 2 s exit grace): kill them. */
+/** Workers exit at the latest 2 s after SHUTDOWN_TIMEOUT_MS on their own; past this margin they are killed. */
 const STOP_GRACE_MS = 5000
 
 /** Whether this process supervises workers instead of serving. */
@@ -84,7 +84,8 @@ export function superviseWorkers(config: Config, logger: Logger): void {
     slot.listening = false
     const pid = worker.process.pid
     if (stopping) {
-      if (code !== 0) failedStops++
+      // Killed by the SIGTERM itself: it was still starting (no handler yet), with nothing to drain.
+      if (code !== 0 && signal !== 'SIGTERM') failedStops++
       if (slots.every((s) => !s.worker)) finish()
       return
     }
