@@ -65,7 +65,7 @@ export function superviseWorkers(config: Config, logger: Logger): void {
     slot.worker = worker
     worker.once('listening', (address) => {
       slot.listening = true
-      logger.info({ worker: worker.id, pid: worker.process.pid }, 'worker listening')
+      logger.info({ worker: worker.id, workerPid: worker.process.pid }, 'worker listening')
       forkRest()
       if (slots.every((s) => s.listening))
         logger.info(`${slots.length} workers serving on ${address.address}:${address.port}`)
@@ -82,7 +82,6 @@ export function superviseWorkers(config: Config, logger: Logger): void {
   const exited = (slot: Slot, worker: Worker, code: number | null, signal: string | null) => {
     slot.worker = undefined
     slot.listening = false
-    const pid = worker.process.pid
     if (stopping) {
       // Killed by the SIGTERM itself: it was still starting (no handler yet), with nothing to drain.
       if (code !== 0 && signal !== 'SIGTERM') failedStops++
@@ -93,7 +92,14 @@ export function superviseWorkers(config: Config, logger: Logger): void {
     slot.deaths++
     const delayMs = restartDelayMs(slot.deaths)
     logger.error(
-      { worker: worker.id, pid, code, signal, deaths: slot.deaths, restartInMs: delayMs },
+      {
+        worker: worker.id,
+        workerPid: worker.process.pid,
+        code,
+        signal,
+        deaths: slot.deaths,
+        restartInMs: delayMs,
+      },
       'worker died; restarting it',
     )
     slot.restart = setTimeout(() => fork(slot), delayMs)

@@ -25,7 +25,7 @@ const MIGRATIONS = (
   }
 ).entries.length
 
-/** The JSON lines the processes logged (the workers share the primary's stdout). */
+/** The JSON lines the processes logged (the workers share the primary's stdout; `pid` is the writer's). */
 function logLines(server: Server): Record<string, unknown>[] {
   return server
     .output()
@@ -40,7 +40,7 @@ function logLines(server: Server): Record<string, unknown>[] {
 }
 
 const lines = (server: Server, msg: string) => logLines(server).filter((l) => l.msg === msg)
-const listeningPids = (server: Server) => lines(server, 'worker listening').map((l) => l.pid as number)
+const listeningPids = (server: Server) => lines(server, 'worker listening').map((l) => l.workerPid as number)
 const servingLines = (server: Server) =>
   logLines(server).filter((l) => /^2 workers serving on /.test(String(l.msg)))
 
@@ -231,7 +231,7 @@ describe('WORKERS=2', () => {
     const restartedPid = listeningPids(s)[2] as number
     expect([firstPid, secondPid]).not.toContain(restartedPid)
     expect(alive(firstPid)).toBe(false)
-    expect(lines(s, 'worker died; restarting it')).toMatchObject([{ pid: firstPid, signal: 'SIGKILL' }])
+    expect(lines(s, 'worker died; restarting it')).toMatchObject([{ workerPid: firstPid, signal: 'SIGKILL' }])
     await eventually('a socket of the killed worker to close', async () =>
       [...first.values()].some((sock) => sock.closed !== undefined),
     )
