@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import { type OutboxConfig, outboxConfig } from './outbox-config.js'
 import { type PushConfig, readPushConfig } from './push-config.js'
 import { SETTINGS, type SettingName, type Spec } from './settings.js'
+import { readWorkers } from './workers-config.js'
 
 export { SETTINGS, type SettingName }
 
@@ -12,6 +13,8 @@ export interface Config {
   logLevel: string
   /** How long a shutdown waits for connections to finish before destroying them. */
   shutdownTimeoutMs: number
+  /** WORKERS: server processes sharing the port (src/workers.ts); 1 serves from this process. */
+  workers: number
   databaseUrl: string | undefined
   databasePoolSize: number
   /** A streaming replica for the reads that may use one (docs/scaling.md); undefined: none. */
@@ -210,6 +213,11 @@ export function loadConfig(raw: Raw = process.env): Config {
     )
   }
   const outbox = outboxConfig(v, problems)
+  const shared = {
+    database: v.DATABASE_URL !== undefined,
+    redis: v.REDIS_URL !== undefined || clusterNodes.length > 0,
+  }
+  const workers = readWorkers(v, shared, problems)
   const push = readPushConfig(v, problems)
   if (problems.length > 0) throw new ConfigError(problems)
   const int = (name: SettingName) => v[name] as number
@@ -219,6 +227,7 @@ export function loadConfig(raw: Raw = process.env): Config {
     port: int('PORT'),
     logLevel: v.LOG_LEVEL as string,
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS'),
+    workers,
     databaseUrl: v.DATABASE_URL as string | undefined,
     databasePoolSize: int('DATABASE_POOL_SIZE'),
     databaseRead:

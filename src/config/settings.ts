@@ -44,6 +44,8 @@ export const SETTINGS = {
   HOST: { kind: 'string', default: '0.0.0.0' },
   PORT: { kind: 'int', default: '8000', min: 0, max: 65535 },
   SHUTDOWN_TIMEOUT_MS: { kind: 'int', default: '10000', min: 100, max: 600000 },
+  // A number or `auto` (one per CPU): parsed by workers-config.ts, hence a string here.
+  WORKERS: { kind: 'string', default: '1' },
   LOG_LEVEL: {
     kind: 'string',
     default: 'info',
