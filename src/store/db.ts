@@ -63,14 +63,16 @@ function openPostgres(url: string, poolSize: number): Database {
     driver: 'postgres',
     describe: `postgresql://${target.host}${target.pathname}`,
     migrate: async () => {
-      // Instances starting together would race on CREATE TABLE: one migrates at a time.
-      const lock = await client.reserve()
+      // Instances starting together would race on CREATE TABLE: one migrates at a time. The
+      // lock is held on a connection of its own: reserved from the pool, it left a pool of one
+      // (DATABASE_POOL_SIZE=1) nothing to migrate with, and both waited forever.
+      const lock = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 })
       try {
         await lock`select pg_advisory_lock(${MIGRATION_LOCK_ID})`
         await migratePostgres(drizzlePostgres(client, { schema }), { migrationsFolder: MIGRATIONS_DIR })
       } finally {
         await lock`select pg_advisory_unlock(${MIGRATION_LOCK_ID})`.catch(() => undefined)
-        lock.release()
+        await lock.end({ timeout: 5 })
       }
     },
     ping: async () => {

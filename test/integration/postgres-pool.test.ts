@@ -50,3 +50,22 @@ describe('prepared statements on PostgreSQL', () => {
     expect(await preparedLike('marker_long')).toBe(0)
   })
 })
+
+describe('migrations on a pool of one connection', () => {
+  it('complete: the advisory lock and the migrator share the one connection (they used to wait on each other forever)', async () => {
+    const { url, drop } = await createTestDatabase()
+    const db = await openDatabase({ databaseUrl: url, poolSize: 1 })
+    try {
+      await db.migrate()
+      // Again on the migrated database, as every restart does.
+      await db.migrate()
+      const [row] = rowsOf(
+        await db.db.execute(sql`select count(*)::int as n from drizzle.__drizzle_migrations`),
+      )
+      expect(Number(row?.n)).toBeGreaterThan(10)
+    } finally {
+      await db.close()
+      await drop()
+    }
+  }, 60_000)
+})
