@@ -1,4 +1,5 @@
 import { ChatError } from './errors.js'
+import { expiredCopy } from './protocol.js'
 import type { RestClient } from './rest.js'
 import type { Conversation, CreateGroupInput, Message, PublicUser } from './rest-types.js'
 import type { MessageChangedEvent } from './types.js'
@@ -175,6 +176,15 @@ export class ConversationList {
       changeSeq: message.change_seq,
       changes: message,
     })
+  }
+
+  /** Messages the conversation's retention expired: the last message shown, if among them, becomes a tombstone. */
+  expired(conversationId: string, seqs: readonly number[], expiredAt: string): void {
+    const c = this.byId.get(conversationId)
+    const last = c?.last_message
+    if (!c || !last || !seqs.includes(last.seq) || last.deleted_at !== null) return
+    this.byId.set(conversationId, { ...c, last_message: expiredCopy(last, expiredAt) })
+    this.publish()
   }
 
   /** Any change to a message (see MessageChangedEvent): the last message shown follows it, if newer. */

@@ -49,6 +49,15 @@ export function routeFrame(f: ServerFrame, ctx: FrameContext): void {
       messageChanged(ctx, changeOf(f))
       ctx.changes.noted(f.conversation_id, f.type === 'message.changed' ? f.message.change_seq : f.change_seq)
       return
+    case 'messages.expired':
+      ctx.timelines.each(f.conversation_id, (t) => t.expired(f.seqs, f.expired_at))
+      ctx.conversations.expired(f.conversation_id, f.seqs, f.expired_at)
+      ctx.emit('messages.expired', {
+        conversationId: f.conversation_id,
+        seqs: f.seqs,
+        expiredAt: f.expired_at,
+      })
+      return
     case 'changes.synced':
       ctx.changes.synced(f.conversation_id, f.change_seq)
       // Too much changed to re-send: timelines of the conversation read what they show again.

@@ -50,6 +50,7 @@ export type {
   FetchLike,
   MessageChangedEvent,
   MessageEvent,
+  MessagesExpiredEvent,
   OutboxEntry,
   OutboxKind,
   OutboxStatus,

@@ -20,6 +20,7 @@ export type ServerFrame =
   | { type: 'message.deleted'; conversation_id: string; message: Message }
   | { type: 'message.changed'; conversation_id: string; message: Message }
   | { type: 'changes.synced'; conversation_id: string; change_seq: number; complete: boolean }
+  | { type: 'messages.expired'; conversation_id: string; seqs: number[]; expired_at: string }
   | MessagePatchFrame
   | { type: 'read'; conversation_id: string; user_id: string; seq: number }
   | { type: 'typing'; conversation_id: string; user_id: string; state: 'start' | 'stop' }
@@ -44,6 +45,27 @@ export type MessagePatchFrame = {
   | { type: 'message.pinned'; pinned_by: string | null; pinned_at: string }
   | { type: 'message.unpinned' }
 )
+
+/**
+ * A message the conversation's retention expired, as history shows it from then on: a tombstone
+ * like a deleted message (docs/client.md, "Retention's expiry is a change too"). Its change
+ * number is left as it was: the frame carries none, and the `sync` re-send that follows carries
+ * the real one (and the same fields).
+ */
+export function expiredCopy(m: Message, expiredAt: string): Message {
+  if (m.deleted_at !== null) return m
+  return {
+    ...m,
+    content: '',
+    attachments: [],
+    deleted_at: expiredAt,
+    reactions: [],
+    mentions: [],
+    mentions_all: false,
+    pinned_at: null,
+    thread: null,
+  }
+}
 
 /** The close codes the server uses (src/protocol/close-codes.ts). */
 export const CloseCode = {

@@ -1,4 +1,5 @@
 import { Emitter } from './emitter.js'
+import { expiredCopy } from './protocol.js'
 import type { Message } from './rest-types.js'
 import type { MessageChangedEvent, OutboxEntry } from './types.js'
 
@@ -74,6 +75,18 @@ export class Timeline {
     this.bySeq.set(message.seq, message)
     if (this.oldest === undefined || message.seq < this.oldest) this.oldest = message.seq
     this.reorder()
+  }
+
+  /** Messages the conversation's retention expired (`messages.expired`): shown as tombstones. */
+  expired(seqs: readonly number[], expiredAt: string): void {
+    let any = false
+    for (const seq of seqs) {
+      const existing = this.bySeq.get(seq)
+      if (!existing || existing.deleted_at !== null) continue
+      this.bySeq.set(seq, expiredCopy(existing, expiredAt))
+      any = true
+    }
+    if (any) this.reorder()
   }
 
   /** A change to a message (see MessageChangedEvent): applied to the copy shown when newer. */

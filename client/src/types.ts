@@ -203,6 +203,13 @@ export interface MessageEvent {
  * changed (all of them for an edit, a delete or a re-send); merge them into your copy when
  * `changeSeq` is higher than its `change_seq`, and set that to `changeSeq`. Timelines do it.
  */
+export interface MessagesExpiredEvent {
+  conversationId: string
+  seqs: number[]
+  /** ISO 8601: the tombstones' `deleted_at`. */
+  expiredAt: string
+}
+
 export interface MessageChangedEvent {
   conversationId: string
   messageId: string
@@ -259,6 +266,8 @@ export interface ChatEvents {
   'message.updated': MessageEvent
   'message.deleted': MessageEvent
   'message.changed': MessageChangedEvent
+  /** The conversation's retention expired these messages; timelines already show them as tombstones. */
+  'messages.expired': MessagesExpiredEvent
   'changes.synced': ChangesSyncedEvent
   /** An outbox entry was added or changed status. */
   outbox: OutboxEntry

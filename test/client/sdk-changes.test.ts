@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from 'node:util'
 import type { ChatClient, Message, Timeline } from '@chat-api/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DRIVERS, startTestApp, type TestApp } from '../helpers/app.js'
+import { DAY, retentionJob } from '../helpers/retention.js'
 import { nextEvent, signUp, until } from '../helpers/sdk.js'
 
 /**
@@ -117,6 +118,37 @@ describe.each(DRIVERS)('SDK: changes to messages it holds converge after resume 
     await nextEvent(bob, 'message.changed', (e) => e.messageId === m1.id)
     off()
     expect(frames).toEqual([m1.id])
+    timeline.dispose()
+  })
+
+  it('messages the retention expires while it is connected become tombstones at once, as history shows them', async () => {
+    const [ann, bob] = [await user('Ann'), await user('Bob')]
+    const group = await ann.conversations.createGroup({ title: 'expiry', member_ids: [bob.user?.id ?? ''] })
+    const id = group.id
+    const [m1, m2] = [await send(ann, id, 'old one'), await send(ann, id, 'old two')]
+    await react(bob, m1, '👍')
+    await pin(ann, m2)
+    await bob.connect()
+    await bob.conversations.load()
+    const timeline = bob.timeline(id)
+    await timeline.loadOlder(50)
+    await until(bob, () => timeline.messages[1]?.pinned_at !== null, 'the pin is shown')
+
+    const heard = nextEvent(bob, 'messages.expired', (e) => e.conversationId === id)
+    const expiredAt = new Date(Date.now() + 3 * DAY)
+    await retentionJob(t, 1, () => expiredAt).run()
+    expect(await heard).toMatchObject({ seqs: [1, 2], expiredAt: expiredAt.toISOString() })
+
+    // Shown as history now shows them; only the change numbers wait for the next sync's re-send.
+    const withoutChange = (ms: readonly Message[]) => ms.map(({ change_seq: _, ...rest }) => rest)
+    const truth = await history(bob, id)
+    expect(truth.map((x) => [x.content, x.deleted_at])).toEqual([
+      ['', expiredAt.toISOString()],
+      ['', expiredAt.toISOString()],
+    ])
+    expect(withoutChange(timeline.messages)).toEqual(withoutChange(truth))
+    const last = bob.conversations.get(id)?.last_message
+    expect(last && withoutChange([last])).toEqual(withoutChange([truth[1] as Message]))
     timeline.dispose()
   })
 })
