@@ -1,5 +1,14 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import { createReadStream, createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { link, mkdir, open, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { type Readable, Transform } from 'node:stream'
@@ -23,21 +32,38 @@ export const LOCAL_OBJECT_PATH = '/api/v1/storage/object'
 /**
  * The secret the local storage signs its URLs with: derived from JWT_SECRET's current key when it
  * is set; else (development, where the JWT key lives in the database and is loaded later) a random
- * one kept beside the objects, created once (`wx`: of two instances on one DATA_DIR, the second
- * reads the first's).
+ * one kept beside the objects, created once. It is written whole to a file of its own and then
+ * linked into place, which fails if the key exists: of two processes on one DATA_DIR, the second
+ * reads the first's, never a file created but not yet written (an empty key, which `wx` on the
+ * key file itself allowed). A key file too short to be one is refused, never used.
  */
 export function localStorageSecret(dataDir: string, jwtSecret: string | undefined): string {
   if (jwtSecret !== undefined) return jwtSecret
   const dir = join(dataDir, 'objects')
   const file = join(dir, '.url-signing-key')
   mkdirSync(dir, { recursive: true })
-  try {
-    writeFileSync(file, randomBytes(48).toString('base64url'), { flag: 'wx', mode: 0o600 })
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+  if (!existsSync(file)) {
+    const draft = `${file}.${process.pid}.${randomBytes(6).toString('hex')}`
+    writeFileSync(draft, randomBytes(48).toString('base64url'), { flag: 'wx', mode: 0o600 })
+    try {
+      linkSync(draft, file)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    } finally {
+      unlinkSync(draft)
+    }
   }
-  return readFileSync(file, 'utf8')
+  const key = readFileSync(file, 'utf8')
+  if (key.length < MIN_KEY_CHARS) {
+    throw new Error(
+      `${file} holds no usable key (${key.length} characters): delete it and restart to make a new one`,
+    )
+  }
+  return key
 }
+
+/** 48 random bytes in base64url are 64 characters; anything under 32 was cut short. */
+const MIN_KEY_CHARS = 32
 
 /**
  * Objects as files under `<DATA_DIR>/objects`, for `npm start` with no other service. The server

@@ -64,4 +64,14 @@ describe.each(DRIVERS)('the SEARCH_LANGUAGE index on %s', (driver) => {
       ensureLanguageIndex(database.db, "english'; drop table messages; --", false),
     ).rejects.toThrow(/not a text search configuration/)
   })
+
+  it('is created once when instances starting together ask for it at the same moment', async () => {
+    // Separate instances (hosts, or WORKERS) on one database: each checks, finds it missing, creates it.
+    const asks = await Promise.all(
+      Array.from({ length: 4 }, () => ensureLanguageIndex(database.db, 'french', driver === 'postgres')),
+    )
+    expect(asks.filter((a) => a === 'created').length).toBeGreaterThanOrEqual(1)
+    expect(asks.every((a) => a === 'created' || a === 'present')).toBe(true)
+    expect(await ensureLanguageIndex(database.db, 'french', driver === 'postgres')).toBe('present')
+  })
 })
