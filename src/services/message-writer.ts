@@ -109,8 +109,21 @@ export class MessageWriter {
    * costs a parse and an error frame per send; past saturation that work, at the clients' rate,
    * starved the accepted sends (issue 17). Not reading costs nothing: TCP holds the excess.
    */
-  pressedWith(arriving: number): boolean {
-    return this.queue.length + arriving >= this.pressAt
+  get pressed(): boolean {
+    return this.queue.length + this.arriving >= this.pressAt
+  }
+
+  /**
+   * Runs a send's own checks (rate limit, attachments) counted as arriving: their awaits can
+   * span several socket reads, so the queue alone lags behind what was read (see `pressed`).
+   */
+  async admitting<T>(checks: () => Promise<T>): Promise<T> {
+    this.arriving++
+    try {
+      return await checks()
+    } finally {
+      this.arriving--
+    }
   }
 
   /** Calls `resume` once the queue is down to a quarter of the bound (at once if it already is). */
@@ -122,6 +135,7 @@ export class MessageWriter {
   private readonly pressAt: number
   private readonly relieveAt: number
   private relief: (() => void)[] = []
+  private arriving = 0
 
   /** Sends waiting for a transaction. */
   get depth(): number {

@@ -14,7 +14,7 @@ import { reactionState } from '../store/reactions.js'
 import { primaryReads, type Reads } from '../store/read-replica.js'
 import { advanceReadMarker } from '../store/reads.js'
 import { deletePin } from '../store/rich-pages.js'
-import type { AttachmentMeta, MessageRow } from '../store/schema.js'
+import type { MessageRow } from '../store/schema.js'
 import type { AttachmentService } from './attachments.js'
 import type { ConversationService } from './conversations.js'
 import {
@@ -56,8 +56,6 @@ const CLIENT_MSG_ID_MAX = 128
  */
 export class MessageService {
   private readonly writer: MessageWriter
-  /** Sends past the queue check and still in their own checks (see `pressed`). */
-  private entering = 0
 
   constructor(
     private readonly db: Db,
@@ -85,18 +83,9 @@ export class MessageService {
     return this.writer.depth
   }
 
-  /**
-   * Storage is behind (half the queue bound): transports should stop reading new sends. Sends
-   * still in their checks count too: their awaits (rate limit, attachments) can span several
-   * socket reads, so the queue alone lags behind what was read.
-   */
-  get pressed(): boolean {
-    return this.writer.pressedWith(this.entering)
-  }
-
-  /** Calls `resume` once storage has caught up (at once if it has). */
-  whenRelieved(resume: () => void): void {
-    this.writer.whenRelieved(resume)
+  /** Whether storage is behind, and when it has caught up: transports stop reading new sends meanwhile. */
+  get intake(): Pick<MessageWriter, 'pressed' | 'whenRelieved'> {
+    return this.writer
   }
 
   /**
@@ -116,19 +105,17 @@ export class MessageService {
     if (!isUuid(conversationId)) throw new NotFoundError('conversation')
     // Refused before any work when storage is behind: the cheapest point to shed load.
     if (this.writer.full) throw this.writer.refuse()
-    this.entering++
-    let attachments: AttachmentMeta[]
-    let text: string
-    try {
+    const { text, attachments } = await this.writer.admitting(async () => {
       // Here, on the one path every message takes, so no door (REST or socket) gets around it.
       if (this.limits.sendRate && !(await this.limits.sendRate.take(senderId))) throw new RateLimitedError(1)
       const attachmentIds = extras.attachment_ids ?? []
-      text = cleanText(content, 'content', this.limits.maxChars, attachmentIds.length > 0 ? 0 : 1)
+      const text = cleanText(content, 'content', this.limits.maxChars, attachmentIds.length > 0 ? 0 : 1)
       if (clientMsgId !== null) cleanText(clientMsgId, 'client_msg_id', CLIENT_MSG_ID_MAX)
-      attachments = await this.attachments.prepare(senderId, conversationId, attachmentIds, clientMsgId)
-    } finally {
-      this.entering--
-    }
+      return {
+        text,
+        attachments: await this.attachments.prepare(senderId, conversationId, attachmentIds, clientMsgId),
+      }
+    })
     return this.writer.append(
       {
         senderId,

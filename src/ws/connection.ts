@@ -199,7 +199,7 @@ export class Connection {
         if (code === 'internal') this.log.error({ err }, 'frame handler failed')
         this.send(errorFrame(code, message, cmid))
       })
-    if (frame.type === 'message.send' && this.services.messages.pressed) this.holdForStorage()
+    if (frame.type === 'message.send' && this.services.messages.intake.pressed) this.holdForStorage()
     // Only writes are waited for at shutdown: a replay to a client that stopped reading never ends.
     if (!WRITES.has(frame.type)) return
     this.inflight ??= new Set()
@@ -239,7 +239,7 @@ export class Connection {
     if (this.heldForStorage) return
     this.heldForStorage = true
     this.hold()
-    this.services.messages.whenRelieved(() => {
+    this.services.messages.intake.whenRelieved(() => {
       this.heldForStorage = false
       this.release()
     })
