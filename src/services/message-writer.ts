@@ -72,6 +72,9 @@ const IN_FLIGHT = 2
  * with the messages, so it is gapless and strictly increasing whatever the batch size or
  * instance count.
  */
+/** Held sockets resumed per batch taken while the queue is low (see `pump`). */
+const RESUME_PER_BATCH = 32
+
 export class MessageWriter {
   private queue: Pending[] = []
   private inFlight = 0
@@ -179,9 +182,7 @@ export class MessageWriter {
       const batch = this.takeBatch()
       this.stalled = batch.length === 0
       if (this.stalled) return
-      if (this.relief.length > 0 && this.queue.length <= this.relieveAt) {
-        for (const resume of this.relief.splice(0)) resume()
-      }
+      this.relieve()
       const convs = new Set(batch.map((p) => p.req.conversationId))
       for (const c of convs) this.busy.add(c)
       this.inFlight++
@@ -191,9 +192,21 @@ export class MessageWriter {
         this.stalled = false
         this.inFlight--
         this.pump()
+        this.relieve()
         if (this.inFlight === 0 && this.queue.length === 0) for (const done of this.idle.splice(0)) done()
       })
     }
+  }
+
+  /**
+   * Resumes held sockets once the queue is low: a few per batch, oldest first (resumed all at
+   * once, each reads what piled up in its TCP buffer and together they overfill the queue,
+   * refusals again), and all of them once nothing is queued or in flight.
+   */
+  private relieve(): void {
+    if (this.relief.length === 0 || this.queue.length > this.relieveAt) return
+    const idle = this.inFlight === 0 && this.queue.length === 0
+    for (const resume of this.relief.splice(0, idle ? this.relief.length : RESUME_PER_BATCH)) resume()
   }
 
   /**
