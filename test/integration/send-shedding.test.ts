@@ -168,3 +168,28 @@ describe('A socket sending faster than storage', () => {
     expect(peer.seqs(conv)).toEqual(acks.map((m) => m.seq))
   }, 120_000)
 })
+
+describe('Many sockets held while storage is behind', () => {
+  const h = useSocketApp({ MESSAGE_QUEUE_MAX: '100' })
+
+  it('are all resumed in the end (a few per batch, then all once idle): every send is answered', async () => {
+    // More held sockets than are resumed per batch (32), so the last ones wait for the idle point.
+    const senders = await Promise.all(
+      Array.from({ length: 40 }, async () => {
+        const { a, conv } = await h.pair()
+        return { socket: await h.userSocket(a), conv }
+      }),
+    )
+    const n = 60
+    for (const { socket, conv } of senders)
+      for (let i = 0; i < n; i++)
+        socket.send({ type: 'message.send', conversation_id: conv, content: `x${i}`, client_msg_id: `x${i}` })
+    // Refusals answer at once and acks after storage, so the last send's answer can come first.
+    const answered = (socket: (typeof senders)[number]['socket']) =>
+      socket.ofType('message.ack').length + socket.ofType('error').length
+    for (const { socket } of senders) await expect.poll(() => answered(socket), { timeout: 60_000 }).toBe(n)
+    for (const { socket } of senders) {
+      for (const e of socket.ofType('error')) expect(e.code).toBe('unavailable')
+    }
+  }, 120_000)
+})
