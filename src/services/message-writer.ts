@@ -60,6 +60,8 @@ const OVERLOADED = new OverloadedError()
  * in the order they were sent.
  */
 const IN_FLIGHT = 2
+/** Held sockets resumed per batch taken while the queue is low (see `relieve`). */
+const RESUME_PER_BATCH = 32
 
 /**
  * Group commit for messages. Sends queue up while transactions are in flight; the next
@@ -72,11 +74,15 @@ const IN_FLIGHT = 2
  * with the messages, so it is gapless and strictly increasing whatever the batch size or
  * instance count.
  */
-/** Held sockets resumed per batch taken while the queue is low (see `pump`). */
-const RESUME_PER_BATCH = 32
-
 export class MessageWriter {
   private queue: Pending[] = []
+  /** Half and a quarter of the bound: reads stop at the first and go on at the second. */
+  private readonly pressAt: number
+  private readonly relieveAt: number
+  /** Held sockets' resumes, oldest first. */
+  private relief: (() => void)[] = []
+  /** Sends in their own checks, not yet queued (see `admitting`). */
+  private arriving = 0
   private inFlight = 0
   /** Conversations with a batch in flight. */
   private readonly busy = new Set<string>()
@@ -134,11 +140,6 @@ export class MessageWriter {
     if (this.queue.length <= this.relieveAt) resume()
     else this.relief.push(resume)
   }
-
-  private readonly pressAt: number
-  private readonly relieveAt: number
-  private relief: (() => void)[] = []
-  private arriving = 0
 
   /** Sends waiting for a transaction. */
   get depth(): number {

@@ -1,7 +1,10 @@
 /**
- * The database schema, every table in one file. It is longer than 400 lines because drizzle-kit
- * generates migrations from this one module (drizzle.config.ts), and tables split into modules
- * that reference each other (users, conversations, messages) would import each other in a cycle.
+ * The database schema. It is longer than 400 lines because drizzle-kit generates migrations from
+ * this one module (drizzle.config.ts) and the tables that reference users, conversations and
+ * messages (members, messages, attachments, reactions, pins, blocks, reports, bans, push
+ * subscriptions, changes) would, split into modules of their own, import this one while it
+ * re-exports them: an import cycle that holds only while every reference stays lazy. Tables that
+ * reference none of them live apart and are re-exported at the end (schema-outbox.ts).
  */
 import { sql } from 'drizzle-orm'
 import {

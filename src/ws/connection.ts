@@ -52,8 +52,7 @@ export class Connection {
   /** Writes being handled; shutdown waits for them (a send is acked before its socket closes). Made on the first write. */
   private inflight: Set<Promise<void>> | undefined
   private draining = false
-  /** Reasons reads are held (storage behind, too many writes unanswered); 0: reading. */
-  private holds = 0
+  /** Why reads are held, if they are: storage is behind, or too many writes are unanswered. */
   private heldForStorage = false
   private heldForWrites = false
   private closed = false
@@ -207,13 +206,13 @@ export class Connection {
     inflight.add(run)
     if (inflight.size >= MAX_WRITES_IN_FLIGHT && !this.heldForWrites) {
       this.heldForWrites = true
-      this.hold()
+      this.holdOrRead()
     }
     void run.finally(() => {
       inflight.delete(run)
       if (this.heldForWrites && inflight.size <= MAX_WRITES_IN_FLIGHT / 2) {
         this.heldForWrites = false
-        this.release()
+        this.holdOrRead()
       }
     })
   }
@@ -227,21 +226,21 @@ export class Connection {
    * them); the rest waits in TCP buffers and the client is slowed down. Pongs wait too, for far
    * less than a heartbeat.
    */
-  private hold(): void {
-    if (this.holds++ === 0) this.socket?.pause()
-  }
-
-  private release(): void {
-    if (--this.holds === 0 && !this.closed) this.socket?.resume()
+  private holdOrRead(): void {
+    const socket = this.socket
+    if (!socket || this.closed) return
+    const held = this.heldForStorage || this.heldForWrites
+    if (held && !socket.isPaused) socket.pause()
+    else if (!held && socket.isPaused) socket.resume()
   }
 
   private holdForStorage(): void {
     if (this.heldForStorage) return
     this.heldForStorage = true
-    this.hold()
+    this.holdOrRead()
     this.services.messages.intake.whenRelieved(() => {
       this.heldForStorage = false
-      this.release()
+      this.holdOrRead()
     })
   }
 
