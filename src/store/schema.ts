@@ -192,11 +192,11 @@ export const messages = pgTable(
     index('messages_search_simple_idx')
       .using('gin', sql`to_tsvector('simple'::regconfig, ${t.content})`)
       .where(sql`${t.deletedAt} is null`),
-    index('messages_search_trgm_idx')
-      .using('gin', sql`${t.content} gin_trgm_ops`)
-      .where(sql`${t.deletedAt} is null`),
-    // The same led by conversation_id (btree_gin): a search scans only the searcher's
+    // Trigrams led by conversation_id (btree_gin): a search scans only the searcher's
     // conversations inside the index instead of every match in the table, then rechecks those.
+    // It also serves a substring test with no conversation (a multicolumn GIN index is searched by
+    // any of its columns), so there is no trigram index of `content` alone: each trigram index
+    // roughly halved the rate of message inserts (0017, docs/performance.md).
     index('messages_search_conv_trgm_idx')
       .using('gin', t.conversationId, sql`${t.content} gin_trgm_ops`)
       .where(sql`${t.deletedAt} is null`),
