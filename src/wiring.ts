@@ -299,6 +299,7 @@ export function createServices(
       batchMax: config.messageBatchMax,
       queueMax: config.messageQueueMax,
       sendRate: config.rateLimits.enabled ? infra.sendRate : undefined,
+      pipelined: database.driver === 'postgres',
     },
     attachments,
     reads,

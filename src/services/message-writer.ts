@@ -43,6 +43,12 @@ export interface WriterOptions {
    */
   maxQueue?: number | undefined
   probe?: SendProbe | undefined
+  /**
+   * The database runs a transaction's statements in order on one connection (postgres.js, not
+   * PGlite): a plain batch's COMMIT is sent behind its insert instead of after its answer, one
+   * round trip fewer per batch (`storeBatch`'s `pipelined`).
+   */
+  pipelined?: boolean | undefined
 }
 
 /** The server is at capacity: refused before storage, explicitly; the client retries. */
@@ -93,6 +99,7 @@ export class MessageWriter {
   private readonly maxBatch: number
   private readonly maxQueue: number
   private readonly probe: SendProbe | undefined
+  private readonly pipelined: boolean
 
   constructor(
     private readonly db: Db,
@@ -111,6 +118,7 @@ export class MessageWriter {
     this.pressAt = Math.ceil(this.maxQueue / 2)
     this.relieveAt = Math.floor(this.maxQueue / 4)
     this.probe = options.probe
+    this.pipelined = options.pipelined === true
   }
 
   /**
@@ -241,11 +249,13 @@ export class MessageWriter {
         const stored = await storeBatch(
           tx,
           batch.map((p) => p.req),
+          { pipelined: this.pipelined && !recording },
         )
         const views = viewsOf(stored)
         if (recording) await this.recordCreated(tx, views)
         return [stored, views] as const
       })
+      await result.inserted
     } catch (err) {
       if (batch.length > 1 && !isDatabaseUnavailable(err)) {
         // One bad request (or a concurrent duplicate on another instance) must not fail its

@@ -46,6 +46,8 @@ export interface MessageLimits {
   queueMax?: number | undefined
   /** The per-user send bucket; undefined when RATE_LIMITS=off. */
   sendRate?: SendRate | undefined
+  /** The database pipelines a transaction's statements (postgres.js): see `WriterOptions`. */
+  pipelined?: boolean | undefined
 }
 
 const CLIENT_MSG_ID_MAX = 128
@@ -72,7 +74,7 @@ export class MessageService {
   ) {
     this.writer = new MessageWriter(
       db,
-      { maxBatch: limits.batchMax, maxQueue: limits.queueMax, probe },
+      { maxBatch: limits.batchMax, maxQueue: limits.queueMax, probe, pipelined: limits.pipelined },
       (created, versions, threads) => this.publishCreated(created, versions, threads),
       outbox,
     )

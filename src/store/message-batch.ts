@@ -51,6 +51,20 @@ export interface BatchOutcomes {
   membersVersion: Map<string, number>
   /** Threads whose summary the batch's replies changed, as committed. */
   threads: ThreadChange[]
+  /**
+   * The insert left in flight (`pipelined`): it settles when the COMMIT sent behind it does.
+   * Rejected, the COMMIT rolled the transaction back (PostgreSQL ends an aborted transaction's
+   * COMMIT with ROLLBACK, without an error) and nothing of the batch is stored.
+   */
+  inserted?: Promise<void>
+}
+
+export interface BatchOptions {
+  /**
+   * The driver runs a transaction's statements in order on one connection (postgres.js): a plain
+   * batch's insert is not awaited, so the COMMIT follows it in the same round trip.
+   */
+  pipelined?: boolean
 }
 
 /**
@@ -61,7 +75,11 @@ export interface BatchOutcomes {
  * `= any(array(...))` and `lateral ... limit 1` so that each key is an index probe: a join against
  * a JSON function is otherwise planned as a hash join over a sequential scan of the whole table.
  */
-export async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutcomes> {
+export async function storeBatch(
+  tx: Db,
+  reqs: SendRequest[],
+  options: BatchOptions = {},
+): Promise<BatchOutcomes> {
   const convIds = [...new Set(reqs.map((r) => r.conversationId))].sort()
   const pairs = new Map<string, { c: string; u: string }>()
   for (const r of reqs) pairs.set(`${r.conversationId}/${r.senderId}`, { c: r.conversationId, u: r.senderId })
@@ -139,6 +157,7 @@ export async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutc
     outcomes.push({ message: row, created: true, parent })
   }
   let threads: ThreadChange[] = []
+  let inserted: Promise<void> | undefined
   if (rows.length > 0) {
     const touched = [...new Set(rows.map((r) => r.conversationId))].map((id) => ({
       id,
@@ -156,7 +175,7 @@ export async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutc
       ...(r.mentionsAll ? { ma: true } : {}),
     }))
     // Absent keys are null: a plain message's JSON stays as short as before.
-    await tx.execute(sql`
+    const insert = tx.execute(sql`
       with inserted as (
         insert into ${messages} (id, conversation_id, seq, sender_id, content, client_msg_id, created_at, reply_to_id, mentions, mentions_all)
         select x.id, x.c, x.seq, x.s, x.t, x.k, ${now.toISOString()}::timestamptz,
@@ -168,10 +187,19 @@ export async function storeBatch(tx: Db, reqs: SendRequest[]): Promise<BatchOutc
       set last_seq = v.seq, last_activity_at = ${now.toISOString()}::timestamptz
       from json_to_recordset(${JSON.stringify(touched)}::json) as v(id uuid, seq bigint)
       where c.id = v.id`)
-    await claimAttachments(tx, claimsOf(rows))
-    threads = await writeRich(tx, rows, rich, changeSeq)
+    const claims = claimsOf(rows)
+    if (options.pipelined === true && claims.length === 0 && rich === undefined) {
+      // `then` now, not later: drizzle and postgres.js start a statement when it is awaited, and
+      // it must be on the wire before the COMMIT that returning from the transaction sends.
+      inserted = insert.then(() => undefined)
+      inserted.catch(() => {})
+    } else {
+      await insert
+      await claimAttachments(tx, claims)
+      threads = await writeRich(tx, rows, rich, changeSeq)
+    }
   }
-  return { outcomes, membersVersion, threads }
+  return { outcomes, membersVersion, threads, ...(inserted ? { inserted } : {}) }
 }
 
 /** The replied-to message of an earlier message returned for a repeated client_msg_id. */

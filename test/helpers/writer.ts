@@ -27,10 +27,10 @@ export async function seedConversation(db: Db, memberCount = 2): Promise<{ id: s
 }
 
 /** A writer whose commits (`onCommitted` calls) are recorded, one array of rows per transaction. */
-export function startWriter(db: Db, maxBatch = 100) {
+export function startWriter(db: Db, maxBatch = 100, pipelined = false) {
   const commits: MessageView[][] = []
   const versions: Map<string, number>[] = []
-  const writer = new MessageWriter(db, { maxBatch }, (created, membersVersion) => {
+  const writer = new MessageWriter(db, { maxBatch, pipelined }, (created, membersVersion) => {
     commits.push(created)
     versions.push(membersVersion)
   })

@@ -10,6 +10,7 @@ import { countTransactions, seedConversation, startWriter, track } from '../help
 /**
  * How the writer forms batches. A batch is held in flight by locking its conversation's row from
  * another connection (as another instance's transaction would): nothing here waits on time.
+ * The writers pipeline their COMMIT behind a plain batch's insert, as in production on PostgreSQL.
  */
 describe('MessageWriter batching on PostgreSQL', () => {
   let database: Database & { url?: string }
@@ -33,7 +34,7 @@ describe('MessageWriter batching on PostgreSQL', () => {
 
   it('puts at most maxBatch queued sends in one transaction', async () => {
     const [x, y, c] = await Promise.all([seed(), seed(), seed()])
-    const { send, batches } = startWriter(database.db, 3)
+    const { send, batches } = startWriter(database.db, 3, true)
     const lock = await lockConversations(url, [x.id, y.id])
     const x1 = send(x.id, x.members[0] as string, 'x1')
     const y1 = send(y.id, y.members[0] as string, 'y1')
@@ -49,7 +50,7 @@ describe('MessageWriter batching on PostgreSQL', () => {
 
   it('keeps a busy conversation first in, first out while other conversations go ahead', async () => {
     const [x, y, z, w] = await Promise.all([seed(), seed(), seed(), seed()])
-    const { send, batches } = startWriter(database.db)
+    const { send, batches } = startWriter(database.db, 100, true)
     const lockX = await lockConversations(url, [x.id])
     const lockY = await lockConversations(url, [y.id])
     const [ux, uy, uz, uw] = [x, y, z, w].map((c) => c.members[0] as string) as [
@@ -84,7 +85,7 @@ describe('MessageWriter batching on PostgreSQL', () => {
   it('has at most 2 transactions in flight; the next batch starts when one ends', async () => {
     const [x, y, z] = await Promise.all([seed(), seed(), seed()])
     const { db, stats } = countTransactions(database.db)
-    const { send, batches } = startWriter(db)
+    const { send, batches } = startWriter(db, 100, true)
     const lockX = await lockConversations(url, [x.id])
     const lockY = await lockConversations(url, [y.id])
     const x1 = send(x.id, x.members[0] as string, 'x1')
@@ -104,7 +105,7 @@ describe('MessageWriter batching on PostgreSQL', () => {
 
   it('flushed() waits for every send in flight, not only for the first to finish', async () => {
     const [x, y] = await Promise.all([seed(), seed()])
-    const { writer, send } = startWriter(database.db)
+    const { writer, send } = startWriter(database.db, 100, true)
     const lockX = await lockConversations(url, [x.id])
     const lockY = await lockConversations(url, [y.id])
     const x1 = track(send(x.id, x.members[0] as string, 'x1'))
@@ -121,7 +122,7 @@ describe('MessageWriter batching on PostgreSQL', () => {
 
   it('flushed() waits for sends queued behind a busy conversation', async () => {
     const x = await seedConversation(database.db, 1)
-    const { writer, send } = startWriter(database.db)
+    const { writer, send } = startWriter(database.db, 100, true)
     const lock = await lockConversations(url, [x.id])
     const x1 = track(send(x.id, x.members[0] as string, 'x1'))
     const x2 = track(send(x.id, x.members[0] as string, 'x2'))
@@ -140,8 +141,8 @@ describe('MessageWriter batching on PostgreSQL', () => {
       url,
       slots.map((s) => s.id),
     )
-    const one = startWriter(database.db)
-    const two = startWriter(database.db)
+    const one = startWriter(database.db, 100, true)
+    const two = startWriter(database.db, 100, true)
     const [s1, s2, s3, s4] = slots
     const ua = a.members[0] as string
     const ub = b.members[0] as string

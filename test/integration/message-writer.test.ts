@@ -19,6 +19,8 @@ const pgCode = (err: unknown): unknown => {
 
 describe.each(DRIVERS)('MessageWriter on %s', (driver) => {
   let database: Database
+  // As in production: on PostgreSQL a plain batch's COMMIT is sent behind its insert.
+  const pipelined = driver === 'postgres'
   beforeAll(async () => {
     database = await openTestDatabase(driver)
   })
@@ -37,7 +39,7 @@ describe.each(DRIVERS)('MessageWriter on %s', (driver) => {
   it('gives each conversation gapless seqs in the order of the sends, and reports commits in seq order', async () => {
     const a = await seedConversation(database.db)
     const b = await seedConversation(database.db)
-    const { send, commits, versions } = startWriter(database.db, 4)
+    const { send, commits, versions } = startWriter(database.db, 4, pipelined)
     const sends = Array.from({ length: 12 }, (_, i) => {
       const c = i % 3 === 0 ? b : a
       return send(c.id, c.members[i % 2] as string, `m${i}`)
@@ -82,7 +84,7 @@ describe.each(DRIVERS)('MessageWriter on %s', (driver) => {
   it("reports each locked conversation's membership version with its commit", async () => {
     const c = await seedConversation(database.db)
     await database.db.update(conversations).set({ membersVersion: 7 }).where(eq(conversations.id, c.id))
-    const { send, versions } = startWriter(database.db)
+    const { send, versions } = startWriter(database.db, 100, pipelined)
     await send(c.id, c.members[0] as string, 'hello')
     expect(versions).toHaveLength(1)
     expect(versions[0]?.get(c.id)).toBe(7)
@@ -99,7 +101,7 @@ describe.each(DRIVERS)('MessageWriter on %s', (driver) => {
     const c = await seedConversation(database.db)
     const d = await seedConversation(database.db)
     const [ann, bob] = c.members as [string, string]
-    const { send, batches, commits } = startWriter(database.db)
+    const { send, batches, commits } = startWriter(database.db, 100, pipelined)
     const slots = await occupySlots(send)
     const first = send(c.id, ann, 'first', 'k1')
     const again = send(c.id, ann, 'again', 'k1')
@@ -119,7 +121,7 @@ describe.each(DRIVERS)('MessageWriter on %s', (driver) => {
   it('answers a client_msg_id sent again later with the stored message as it is now, committing nothing', async () => {
     const c = await seedConversation(database.db)
     const ann = c.members[0] as string
-    const { send, commits } = startWriter(database.db)
+    const { send, commits } = startWriter(database.db, 100, pipelined)
     const original = await send(c.id, ann, 'original', 'k2')
     const retry = await send(c.id, ann, 'retry', 'k2')
     expect(retry.created).toBe(false)
@@ -157,7 +159,7 @@ describe.each(DRIVERS)('MessageWriter on %s', (driver) => {
     const c = await seedConversation(database.db)
     const outsider = (await seedConversation(database.db, 1)).members[0] as string
     const member = c.members[0] as string
-    const { send, batches } = startWriter(database.db)
+    const { send, batches } = startWriter(database.db, 100, pipelined)
     const slots = await occupySlots(send)
     const good1 = send(c.id, member, 'good 1', 'g1')
     const intruder = send(c.id, outsider, 'intruder', 'g1')
@@ -174,7 +176,7 @@ describe.each(DRIVERS)('MessageWriter on %s', (driver) => {
   it('retries a failed batch one send at a time, so that only the bad send fails', async () => {
     const c = await seedConversation(database.db)
     const d = await seedConversation(database.db)
-    const { send, batches } = startWriter(database.db)
+    const { send, batches } = startWriter(database.db, 100, pipelined)
     const slots = await occupySlots(send)
     const good1 = send(c.id, c.members[0] as string, 'good 1')
     const bad = send(c.id, c.members[1] as string, 'nul \u0000 inside')
@@ -195,7 +197,7 @@ describe.each(DRIVERS)('MessageWriter on %s', (driver) => {
 
   it('flushed() resolves at once when nothing is queued, and after every queued send settled', async () => {
     const c = await seedConversation(database.db)
-    const { writer, send } = startWriter(database.db)
+    const { writer, send } = startWriter(database.db, 100, pipelined)
     await writer.flushed()
     const settled: string[] = []
     for (const label of ['a', 'b', 'c'])
