@@ -1,0 +1,79 @@
+import type { AddressInfo } from 'node:net'
+import { connect, createServer, type Server, type Socket } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type Database, openDatabase } from '../../src/store/db.js'
+import { type SendRequest, storeBatch } from '../../src/store/message-batch.js'
+import { openTestDatabase } from '../helpers/database.js'
+import { seedConversation } from '../helpers/writer.js'
+
+/**
+ * How many times the server's PostgreSQL client speaks while storing one batch of plain messages,
+ * counted by a TCP relay between the two (real PostgreSQL, real sockets). Two is the least the
+ * batch can take: BEGIN with the batch's reads (lock, membership, earlier client_msg_ids), then
+ * the insert with the COMMIT, which depends on what the reads returned. Each extra send is a
+ * round trip the batch waits for with its conversations locked (docs/performance.md, issue 17):
+ * postgres.js waited for BEGIN's answer, wrote each statement over 1 KB on its own
+ * (patches/postgres+3.4.9.patch), and the COMMIT waited for the insert's answer.
+ */
+describe('a batch of plain messages on PostgreSQL', () => {
+  let direct: Database & { url?: string }
+  let relayed: Database
+  let relay: Server
+  const sends: number[] = []
+  const sockets = new Set<Socket>()
+
+  beforeAll(async () => {
+    direct = await openTestDatabase('postgres')
+    const target = new URL(direct.url as string)
+    const pgPort = Number(target.port)
+    relay = createServer((client) => {
+      sockets.add(client)
+      const server = connect(pgPort, target.hostname)
+      sockets.add(server)
+      client.on('data', (chunk) => {
+        sends.push(chunk.length)
+        server.write(chunk)
+      })
+      server.pipe(client)
+      client.on('close', () => server.destroy())
+      server.on('close', () => client.destroy())
+    })
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve))
+    const { port } = relay.address() as AddressInfo
+    target.host = `127.0.0.1:${port}`
+    relayed = await openDatabase({ databaseUrl: target.toString(), poolSize: 1 })
+  })
+  afterAll(async () => {
+    await relayed?.close()
+    for (const s of sockets) s.destroy()
+    await new Promise((resolve) => relay?.close(resolve))
+    await direct?.close()
+  })
+
+  /** One batch as the writer stores it on PostgreSQL (`MessageWriter.commitBatch`). */
+  const storeOne = async (reqs: SendRequest[]) => {
+    const stored = await relayed.db.transaction((tx) => storeBatch(tx, reqs, { pipelined: true }))
+    await stored.inserted
+    return stored.outcomes.map((o) => (o instanceof Error ? o : o.message.seq))
+  }
+
+  it('is stored in two sends of the client: BEGIN with the reads, the insert with the COMMIT', async () => {
+    const convs = await Promise.all([1, 2, 3, 4].map(() => seedConversation(direct.db)))
+    // client_msg_ids, so that the batch also reads the earlier ones; 4 conversations and long
+    // texts, so that each statement's JSON parameter is over postgres.js's old 1 KB threshold.
+    const batch = (n: number): SendRequest[] =>
+      convs.map((c, j) => ({
+        conversationId: c.id,
+        senderId: c.members[0] as string,
+        content: `plain ${n} ${j} ${'x'.repeat(300)}`,
+        clientMsgId: `k-${n}-${j}-${'y'.repeat(100)}`,
+      }))
+    // Warm up: the pool's one connection opens and prepares the batch's statements (the first
+    // use of each adds a round trip to describe it).
+    await storeOne(batch(1))
+    await storeOne(batch(2))
+    const before = sends.length
+    expect(await storeOne(batch(3))).toEqual([3, 3, 3, 3])
+    expect(sends.length - before).toBe(2)
+  })
+})
