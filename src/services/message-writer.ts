@@ -245,17 +245,23 @@ export class MessageWriter {
     const recording = this.outbox?.wants('message.created') === true
     const started = performance.now()
     try {
+      let recorded: Promise<void> | undefined
       ;[result, results] = await this.db.transaction(async (tx) => {
         const stored = await storeBatch(
           tx,
           batch.map((p) => p.req),
-          { pipelined: this.pipelined && !recording },
+          { pipelined: this.pipelined },
         )
         const views = viewsOf(stored)
-        if (recording) await this.recordCreated(tx, views)
+        // Pipelined, the events' insert is started (not awaited) behind the messages' insert,
+        // and the COMMIT follows both; otherwise each waits for the one before.
+        recorded = recording ? this.recordCreated(tx, views) : undefined
+        if (stored.inserted) recorded?.catch(() => {})
+        else await recorded
         return [stored, views] as const
       })
       await result.inserted
+      await recorded
     } catch (err) {
       if (batch.length > 1 && !isDatabaseUnavailable(err)) {
         // One bad request (or a concurrent duplicate on another instance) must not fail its

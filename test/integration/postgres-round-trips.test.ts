@@ -1,7 +1,10 @@
-import type { AddressInfo } from 'node:net'
-import { connect, createServer, type Server, type Socket } from 'node:net'
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net'
+import { sql } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Database, openDatabase } from '../../src/store/db.js'
+import { MessageWriter } from '../../src/services/message-writer.js'
+import { Outbox } from '../../src/services/outbox.js'
+import type { DeliveryChannel } from '../../src/services/outbox-channel.js'
+import { type Database, openDatabase, rowsOf } from '../../src/store/db.js'
 import { type SendRequest, storeBatch } from '../../src/store/message-batch.js'
 import { openTestDatabase } from '../helpers/database.js'
 import { seedConversation } from '../helpers/writer.js'
@@ -75,5 +78,47 @@ describe('a batch of plain messages on PostgreSQL', () => {
     const before = sends.length
     expect(await storeOne(batch(3))).toEqual([3, 3, 3, 3])
     expect(sends.length - before).toBe(2)
+  })
+  it('records message.created for a webhook in the same two sends: the events ride with the insert', async () => {
+    const convs = await Promise.all([1, 2, 3].map(() => seedConversation(direct.db)))
+    // A channel that takes every event and is never run (no worker here): only the insert counts.
+    const channel: DeliveryChannel = {
+      name: 'webhook',
+      targets: async () => [],
+      deliver: async () => ({ status: 'delivered' }) as never,
+    }
+    const writer = new MessageWriter(
+      relayed.db,
+      { maxBatch: 100, pipelined: true },
+      () => {},
+      new Outbox([channel]),
+    )
+    const send = (n: number) =>
+      Promise.all(
+        convs.map((c, j) =>
+          writer.append({
+            conversationId: c.id,
+            senderId: c.members[0] as string,
+            content: `w ${n} ${j}`,
+            clientMsgId: null,
+          }),
+        ),
+      )
+    // Warm up as above; the first send starts a batch alone, the rest wait for it and go together.
+    await send(1)
+    await send(2)
+    await send(3)
+    const before = sends.length
+    await writer.append({
+      conversationId: convs[0]?.id as string,
+      senderId: convs[0]?.members[0] as string,
+      content: 'one',
+      clientMsgId: null,
+    })
+    expect(sends.length - before).toBe(2)
+    const events = await direct.db.execute(
+      sql`select count(*)::int as n from outbox_events where type = 'message.created'`,
+    )
+    expect(rowsOf(events)[0]?.n).toBe(10)
   })
 })
