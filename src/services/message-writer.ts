@@ -45,8 +45,8 @@ export interface WriterOptions {
   probe?: SendProbe | undefined
   /**
    * The database runs a transaction's statements in order on one connection (postgres.js, not
-   * PGlite): a plain batch's COMMIT is sent behind its insert instead of after its answer, one
-   * round trip fewer per batch (`storeBatch`'s `pipelined`).
+   * PGlite): a plain batch's COMMIT is sent behind its insert (and its outbox events') instead of
+   * after their answers, one round trip fewer per batch (`storeBatch`'s `pipelined`).
    */
   pipelined?: boolean | undefined
 }
