@@ -12,20 +12,22 @@ import { createTestDatabase } from '../helpers/pg.js'
  * 0008_rich_messages on a database that already holds messages: it adds columns with defaults and
  * new tables (nothing existing changes), and `drizzle/rollback/0008_rich_messages.sql` takes it
  * back out leaving every earlier row as it was, after which it applies again. The later ones
- * (0009–0011) are rolled back first, on the same rows.
+ * (0009 onwards) are rolled back first, on the same rows.
  */
 const TAG = '0008_rich_messages'
-/** Migrations after it, newest first, each with its rollback script. */
-const LATER = [
-  '0016_message_changes',
-  '0015_push_and_mute',
-  '0014_outbox_webhooks',
-  '0013_retention',
-  '0012_moderation',
-  '0011_blocks_export',
-  '0010_message_search_by_conversation',
-  '0009_message_search',
-]
+/**
+ * Migrations after it, newest first, each with its rollback script: read from the journal, so
+ * that a new migration is rolled back here too (a list written out missed 0017, and the rollbacks
+ * then deleted the wrong journal rows).
+ */
+const LATER = (
+  JSON.parse(readFileSync(join(MIGRATIONS_DIR, 'meta/_journal.json'), 'utf8')) as {
+    entries: { tag: string }[]
+  }
+).entries
+  .map((e) => e.tag)
+  .filter((tag) => tag > TAG)
+  .reverse()
 
 /** The migrations folder as it was before 0008 (journal cut just before it). */
 function foldersBefore(tag: string): string {
