@@ -1,5 +1,6 @@
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net'
 import { sql } from 'drizzle-orm'
+import postgres from 'postgres'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MessageWriter } from '../../src/services/message-writer.js'
 import { Outbox } from '../../src/services/outbox.js'
@@ -7,6 +8,7 @@ import type { DeliveryChannel } from '../../src/services/outbox-channel.js'
 import { type Database, openDatabase, rowsOf } from '../../src/store/db.js'
 import { type SendRequest, storeBatch } from '../../src/store/message-batch.js'
 import { openTestDatabase } from '../helpers/database.js'
+import { createTestDatabase } from '../helpers/pg.js'
 import { seedConversation } from '../helpers/writer.js'
 
 /**
@@ -120,5 +122,34 @@ describe('a batch of plain messages on PostgreSQL', () => {
       sql`select count(*)::int as n from outbox_events where type = 'message.created'`,
     )
     expect(rowsOf(events)[0]?.n).toBe(10)
+  })
+})
+
+/**
+ * postgres.js hands a new query to a busy connection (pipelining) until that connection has
+ * `max_pipeline` queries waiting. A transaction's BEGIN arriving as the one that fills it was
+ * written there without the transaction taking the connection: the transaction failed with a
+ * TypeError (a 500 in `messages.test.ts`'s 1,000 concurrent sends on a loaded machine, once
+ * writes were coalesced and pipelines grew longer) and the connection stayed inside BEGIN for
+ * whoever came next. Upstream has the same defect (it throws from a query handler instead).
+ */
+describe('a transaction whose BEGIN fills a connection pipeline', () => {
+  it('takes that connection, commits, and leaves it outside any transaction', async () => {
+    const { url, drop } = await createTestDatabase()
+    const sql = postgres(url, { max: 1, max_pipeline: 5, onnotice: () => {} })
+    try {
+      await sql`select ${0}::int as i`
+      // Started at once (not awaited), so that the connection has them all in its pipeline.
+      const plain = [1, 2, 3, 4, 5].map((i) => sql`select ${i}::int as i`.execute())
+      const tx = sql.begin(async (t) => (await t`select txid_current() as x`)[0]?.x)
+      const rows = await Promise.all(plain)
+      expect(rows.map((r) => r[0]?.i)).toEqual([1, 2, 3, 4, 5])
+      expect(await tx).toBeDefined()
+      // Outside a transaction block, PostgreSQL refuses a savepoint (25P01).
+      await expect(sql`savepoint s`.execute()).rejects.toMatchObject({ code: '25P01' })
+    } finally {
+      await sql.end()
+      await drop()
+    }
   })
 })
