@@ -212,4 +212,19 @@ function releaseUpgrade(socket: import('ws').WebSocket): void {
     response.detachSocket?.(raw)
     raw._httpMessage = null
   }
+  if (raw) dropClearedTimeout(raw)
+}
+
+let kTimeout: symbol | undefined
+
+/**
+ * The HTTP server's idle timeout (`connectionTimeout`) was set on the TCP socket; ws cleared it
+ * (`setTimeout(0)`), but the socket still points at the spent `Timeout`, about 170 bytes per
+ * socket for its life. Node keeps it under a private symbol; `null` is what a fresh socket has.
+ */
+function dropClearedTimeout(raw: object): void {
+  const socket = raw as { timeout?: number; [k: symbol]: unknown }
+  if (socket.timeout !== 0) return
+  kTimeout ??= Object.getOwnPropertySymbols(raw).find((s) => s.description === 'timeout')
+  if (kTimeout !== undefined && kTimeout in socket) socket[kTimeout] = null
 }
