@@ -6,6 +6,7 @@ import { checkClientFrame, PROTOCOL_VERSION } from '../protocol/frames.js'
 import type { Services } from '../services/index.js'
 import { dispatch, WRITES } from './dispatch.js'
 import { errorCode } from './errors.js'
+import type { ExpiryWheel } from './expiry.js'
 import { Follower } from './follower.js'
 import { corkForThisTurn, encode, errorFrame } from './outbound.js'
 import type { TypingIndicators } from './typing.js'
@@ -14,6 +15,12 @@ const CONNECTION = Symbol('connection')
 /** A client's unanswered writes past which its socket is no longer read (HTTP/2's max streams, in spirit). */
 const MAX_WRITES_IN_FLIGHT = 256
 type Owned = WebSocket & { [CONNECTION]?: Connection }
+
+/** The gateway's open connections, and the wheel that closes them when their token expires. */
+export interface Registry {
+  readonly open: Set<Connection>
+  readonly expiry: ExpiryWheel<Connection>
+}
 
 // The listeners every socket shares: `this` is the socket, which points at its connection.
 function onMessage(this: Owned, data: RawData, isBinary: boolean): void {
@@ -44,10 +51,9 @@ export class Connection {
   /** Only the id: the row (hash, e-mail, dates) would cost every idle socket about 1 KB. */
   readonly user: { readonly id: string }
   private socket: WebSocket | undefined
-  private registry: Set<Connection> | undefined
+  private registry: Registry | undefined
   /** Frames sent before `attach`; dropped once attached. */
   private queued: string[] | undefined = []
-  private expiry: NodeJS.Timeout | undefined
   private violations = 0
   /** Writes being handled; shutdown waits for them (a send is acked before its socket closes). Made on the first write. */
   private inflight: Set<Promise<void>> | undefined
@@ -89,14 +95,14 @@ export class Connection {
   }
 
   /**
-   * Takes over the upgraded socket; `registry` (the gateway's open connections) holds this
-   * connection until the socket closes. The socket's listeners are shared by every socket (they
-   * find their connection through the socket), not closures made per socket.
+   * Takes over the upgraded socket; `registry` (the gateway's) holds this connection until the
+   * socket closes, and closes it when its token expires. The socket's listeners are shared by
+   * every socket (they find their connection through the socket), not closures made per socket.
    */
-  attach(socket: WebSocket, registry?: Set<Connection>): void {
+  attach(socket: WebSocket, registry: Registry): void {
     this.socket = socket
     this.registry = registry
-    registry?.add(this)
+    registry.open.add(this)
     ;(socket as Owned)[CONNECTION] = this
     socket.on('message', onMessage)
     socket.on('pong', onPong)
@@ -104,7 +110,7 @@ export class Connection {
     socket.on('error', onError)
     for (const s of this.queued ?? []) socket.send(s)
     this.queued = undefined
-    this.armExpiry()
+    registry.expiry.add(this, this.tokenExp)
     this.services.metrics.wsConnections.inc()
     this.counted = true
     void this.announce('online')
@@ -112,7 +118,7 @@ export class Connection {
 
   /** The socket closed (its shared 'close' listener). */
   socketClosed(code: number): void {
-    this.registry?.delete(this)
+    this.registry?.open.delete(this)
     this.services.metrics.wsClosed.labels(String(code)).inc()
     void this.dispose()
   }
@@ -140,7 +146,7 @@ export class Connection {
   async dispose(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    clearTimeout(this.expiry)
+    this.registry?.expiry.remove(this, this.tokenExp)
     this.follower.dispose()
     this.typing?.stopAll()
     if (this.counted) {
@@ -151,8 +157,15 @@ export class Connection {
 
   /** A fresh access token arrived (`auth` frame): the socket lives until it expires. */
   extendUntil(exp: number): void {
+    if (this.closed) return
+    this.registry?.expiry.remove(this, this.tokenExp)
     this.tokenExp = exp
-    this.armExpiry()
+    this.registry?.expiry.add(this, exp)
+  }
+
+  /** The token expired (the gateway's expiry wheel). */
+  expired(): void {
+    this.close(CloseCode.Unauthorized, 'access token expired')
   }
 
   /** Graceful shutdown: refuses new writes, and resolves once every write being handled is answered. */
@@ -268,16 +281,6 @@ export class Connection {
     } catch (err) {
       this.log.warn({ err }, 'presence update failed')
     }
-  }
-
-  private armExpiry(): void {
-    clearTimeout(this.expiry)
-    const ms = Math.max(0, this.tokenExp * 1000 - Date.now())
-    // setTimeout caps at ~24.8 days; access tokens live minutes.
-    this.expiry = setTimeout(
-      () => this.close(CloseCode.Unauthorized, 'access token expired'),
-      Math.min(ms, 2 ** 31 - 1),
-    )
   }
 
   reportFailure(err: unknown): void {

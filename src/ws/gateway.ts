@@ -7,7 +7,8 @@ import { bearerToken, currentUser } from '../http/authenticate.js'
 import { isUuid } from '../lib/ids.js'
 import { CloseCode } from '../protocol/close-codes.js'
 import type { Services } from '../services/index.js'
-import { Connection } from './connection.js'
+import { Connection, type Registry } from './connection.js'
+import { ExpiryWheel } from './expiry.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -23,6 +24,7 @@ declare module 'fastify' {
 export async function registerGateway(app: FastifyInstance, services: Services): Promise<void> {
   const { config } = services
   const connections = new Set<Connection>()
+  const registry: Registry = { open: connections, expiry: new ExpiryWheel((c) => c.expired()) }
   // After a broker outage, every feed re-reads the store: live events published meanwhile were lost.
   services.broker.onReconnect?.(() => {
     for (const c of connections)
@@ -153,7 +155,7 @@ export async function registerGateway(app: FastifyInstance, services: Services):
     if (!connection) return socket.close(CloseCode.PolicyViolation, 'not prepared')
     if (shuttingDown) return socket.close(CloseCode.GoingAway, 'server shutting down')
     releaseUpgrade(socket)
-    connection.attach(socket, connections)
+    connection.attach(socket, registry)
   }
 
   const querystring = Type.Object({
