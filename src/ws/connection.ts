@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
 import { countFrameIn } from '../observability/metrics.js'
@@ -14,7 +15,7 @@ import type { TypingIndicators } from './typing.js'
 const CONNECTION = Symbol('connection')
 /** A client's unanswered writes past which its socket is no longer read (HTTP/2's max streams, in spirit). */
 const MAX_WRITES_IN_FLIGHT = 256
-type Owned = WebSocket & { [CONNECTION]?: Connection }
+type Owned = (WebSocket | Socket) & { [CONNECTION]?: Connection }
 
 /** The gateway's open connections, and the wheel that closes them when their token expires. */
 export interface Registry {
@@ -35,6 +36,9 @@ function onClose(this: Owned, code: number): void {
 }
 function onError(this: Owned, err: Error): void {
   this[CONNECTION]?.socketError(err)
+}
+function onTcpClose(this: Owned): void {
+  this[CONNECTION]?.ended()
 }
 
 /**
@@ -75,7 +79,9 @@ export class Connection {
     readonly bound: string | undefined,
     readonly services: Services,
     private readonly log: FastifyBaseLogger,
-    awaitSync = false,
+    awaitSync: boolean,
+    /** The id of the connection lease this socket holds (see `ended`); undefined once given back. */
+    private lease: string | undefined,
   ) {
     this.user = { id: userId }
     this.follower = new Follower(userId, bound, services, this, awaitSync && !bound)
@@ -114,6 +120,33 @@ export class Connection {
     this.services.metrics.wsConnections.inc()
     this.counted = true
     void this.announce('online')
+  }
+
+  /**
+   * The TCP connection outlives the upgrade: its close gives the lease back and releases
+   * everything however it ends, also when the client goes away before the upgrade completes.
+   * A shared listener, not a closure: one made in the gateway's hook kept the whole upgrade
+   * request alive, and a closure per socket costs its heap (docs/performance.md, per-socket memory).
+   */
+  endWith(tcp: Socket): void {
+    if (tcp.destroyed) {
+      this.ended()
+      return
+    }
+    ;(tcp as Owned)[CONNECTION] = this
+    tcp.on('close', onTcpClose)
+  }
+
+  /** The TCP connection closed, or the socket could not be opened: gives the lease back and releases everything. */
+  ended(): void {
+    const lease = this.lease
+    this.lease = undefined
+    if (lease !== undefined) {
+      this.services.connectionLeases
+        .release(this.user.id, lease)
+        .catch((err: unknown) => this.log.warn({ err }, 'connection lease not released; it will expire'))
+    }
+    void this.dispose()
   }
 
   /** The socket closed (its shared 'close' listener). */

@@ -111,41 +111,22 @@ export async function registerGateway(app: FastifyInstance, services: Services):
     if (!(await services.connectionLeases.acquire(user.id, socketId, config.ws.maxConnectionsPerUser))) {
       throw new RateLimitedError(5)
     }
-    // No closure below names `req` or `user`: the socket's close listener would keep the whole
-    // request (its headers and token, the user row, its logger) alive for the socket's life,
-    // about 3 KB of an idle socket's heap (docs/performance.md, per-socket memory).
-    const userId = user.id
-    const log = app.log
-    let held = true
-    const release = () => {
-      if (!held) return
-      held = false
-      services.connectionLeases
-        .release(userId, socketId)
-        .catch((err: unknown) => log.warn({ err }, 'connection lease not released; it will expire'))
-    }
     // The server's logger, not the request's: the socket outlives the request by hours.
     const connection = new Connection(
-      userId,
+      user.id,
       req.tokenExp,
       bound ? params.conversation_id : undefined,
       services,
-      log,
+      app.log,
       query.resume === true,
+      socketId,
     )
     req.chatConnection = connection
-    // The TCP socket outlives the upgrade: its close releases the connection however it ends,
-    // also when the client goes away before the upgrade finishes.
-    const done = () => {
-      release()
-      void connection.dispose()
-    }
-    if (req.raw.socket.destroyed) done()
-    else req.raw.socket.once('close', done)
+    connection.endWith(req.raw.socket)
     try {
       await connection.open(query.since_seq)
     } catch (err) {
-      done()
+      connection.ended()
       throw err
     }
   }
