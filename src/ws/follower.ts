@@ -14,6 +14,11 @@ export type { FollowerSink } from './follower-sink.js'
 
 type MessageEvent = Extract<ChatEvent, { type: 'message.created' }>
 
+// What a socket that follows nothing reads until its first conversation: never written to (see
+// `addFeed`, `learnVersion`), so idle sockets share them instead of holding two empty Maps each.
+const NO_FEEDS: ReadonlyMap<string, ConversationFeed> = new Map()
+const NO_VERSIONS: ReadonlyMap<string, number> = new Map()
+
 /**
  * What one socket follows: its broker subscriptions and one ordered feed per conversation. It
  * turns broker events into frames for this user only: messages go through the conversation's
@@ -23,13 +28,13 @@ type MessageEvent = Extract<ChatEvent, { type: 'message.created' }>
  * `bound` is the conversation of a per-conversation socket; undefined for the user socket.
  */
 export class Follower {
-  private readonly feeds = new Map<string, ConversationFeed>()
-  // Made when first needed (most sockets never need them): each empty Map costs an idle socket
-  // about 100 bytes (docs/performance.md, per-socket memory).
+  private feeds = NO_FEEDS as Map<string, ConversationFeed>
+  // Made when first needed (most sockets never need them): each empty Map or Set costs an idle
+  // socket about 150 bytes (docs/performance.md, per-socket memory).
   /** Messages that arrived after the subscription but before the feed was made. */
   private early: Map<string, MessageView[]> | undefined
   /** Membership version per followed conversation, as far as this socket knows (see `pushChecked`). */
-  private readonly knownVersion = new Map<string, number>()
+  private knownVersion = NO_VERSIONS as Map<string, number>
   /** Messages waiting for a membership re-check, by conversation. */
   private unverified: Map<string, MessageView[]> | undefined
   /** Channels subscribed to. The follower itself is the listener (`onEvent`): no closure per subscription. */
@@ -216,6 +221,7 @@ export class Follower {
       },
       this.awaitSync,
     )
+    if (this.feeds === NO_FEEDS) this.feeds = new Map()
     this.feeds.set(conversationId, feed)
     for (const m of this.early?.get(conversationId) ?? []) feed.push(m)
     this.early?.delete(conversationId)
@@ -330,6 +336,7 @@ export class Follower {
 
   private learnVersion(conversationId: string, version: number): void {
     if (version <= (this.knownVersion.get(conversationId) ?? -1)) return
+    if (this.knownVersion === NO_VERSIONS) this.knownVersion = new Map()
     this.knownVersion.set(conversationId, version)
   }
 
