@@ -52,8 +52,6 @@ export class Connection {
   readonly follower: Follower
   /** Made on the first typing frame: most sockets never send one. */
   typing: TypingIndicators | undefined
-  /** Only the id: the row (hash, e-mail, dates) would cost every idle socket about 1 KB. */
-  readonly user: { readonly id: string }
   private socket: WebSocket | undefined
   private registry: Registry | undefined
   /** Frames sent before `attach`; dropped once attached. */
@@ -74,7 +72,8 @@ export class Connection {
    * `sync`, so replayed and live messages cannot interleave.
    */
   constructor(
-    userId: string,
+    /** Only the id: the row (hash, e-mail, dates) would cost every idle socket about 1 KB. */
+    readonly userId: string,
     private tokenExp: number,
     readonly bound: string | undefined,
     readonly services: Services,
@@ -83,7 +82,6 @@ export class Connection {
     /** The id of the connection lease this socket holds (see `ended`); undefined once given back. */
     private lease: string | undefined,
   ) {
-    this.user = { id: userId }
     this.follower = new Follower(userId, bound, services, this, awaitSync && !bound)
   }
 
@@ -92,7 +90,7 @@ export class Connection {
     this.queued?.push(
       encode({
         type: 'ready',
-        user_id: this.user.id,
+        user_id: this.userId,
         protocol: PROTOCOL_VERSION,
         ...(this.bound ? { conversation_id: this.bound } : {}),
       }),
@@ -143,7 +141,7 @@ export class Connection {
     this.lease = undefined
     if (lease !== undefined) {
       this.services.connectionLeases
-        .release(this.user.id, lease)
+        .release(this.userId, lease)
         .catch((err: unknown) => this.log.warn({ err }, 'connection lease not released; it will expire'))
     }
     void this.dispose()
@@ -305,9 +303,9 @@ export class Connection {
   private async announce(status: 'online' | 'offline'): Promise<void> {
     const { presence } = this.services
     try {
-      await presence.changed(this.user.id, status, this.follower.followed())
+      await presence.changed(this.userId, status, this.follower.followed())
       if (status === 'offline' || this.closed) return
-      for (const id of await presence.onlinePeers(this.user.id, this.bound)) {
+      for (const id of await presence.onlinePeers(this.userId, this.bound)) {
         if (!this.follower.hides(id) && this.follower.notePeer(id, 'online'))
           this.send(encode({ type: 'presence', user_id: id, status: 'online' }))
       }
