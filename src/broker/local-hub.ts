@@ -43,7 +43,10 @@ export class LocalHub {
     for (const channel of only === undefined ? channelsOf(event) : [only]) {
       const set = this.byChannel.get(channel)
       if (!set) continue
-      for (const listener of [...set]) listener(event, channel)
+      for (const listener of [...set]) {
+        if (typeof listener === 'function') listener(event, channel)
+        else listener.onEvent(event, channel)
+      }
     }
   }
 }

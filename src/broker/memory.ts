@@ -14,9 +14,11 @@ export class MemoryBroker implements Broker {
 
   async subscribe(channel: string, listener: Listener): Promise<() => void> {
     this.hub.add(channel, listener)
-    return () => {
-      this.hub.remove(channel, listener)
-    }
+    return () => this.unsubscribe(channel, listener)
+  }
+
+  unsubscribe(channel: string, listener: Listener): void {
+    this.hub.remove(channel, listener)
   }
 
   healthy(): boolean {

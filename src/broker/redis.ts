@@ -118,10 +118,12 @@ export class RedisBroker implements Broker {
       // Resolves once Redis confirms: events published anywhere from now on reach this listener.
       await this.redisSubscribe([channel]).catch(() => this.markDown())
     }
-    return () => {
-      if (this.hub.remove(channel, listener) && this.sub.status === 'ready') {
-        this.redisUnsubscribe(channel).catch(() => this.markDown())
-      }
+    return () => this.unsubscribe(channel, listener)
+  }
+
+  unsubscribe(channel: string, listener: Listener): void {
+    if (this.hub.remove(channel, listener) && this.sub.status === 'ready') {
+      this.redisUnsubscribe(channel).catch(() => this.markDown())
     }
   }
 

@@ -8,9 +8,14 @@ import type { Socket } from 'node:net'
  */
 export function trackConnections(server: Server) {
   const open = new Set<Socket>()
+  // One listener for every socket ('close' comes once): a closure and a once-wrapper per
+  // socket cost each idle WebSocket about 250 bytes (docs/performance.md, per-socket memory).
+  const forget = function (this: Socket) {
+    open.delete(this)
+  }
   server.on('connection', (socket: Socket) => {
     open.add(socket)
-    socket.once('close', () => open.delete(socket))
+    socket.on('close', forget)
   })
   return {
     get size(): number {

@@ -6,7 +6,10 @@ import type { ChatEvent } from '../protocol/events.js'
  * reaches up into the transports.
  */
 
-export type Listener = (event: ChatEvent, channel: string) => void
+/** Gets a channel's events: a function, or an object (a socket subscribes itself, not a closure of its own). */
+export type Listener =
+  | ((event: ChatEvent, channel: string) => void)
+  | { onEvent(event: ChatEvent, channel: string): void }
 
 /**
  * Carries committed changes to every instance's sockets.
@@ -32,6 +35,8 @@ export interface Broker {
    * the instance unsubscribes from the channel when its last listener leaves.
    */
   subscribe(channel: string, listener: Listener): Promise<() => void>
+  /** Removes a listener as the function `subscribe` returned does; removing one twice is harmless. */
+  unsubscribe(channel: string, listener: Listener): void
   /** True when events reach other instances (always true for the in-process broker). */
   healthy(): boolean
   /** Registers a handler run after an outage ends, so consumers re-read what they may have missed. */

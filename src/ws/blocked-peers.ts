@@ -5,22 +5,32 @@
  * presence or typing event. Changes heard while the first read runs are applied over its result.
  */
 export class BlockedPeers {
-  private readonly ids = new Set<string>()
-  private pending: Map<string, boolean> | undefined = new Map()
+  /** Made on the first blocker: most users have none, and an empty Set costs every socket ~150 bytes. */
+  private ids: Set<string> | undefined
+  /** Changes heard while `load` runs; made on the first one. */
+  private pending: Map<string, boolean> | undefined
+  private loaded = false
 
   async load(read: () => Promise<string[]>): Promise<void> {
-    for (const id of await read()) this.ids.add(id)
+    const ids = await read()
+    this.loaded = true
+    for (const id of ids) this.apply(id, true)
     for (const [id, blocked] of this.pending ?? []) this.apply(id, blocked)
     this.pending = undefined
   }
 
   apply(blockerId: string, blocked: boolean): void {
-    this.pending?.set(blockerId, blocked)
-    if (blocked) this.ids.add(blockerId)
-    else this.ids.delete(blockerId)
+    if (!this.loaded) {
+      this.pending ??= new Map()
+      this.pending.set(blockerId, blocked)
+    }
+    if (blocked) {
+      this.ids ??= new Set()
+      this.ids.add(blockerId)
+    } else this.ids?.delete(blockerId)
   }
 
   has(userId: string): boolean {
-    return this.ids.has(userId)
+    return this.ids?.has(userId) ?? false
   }
 }

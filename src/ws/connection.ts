@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
 import { countFrameIn } from '../observability/metrics.js'
@@ -6,6 +7,7 @@ import { checkClientFrame, PROTOCOL_VERSION } from '../protocol/frames.js'
 import type { Services } from '../services/index.js'
 import { dispatch, WRITES } from './dispatch.js'
 import { errorCode } from './errors.js'
+import type { ExpiryWheel } from './expiry.js'
 import { Follower } from './follower.js'
 import { corkForThisTurn, encode, errorFrame } from './outbound.js'
 import type { TypingIndicators } from './typing.js'
@@ -13,7 +15,13 @@ import type { TypingIndicators } from './typing.js'
 const CONNECTION = Symbol('connection')
 /** A client's unanswered writes past which its socket is no longer read (HTTP/2's max streams, in spirit). */
 const MAX_WRITES_IN_FLIGHT = 256
-type Owned = WebSocket & { [CONNECTION]?: Connection }
+type Owned = (WebSocket | Socket) & { [CONNECTION]?: Connection }
+
+/** The gateway's open connections, and the wheel that closes them when their token expires. */
+export interface Registry {
+  readonly open: Set<Connection>
+  readonly expiry: ExpiryWheel<Connection>
+}
 
 // The listeners every socket shares: `this` is the socket, which points at its connection.
 function onMessage(this: Owned, data: RawData, isBinary: boolean): void {
@@ -29,6 +37,9 @@ function onClose(this: Owned, code: number): void {
 function onError(this: Owned, err: Error): void {
   this[CONNECTION]?.socketError(err)
 }
+function onTcpClose(this: Owned): void {
+  this[CONNECTION]?.ended()
+}
 
 /**
  * One client socket: its I/O (backlog bound, pacing), lifecycle (token expiry, heartbeat,
@@ -41,13 +52,10 @@ export class Connection {
   readonly follower: Follower
   /** Made on the first typing frame: most sockets never send one. */
   typing: TypingIndicators | undefined
-  /** Only the id: the row (hash, e-mail, dates) would cost every idle socket about 1 KB. */
-  readonly user: { readonly id: string }
   private socket: WebSocket | undefined
-  private registry: Set<Connection> | undefined
+  private registry: Registry | undefined
   /** Frames sent before `attach`; dropped once attached. */
   private queued: string[] | undefined = []
-  private expiry: NodeJS.Timeout | undefined
   private violations = 0
   /** Writes being handled; shutdown waits for them (a send is acked before its socket closes). Made on the first write. */
   private inflight: Set<Promise<void>> | undefined
@@ -64,14 +72,16 @@ export class Connection {
    * `sync`, so replayed and live messages cannot interleave.
    */
   constructor(
-    userId: string,
+    /** Only the id: the row (hash, e-mail, dates) would cost every idle socket about 1 KB. */
+    readonly userId: string,
     private tokenExp: number,
     readonly bound: string | undefined,
     readonly services: Services,
     private readonly log: FastifyBaseLogger,
-    awaitSync = false,
+    awaitSync: boolean,
+    /** The id of the connection lease this socket holds (see `ended`); undefined once given back. */
+    private lease: string | undefined,
   ) {
-    this.user = { id: userId }
     this.follower = new Follower(userId, bound, services, this, awaitSync && !bound)
   }
 
@@ -80,7 +90,7 @@ export class Connection {
     this.queued?.push(
       encode({
         type: 'ready',
-        user_id: this.user.id,
+        user_id: this.userId,
         protocol: PROTOCOL_VERSION,
         ...(this.bound ? { conversation_id: this.bound } : {}),
       }),
@@ -89,14 +99,14 @@ export class Connection {
   }
 
   /**
-   * Takes over the upgraded socket; `registry` (the gateway's open connections) holds this
-   * connection until the socket closes. The socket's listeners are shared by every socket (they
-   * find their connection through the socket), not closures made per socket.
+   * Takes over the upgraded socket; `registry` (the gateway's) holds this connection until the
+   * socket closes, and closes it when its token expires. The socket's listeners are shared by
+   * every socket (they find their connection through the socket), not closures made per socket.
    */
-  attach(socket: WebSocket, registry?: Set<Connection>): void {
+  attach(socket: WebSocket, registry: Registry): void {
     this.socket = socket
     this.registry = registry
-    registry?.add(this)
+    registry.open.add(this)
     ;(socket as Owned)[CONNECTION] = this
     socket.on('message', onMessage)
     socket.on('pong', onPong)
@@ -104,15 +114,42 @@ export class Connection {
     socket.on('error', onError)
     for (const s of this.queued ?? []) socket.send(s)
     this.queued = undefined
-    this.armExpiry()
+    registry.expiry.add(this, this.tokenExp)
     this.services.metrics.wsConnections.inc()
     this.counted = true
     void this.announce('online')
   }
 
+  /**
+   * The TCP connection outlives the upgrade: its close gives the lease back and releases
+   * everything however it ends, also when the client goes away before the upgrade completes.
+   * A shared listener, not a closure: one made in the gateway's hook kept the whole upgrade
+   * request alive, and a closure per socket costs its heap (docs/performance.md, per-socket memory).
+   */
+  endWith(tcp: Socket): void {
+    if (tcp.destroyed) {
+      this.ended()
+      return
+    }
+    ;(tcp as Owned)[CONNECTION] = this
+    tcp.on('close', onTcpClose)
+  }
+
+  /** The TCP connection closed, or the socket could not be opened: gives the lease back and releases everything. */
+  ended(): void {
+    const lease = this.lease
+    this.lease = undefined
+    if (lease !== undefined) {
+      this.services.connectionLeases
+        .release(this.userId, lease)
+        .catch((err: unknown) => this.log.warn({ err }, 'connection lease not released; it will expire'))
+    }
+    void this.dispose()
+  }
+
   /** The socket closed (its shared 'close' listener). */
   socketClosed(code: number): void {
-    this.registry?.delete(this)
+    this.registry?.open.delete(this)
     this.services.metrics.wsClosed.labels(String(code)).inc()
     void this.dispose()
   }
@@ -140,7 +177,7 @@ export class Connection {
   async dispose(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    clearTimeout(this.expiry)
+    this.registry?.expiry.remove(this, this.tokenExp)
     this.follower.dispose()
     this.typing?.stopAll()
     if (this.counted) {
@@ -151,8 +188,15 @@ export class Connection {
 
   /** A fresh access token arrived (`auth` frame): the socket lives until it expires. */
   extendUntil(exp: number): void {
+    if (this.closed) return
+    this.registry?.expiry.remove(this, this.tokenExp)
     this.tokenExp = exp
-    this.armExpiry()
+    this.registry?.expiry.add(this, exp)
+  }
+
+  /** The token expired (the gateway's expiry wheel). */
+  expired(): void {
+    this.close(CloseCode.Unauthorized, 'access token expired')
   }
 
   /** Graceful shutdown: refuses new writes, and resolves once every write being handled is answered. */
@@ -259,25 +303,15 @@ export class Connection {
   private async announce(status: 'online' | 'offline'): Promise<void> {
     const { presence } = this.services
     try {
-      await presence.changed(this.user.id, status, this.follower.followed())
+      await presence.changed(this.userId, status, this.follower.followed())
       if (status === 'offline' || this.closed) return
-      for (const id of await presence.onlinePeers(this.user.id, this.bound)) {
+      for (const id of await presence.onlinePeers(this.userId, this.bound)) {
         if (!this.follower.hides(id) && this.follower.notePeer(id, 'online'))
           this.send(encode({ type: 'presence', user_id: id, status: 'online' }))
       }
     } catch (err) {
       this.log.warn({ err }, 'presence update failed')
     }
-  }
-
-  private armExpiry(): void {
-    clearTimeout(this.expiry)
-    const ms = Math.max(0, this.tokenExp * 1000 - Date.now())
-    // setTimeout caps at ~24.8 days; access tokens live minutes.
-    this.expiry = setTimeout(
-      () => this.close(CloseCode.Unauthorized, 'access token expired'),
-      Math.min(ms, 2 ** 31 - 1),
-    )
   }
 
   reportFailure(err: unknown): void {

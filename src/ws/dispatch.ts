@@ -6,7 +6,7 @@ import { TypingIndicators } from './typing.js'
 
 /** What a frame handler may use of its socket (the Connection). */
 export interface Session {
-  readonly user: { readonly id: string }
+  readonly userId: string
   /** The conversation of a per-conversation socket. */
   readonly bound: string | undefined
   readonly services: Services
@@ -45,7 +45,7 @@ const handlers: Handlers = {
     const conversationId = target(c, f.conversation_id, clientMsgId)
     if (conversationId === undefined) return
     const { message } = await c.services.messages.send(
-      c.user.id,
+      c.userId,
       conversationId,
       f.content,
       clientMsgId,
@@ -59,23 +59,23 @@ const handlers: Handlers = {
     c.send(encode({ type: 'message.ack', client_msg_id: clientMsgId, message }))
   },
   'message.edit': async (c, f) => {
-    await c.services.messages.edit(c.user.id, f.message_id, f.content)
+    await c.services.messages.edit(c.userId, f.message_id, f.content)
   },
   'message.delete': async (c, f) => {
-    await c.services.messages.delete(c.user.id, f.message_id)
+    await c.services.messages.delete(c.userId, f.message_id)
   },
   'reaction.add': async (c, f) => {
-    await c.services.reactions.add(c.user.id, f.message_id, f.emoji)
+    await c.services.reactions.add(c.userId, f.message_id, f.emoji)
   },
   'reaction.remove': async (c, f) => {
-    await c.services.reactions.remove(c.user.id, f.message_id, f.emoji)
+    await c.services.reactions.remove(c.userId, f.message_id, f.emoji)
   },
   typing: (c, f) => {
     const conversationId = target(c, f.conversation_id)
     if (conversationId === undefined) return
     c.typing ??= new TypingIndicators(
       (id, state) =>
-        c.services.broker.publish({ type: 'typing', conversation_id: id, user_id: c.user.id, state }),
+        c.services.broker.publish({ type: 'typing', conversation_id: id, user_id: c.userId, state }),
       c.services.config.ws.typingTtlMs,
       c.services.config.ws.typingRelayIntervalMs,
     )
@@ -84,7 +84,7 @@ const handlers: Handlers = {
   read: async (c, f) => {
     const conversationId = target(c, f.conversation_id)
     if (conversationId === undefined) return
-    await c.services.messages.markRead(c.user.id, conversationId, f.seq)
+    await c.services.messages.markRead(c.userId, conversationId, f.seq)
   },
   sync: async (c, f) => {
     const unknown = await c.follower.resume(f.cursors, f.changes)
@@ -96,7 +96,7 @@ const handlers: Handlers = {
   auth: async (c, f) => {
     // The same check as the upgrade: a deleted or deactivated account cannot extend its socket.
     const { user, exp } = await c.services.auth.authenticate(f.access_token)
-    if (user.id !== c.user.id) {
+    if (user.id !== c.userId) {
       c.send(errorFrame('unauthorized', 'the token belongs to another user'))
       return
     }

@@ -3,29 +3,21 @@ import { CloseCode } from '../protocol/close-codes.js'
 import { type ChatEvent, conversationChannel, userChannel } from '../protocol/events.js'
 import type { MessageView } from '../protocol/message.js'
 import type { Services } from '../services/index.js'
-import type { Listener } from '../services/ports.js'
 import { BlockedPeers } from './blocked-peers.js'
 import { resendChanges } from './changes.js'
 import { ConversationFeed } from './feed.js'
 import type { FollowerSink } from './follower-sink.js'
 import { encode, eventFrameFor, messageNewFrame } from './outbound.js'
+import { type RemovalEvent, removal } from './removal.js'
 
 export type { FollowerSink } from './follower-sink.js'
 
 type MessageEvent = Extract<ChatEvent, { type: 'message.created' }>
-type RemovalEvent = Extract<ChatEvent, { type: 'member.removed' }>
 
-const removal = (
-  conversationId: string,
-  userId: string,
-  at: { seq: number; membersVersion: number },
-): RemovalEvent => ({
-  type: 'member.removed',
-  conversation_id: conversationId,
-  user_id: userId,
-  seq: at.seq,
-  members_version: at.membersVersion,
-})
+// What a socket that follows nothing reads until its first conversation: never written to (see
+// `addFeed`, `learnVersion`), so idle sockets share them instead of holding two empty Maps each.
+const NO_FEEDS: ReadonlyMap<string, ConversationFeed> = new Map()
+const NO_VERSIONS: ReadonlyMap<string, number> = new Map()
 
 /**
  * What one socket follows: its broker subscriptions and one ordered feed per conversation. It
@@ -36,16 +28,17 @@ const removal = (
  * `bound` is the conversation of a per-conversation socket; undefined for the user socket.
  */
 export class Follower {
-  private readonly feeds = new Map<string, ConversationFeed>()
-  // Made when first needed (most sockets never need them): each empty Map costs an idle socket
-  // about 100 bytes (docs/performance.md, per-socket memory).
+  private feeds = NO_FEEDS as Map<string, ConversationFeed>
+  // Made when first needed (most sockets never need them): each empty Map or Set costs an idle
+  // socket about 150 bytes (docs/performance.md, per-socket memory).
   /** Messages that arrived after the subscription but before the feed was made. */
   private early: Map<string, MessageView[]> | undefined
   /** Membership version per followed conversation, as far as this socket knows (see `pushChecked`). */
-  private readonly knownVersion = new Map<string, number>()
+  private knownVersion = NO_VERSIONS as Map<string, number>
   /** Messages waiting for a membership re-check, by conversation. */
   private unverified: Map<string, MessageView[]> | undefined
-  private readonly unsubscribe = new Map<string, () => void>()
+  /** Channels subscribed to. The follower itself is the listener (`onEvent`): no closure per subscription. */
+  private channels: Set<string> | undefined
   /** Presence of peers as last sent, so a repeated status is not sent twice. */
   private peers: Map<string, 'online' | 'offline'> | undefined
   /** Users who block this user: their presence and typing are not sent (see `noteBlock`). */
@@ -53,7 +46,8 @@ export class Follower {
   /** Conversations being left: delivering up to the removal, then forgotten. */
   private leaving: Set<string> | undefined
   private closed = false
-  private readonly listener: Listener = (event, channel) => this.onEvent(event, channel)
+  /** Subscribed to the user channel (kept out of `channels`: every open socket has it). */
+  private listening = false
 
   constructor(
     private readonly userId: string,
@@ -68,13 +62,13 @@ export class Follower {
   async open(sinceSeq: number | undefined): Promise<void> {
     const { conversations } = this.services
     // The user channel in every case: it carries the account's own events (account.closed, removal).
-    await this.subscribe(userChannel(this.userId))
+    await this.subscribe(userChannel(this.userId), true)
     // Read after subscribing, so a block committed meanwhile arrives as an event and is not lost.
     const hidden = this.hidden.load(() => this.services.blocks.blockersOf(this.userId))
     if (this.bound) {
       await this.subscribe(conversationChannel(this.bound))
       const [{ seq: last, membersVersion }] = await Promise.all([conversations.position(this.bound), hidden])
-      this.knownVersion.set(this.bound, membersVersion)
+      this.learnVersion(this.bound, membersVersion)
       // A cursor past the end would silently swallow the next messages: clamp it.
       const start = sinceSeq === undefined ? last : Math.min(sinceSeq, last)
       this.addFeed(this.bound, start, start < last)
@@ -86,7 +80,7 @@ export class Follower {
     for (const m of await conversations.memberships(this.userId)) {
       // A conversation joined meanwhile (member.added) already has its feed, from its join point.
       if (!this.feeds.has(m.conversationId)) {
-        this.knownVersion.set(m.conversationId, m.membersVersion)
+        this.learnVersion(m.conversationId, m.membersVersion)
         this.addFeed(m.conversationId, m.seq, false)
       }
     }
@@ -193,21 +187,26 @@ export class Follower {
     if (this.closed) return
     this.closed = true
     for (const feed of this.feeds.values()) feed.close()
-    for (const off of this.unsubscribe.values()) off()
-    this.unsubscribe.clear()
+    const { broker } = this.services
+    if (this.listening) broker.unsubscribe(userChannel(this.userId), this)
+    for (const channel of this.channels ?? []) broker.unsubscribe(channel, this)
+    this.channels = undefined
   }
 
-  private async subscribe(channel: string): Promise<void> {
-    if (this.unsubscribe.has(channel) || this.closed) return
-    this.unsubscribe.set(channel, () => {})
-    const off = await this.services.broker.subscribe(channel, this.listener)
-    if (this.closed) off()
-    else this.unsubscribe.set(channel, off)
+  private async subscribe(channel: string, user = false): Promise<void> {
+    if (this.channels?.has(channel) || this.closed) return
+    if (user) this.listening = true
+    else {
+      this.channels ??= new Set()
+      this.channels.add(channel)
+    }
+    await this.services.broker.subscribe(channel, this)
+    // Disposed meanwhile: it removed the listener already, or did so before the broker added it.
+    if (this.closed) this.services.broker.unsubscribe(channel, this)
   }
 
   private unsubscribeFrom(channel: string): void {
-    this.unsubscribe.get(channel)?.()
-    this.unsubscribe.delete(channel)
+    if (this.channels?.delete(channel)) this.services.broker.unsubscribe(channel, this)
   }
 
   private addFeed(conversationId: string, start: number, fill: boolean): ConversationFeed {
@@ -222,6 +221,7 @@ export class Follower {
       },
       this.awaitSync,
     )
+    if (this.feeds === NO_FEEDS) this.feeds = new Map()
     this.feeds.set(conversationId, feed)
     for (const m of this.early?.get(conversationId) ?? []) feed.push(m)
     this.early?.delete(conversationId)
@@ -229,7 +229,8 @@ export class Follower {
     return feed
   }
 
-  private onEvent(event: ChatEvent, channel: string): void {
+  /** A broker event on one of this socket's channels. */
+  onEvent(event: ChatEvent, channel: string): void {
     if (this.closed) return
     if (event.type === 'account.closed') {
       if (event.user_id === this.userId) this.sink.close(CloseCode.Forbidden, 'account closed')
@@ -243,7 +244,7 @@ export class Follower {
     switch (event.type) {
       case 'message.created':
         if (feed) this.pushChecked(feed, event)
-        else if (this.unsubscribe.has(conversationChannel(event.conversation_id)))
+        else if (this.channels?.has(conversationChannel(event.conversation_id)))
           this.stashEarly(event.message)
         return
       case 'message.updated':
@@ -334,8 +335,9 @@ export class Follower {
   }
 
   private learnVersion(conversationId: string, version: number): void {
-    if (version > (this.knownVersion.get(conversationId) ?? -1))
-      this.knownVersion.set(conversationId, version)
+    if (version <= (this.knownVersion.get(conversationId) ?? -1)) return
+    if (this.knownVersion === NO_VERSIONS) this.knownVersion = new Map()
+    this.knownVersion.set(conversationId, version)
   }
 
   private stashEarly(m: MessageView): void {

@@ -7,7 +7,8 @@ import { bearerToken, currentUser } from '../http/authenticate.js'
 import { isUuid } from '../lib/ids.js'
 import { CloseCode } from '../protocol/close-codes.js'
 import type { Services } from '../services/index.js'
-import { Connection } from './connection.js'
+import { Connection, type Registry } from './connection.js'
+import { ExpiryWheel } from './expiry.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -23,6 +24,7 @@ declare module 'fastify' {
 export async function registerGateway(app: FastifyInstance, services: Services): Promise<void> {
   const { config } = services
   const connections = new Set<Connection>()
+  const registry: Registry = { open: connections, expiry: new ExpiryWheel((c) => c.expired()) }
   // After a broker outage, every feed re-reads the store: live events published meanwhile were lost.
   services.broker.onReconnect?.(() => {
     for (const c of connections)
@@ -109,41 +111,22 @@ export async function registerGateway(app: FastifyInstance, services: Services):
     if (!(await services.connectionLeases.acquire(user.id, socketId, config.ws.maxConnectionsPerUser))) {
       throw new RateLimitedError(5)
     }
-    // No closure below names `req` or `user`: the socket's close listener would keep the whole
-    // request (its headers and token, the user row, its logger) alive for the socket's life,
-    // about 3 KB of an idle socket's heap (docs/performance.md, per-socket memory).
-    const userId = user.id
-    const log = app.log
-    let held = true
-    const release = () => {
-      if (!held) return
-      held = false
-      services.connectionLeases
-        .release(userId, socketId)
-        .catch((err: unknown) => log.warn({ err }, 'connection lease not released; it will expire'))
-    }
     // The server's logger, not the request's: the socket outlives the request by hours.
     const connection = new Connection(
-      userId,
+      user.id,
       req.tokenExp,
       bound ? params.conversation_id : undefined,
       services,
-      log,
+      app.log,
       query.resume === true,
+      socketId,
     )
     req.chatConnection = connection
-    // The TCP socket outlives the upgrade: its close releases the connection however it ends,
-    // also when the client goes away before the upgrade finishes.
-    const done = () => {
-      release()
-      void connection.dispose()
-    }
-    if (req.raw.socket.destroyed) done()
-    else req.raw.socket.once('close', done)
+    connection.endWith(req.raw.socket)
     try {
       await connection.open(query.since_seq)
     } catch (err) {
-      done()
+      connection.ended()
       throw err
     }
   }
@@ -153,7 +136,7 @@ export async function registerGateway(app: FastifyInstance, services: Services):
     if (!connection) return socket.close(CloseCode.PolicyViolation, 'not prepared')
     if (shuttingDown) return socket.close(CloseCode.GoingAway, 'server shutting down')
     releaseUpgrade(socket)
-    connection.attach(socket, connections)
+    connection.attach(socket, registry)
   }
 
   const querystring = Type.Object({
@@ -212,4 +195,19 @@ function releaseUpgrade(socket: import('ws').WebSocket): void {
     response.detachSocket?.(raw)
     raw._httpMessage = null
   }
+  if (raw) dropClearedTimeout(raw)
+}
+
+let kTimeout: symbol | undefined
+
+/**
+ * The HTTP server's idle timeout (`connectionTimeout`) was set on the TCP socket; ws cleared it
+ * (`setTimeout(0)`), but the socket still points at the spent `Timeout`, about 170 bytes per
+ * socket for its life. Node keeps it under a private symbol; `null` is what a fresh socket has.
+ */
+function dropClearedTimeout(raw: object): void {
+  const socket = raw as { timeout?: number; [k: symbol]: unknown }
+  if (socket.timeout !== 0) return
+  kTimeout ??= Object.getOwnPropertySymbols(raw).find((s) => s.description === 'timeout')
+  if (kTimeout !== undefined && kTimeout in socket) socket[kTimeout] = null
 }
