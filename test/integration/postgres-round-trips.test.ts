@@ -136,7 +136,9 @@ describe('a batch of plain messages on PostgreSQL', () => {
 describe('a transaction whose BEGIN fills a connection pipeline', () => {
   it('takes that connection, commits, and leaves it outside any transaction', async () => {
     const { url, drop } = await createTestDatabase()
-    const sql = postgres(url, { max: 1, max_pipeline: 5, onnotice: () => {} })
+    // max_pipeline: a postgres.js option its type declarations leave out (default 100).
+    const options = { max: 1, max_pipeline: 5, onnotice: () => {} }
+    const sql = postgres(url, options)
     try {
       await sql`select ${0}::int as i`
       // Started at once (not awaited), so that the connection has them all in its pipeline.
